@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// globalOptions are the flags every command shares (DESIGN.md, "Flags shared by
+// the commands"). Each can also be set as QUESTLOG_<NAME> in the environment.
+type globalOptions struct {
+	dataDir      string
+	brokers      string
+	brokerListen string
+	topic        string
+	lake         string
+	logLevel     string
+}
+
+// brokerList is where a client command connects: --brokers when given, else
+// the embedded broker's --broker-listen address.
+func (g *globalOptions) brokerList() []string {
+	if g.brokers != "" {
+		return splitList(g.brokers)
+	}
+	return []string{g.brokerListen}
+}
+
+// lakeLocation is --lake, defaulting to <data-dir>/lake.
+func (g *globalOptions) lakeLocation() string {
+	if g.lake != "" {
+		return g.lake
+	}
+	return filepath.Join(g.dataDir, "lake")
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "questlog",
+		Short: "Game-event analytics in one binary: API → Kafka topic → Parquet lake → SQL and reports",
+		Long: `questlog is a game-event analytics pipeline in one binary.
+
+A game API (accounts, sessions, a shop, a cart, inventories, guilds) turns every
+request into a JSON event on a Kafka topic; extract turns the topic into a
+Parquet lake exactly once; query and report answer questions with DuckDB; load
+plays thousands of players against the API.
+
+Every flag can also be set in the environment as QUESTLOG_<FLAG>, with dashes
+as underscores: --data-dir is QUESTLOG_DATA_DIR. A flag on the command line
+wins over the environment.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return bindEnv(cmd.Flags())
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.dataDir, "data-dir", "./questlog-data", "directory for the embedded broker's log, the SQLite state and the default lake")
+	pf.StringVar(&g.brokers, "brokers", "", "external Kafka cluster as host:port,... (empty: the embedded broker at --broker-listen)")
+	pf.StringVar(&g.brokerListen, "broker-listen", "127.0.0.1:9092", "where the embedded broker listens (up, serve, broker) or is found (other commands)")
+	pf.StringVar(&g.topic, "topic", "events", "the event topic")
+	pf.StringVar(&g.lake, "lake", "", "the lake: a directory or s3://bucket/prefix (default <data-dir>/lake)")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+
+	root.AddCommand(
+		newUpCmd(g),
+		newServeCmd(g),
+		newBrokerCmd(g),
+		newTailCmd(g),
+		newExtractCmd(g),
+		newLakeCmd(g),
+		newQueryCmd(g),
+		newReportCmd(g),
+		newLoadCmd(g),
+	)
+	return root
+}
+
+// bindEnv sets every flag that was not given on the command line from
+// QUESTLOG_<NAME>, so that the environment configures a deployment and the
+// command line still wins.
+func bindEnv(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed {
+			return
+		}
+		name := "QUESTLOG_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = fmt.Errorf("environment %s: %w", name, serr)
+		}
+	})
+	return err
+}

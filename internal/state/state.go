@@ -1,0 +1,107 @@
+// Package state stores what the game must remember between requests:
+// accounts, gold, inventories, carts, guild membership and sessions.
+//
+// One Store interface has two implementations, embedded SQLite (the default,
+// one file in the data directory) and Redis (shared by many API servers). One
+// conformance suite (package statetest) runs against both. The store knows
+// nothing of the game's rules, HTTP or Kafka: it keeps what it is told, and
+// applies each Change atomically.
+package state
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors callers act on.
+var (
+	// ErrNotFound means the account or session does not exist (an expired
+	// session does not exist).
+	ErrNotFound = errors.New("state: not found")
+	// ErrExists means an account with that name already exists.
+	ErrExists = errors.New("state: already exists")
+	// ErrConflict means a Change would break an invariant the store keeps
+	// (negative gold or quantity); nothing was changed.
+	ErrConflict = errors.New("state: change conflicts with stored state")
+)
+
+// Item names one thing a player can hold: a type in a quality.
+type Item struct {
+	Type    string
+	Quality string
+}
+
+// Stack is a quantity of one item.
+type Stack struct {
+	Item
+	Quantity int64
+}
+
+// Account is a player's durable record.
+type Account struct {
+	User         string
+	PasswordHash []byte // bcrypt; the password itself is never stored
+	Gold         int64
+	Guild        string // empty when in no guild
+	CreatedAt    time.Time
+}
+
+// Player is an account with its inventory and cart, read together.
+type Player struct {
+	Account
+	Inventory []Stack // sorted by type, then quality; no zero quantities
+	Cart      []Stack // sorted by type, then quality; no zero quantities
+}
+
+// Session is a login. Only a hash of the token is stored, so a copy of the
+// store does not let anyone log in.
+type Session struct {
+	TokenHash string
+	User      string
+	ExpiresAt time.Time
+}
+
+// Change is one atomic change to a player's state: all of it is applied or
+// none of it is.
+type Change struct {
+	GoldDelta int64
+	Inventory []Stack // quantity deltas, positive or negative
+	Cart      []Stack // quantity deltas, positive or negative
+	ClearCart bool    // applied before Cart deltas
+	Guild     *string // new guild; "" leaves the current one; nil keeps it
+}
+
+// Store keeps the game's state.
+//
+// Lock serializes the changes to one player's state across every process that
+// shares the store: a caller locks, reads, decides, records the event and
+// applies the change, then unlocks, so that two requests cannot both spend the
+// same gold. Reads do not need the lock.
+type Store interface {
+	// Lock takes the player's lock, waiting until it is free or ctx ends.
+	// The returned function releases it.
+	Lock(ctx context.Context, user string) (unlock func(), err error)
+
+	// CreateAccount stores a new account with an empty inventory and cart.
+	// It returns ErrExists when the name is taken.
+	CreateAccount(ctx context.Context, a Account) error
+	// Player reads an account with its inventory and cart, or ErrNotFound.
+	Player(ctx context.Context, user string) (Player, error)
+	// Apply applies c to the player atomically. It returns ErrNotFound for
+	// an unknown player and ErrConflict, changing nothing, when gold or a
+	// quantity would become negative.
+	Apply(ctx context.Context, user string, c Change) error
+
+	// CreateSession stores a session until its ExpiresAt.
+	CreateSession(ctx context.Context, s Session) error
+	// Session returns the live session with that token hash, or ErrNotFound.
+	Session(ctx context.Context, tokenHash string) (Session, error)
+	// DeleteSession removes a session; deleting a missing one is not an error.
+	DeleteSession(ctx context.Context, tokenHash string) error
+
+	// Ping checks that the store answers, for readiness.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
