@@ -1,0 +1,380 @@
+// Package query runs SQL over the questlog lake with DuckDB, behind ready-made
+// views: events (every type, union by name), one view per event type,
+// quarantine, and the classic stack's subsets events_item, events_guild and
+// events_user.
+//
+// It reads the lake's files and nothing else: it knows nothing of Kafka, the
+// API or how the files were written, only the lake's layout (DESIGN.md, "Lake
+// layout"). A view whose event type has no files yet exists and is empty.
+package query
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
+	"github.com/questlog/questlog/internal/event"
+)
+
+// Subset views of the classic stack: the item, guild and user events.
+var subsets = []struct {
+	name  string
+	types []string
+}{
+	{"events_item", []string{event.TypeBuyItem, event.TypeSellItem, event.TypeCartAdd, event.TypeCartRemove, event.TypeCheckout}},
+	{"events_guild", []string{event.TypeJoinGuild, event.TypeLeaveGuild}},
+	{"events_user", []string{event.TypeSignup, event.TypeLogin, event.TypeLogout}},
+}
+
+// KnownTypes are the event types that always have a view, files or not.
+var KnownTypes = []string{
+	event.TypeDefault, event.TypeSignup, event.TypeLogin, event.TypeLogout,
+	event.TypeBuyItem, event.TypeSellItem, event.TypeCartAdd, event.TypeCartRemove,
+	event.TypeCheckout, event.TypeJoinGuild, event.TypeLeaveGuild,
+	event.TypeViewInventory, event.TypeViewCatalog, event.TypeViewCart,
+}
+
+// column is one column every event view has, whether or not a file holds it,
+// so that a query naming it works before the first such event arrives.
+type column struct {
+	name, sqlType string
+}
+
+var httpType = `STRUCT("method" VARCHAR, "path" VARCHAR, "host" VARCHAR, "user_agent" VARCHAR, "accept" VARCHAR, ` +
+	`"remote_addr" VARCHAR, "accept_language" VARCHAR, "accept_encoding" VARCHAR, "content_type" VARCHAR, ` +
+	`"referer" VARCHAR, "origin" VARCHAR, "x_forwarded_for" VARCHAR, "x_request_id" VARCHAR, "x_client_version" VARCHAR)`
+
+// eventColumns are the envelope, event, lineage and partition columns in the
+// order the views show them; columns a file adds beyond these follow.
+var eventColumns = []column{
+	{"event_id", "VARCHAR"},
+	{"event_type", "VARCHAR"},
+	{"event_time", "TIMESTAMPTZ"},
+	{"schema_version", "BIGINT"},
+	{"user", "VARCHAR"},
+	{"status", "VARCHAR"},
+	{"return_code", "BIGINT"},
+	{"error", "VARCHAR"},
+	{"item_type", "VARCHAR"},
+	{"quality", "VARCHAR"},
+	{"quantity", "BIGINT"},
+	{"unit_price", "BIGINT"},
+	{"total_price", "BIGINT"},
+	{"gold_after", "BIGINT"},
+	{"guild", "VARCHAR"},
+	{"cart_size", "BIGINT"},
+	{"item_count", "BIGINT"},
+	{"http", httpType},
+	{"kafka_partition", "INTEGER"},
+	{"kafka_offset", "BIGINT"},
+	{"kafka_timestamp", "TIMESTAMPTZ"},
+	{"event_date", "DATE"},
+}
+
+// quarantineColumns are what an empty quarantine view shows.
+var quarantineColumns = []column{
+	{"kafka_partition", "INTEGER"},
+	{"kafka_offset", "BIGINT"},
+	{"kafka_timestamp", "TIMESTAMPTZ"},
+	{"value", "VARCHAR"},
+	{"error", "VARCHAR"},
+}
+
+// DB is a DuckDB database whose views read one lake. Safe for concurrent
+// use; Refresh rebuilds the views while queries wait.
+type DB struct {
+	lake string
+	db   *sql.DB
+
+	mu    sync.RWMutex // held for writing while views are rebuilt
+	views []string
+}
+
+// Open starts an in-memory DuckDB over the lake at location (a directory, or
+// s3://bucket/prefix when DuckDB's httpfs extension is available) and creates
+// its views. A lake with no files yet is fine: every view exists and is empty.
+func Open(ctx context.Context, location string) (*DB, error) {
+	if location == "" {
+		return nil, errors.New("open lake: no location given")
+	}
+	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
+		// Timestamps show in UTC whatever the machine's zone, as the lake stores
+		// them. This runs for every pooled connection, long after Open's ctx.
+		_, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start duckdb: %w", err)
+	}
+	d := &DB{lake: strings.TrimRight(location, "/"), db: sql.OpenDB(connector)}
+	if err := d.Refresh(ctx); err != nil {
+		d.db.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close releases DuckDB.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Lake is the location the views read.
+func (d *DB) Lake() string { return d.lake }
+
+// Views lists the view names, sorted.
+func (d *DB) Views() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return slices.Clone(d.views)
+}
+
+// Refresh rebuilds the views from the files the lake holds now: a new event
+// type gets its view, and a column that a type's files gained appears.
+// DuckDB re-reads the file list on every query; only the views' columns are
+// fixed until the next Refresh.
+func (d *DB) Refresh(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	eventsGlob := d.lake + "/events/*/*/*.parquet"
+	files, err := d.glob(ctx, eventsGlob)
+	if err != nil {
+		return err
+	}
+	types := slices.Clone(KnownTypes)
+	for _, f := range files {
+		if t, ok := typeOf(f); ok && !slices.Contains(types, t) && !reserved(t) {
+			types = append(types, t)
+		}
+	}
+	slices.Sort(types)
+
+	var views []string
+	create := func(name, body string) error {
+		if _, err := d.db.ExecContext(ctx, "CREATE OR REPLACE VIEW "+ident(name)+" AS "+body); err != nil {
+			return fmt.Errorf("create view %s: %w", name, err)
+		}
+		views = append(views, name)
+		return nil
+	}
+
+	body, err := d.eventsView(ctx, eventsGlob, len(files) > 0)
+	if err != nil {
+		return err
+	}
+	if err := create("events", body); err != nil {
+		return err
+	}
+	for _, t := range types {
+		glob := d.lake + "/events/event_type=" + t + "/*/*.parquet"
+		has := slices.ContainsFunc(files, func(f string) bool { tt, _ := typeOf(f); return tt == t })
+		body, err := d.eventsView(ctx, glob, has)
+		if err != nil {
+			return err
+		}
+		if err := create(t, body); err != nil {
+			return err
+		}
+	}
+	for _, s := range subsets {
+		quoted := make([]string, len(s.types))
+		for i, t := range s.types {
+			quoted[i] = literal(t)
+		}
+		if err := create(s.name, "SELECT * FROM events WHERE event_type IN ("+strings.Join(quoted, ", ")+")"); err != nil {
+			return err
+		}
+	}
+
+	qGlob := d.lake + "/quarantine/*.parquet"
+	qFiles, err := d.glob(ctx, qGlob)
+	if err != nil {
+		return err
+	}
+	body = emptySelect(quarantineColumns)
+	if len(qFiles) > 0 {
+		body = "SELECT * FROM " + readParquet(qGlob, false)
+	}
+	if err := create("quarantine", body); err != nil {
+		return err
+	}
+
+	slices.Sort(views)
+	d.views = views
+	return nil
+}
+
+// eventsView is the body of a view over the event files matching glob: the
+// standard columns in order, typed NULL where no file has them, then whatever
+// else the files hold.
+func (d *DB) eventsView(ctx context.Context, glob string, hasFiles bool) (string, error) {
+	if !hasFiles {
+		return emptySelect(eventColumns), nil
+	}
+	src := readParquet(glob, true)
+	present, err := d.columns(ctx, src)
+	if err != nil {
+		return "", err
+	}
+	var list []string
+	for _, c := range eventColumns {
+		if slices.Contains(present, c.name) {
+			list = append(list, ident(c.name))
+		} else {
+			list = append(list, "CAST(NULL AS "+c.sqlType+") AS "+ident(c.name))
+		}
+	}
+	for _, p := range present {
+		if !slices.ContainsFunc(eventColumns, func(c column) bool { return c.name == p }) {
+			list = append(list, ident(p))
+		}
+	}
+	return "SELECT " + strings.Join(list, ", ") + " FROM " + src, nil
+}
+
+func (d *DB) columns(ctx context.Context, src string) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT column_name FROM (DESCRIBE SELECT * FROM "+src+")")
+	if err != nil {
+		return nil, fmt.Errorf("read schema of %s: %w", src, err)
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("read schema of %s: %w", src, err)
+		}
+		cols = append(cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read schema of %s: %w", src, err)
+	}
+	return cols, nil
+}
+
+func (d *DB) glob(ctx context.Context, pattern string) ([]string, error) {
+	rows, err := d.db.QueryContext(ctx, "SELECT file FROM glob("+literal(pattern)+") ORDER BY file")
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", pattern, err)
+	}
+	defer rows.Close()
+	var files []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return nil, fmt.Errorf("list %s: %w", pattern, err)
+		}
+		files = append(files, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s: %w", pattern, err)
+	}
+	return files, nil
+}
+
+// typeOf reads the event type from a file's event_type=<type> directory.
+func typeOf(file string) (string, bool) {
+	dir := path.Dir(path.Dir(strings.ReplaceAll(file, `\`, "/")))
+	t, ok := strings.CutPrefix(path.Base(dir), "event_type=")
+	return t, ok && t != ""
+}
+
+// reserved reports whether an event type's name is taken by another view.
+func reserved(t string) bool {
+	if t == "events" || t == "quarantine" {
+		return true
+	}
+	return slices.ContainsFunc(subsets, func(s struct {
+		name  string
+		types []string
+	}) bool {
+		return s.name == t
+	})
+}
+
+func readParquet(glob string, hive bool) string {
+	if hive {
+		return "read_parquet(" + literal(glob) + ", hive_partitioning = true, union_by_name = true)"
+	}
+	return "read_parquet(" + literal(glob) + ", union_by_name = true)"
+}
+
+func emptySelect(cols []column) string {
+	list := make([]string, len(cols))
+	for i, c := range cols {
+		list[i] = "CAST(NULL AS " + c.sqlType + ") AS " + ident(c.name)
+	}
+	return "SELECT " + strings.Join(list, ", ") + " WHERE false"
+}
+
+// ident quotes an SQL identifier.
+func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// literal quotes an SQL string.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Result is a query's answer, held in memory.
+type Result struct {
+	Columns []string
+	Types   []string // DuckDB's type names, e.g. VARCHAR, BIGINT, TIMESTAMP WITH TIME ZONE
+	Rows    [][]any
+}
+
+// Query runs one SQL statement and returns all its rows. DuckDB's own message
+// (a parser or binder error, say) is kept in the error.
+func (d *DB) Query(ctx context.Context, q string, args ...any) (*Result, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, fmt.Errorf("read columns: %w", err)
+	}
+	res := &Result{Columns: make([]string, len(cols)), Types: make([]string, len(cols))}
+	for i, c := range cols {
+		res.Columns[i], res.Types[i] = c.Name(), c.DatabaseTypeName()
+	}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("read row %d: %w", len(res.Rows)+1, err)
+		}
+		res.Rows = append(res.Rows, vals)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Each runs q and calls row with a Scan function for every row, for callers
+// that want typed values without a Result.
+func (d *DB) Each(ctx context.Context, q string, args []any, row func(scan func(dest ...any) error) error) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
