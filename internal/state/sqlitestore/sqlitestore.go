@@ -1,0 +1,558 @@
+// Package sqlitestore keeps the game's state in one embedded SQLite file
+// (modernc.org/sqlite, no cgo): the default state.Store of a single questlog
+// process.
+//
+// Writes go through one connection in IMMEDIATE transactions, so writers
+// queue in Go instead of failing with SQLITE_BUSY; reads use a pool of
+// read-only connections that never block the writer (WAL mode). A change is
+// durable when Apply returns: it survives the process being killed
+// (synchronous=NORMAL), not necessarily a power loss. Player locks are
+// in-process, so one file must be served by one process at a time; share
+// state between processes with Redis instead.
+//
+// The package knows nothing of the game's rules, HTTP or Kafka.
+package sqlitestore
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/questlog/questlog/internal/state"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// purgeEvery is how often CreateSession also deletes expired sessions.
+const purgeEvery = time.Minute
+
+// Store is a state.Store in one SQLite file. It is safe for concurrent use.
+type Store struct {
+	path  string
+	write *sql.DB // exactly one connection: writers queue in Go
+	read  *sql.DB // read-only pool
+	locks *userLocks
+
+	lastPurge atomic.Int64 // unix nanoseconds of the last expired-session purge
+
+	createAccount *sql.Stmt
+	player        *sql.Stmt
+	accountExists *sql.Stmt
+	updateAccount *sql.Stmt
+	clearCart     *sql.Stmt
+	add           [2]*sql.Stmt // by table: inventory, cart
+	take          [2]*sql.Stmt
+	takeLast      [2]*sql.Stmt
+	createSession *sql.Stmt
+	session       *sql.Stmt
+	deleteSession *sql.Stmt
+	purgeSessions *sql.Stmt
+}
+
+var _ state.Store = (*Store)(nil)
+
+// Open opens the SQLite file at path, creating it (and its directory) if
+// needed, and creates or migrates its schema.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite state: empty path")
+	}
+	if strings.ContainsAny(path, "?#") || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open sqlite state %q: the path must be a plain file name (no '?', '#' or file: URI)", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
+
+	// busy_timeout only matters when another process holds the file: in
+	// this one, writers queue for the single write connection.
+	params := url.Values{"_pragma": {"busy_timeout(10000)", "foreign_keys(1)"}}
+	writeParams := url.Values{
+		"_pragma": append([]string{"journal_mode(WAL)", "synchronous(NORMAL)"}, params["_pragma"]...),
+		"_txlock": {"immediate"},
+	}
+	write, err := sql.Open("sqlite", path+"?"+writeParams.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+
+	s := &Store{path: path, write: write, locks: newUserLocks()}
+	if err := s.migrate(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
+
+	// Readers open after the schema exists and WAL mode is set in the file.
+	params.Add("_pragma", "query_only(1)")
+	read, err := sql.Open("sqlite", path+"?"+params.Encode())
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
+	readers := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(readers)
+	read.SetMaxIdleConns(readers)
+	s.read = read
+
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
+	if err := s.purge(ctx, time.Now()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// migrations[i] brings the schema from version i to version i+1. Append
+// only: a released migration never changes.
+var migrations = []string{
+	`CREATE TABLE accounts (
+		user          TEXT    NOT NULL PRIMARY KEY,
+		password_hash BLOB    NOT NULL,
+		gold          INTEGER NOT NULL CHECK (gold >= 0),
+		guild         TEXT    NOT NULL DEFAULT '',
+		created_at    TEXT    NOT NULL -- RFC 3339, UTC, nanoseconds
+	) WITHOUT ROWID, STRICT;
+	CREATE TABLE inventory (
+		user      TEXT    NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,
+		item_type TEXT    NOT NULL,
+		quality   TEXT    NOT NULL,
+		quantity  INTEGER NOT NULL CHECK (quantity > 0),
+		PRIMARY KEY (user, item_type, quality)
+	) WITHOUT ROWID, STRICT;
+	CREATE TABLE cart (
+		user      TEXT    NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,
+		item_type TEXT    NOT NULL,
+		quality   TEXT    NOT NULL,
+		quantity  INTEGER NOT NULL CHECK (quantity > 0),
+		PRIMARY KEY (user, item_type, quality)
+	) WITHOUT ROWID, STRICT;
+	CREATE TABLE sessions (
+		token_hash TEXT    NOT NULL PRIMARY KEY,
+		user       TEXT    NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,
+		expires_at INTEGER NOT NULL -- unix nanoseconds
+	) WITHOUT ROWID, STRICT;
+	CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+	CREATE INDEX sessions_by_user ON sessions (user);`,
+}
+
+// SchemaVersion is the schema version this package writes.
+var SchemaVersion = len(migrations)
+
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.write.BeginTx(ctx, nil) // IMMEDIATE: one migrator at a time
+	if err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT`); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	var version int
+	switch err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version); {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return fmt.Errorf("migrate schema: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("migrate schema: read version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this questlog knows (%d): upgrade questlog", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	if version < len(migrations) {
+		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
+			return fmt.Errorf("migrate schema: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	tables := [2]string{"inventory", "cart"}
+	stmts := []struct {
+		dst   **sql.Stmt
+		db    *sql.DB
+		query string
+	}{
+		{&s.createAccount, s.write, `INSERT INTO accounts (user, password_hash, gold, guild, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (user) DO NOTHING`},
+		// One statement reads a consistent snapshot of the whole player.
+		{&s.player, s.read, `
+			SELECT 0, '', '', gold, password_hash, guild, created_at FROM accounts WHERE user = ?1
+			UNION ALL
+			SELECT 1, item_type, quality, quantity, NULL, NULL, NULL FROM inventory WHERE user = ?1
+			UNION ALL
+			SELECT 2, item_type, quality, quantity, NULL, NULL, NULL FROM cart WHERE user = ?1
+			ORDER BY 1, 2, 3`},
+		{&s.accountExists, s.write, `SELECT EXISTS (SELECT 1 FROM accounts WHERE user = ?)`},
+		{&s.updateAccount, s.write, `UPDATE accounts
+			SET gold = gold + ?2, guild = CASE WHEN ?3 THEN ?4 ELSE guild END
+			WHERE user = ?1 AND gold + ?2 >= 0`},
+		{&s.clearCart, s.write, `DELETE FROM cart WHERE user = ?`},
+		{&s.createSession, s.write, `INSERT INTO sessions (token_hash, user, expires_at)
+			SELECT ?1, ?2, ?3 FROM accounts WHERE user = ?2
+			ON CONFLICT (token_hash) DO UPDATE SET user = excluded.user, expires_at = excluded.expires_at
+			WHERE sessions.expires_at <= ?4`},
+		{&s.session, s.read, `SELECT user, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?`},
+		{&s.deleteSession, s.write, `DELETE FROM sessions WHERE token_hash = ?`},
+		{&s.purgeSessions, s.write, `DELETE FROM sessions WHERE expires_at <= ?`},
+	}
+	for i, table := range tables {
+		stmts = append(stmts,
+			struct {
+				dst   **sql.Stmt
+				db    *sql.DB
+				query string
+			}{&s.add[i], s.write, `INSERT INTO ` + table + ` (user, item_type, quality, quantity) VALUES (?1, ?2, ?3, ?4)
+				ON CONFLICT (user, item_type, quality) DO UPDATE SET quantity = quantity + excluded.quantity`},
+			struct {
+				dst   **sql.Stmt
+				db    *sql.DB
+				query string
+			}{&s.take[i], s.write, `UPDATE ` + table + ` SET quantity = quantity - ?4
+				WHERE user = ?1 AND item_type = ?2 AND quality = ?3 AND quantity > ?4`},
+			struct {
+				dst   **sql.Stmt
+				db    *sql.DB
+				query string
+			}{&s.takeLast[i], s.write, `DELETE FROM ` + table + `
+				WHERE user = ?1 AND item_type = ?2 AND quality = ?3 AND quantity = ?4`},
+		)
+	}
+	for _, st := range stmts {
+		p, err := st.db.PrepareContext(ctx, st.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", strings.Join(strings.Fields(st.query), " "), err)
+		}
+		*st.dst = p
+	}
+	return nil
+}
+
+// Close closes the file. It does not wait for held locks.
+func (s *Store) Close() error {
+	var errs []error
+	if s.read != nil {
+		errs = append(errs, s.read.Close()) // closes its statements too
+	}
+	errs = append(errs, s.write.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sqlite state %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Ping checks that both the writer and the readers answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite state %s: %w", s.path, err)
+	}
+	if err := s.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite state %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Lock takes the player's in-process lock, waiting until it is free or ctx
+// ends. It does not check that the player exists.
+func (s *Store) Lock(ctx context.Context, user string) (func(), error) {
+	unlock, err := s.locks.lock(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("lock player %q: %w", user, err)
+	}
+	return unlock, nil
+}
+
+// CreateAccount stores a new account; a zero CreatedAt becomes now.
+func (s *Store) CreateAccount(ctx context.Context, a state.Account) error {
+	if err := validAccount(a); err != nil {
+		return fmt.Errorf("create account: %w", err)
+	}
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = time.Now()
+	}
+	ph := a.PasswordHash
+	if ph == nil {
+		ph = []byte{} // NOT NULL
+	}
+	res, err := s.createAccount.ExecContext(ctx, a.User, ph, a.Gold, a.Guild,
+		a.CreatedAt.UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("create account %q: %w", a.User, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("create account %q: %w", a.User, err)
+	} else if n == 0 {
+		return fmt.Errorf("create account %q: %w", a.User, state.ErrExists)
+	}
+	return nil
+}
+
+// Player reads the account with its inventory and cart in one snapshot.
+func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
+	rows, err := s.player.QueryContext(ctx, user)
+	if err != nil {
+		return state.Player{}, fmt.Errorf("read player %q: %w", user, err)
+	}
+	defer rows.Close()
+	p := state.Player{Inventory: []state.Stack{}, Cart: []state.Stack{}}
+	found := false
+	for rows.Next() {
+		var (
+			kind      int
+			st        state.Stack
+			gold      int64
+			ph        []byte
+			guild     sql.NullString
+			createdAt sql.NullString
+		)
+		if err := rows.Scan(&kind, &st.Type, &st.Quality, &gold, &ph, &guild, &createdAt); err != nil {
+			return state.Player{}, fmt.Errorf("read player %q: %w", user, err)
+		}
+		switch kind {
+		case 0:
+			found = true
+			t, err := time.Parse(time.RFC3339Nano, createdAt.String)
+			if err != nil {
+				return state.Player{}, fmt.Errorf("read player %q: created_at: %w", user, err)
+			}
+			p.Account = state.Account{User: user, PasswordHash: ph, Gold: gold, Guild: guild.String, CreatedAt: t}
+		case 1:
+			st.Quantity = gold
+			p.Inventory = append(p.Inventory, st)
+		case 2:
+			st.Quantity = gold
+			p.Cart = append(p.Cart, st)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return state.Player{}, fmt.Errorf("read player %q: %w", user, err)
+	}
+	if !found {
+		return state.Player{}, fmt.Errorf("read player %q: %w", user, state.ErrNotFound)
+	}
+	return p, nil
+}
+
+// Apply applies c in one IMMEDIATE transaction.
+func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
+	if user == "" {
+		return errors.New("apply change: empty user name")
+	}
+	var deltas [2][]state.Stack
+	var err error
+	if deltas[0], err = sumDeltas(c.Inventory); err != nil {
+		return fmt.Errorf("apply change to %q: inventory: %w", user, err)
+	}
+	if deltas[1], err = sumDeltas(c.Cart); err != nil {
+		return fmt.Errorf("apply change to %q: cart: %w", user, err)
+	}
+
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("apply change to %q: begin: %w", user, err)
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	if err := s.apply(ctx, tx, user, c, deltas); err != nil {
+		return fmt.Errorf("apply change to %q: %w", user, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("apply change to %q: commit: %w", user, err)
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, user string, c state.Change, deltas [2][]state.Stack) error {
+	guild := ""
+	if c.Guild != nil {
+		guild = *c.Guild
+	}
+	// The account row is always touched: it proves the player exists.
+	n, err := rowsAffected(tx.StmtContext(ctx, s.updateAccount).ExecContext(ctx, user, c.GoldDelta, c.Guild != nil, guild))
+	if err != nil {
+		return fmt.Errorf("update account: %w", err)
+	}
+	if n == 0 {
+		var exists bool
+		if err := tx.StmtContext(ctx, s.accountExists).QueryRowContext(ctx, user).Scan(&exists); err != nil {
+			return fmt.Errorf("read account: %w", err)
+		}
+		if !exists {
+			return state.ErrNotFound
+		}
+		return fmt.Errorf("gold %+d: %w", c.GoldDelta, state.ErrConflict)
+	}
+	if c.ClearCart {
+		if _, err := tx.StmtContext(ctx, s.clearCart).ExecContext(ctx, user); err != nil {
+			return fmt.Errorf("clear cart: %w", err)
+		}
+	}
+	for i, table := range [2]string{"inventory", "cart"} {
+		for _, d := range deltas[i] {
+			if err := s.applyStack(ctx, tx, i, user, d); err != nil {
+				return fmt.Errorf("%s %s/%s %+d: %w", table, d.Type, d.Quality, d.Quantity, err)
+			}
+		}
+	}
+	return nil
+}
+
+// applyStack adds a quantity delta to one stack of table i, deleting the
+// stack when it reaches zero; it returns ErrConflict if it would go below.
+func (s *Store) applyStack(ctx context.Context, tx *sql.Tx, i int, user string, d state.Stack) error {
+	if d.Quantity > 0 {
+		_, err := tx.StmtContext(ctx, s.add[i]).ExecContext(ctx, user, d.Type, d.Quality, d.Quantity)
+		return err
+	}
+	n, err := rowsAffected(tx.StmtContext(ctx, s.take[i]).ExecContext(ctx, user, d.Type, d.Quality, -d.Quantity))
+	if err != nil || n == 1 {
+		return err
+	}
+	n, err = rowsAffected(tx.StmtContext(ctx, s.takeLast[i]).ExecContext(ctx, user, d.Type, d.Quality, -d.Quantity))
+	if err != nil || n == 1 {
+		return err
+	}
+	return state.ErrConflict
+}
+
+// CreateSession stores s until its ExpiresAt. It returns ErrNotFound when
+// the user has no account and ErrExists when a live session has the same
+// token hash.
+func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
+	now := time.Now()
+	if err := validSession(sess, now); err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	n, err := rowsAffected(s.createSession.ExecContext(ctx, sess.TokenHash, sess.User, sess.ExpiresAt.UnixNano(), now.UnixNano()))
+	if err != nil {
+		return fmt.Errorf("create session for %q: %w", sess.User, err)
+	}
+	if n == 0 {
+		var exists bool
+		if err := s.accountExists.QueryRowContext(ctx, sess.User).Scan(&exists); err != nil {
+			return fmt.Errorf("create session for %q: %w", sess.User, err)
+		}
+		if !exists {
+			return fmt.Errorf("create session for %q: %w", sess.User, state.ErrNotFound)
+		}
+		return fmt.Errorf("create session for %q: token hash: %w", sess.User, state.ErrExists)
+	}
+	if last := s.lastPurge.Load(); now.UnixNano()-last > int64(purgeEvery) && s.lastPurge.CompareAndSwap(last, now.UnixNano()) {
+		if err := s.purge(ctx, now); err != nil {
+			return fmt.Errorf("create session for %q: %w", sess.User, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) purge(ctx context.Context, now time.Time) error {
+	s.lastPurge.Store(now.UnixNano())
+	if _, err := s.purgeSessions.ExecContext(ctx, now.UnixNano()); err != nil {
+		return fmt.Errorf("purge expired sessions: %w", err)
+	}
+	return nil
+}
+
+// Session returns the live session with that token hash, or ErrNotFound.
+func (s *Store) Session(ctx context.Context, tokenHash string) (state.Session, error) {
+	var (
+		sess = state.Session{TokenHash: tokenHash}
+		exp  int64
+	)
+	err := s.session.QueryRowContext(ctx, tokenHash, time.Now().UnixNano()).Scan(&sess.User, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return state.Session{}, fmt.Errorf("read session: %w", state.ErrNotFound)
+	}
+	if err != nil {
+		return state.Session{}, fmt.Errorf("read session: %w", err)
+	}
+	sess.ExpiresAt = time.Unix(0, exp).UTC()
+	return sess, nil
+}
+
+// DeleteSession removes a session; deleting a missing one is not an error.
+func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
+	if _, err := s.deleteSession.ExecContext(ctx, tokenHash); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func validAccount(a state.Account) error {
+	switch {
+	case a.User == "":
+		return errors.New("empty user name")
+	case a.Gold < 0:
+		return fmt.Errorf("account %q: negative gold %d", a.User, a.Gold)
+	}
+	return nil
+}
+
+func validSession(s state.Session, now time.Time) error {
+	switch {
+	case s.TokenHash == "":
+		return errors.New("empty token hash")
+	case s.User == "":
+		return errors.New("empty user name")
+	case !s.ExpiresAt.After(now):
+		return fmt.Errorf("session for %q expires in the past (%s)", s.User, s.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// sumDeltas validates stacks and sums those naming the same item, dropping
+// the ones that sum to zero, so a change's outcome does not depend on the
+// order of its stacks.
+func sumDeltas(stacks []state.Stack) ([]state.Stack, error) {
+	if len(stacks) == 0 {
+		return nil, nil
+	}
+	out := make([]state.Stack, 0, len(stacks))
+	for _, st := range stacks {
+		if st.Type == "" || st.Quality == "" {
+			return nil, fmt.Errorf("item %q in quality %q: empty item type or quality", st.Type, st.Quality)
+		}
+		if i := slices.IndexFunc(out, func(o state.Stack) bool { return o.Item == st.Item }); i >= 0 {
+			out[i].Quantity += st.Quantity
+		} else {
+			out = append(out, st)
+		}
+	}
+	out = slices.DeleteFunc(out, func(st state.Stack) bool { return st.Quantity == 0 })
+	slices.SortFunc(out, func(a, b state.Stack) int {
+		return cmp.Or(strings.Compare(a.Type, b.Type), strings.Compare(a.Quality, b.Quality))
+	})
+	return out, nil
+}

@@ -1,0 +1,694 @@
+// Package statetest is the conformance suite every state.Store passes, and
+// the benchmarks that compare them. Run it from a store's own tests with a
+// real store (a real SQLite file, a real redis-server).
+//
+// It knows only the state.Store interface: nothing of any implementation,
+// nor of the game's rules.
+package statetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/questlog/questlog/internal/state"
+)
+
+// Run runs the suite. open returns a new, empty store for each subtest; Run
+// closes it when the subtest ends.
+func Run(t *testing.T, open func(t *testing.T) state.Store) {
+	fresh := func(t *testing.T) state.Store {
+		t.Helper()
+		s := open(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	}
+	t.Run("Ping", func(t *testing.T) {
+		if err := fresh(t).Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+	})
+	t.Run("Accounts", func(t *testing.T) { testAccounts(t, fresh(t)) })
+	t.Run("BadInput", func(t *testing.T) { testBadInput(t, fresh(t)) })
+	t.Run("Apply", func(t *testing.T) { testApply(t, fresh(t)) })
+	t.Run("ApplyConflictChangesNothing", func(t *testing.T) { testApplyConflict(t, fresh(t)) })
+	t.Run("ApplyUnknownPlayer", func(t *testing.T) { testApplyUnknown(t, fresh(t)) })
+	t.Run("PlayersAreSeparate", func(t *testing.T) { testPlayersAreSeparate(t, fresh(t)) })
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, fresh(t)) })
+	t.Run("SessionExpires", func(t *testing.T) { testSessionExpires(t, fresh(t)) })
+	t.Run("LockExcludes", func(t *testing.T) { testLockExcludes(t, fresh(t)) })
+	t.Run("LockHonoursContext", func(t *testing.T) { testLockContext(t, fresh(t)) })
+	t.Run("ConcurrentPurchasesUnderLock", func(t *testing.T) { testConcurrentPurchases(t, fresh(t)) })
+	t.Run("ConcurrentApplyNeverNegative", func(t *testing.T) { testConcurrentApplyNeverNegative(t, fresh(t)) })
+}
+
+// newAccount creates an account with gold and returns it as stored.
+func newAccount(t testing.TB, s state.Store, user string, gold int64) state.Account {
+	t.Helper()
+	a := state.Account{
+		User:         user,
+		PasswordHash: []byte("$2a$10$not-a-real-bcrypt-hash-of-" + user),
+		Gold:         gold,
+		CreatedAt:    time.Date(2026, 11, 29, 6, 0, 0, 123456789, time.UTC),
+	}
+	if err := s.CreateAccount(context.Background(), a); err != nil {
+		t.Fatalf("CreateAccount(%q): %v", user, err)
+	}
+	return a
+}
+
+func player(t testing.TB, s state.Store, user string) state.Player {
+	t.Helper()
+	p, err := s.Player(context.Background(), user)
+	if err != nil {
+		t.Fatalf("Player(%q): %v", user, err)
+	}
+	return p
+}
+
+func apply(t testing.TB, s state.Store, user string, c state.Change) {
+	t.Helper()
+	if err := s.Apply(context.Background(), user, c); err != nil {
+		t.Fatalf("Apply(%q, %+v): %v", user, c, err)
+	}
+}
+
+func stack(typ, quality string, n int64) state.Stack {
+	return state.Stack{Item: state.Item{Type: typ, Quality: quality}, Quantity: n}
+}
+
+func ptr(s string) *string { return &s }
+
+// samePlayer compares two players field by field, reporting every difference.
+func samePlayer(t testing.TB, got, want state.Player) {
+	t.Helper()
+	if got.User != want.User || got.Gold != want.Gold || got.Guild != want.Guild ||
+		string(got.PasswordHash) != string(want.PasswordHash) || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("account = %+v, want %+v", got.Account, want.Account)
+	}
+	if got.Inventory == nil || got.Cart == nil {
+		t.Errorf("Inventory or Cart is nil (inventory %v, cart %v); want empty slices", got.Inventory == nil, got.Cart == nil)
+	}
+	if !reflect.DeepEqual(nonNil(got.Inventory), nonNil(want.Inventory)) {
+		t.Errorf("inventory = %v, want %v", got.Inventory, want.Inventory)
+	}
+	if !reflect.DeepEqual(nonNil(got.Cart), nonNil(want.Cart)) {
+		t.Errorf("cart = %v, want %v", got.Cart, want.Cart)
+	}
+}
+
+func nonNil(s []state.Stack) []state.Stack {
+	if s == nil {
+		return []state.Stack{}
+	}
+	return s
+}
+
+func testAccounts(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s, "ada", 1000)
+	samePlayer(t, player(t, s, "ada"), state.Player{Account: a})
+
+	dup := a
+	dup.Gold = 5
+	if err := s.CreateAccount(ctx, dup); !errors.Is(err, state.ErrExists) {
+		t.Errorf("CreateAccount(existing) = %v, want ErrExists", err)
+	}
+	samePlayer(t, player(t, s, "ada"), state.Player{Account: a}) // unchanged by the duplicate
+
+	if _, err := s.Player(ctx, "nobody"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("Player(unknown) = %v, want ErrNotFound", err)
+	}
+	// Names are opaque to the store: case, spaces, separators and non-ASCII
+	// are kept as they are and never collide.
+	for _, name := range []string{"Ada", "ada ", "a:da", "a{da}", "åda", "ada\x00x"} {
+		b := newAccount(t, s, name, 7)
+		samePlayer(t, player(t, s, name), state.Player{Account: b})
+	}
+	samePlayer(t, player(t, s, "ada"), state.Player{Account: a})
+}
+
+func testBadInput(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	newAccount(t, s, "ada", 100)
+	apply(t, s, "ada", state.Change{Inventory: []state.Stack{stack("sword", "common", 1)}})
+	before := player(t, s, "ada")
+
+	accounts := []struct {
+		name string
+		a    state.Account
+	}{
+		{"empty user", state.Account{User: "", Gold: 1}},
+		{"negative gold", state.Account{User: "bob", Gold: -1}},
+	}
+	for _, tc := range accounts {
+		t.Run("CreateAccount/"+tc.name, func(t *testing.T) {
+			err := s.CreateAccount(ctx, tc.a)
+			if err == nil || errors.Is(err, state.ErrExists) {
+				t.Fatalf("CreateAccount(%+v) = %v, want a validation error", tc.a, err)
+			}
+			if tc.a.User != "" {
+				if _, err := s.Player(ctx, tc.a.User); !errors.Is(err, state.ErrNotFound) {
+					t.Errorf("after a refused CreateAccount, Player = %v, want ErrNotFound", err)
+				}
+			}
+		})
+	}
+	changes := []struct {
+		name string
+		c    state.Change
+	}{
+		{"empty item type", state.Change{GoldDelta: -10, Inventory: []state.Stack{stack("", "common", 1)}}},
+		{"empty quality", state.Change{GoldDelta: -10, Cart: []state.Stack{stack("sword", "", 1)}}},
+	}
+	for _, tc := range changes {
+		t.Run("Apply/"+tc.name, func(t *testing.T) {
+			if err := s.Apply(ctx, "ada", tc.c); err == nil {
+				t.Fatalf("Apply(%+v) = nil, want an error", tc.c)
+			}
+			samePlayer(t, player(t, s, "ada"), before)
+		})
+	}
+	sessions := []struct {
+		name string
+		s    state.Session
+	}{
+		{"empty token hash", state.Session{User: "ada", ExpiresAt: time.Now().Add(time.Hour)}},
+		{"empty user", state.Session{TokenHash: "h1", ExpiresAt: time.Now().Add(time.Hour)}},
+		{"already expired", state.Session{TokenHash: "h2", User: "ada", ExpiresAt: time.Now().Add(-time.Second)}},
+	}
+	for _, tc := range sessions {
+		t.Run("CreateSession/"+tc.name, func(t *testing.T) {
+			if err := s.CreateSession(ctx, tc.s); err == nil {
+				t.Fatalf("CreateSession(%+v) = nil, want an error", tc.s)
+			}
+			if tc.s.TokenHash != "" {
+				if _, err := s.Session(ctx, tc.s.TokenHash); !errors.Is(err, state.ErrNotFound) {
+					t.Errorf("after a refused CreateSession, Session = %v, want ErrNotFound", err)
+				}
+			}
+		})
+	}
+}
+
+func testApply(t *testing.T, s state.Store) {
+	tests := []struct {
+		name    string
+		setup   []state.Change // applied first, each must succeed
+		change  state.Change
+		gold    int64
+		guild   string
+		inv     []state.Stack
+		cart    []state.Stack
+		initial string // guild at creation
+	}{
+		{name: "empty change", change: state.Change{}, gold: 1000},
+		{name: "spend gold", change: state.Change{GoldDelta: -300}, gold: 700},
+		{name: "earn gold", change: state.Change{GoldDelta: 25}, gold: 1025},
+		{name: "spend every coin", change: state.Change{GoldDelta: -1000}, gold: 0},
+		{
+			name:   "buy",
+			change: state.Change{GoldDelta: -50, Inventory: []state.Stack{stack("sword", "common", 1)}},
+			gold:   950, inv: []state.Stack{stack("sword", "common", 1)},
+		},
+		{
+			name:   "stacks grow",
+			setup:  []state.Change{{Inventory: []state.Stack{stack("potion", "common", 3)}}},
+			change: state.Change{Inventory: []state.Stack{stack("potion", "common", 4)}},
+			gold:   1000, inv: []state.Stack{stack("potion", "common", 7)},
+		},
+		{
+			name:   "stacks of one item in one change are summed",
+			change: state.Change{Inventory: []state.Stack{stack("potion", "common", 2), stack("potion", "common", 3)}},
+			gold:   1000, inv: []state.Stack{stack("potion", "common", 5)},
+		},
+		{
+			name:   "take and give back the same item nets out",
+			change: state.Change{Inventory: []state.Stack{stack("potion", "common", -1), stack("potion", "common", 1)}},
+			gold:   1000,
+		},
+		{
+			name:   "sell part of a stack",
+			setup:  []state.Change{{Inventory: []state.Stack{stack("potion", "common", 5)}}},
+			change: state.Change{GoldDelta: 5, Inventory: []state.Stack{stack("potion", "common", -2)}},
+			gold:   1005, inv: []state.Stack{stack("potion", "common", 3)},
+		},
+		{
+			name: "a stack sold to zero disappears",
+			setup: []state.Change{{Inventory: []state.Stack{
+				stack("potion", "common", 2), stack("sword", "rare", 1)}}},
+			change: state.Change{GoldDelta: 5, Inventory: []state.Stack{stack("potion", "common", -2)}},
+			gold:   1005, inv: []state.Stack{stack("sword", "rare", 1)},
+		},
+		{
+			name:   "zero deltas change nothing",
+			setup:  []state.Change{{Inventory: []state.Stack{stack("potion", "common", 2)}}},
+			change: state.Change{Inventory: []state.Stack{stack("potion", "common", 0), stack("bow", "rare", 0)}},
+			gold:   1000, inv: []state.Stack{stack("potion", "common", 2)},
+		},
+		{
+			name: "inventory and cart are sorted by type then quality",
+			change: state.Change{
+				Inventory: []state.Stack{
+					stack("sword", "rare", 1), stack("potion", "common", 2), stack("sword", "epic", 3),
+					stack("bow", "legendary", 4), stack("sword", "common", 5), stack("armor", "uncommon", 6),
+				},
+				Cart: []state.Stack{stack("staff", "rare", 1), stack("ring", "epic", 1), stack("ring", "common", 2)},
+			},
+			gold: 1000,
+			inv: []state.Stack{
+				stack("armor", "uncommon", 6), stack("bow", "legendary", 4), stack("potion", "common", 2),
+				stack("sword", "common", 5), stack("sword", "epic", 3), stack("sword", "rare", 1),
+			},
+			cart: []state.Stack{stack("ring", "common", 2), stack("ring", "epic", 1), stack("staff", "rare", 1)},
+		},
+		{
+			name:   "add to cart",
+			change: state.Change{Cart: []state.Stack{stack("shield", "epic", 2)}},
+			gold:   1000, cart: []state.Stack{stack("shield", "epic", 2)},
+		},
+		{
+			name:   "remove from cart",
+			setup:  []state.Change{{Cart: []state.Stack{stack("shield", "epic", 2), stack("bow", "common", 1)}}},
+			change: state.Change{Cart: []state.Stack{stack("shield", "epic", -2)}},
+			gold:   1000, cart: []state.Stack{stack("bow", "common", 1)},
+		},
+		{
+			name:   "clear cart",
+			setup:  []state.Change{{Cart: []state.Stack{stack("shield", "epic", 2), stack("bow", "common", 1)}}},
+			change: state.Change{ClearCart: true},
+			gold:   1000,
+		},
+		{
+			name:   "clear cart comes before the cart deltas",
+			setup:  []state.Change{{Cart: []state.Stack{stack("shield", "epic", 2)}}},
+			change: state.Change{ClearCart: true, Cart: []state.Stack{stack("shield", "epic", 1), stack("bow", "common", 1)}},
+			gold:   1000, cart: []state.Stack{stack("bow", "common", 1), stack("shield", "epic", 1)},
+		},
+		{
+			name: "checkout moves the cart to the inventory",
+			setup: []state.Change{{
+				Inventory: []state.Stack{stack("sword", "common", 1)},
+				Cart:      []state.Stack{stack("sword", "common", 2), stack("shield", "common", 1)},
+			}},
+			change: state.Change{
+				GoldDelta: -140, ClearCart: true,
+				Inventory: []state.Stack{stack("sword", "common", 2), stack("shield", "common", 1)},
+			},
+			gold: 860, inv: []state.Stack{stack("shield", "common", 1), stack("sword", "common", 3)},
+		},
+		{name: "join a guild", change: state.Change{Guild: ptr("knights")}, gold: 1000, guild: "knights"},
+		{name: "switch guild", initial: "knights", change: state.Change{Guild: ptr("mages")}, gold: 1000, guild: "mages"},
+		{name: "leave the guild", initial: "knights", change: state.Change{Guild: ptr("")}, gold: 1000},
+		{name: "nil guild keeps it", initial: "knights", change: state.Change{GoldDelta: -1}, gold: 999, guild: "knights"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			user := fmt.Sprintf("player%d", i)
+			a := newAccount(t, s, user, 1000)
+			if tc.initial != "" {
+				apply(t, s, user, state.Change{Guild: &tc.initial})
+				a.Guild = tc.initial
+			}
+			for _, c := range tc.setup {
+				apply(t, s, user, c)
+			}
+			apply(t, s, user, tc.change)
+			a.Gold, a.Guild = tc.gold, tc.guild
+			samePlayer(t, player(t, s, user), state.Player{Account: a, Inventory: tc.inv, Cart: tc.cart})
+		})
+	}
+}
+
+func testApplyConflict(t *testing.T, s state.Store) {
+	tests := []struct {
+		name   string
+		change state.Change
+	}{
+		{"gold below zero", state.Change{
+			GoldDelta: -101, Guild: ptr("mages"),
+			Inventory: []state.Stack{stack("bow", "rare", 1)},
+			Cart:      []state.Stack{stack("ring", "epic", 1)},
+		}},
+		{"gold below zero with a cleared cart", state.Change{GoldDelta: -1000, ClearCart: true}},
+		{"inventory below zero", state.Change{
+			GoldDelta: 50, Guild: ptr(""),
+			Inventory: []state.Stack{stack("bow", "rare", 1), stack("sword", "common", -3)},
+		}},
+		{"item not held", state.Change{GoldDelta: 5, Inventory: []state.Stack{stack("potion", "common", -1)}}},
+		{"same item not held in another quality", state.Change{Inventory: []state.Stack{stack("sword", "epic", -1)}}},
+		{"summed stacks below zero", state.Change{Inventory: []state.Stack{
+			stack("sword", "common", -1), stack("sword", "common", -1), stack("sword", "common", -1)}}},
+		{"last stack below zero", state.Change{
+			GoldDelta: -10, ClearCart: true,
+			Inventory: []state.Stack{stack("armor", "common", 1), stack("sword", "common", -1), stack("zzz", "common", -1)},
+		}},
+		{"cart below zero", state.Change{Cart: []state.Stack{stack("shield", "common", -2)}}},
+		{"cleared cart then removing from it", state.Change{
+			GoldDelta: -1, ClearCart: true, Cart: []state.Stack{stack("shield", "common", -1)}}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			user := fmt.Sprintf("player%d", i)
+			newAccount(t, s, user, 100)
+			apply(t, s, user, state.Change{
+				Guild:     ptr("knights"),
+				Inventory: []state.Stack{stack("sword", "common", 2)},
+				Cart:      []state.Stack{stack("shield", "common", 1)},
+			})
+			before := player(t, s, user)
+			if err := s.Apply(t.Context(), user, tc.change); !errors.Is(err, state.ErrConflict) {
+				t.Fatalf("Apply(%+v) = %v, want ErrConflict", tc.change, err)
+			}
+			samePlayer(t, player(t, s, user), before)
+		})
+	}
+}
+
+func testApplyUnknown(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	changes := []state.Change{
+		{},
+		{GoldDelta: 10},
+		{Inventory: []state.Stack{stack("sword", "common", 1)}},
+		{Cart: []state.Stack{stack("sword", "common", 1)}, ClearCart: true},
+		{Guild: ptr("knights")},
+	}
+	for _, c := range changes {
+		if err := s.Apply(ctx, "ghost", c); !errors.Is(err, state.ErrNotFound) {
+			t.Errorf("Apply(unknown, %+v) = %v, want ErrNotFound", c, err)
+		}
+	}
+	if _, err := s.Player(ctx, "ghost"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("after Apply to an unknown player, Player = %v, want ErrNotFound", err)
+	}
+	// Nothing was left behind for a later account of that name.
+	a := newAccount(t, s, "ghost", 10)
+	samePlayer(t, player(t, s, "ghost"), state.Player{Account: a})
+}
+
+func testPlayersAreSeparate(t *testing.T, s state.Store) {
+	a := newAccount(t, s, "ada", 100)
+	b := newAccount(t, s, "bob", 200)
+	apply(t, s, "ada", state.Change{GoldDelta: -40, Guild: ptr("knights"),
+		Inventory: []state.Stack{stack("shield", "common", 1)}, Cart: []state.Stack{stack("bow", "rare", 1)}})
+	apply(t, s, "bob", state.Change{ClearCart: true})
+	samePlayer(t, player(t, s, "bob"), state.Player{Account: b})
+	a.Gold, a.Guild = 60, "knights"
+	samePlayer(t, player(t, s, "ada"), state.Player{Account: a,
+		Inventory: []state.Stack{stack("shield", "common", 1)}, Cart: []state.Stack{stack("bow", "rare", 1)}})
+}
+
+func testSessions(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	newAccount(t, s, "ada", 100)
+	newAccount(t, s, "bob", 100)
+	exp := time.Now().Add(time.Hour).Round(time.Millisecond)
+	ada := state.Session{TokenHash: "hash-ada", User: "ada", ExpiresAt: exp}
+	bob := state.Session{TokenHash: "hash-bob", User: "bob", ExpiresAt: exp.Add(time.Minute)}
+	for _, sess := range []state.Session{ada, bob} {
+		if err := s.CreateSession(ctx, sess); err != nil {
+			t.Fatalf("CreateSession(%+v): %v", sess, err)
+		}
+	}
+	for _, want := range []state.Session{ada, bob} {
+		got, err := s.Session(ctx, want.TokenHash)
+		if err != nil {
+			t.Fatalf("Session(%q): %v", want.TokenHash, err)
+		}
+		if got.TokenHash != want.TokenHash || got.User != want.User || !got.ExpiresAt.Equal(want.ExpiresAt) {
+			t.Errorf("Session(%q) = %+v, want %+v", want.TokenHash, got, want)
+		}
+	}
+
+	if _, err := s.Session(ctx, "no-such-hash"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("Session(unknown) = %v, want ErrNotFound", err)
+	}
+	taken := state.Session{TokenHash: "hash-ada", User: "bob", ExpiresAt: exp}
+	if err := s.CreateSession(ctx, taken); !errors.Is(err, state.ErrExists) {
+		t.Errorf("CreateSession(same token hash) = %v, want ErrExists", err)
+	}
+	if got, err := s.Session(ctx, "hash-ada"); err != nil || got.User != "ada" {
+		t.Errorf("after a refused CreateSession, Session = %+v, %v; want ada's", got, err)
+	}
+	orphan := state.Session{TokenHash: "hash-ghost", User: "ghost", ExpiresAt: exp}
+	if err := s.CreateSession(ctx, orphan); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("CreateSession(unknown user) = %v, want ErrNotFound", err)
+	}
+
+	if err := s.DeleteSession(ctx, "hash-ada"); err != nil {
+		t.Fatalf("DeleteSession: %v", err)
+	}
+	if _, err := s.Session(ctx, "hash-ada"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("Session(deleted) = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteSession(ctx, "hash-ada"); err != nil {
+		t.Errorf("DeleteSession(already deleted) = %v, want nil", err)
+	}
+	if _, err := s.Session(ctx, "hash-bob"); err != nil {
+		t.Errorf("Session(bob) after deleting ada's = %v, want bob's", err)
+	}
+}
+
+func testSessionExpires(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	newAccount(t, s, "ada", 100)
+	short := state.Session{TokenHash: "short", User: "ada", ExpiresAt: time.Now().Add(30 * time.Millisecond)}
+	if err := s.CreateSession(ctx, short); err != nil {
+		t.Fatalf("CreateSession: %v", err)
+	}
+	time.Sleep(time.Until(short.ExpiresAt) + 5*time.Millisecond) // until it has expired, whatever the machine's speed
+	if got, err := s.Session(ctx, "short"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Session(expired) = %+v, %v; want ErrNotFound", got, err)
+	}
+	// The token hash of an expired session can be used again.
+	again := state.Session{TokenHash: "short", User: "ada", ExpiresAt: time.Now().Add(time.Hour)}
+	if err := s.CreateSession(ctx, again); err != nil {
+		t.Fatalf("CreateSession(hash of an expired session): %v", err)
+	}
+	if _, err := s.Session(ctx, "short"); err != nil {
+		t.Fatalf("Session(renewed): %v", err)
+	}
+}
+
+// lockTimeout is how long a Lock that must fail waits before giving up. A
+// broken lock fails the test whatever this is, since the Lock would succeed.
+const lockTimeout = 50 * time.Millisecond
+
+func tryLock(s state.Store, user string) (func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
+	defer cancel()
+	return s.Lock(ctx, user)
+}
+
+func testLockExcludes(t *testing.T, s state.Store) {
+	unlock, err := s.Lock(t.Context(), "ada")
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	if u2, err := tryLock(s, "ada"); !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil {
+			u2()
+		}
+		t.Fatalf("second Lock while held = %v, want context.DeadlineExceeded", err)
+	}
+	// Another player's lock is independent, and locking needs no account.
+	other, err := tryLock(s, "bob")
+	if err != nil {
+		t.Fatalf("Lock(other player) while ada's is held: %v", err)
+	}
+	other()
+
+	// A waiter gets the lock once it is released, and not before.
+	var released atomic.Bool // the store's lock may synchronize outside Go's memory model
+	acquired := make(chan error, 1)
+	go func() {
+		u, err := s.Lock(context.Background(), "ada")
+		if err == nil {
+			if !released.Load() {
+				err = errors.New("waiter got the lock before it was released")
+			}
+			u()
+		}
+		acquired <- err
+	}()
+	released.Store(true)
+	unlock()
+	if err := <-acquired; err != nil {
+		t.Fatalf("waiter: %v", err)
+	}
+
+	unlock() // a second unlock is harmless and must not release someone else's lock
+	u3, err := tryLock(s, "ada")
+	if err != nil {
+		t.Fatalf("Lock after unlock: %v", err)
+	}
+	unlock()
+	if u4, err := tryLock(s, "ada"); !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil {
+			u4()
+		}
+		t.Fatalf("a stale unlock released a newer holder's lock: Lock = %v", err)
+	}
+	u3()
+}
+
+func testLockContext(t *testing.T, s state.Store) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if u, err := s.Lock(canceled, "ada"); !errors.Is(err, context.Canceled) {
+		if err == nil {
+			u()
+		}
+		t.Fatalf("Lock(canceled ctx) = %v, want context.Canceled", err)
+	}
+
+	unlock, err := s.Lock(t.Context(), "ada")
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	waiting := make(chan error, 1)
+	go func() {
+		u, err := s.Lock(ctx, "ada")
+		if err == nil {
+			u()
+		}
+		waiting <- err
+	}()
+	cancel()
+	if err := <-waiting; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Lock canceled while waiting = %v, want context.Canceled", err)
+	}
+	unlock()
+	// The abandoned wait left nothing behind.
+	u, err := tryLock(s, "ada")
+	if err != nil {
+		t.Fatalf("Lock after a canceled wait: %v", err)
+	}
+	u()
+}
+
+// testConcurrentPurchases is the game's pattern: lock, read, decide, apply,
+// unlock. More attempts than the gold allows run in parallel; exactly as many
+// succeed as the gold pays for and the lock means none is refused by Apply.
+func testConcurrentPurchases(t *testing.T, s state.Store) {
+	const (
+		start    = 1000
+		price    = 70
+		workers  = 8
+		attempts = 4 // workers*attempts > start/price
+	)
+	newAccount(t, s, "ada", start)
+	var (
+		mu        sync.Mutex
+		successes int64
+		errs      []error
+		wg        sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for range attempts {
+				bought, err := buyUnderLock(t.Context(), s, "ada", price)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				}
+				if bought {
+					successes++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	p := player(t, s, "ada")
+	if p.Gold != start-price*successes || p.Gold < 0 {
+		t.Errorf("gold = %d after %d purchases at %d from %d, want %d", p.Gold, successes, price, start, start-price*successes)
+	}
+	if successes != start/price {
+		t.Errorf("%d purchases succeeded, want %d (all the gold pays for)", successes, start/price)
+	}
+	want := []state.Stack{stack("sword", "common", successes)}
+	if !reflect.DeepEqual(p.Inventory, want) {
+		t.Errorf("inventory = %v, want %v", p.Inventory, want)
+	}
+}
+
+func buyUnderLock(ctx context.Context, s state.Store, user string, price int64) (bool, error) {
+	unlock, err := s.Lock(ctx, user)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	p, err := s.Player(ctx, user)
+	if err != nil {
+		return false, err
+	}
+	if p.Gold < price {
+		return false, nil
+	}
+	err = s.Apply(ctx, user, state.Change{GoldDelta: -price, Inventory: []state.Stack{stack("sword", "common", 1)}})
+	return err == nil, err
+}
+
+// testConcurrentApplyNeverNegative races Applies without the lock: each is
+// atomic on its own, so gold never goes below zero and every refusal is a
+// conflict.
+func testConcurrentApplyNeverNegative(t *testing.T, s state.Store) {
+	const (
+		start    = 1000
+		price    = 70
+		workers  = 8
+		attempts = 4
+	)
+	newAccount(t, s, "ada", start)
+	var (
+		mu        sync.Mutex
+		successes int64
+		errs      []error
+		wg        sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for range attempts {
+				err := s.Apply(t.Context(), "ada", state.Change{GoldDelta: -price, Inventory: []state.Stack{stack("sword", "common", 1)}})
+				mu.Lock()
+				switch {
+				case err == nil:
+					successes++
+				case !errors.Is(err, state.ErrConflict):
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	p := player(t, s, "ada")
+	if p.Gold != start-price*successes || p.Gold < 0 {
+		t.Errorf("gold = %d after %d purchases, want %d", p.Gold, successes, start-price*successes)
+	}
+	// Gold only falls, so a refusal means it was already below the price.
+	if successes != start/price {
+		t.Errorf("%d purchases succeeded, want %d", successes, start/price)
+	}
+	if want := []state.Stack{stack("sword", "common", successes)}; !reflect.DeepEqual(p.Inventory, want) {
+		t.Errorf("inventory = %v, want %v", p.Inventory, want)
+	}
+}
