@@ -1,0 +1,527 @@
+// Command ingest measures how fast questlog's API takes events in, against
+// the ceiling of a bare Go net/http handler on the same machine.
+//
+// It builds questlog from ./cmd/questlog, then in one go:
+//
+//   - starts a bare handler that answers "ok" (a copy of this program, so it
+//     is a process of its own like the server it is compared with);
+//   - starts `questlog serve` on free ports with its own temporary --data-dir
+//     and --broker-listen, and waits for /readyz;
+//   - drives GET / on both with `questlog load` (closed model, -c workers)
+//     and with wrk when it is installed, and prints requests/s, p50 and p99
+//     and questlog's share of the bare handler's requests/s;
+//   - plays the players scenario against questlog serve, first as fast as
+//     --users players go (the maximal rate), then at half that rate in the
+//     open model, and prints the p99 at half rate.
+//
+// Run it from the repository root:
+//
+//	go run ./bench/ingest                      # 10 s per measurement
+//	go run ./bench/ingest -duration 30s -c 64 -json results.json
+//
+// The goals (BENCHMARKS.md, "Ingest (issue 5)"): on GET /, at least 0.6 of
+// the bare handler's requests/s; the players scenario at half its maximal
+// rate with p99 under 10 ms.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/questlog/questlog/internal/loadgen"
+)
+
+type options struct {
+	duration   time.Duration
+	warmup     time.Duration
+	conns      int
+	users      int
+	questlog   string
+	wrk        string
+	serveArgs  string
+	bcryptCost int
+	jsonOut    string
+	bare       string
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measurement")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each target's first measurement")
+	flag.IntVar(&o.conns, "c", 50, "concurrent connections for GET / (questlog load -c, wrk -c)")
+	flag.IntVar(&o.users, "users", 100, "players in the players scenario")
+	flag.StringVar(&o.questlog, "questlog", "", "a questlog binary to use instead of building ./cmd/questlog")
+	flag.StringVar(&o.wrk, "wrk", "auto", `wrk binary: "auto" (use it when on PATH), "off", or a path`)
+	flag.StringVar(&o.serveArgs, "serve-args", "", `extra arguments for questlog serve, e.g. "--fsync"`)
+	flag.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "passed to serve as --bcrypt-cost when serve has that flag (0: never)")
+	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this JSON file")
+	flag.StringVar(&o.bare, "bare", "", "internal: serve the bare handler on this address and print it")
+	flag.Parse()
+
+	if o.bare != "" {
+		if err := serveBare(o.bare); err != nil {
+			fmt.Fprintln(os.Stderr, "bare:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(1)
+	}
+}
+
+// serveBare is the ceiling: the least a Go HTTP server can do per request.
+func serveBare(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("listening", ln.Addr())
+	ok := []byte("ok")
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(ok)
+	}))
+}
+
+// Measurement is one row of the results.
+type Measurement struct {
+	Target            string  `json:"target"`
+	Tool              string  `json:"tool"`
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	P50Ms             float64 `json:"p50_ms"`
+	P99Ms             float64 `json:"p99_ms"`
+	Requests          int64   `json:"requests"`
+	Errors            int64   `json:"errors"`
+	Non2xx            int64   `json:"non_2xx"`
+	// RatioToBare is requests/s over the bare handler's with the same tool.
+	RatioToBare float64 `json:"ratio_to_bare,omitempty"`
+	Note        string  `json:"note,omitempty"`
+}
+
+// Results is what -json writes.
+type Results struct {
+	Date         string        `json:"date"`
+	CPUs         int           `json:"cpus"`
+	GoVersion    string        `json:"go_version"`
+	Duration     string        `json:"duration"`
+	Conns        int           `json:"conns"`
+	Users        int           `json:"users"`
+	ServeArgs    []string      `json:"serve_args"`
+	Measurements []Measurement `json:"measurements"`
+	GoalGetRatio float64       `json:"goal_get_ratio"`
+	GoalP99Ms    float64       `json:"goal_p99_ms"`
+	GetRatio     float64       `json:"get_ratio"`
+	HalfRateP99  float64       `json:"half_rate_p99_ms"`
+}
+
+func run(ctx context.Context, o options) error {
+	tmp, err := os.MkdirTemp("", "questlog-bench-ingest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	bin := o.questlog
+	if bin == "" {
+		bin = filepath.Join(tmp, "questlog")
+		fmt.Fprintln(os.Stderr, "building ./cmd/questlog ...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/questlog")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build questlog (run from the repository root): %w", err)
+		}
+	}
+	wrk := ""
+	switch o.wrk {
+	case "off":
+	case "auto":
+		wrk, _ = exec.LookPath("wrk")
+	default:
+		wrk = o.wrk
+	}
+
+	res := Results{
+		Date: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Duration: o.duration.String(), Conns: o.conns, Users: o.users, GoalGetRatio: 0.6, GoalP99Ms: 10,
+	}
+
+	// The ceiling.
+	bare, err := startBare(ctx, tmp)
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+	bareURL := "http://" + bare.addr + "/"
+
+	// questlog serve.
+	serveArgs, serveAddr, err := serveArguments(ctx, bin, o, tmp)
+	if err != nil {
+		return err
+	}
+	res.ServeArgs = serveArgs
+	srv, err := startServe(ctx, bin, serveArgs, serveAddr, tmp)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	serveURL := "http://" + srv.addr
+
+	load := func(target string, args ...string) (loadgen.Summary, error) {
+		return runLoad(ctx, bin, append(args, target)...)
+	}
+	dur := o.duration.String()
+	conns := strconv.Itoa(o.conns)
+
+	type getTarget struct{ name, url string }
+	targets := []getTarget{{"bare handler GET /", bareURL}, {"questlog serve GET /", serveURL + "/"}}
+	var bareRPS = map[string]float64{}
+	for _, t := range targets {
+		if o.warmup > 0 {
+			if _, err := load(t.url, "-t", o.warmup.String(), "-c", conns); err != nil {
+				return fmt.Errorf("warm up %s: %w", t.name, err)
+			}
+		}
+		s, err := load(t.url, "-t", dur, "-c", conns)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		m := fromSummary(t.name, "questlog load", s)
+		res.Measurements = append(res.Measurements, m)
+		if wrk != "" {
+			wm, err := runWrk(ctx, wrk, t.url, o.conns, o.duration)
+			if err != nil {
+				return fmt.Errorf("%s with wrk: %w", t.name, err)
+			}
+			wm.Target = t.name
+			res.Measurements = append(res.Measurements, wm)
+		}
+	}
+	for i, m := range res.Measurements {
+		if m.Target == targets[0].name {
+			bareRPS[m.Tool] = m.RequestsPerSecond
+		} else if b := bareRPS[m.Tool]; b > 0 {
+			res.Measurements[i].RatioToBare = m.RequestsPerSecond / b
+			if m.Tool == "questlog load" {
+				res.GetRatio = res.Measurements[i].RatioToBare
+			}
+		}
+	}
+
+	// The players scenario: its maximal rate, then half of it.
+	users := strconv.Itoa(o.users)
+	if o.warmup > 0 {
+		if _, err := load(serveURL, "--scenario", "players", "--users", users, "-t", o.warmup.String()); err != nil {
+			return fmt.Errorf("warm up players: %w", err)
+		}
+	}
+	maxRun, err := load(serveURL, "--scenario", "players", "--users", users, "-t", dur)
+	if err != nil {
+		return fmt.Errorf("players at the maximal rate: %w", err)
+	}
+	m := fromSummary("players scenario, maximal rate", "questlog load", maxRun)
+	m.Note = scenarioNote(maxRun)
+	res.Measurements = append(res.Measurements, m)
+	half := maxRun.RequestsPerSecond / 2
+	halfRun, err := load(serveURL, "--scenario", "players", "--users", users, "-t", dur,
+		"--rate", strconv.FormatFloat(half, 'f', 0, 64))
+	if err != nil {
+		return fmt.Errorf("players at half rate: %w", err)
+	}
+	m = fromSummary(fmt.Sprintf("players scenario, %.0f/s (half)", half), "questlog load", halfRun)
+	m.Note = scenarioNote(halfRun)
+	res.Measurements = append(res.Measurements, m)
+	res.HalfRateP99 = halfRun.Latency.P99
+
+	printResults(os.Stdout, &res)
+	if o.jsonOut != "" {
+		raw, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonOut, append(raw, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonOut, err)
+		}
+	}
+	return nil
+}
+
+// scenarioNote gives the p99 of the actions that hash a password, which
+// cost what --bcrypt-cost says and dominate the tail when they are common.
+func scenarioNote(s loadgen.Summary) string {
+	var parts []string
+	for _, a := range s.Actions {
+		if a.Action == "signup" || a.Action == "login" {
+			parts = append(parts, fmt.Sprintf("%s %d× p99 %.1f ms", a.Action, a.Requests, a.Latency.P99))
+		}
+	}
+	parts = append(parts, fmt.Sprintf("intended failures %d, unexpected 4xx %d", s.IntendedFailures, s.Unexpected4xx))
+	return strings.Join(parts, "; ")
+}
+
+func fromSummary(target, tool string, s loadgen.Summary) Measurement {
+	return Measurement{
+		Target: target, Tool: tool, RequestsPerSecond: s.RequestsPerSecond,
+		P50Ms: s.Latency.P50, P99Ms: s.Latency.P99, Requests: s.Requests, Errors: s.Errors, Non2xx: s.Non2xx,
+	}
+}
+
+func printResults(w io.Writer, r *Results) {
+	fmt.Fprintf(w, "\nIngest benchmark, %s, %d CPUs, %s, %s per measurement, -c %d, %d players\n",
+		r.Date, r.CPUs, r.GoVersion, r.Duration, r.Conns, r.Users)
+	fmt.Fprintf(w, "questlog serve %s\n\n", strings.Join(r.ServeArgs, " "))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\ttool\trequests/s\tp50 ms\tp99 ms\terrors\tnon-2xx\tvs bare\t")
+	for _, m := range r.Measurements {
+		ratio := ""
+		if m.RatioToBare > 0 {
+			ratio = fmt.Sprintf("%.2f", m.RatioToBare)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.3f\t%.3f\t%d\t%d\t%s\t\n", m.Target, m.Tool, m.RequestsPerSecond,
+			m.P50Ms, m.P99Ms, m.Errors, m.Non2xx, ratio)
+	}
+	_ = tw.Flush()
+	for _, m := range r.Measurements {
+		if m.Note != "" {
+			fmt.Fprintf(w, "  %s: %s\n", m.Target, m.Note)
+		}
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	fmt.Fprintf(w, "\ngoal GET / >= %.1f of bare (questlog load): %.2f, %s\n", r.GoalGetRatio, r.GetRatio, verdict(r.GetRatio >= r.GoalGetRatio))
+	fmt.Fprintf(w, "goal players p99 < %.0f ms at half the maximal rate: %.3f ms, %s\n", r.GoalP99Ms, r.HalfRateP99, verdict(r.HalfRateP99 < r.GoalP99Ms))
+}
+
+// runLoad runs `questlog load --format json` and reads its summary. An error
+// rate over the budget is not a failure of the benchmark: it is reported.
+func runLoad(ctx context.Context, bin string, args ...string) (loadgen.Summary, error) {
+	var s loadgen.Summary
+	cmd := exec.CommandContext(ctx, bin, append([]string{"load", "--format", "json", "-q"}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return s, fmt.Errorf("questlog load %s: %w: %s", strings.Join(args, " "), err, errOut.String())
+	}
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		return s, fmt.Errorf("questlog load %s: read summary: %w", strings.Join(args, " "), err)
+	}
+	fmt.Fprintf(os.Stderr, "  load %s: %.0f req/s, p99 %.3f ms, %d errors\n", strings.Join(args, " "), s.RequestsPerSecond, s.Latency.P99, s.Errors)
+	return s, nil
+}
+
+// runWrk runs wrk with two threads (one per core here) and reads its
+// requests/s and latency distribution.
+func runWrk(ctx context.Context, wrk, url string, conns int, d time.Duration) (Measurement, error) {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	cmd := exec.CommandContext(ctx, wrk, "-t", "2", "-c", strconv.Itoa(conns), "-d", strconv.Itoa(secs)+"s", "--latency", url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return Measurement{}, fmt.Errorf("%w: %s", err, out)
+	}
+	m, err := parseWrk(string(out))
+	fmt.Fprintf(os.Stderr, "  wrk %s: %.0f req/s, p99 %.3f ms\n", url, m.RequestsPerSecond, m.P99Ms)
+	return m, err
+}
+
+func parseWrk(out string) (Measurement, error) {
+	m := Measurement{Tool: "wrk"}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			m.RequestsPerSecond, _ = strconv.ParseFloat(f[1], 64)
+		case len(f) == 2 && f[0] == "50%":
+			m.P50Ms, _ = wrkMs(f[1])
+		case len(f) == 2 && f[0] == "99%":
+			m.P99Ms, _ = wrkMs(f[1])
+		case len(f) >= 2 && f[1] == "requests" && len(f) > 2 && f[2] == "in":
+			m.Requests, _ = strconv.ParseInt(f[0], 10, 64)
+		case len(f) == 5 && f[0] == "Non-2xx":
+			m.Non2xx, _ = strconv.ParseInt(f[4], 10, 64)
+		case len(f) > 2 && f[0] == "Socket" && f[1] == "errors:":
+			// Socket errors: connect 0, read 0, write 0, timeout 0
+			for i := 3; i < len(f); i += 2 {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(f[i], ","), 10, 64)
+				m.Errors += n
+			}
+		}
+	}
+	if m.RequestsPerSecond == 0 {
+		return m, fmt.Errorf("wrk: no Requests/sec in its output:\n%s", out)
+	}
+	return m, nil
+}
+
+// wrkMs reads a wrk duration such as 812.00us, 1.54ms or 2.01s.
+func wrkMs(s string) (float64, error) {
+	for _, u := range []struct {
+		suffix string
+		ms     float64
+	}{{"us", 0.001}, {"ms", 1}, {"s", 1000}, {"m", 60000}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return math.Round(f*u.ms*1000) / 1000, err // to the microsecond
+		}
+	}
+	return 0, fmt.Errorf("wrk duration %q", s)
+}
+
+// process is a server the benchmark started.
+type process struct {
+	cmd  *exec.Cmd
+	addr string
+	log  string
+	done chan struct{}
+}
+
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func startBare(ctx context.Context, tmp string) (*process, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self, "-bare", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start bare handler: %w", err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("bare handler: no address: %w", err)
+	}
+	p.addr = strings.TrimSpace(strings.TrimPrefix(line, "listening"))
+	return p, nil
+}
+
+// serveArguments are questlog serve's flags: free ports, a fresh data
+// directory, and --bcrypt-cost when serve has it.
+func serveArguments(ctx context.Context, bin string, o options, tmp string) (args []string, httpAddr string, err error) {
+	help, err := exec.CommandContext(ctx, bin, "serve", "--help").CombinedOutput()
+	if err != nil || bytes.Contains(help, []byte("not built yet")) {
+		return nil, "", fmt.Errorf("questlog serve is not available yet (%v): %s", err, help)
+	}
+	if httpAddr, err = freeAddr(); err != nil {
+		return nil, "", err
+	}
+	brokerAddr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	args = []string{"serve", "--http", httpAddr, "--broker-listen", brokerAddr, "--data-dir", filepath.Join(tmp, "data")}
+	if o.bcryptCost > 0 && bytes.Contains(help, []byte("--bcrypt-cost")) {
+		args = append(args, "--bcrypt-cost", strconv.Itoa(o.bcryptCost))
+	}
+	args = append(args, strings.Fields(o.serveArgs)...)
+	return args, httpAddr, nil
+}
+
+func startServe(ctx context.Context, bin string, args []string, addr, tmp string) (*process, error) {
+	logPath := filepath.Join(tmp, "serve.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start questlog serve: %w", err)
+	}
+	p := &process{cmd: cmd, addr: addr, log: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	if err := waitReady(ctx, p); err != nil {
+		p.stop()
+		logs, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("questlog %s: %w\n%s", strings.Join(args, " "), err, tail(logs, 2000))
+	}
+	return p, nil
+}
+
+// waitReady polls /readyz (or /healthz) until it answers 200.
+func waitReady(ctx context.Context, p *process) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, path := range []string{"/readyz", "/healthz"} {
+			resp, err := client.Get("http://" + p.addr + path)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+				if resp.StatusCode != http.StatusNotFound {
+					break // /readyz exists and says not yet
+				}
+			}
+		}
+		select {
+		case <-p.done:
+			return errors.New("exited before it was ready")
+		case <-ctx.Done():
+			return fmt.Errorf("not ready: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
