@@ -290,7 +290,11 @@ func (p *player) act(a int) Sample {
 		}
 		return s
 	case actCart:
-		return p.send(a, http.MethodGet, sc.urls["cart"], false, false)
+		s := p.send(a, http.MethodGet, sc.urls["cart"], false, false)
+		if s.ok() {
+			p.sync()
+		}
+		return s
 
 	case actBuy:
 		k, qty, ok := p.affordable(p.gold - p.cartTotal())
@@ -333,6 +337,7 @@ func (p *player) act(a int) Sample {
 		s := p.send(a, http.MethodPost, sc.urls["cart/items"], true, false)
 		if s.ok() {
 			p.cart[k] += qty
+			p.sync()
 		}
 		return s
 
@@ -346,6 +351,7 @@ func (p *player) act(a int) Sample {
 		s := p.send(a, http.MethodDelete, u, false, false)
 		if s.ok() {
 			delete(p.cart, k)
+			p.sync()
 		}
 		return s
 
@@ -555,13 +561,15 @@ func (p *player) do(c *http.Client, a int, method, u string, withBody, expectFai
 func (s Sample) ok() bool { return s.Err == nil && s.Status >= 200 && s.Status < 300 }
 
 // answer is the part of an API answer a player keeps in step with: the
-// login's token, and the gold, guild and items of an inventory.
+// login's token, the gold, guild and items of an inventory, the items of a
+// cart (an answer with "cart_size").
 type answer struct {
-	User  string  `json:"user"`
-	Token string  `json:"token"`
-	Gold  *int64  `json:"gold"`
-	Guild *string `json:"guild"`
-	Items *[]struct {
+	User     string  `json:"user"`
+	Token    string  `json:"token"`
+	Gold     *int64  `json:"gold"`
+	Guild    *string `json:"guild"`
+	CartSize *int64  `json:"cart_size"`
+	Items    *[]struct {
 		ItemType string `json:"item_type"`
 		Quality  string `json:"quality"`
 		Quantity int64  `json:"quantity"`
@@ -573,6 +581,17 @@ func (p *player) sync() answer {
 	var v answer
 	if err := json.Unmarshal(p.resp.Bytes(), &v); err != nil {
 		return answer{} // an answer that is not JSON leaves the model as it is
+	}
+	if v.CartSize != nil {
+		if v.Items != nil {
+			clear(p.cart)
+			for _, it := range *v.Items {
+				if it.Quantity > 0 {
+					p.cart[itemKey{it.ItemType, it.Quality}] = it.Quantity
+				}
+			}
+		}
+		return v
 	}
 	if v.Gold != nil {
 		p.gold = *v.Gold

@@ -75,6 +75,24 @@ func (g *fakeGame) inventory(w http.ResponseWriter, code int, user string, p *fa
 	_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "gold": p.gold, "guild": p.guild, "items": items})
 }
 
+// cartAnswer is the API's cart: its lines, with cart_size and no gold.
+func (g *fakeGame) cartAnswer(w http.ResponseWriter, user string, p *fakePlayer) {
+	type stack struct {
+		ItemType string `json:"item_type"`
+		Quality  string `json:"quality"`
+		Quantity int64  `json:"quantity"`
+	}
+	items := []stack{}
+	var size int64
+	for k, n := range p.cart {
+		it, q, _ := strings.Cut(k, "/")
+		items = append(items, stack{it, q, n})
+		size += n
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "items": items, "cart_size": size})
+}
+
 func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -149,8 +167,10 @@ func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(g.sessions, c.Value)
 		http.SetCookie(w, &http.Cookie{Name: "session", Value: "", Path: "/", MaxAge: -1})
 		w.WriteHeader(200)
-	case "GET /v1/inventory", "GET /v1/cart":
+	case "GET /v1/inventory":
 		g.inventory(w, 200, user, p)
+	case "GET /v1/cart":
+		g.cartAnswer(w, user, p)
 	case "POST /v1/buy":
 		price, ok := g.prices[key]
 		switch {
@@ -179,7 +199,7 @@ func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.cart[key] += body.Quantity
-		g.inventory(w, 200, user, p)
+		g.cartAnswer(w, user, p)
 	case "DELETE /v1/cart/items/{item}":
 		k := strings.TrimPrefix(r.URL.Path, "/v1/cart/items/") + "/" + r.URL.Query().Get("quality")
 		n, _ := strconv.ParseInt(r.URL.Query().Get("quantity"), 10, 64)
@@ -190,7 +210,7 @@ func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p.cart[k] -= n; p.cart[k] == 0 || n == 0 {
 			delete(p.cart, k)
 		}
-		g.inventory(w, 200, user, p)
+		g.cartAnswer(w, user, p)
 	case "POST /v1/cart/checkout":
 		var total int64
 		for k, n := range p.cart {
