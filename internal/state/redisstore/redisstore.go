@@ -1,0 +1,483 @@
+// Package redisstore keeps the game's state in Redis, so that many API
+// server processes can share it (github.com/redis/go-redis/v9).
+//
+// Each change is one Lua script, so it is atomic and checked before anything
+// is written; sessions expire with Redis's own key expiry; a player's lock is
+// a key taken with SET NX PX and a random token, kept alive while held and
+// released only by its holder, so it holds across processes and frees itself
+// if a holder dies.
+//
+// Keys, all under a prefix (default "questlog:"), with the player's name as
+// a hash tag so that one player's keys share a cluster slot:
+//
+//	account:{USER}   hash: password_hash, gold, guild, created_at (unix ns)
+//	inventory:{USER} hash: ITEM -> quantity
+//	cart:{USER}      hash: ITEM -> quantity
+//	lock:{USER}      string: holder's random token, expires
+//	session:HASH     string: "EXPIRES_UNIX_NS:USER", expires
+//
+// where ITEM is len(type) ":" type quality, unambiguous whatever the names.
+//
+// The package knows nothing of the game's rules, HTTP or Kafka.
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/questlog/questlog/internal/state"
+)
+
+// Option configures a Store.
+type Option func(*options)
+
+type options struct {
+	prefix  string
+	lockTTL time.Duration
+}
+
+// WithPrefix puts every key under prefix, so several stores (or other
+// programs) can share one database. Default "questlog:".
+func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
+
+// WithLockTTL sets how long a player's lock outlives a holder that died
+// without releasing it. A live holder renews it every third of that. Default
+// 10s.
+func WithLockTTL(d time.Duration) Option { return func(o *options) { o.lockTTL = d } }
+
+// Store is a state.Store in Redis. It is safe for concurrent use, and any
+// number of processes may use the same database and prefix at once.
+type Store struct {
+	rdb    *redis.Client
+	addr   string // for errors; the URL may hold a password
+	prefix string
+	ttl    time.Duration
+
+	closed    chan struct{} // stops lock renewals
+	closeOnce sync.Once
+}
+
+var _ state.Store = (*Store)(nil)
+
+// Open connects to the Redis at url (redis://[:password@]host:port/db, or
+// rediss:// for TLS) and checks that it answers.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	o := options{prefix: "questlog:", lockTTL: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.lockTTL < 30*time.Millisecond {
+		return nil, fmt.Errorf("open redis state: lock TTL %s is too short (at least 30ms)", o.lockTTL)
+	}
+	ro, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("open redis state: parse URL: %w", err)
+	}
+	ro.ContextTimeoutEnabled = true
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	s := &Store{
+		rdb:    redis.NewClient(ro),
+		addr:   fmt.Sprintf("%s/%d", ro.Addr, ro.DB),
+		prefix: o.prefix,
+		ttl:    o.lockTTL,
+		closed: make(chan struct{}),
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.rdb.Close()
+		return nil, fmt.Errorf("open redis state: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the connections. It does not release held locks: they expire.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	if err := s.rdb.Close(); err != nil {
+		return fmt.Errorf("close redis state %s: %w", s.addr, err)
+	}
+	return nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis %s: %w", s.addr, err)
+	}
+	return nil
+}
+
+func (s *Store) key(kind, user string) string { return s.prefix + kind + ":{" + user + "}" }
+
+func (s *Store) sessionKey(tokenHash string) string { return s.prefix + "session:" + tokenHash }
+
+// itemField encodes an item as a hash field, and parseItemField decodes it.
+func itemField(it state.Item) string {
+	return strconv.Itoa(len(it.Type)) + ":" + it.Type + it.Quality
+}
+
+func parseItemField(f string) (state.Item, error) {
+	n, rest, ok := strings.Cut(f, ":")
+	l, err := strconv.Atoi(n)
+	if !ok || err != nil || l < 0 || l > len(rest) {
+		return state.Item{}, fmt.Errorf("bad item field %q", f)
+	}
+	return state.Item{Type: rest[:l], Quality: rest[l:]}, nil
+}
+
+var createAccountScript = redis.NewScript(`
+-- KEYS: account, inventory, cart; ARGV: password_hash, gold, guild, created_at
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'password_hash', ARGV[1], 'gold', ARGV[2], 'guild', ARGV[3], 'created_at', ARGV[4])
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1`)
+
+// CreateAccount stores a new account; a zero CreatedAt becomes now.
+func (s *Store) CreateAccount(ctx context.Context, a state.Account) error {
+	switch {
+	case a.User == "":
+		return errors.New("create account: empty user name")
+	case a.Gold < 0:
+		return fmt.Errorf("create account %q: negative gold %d", a.User, a.Gold)
+	}
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = time.Now()
+	}
+	keys := []string{s.key("account", a.User), s.key("inventory", a.User), s.key("cart", a.User)}
+	created, err := createAccountScript.Run(ctx, s.rdb, keys,
+		a.PasswordHash, a.Gold, a.Guild, a.CreatedAt.UnixNano()).Int()
+	if err != nil {
+		return fmt.Errorf("create account %q: %w", a.User, err)
+	}
+	if created == 0 {
+		return fmt.Errorf("create account %q: %w", a.User, state.ErrExists)
+	}
+	return nil
+}
+
+// Player reads the account with its inventory and cart in one transaction.
+func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
+	var account, inventory, cart *redis.MapStringStringCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		account = p.HGetAll(ctx, s.key("account", user))
+		inventory = p.HGetAll(ctx, s.key("inventory", user))
+		cart = p.HGetAll(ctx, s.key("cart", user))
+		return nil
+	})
+	if err != nil {
+		return state.Player{}, fmt.Errorf("read player %q: %w", user, err)
+	}
+	a := account.Val()
+	if len(a) == 0 {
+		return state.Player{}, fmt.Errorf("read player %q: %w", user, state.ErrNotFound)
+	}
+	gold, err := strconv.ParseInt(a["gold"], 10, 64)
+	if err != nil {
+		return state.Player{}, fmt.Errorf("read player %q: gold: %w", user, err)
+	}
+	created, err := strconv.ParseInt(a["created_at"], 10, 64)
+	if err != nil {
+		return state.Player{}, fmt.Errorf("read player %q: created_at: %w", user, err)
+	}
+	p := state.Player{Account: state.Account{
+		User:         user,
+		PasswordHash: []byte(a["password_hash"]),
+		Gold:         gold,
+		Guild:        a["guild"],
+		CreatedAt:    time.Unix(0, created).UTC(),
+	}}
+	if p.Inventory, err = stacks(inventory.Val()); err != nil {
+		return state.Player{}, fmt.Errorf("read player %q: inventory: %w", user, err)
+	}
+	if p.Cart, err = stacks(cart.Val()); err != nil {
+		return state.Player{}, fmt.Errorf("read player %q: cart: %w", user, err)
+	}
+	return p, nil
+}
+
+func stacks(h map[string]string) ([]state.Stack, error) {
+	out := make([]state.Stack, 0, len(h))
+	for f, q := range h {
+		it, err := parseItemField(f)
+		if err != nil {
+			return nil, err
+		}
+		n, err := strconv.ParseInt(q, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("item %s/%s: quantity: %w", it.Type, it.Quality, err)
+		}
+		out = append(out, state.Stack{Item: it, Quantity: n})
+	}
+	slices.SortFunc(out, compareStacks)
+	return out, nil
+}
+
+func compareStacks(a, b state.Stack) int {
+	return cmp.Or(strings.Compare(a.Type, b.Type), strings.Compare(a.Quality, b.Quality))
+}
+
+// applyScript checks every part of a change, then applies it all, so a
+// refused change writes nothing.
+var applyScript = redis.NewScript(`
+-- KEYS: account, inventory, cart
+-- ARGV: gold delta, set guild (0/1), guild, clear cart (0/1), number of
+-- inventory deltas, then (field, delta) pairs: the inventory's, then the cart's.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {1, ''} end
+local gold = tonumber(ARGV[1])
+if gold < 0 and tonumber(redis.call('HGET', KEYS[1], 'gold')) + gold < 0 then
+	return {2, 'gold'}
+end
+local clear = ARGV[4] == '1'
+local cart_from = 6 + 2 * tonumber(ARGV[5])
+for i = 6, #ARGV, 2 do
+	local d = tonumber(ARGV[i + 1])
+	if d < 0 then
+		local have = 0
+		if i < cart_from then
+			have = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+		elseif not clear then
+			have = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
+		end
+		if have + d < 0 then
+			if i < cart_from then return {2, 'inventory'} end
+			return {2, 'cart'}
+		end
+	end
+end
+if gold ~= 0 then redis.call('HINCRBY', KEYS[1], 'gold', ARGV[1]) end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'guild', ARGV[3]) end
+if clear then redis.call('DEL', KEYS[3]) end
+for i = 6, #ARGV, 2 do
+	local key = KEYS[2]
+	if i >= cart_from then key = KEYS[3] end
+	if redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]) == 0 then
+		redis.call('HDEL', key, ARGV[i])
+	end
+end
+return {0, ''}`)
+
+// Apply applies c atomically in one Lua script.
+func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
+	if user == "" {
+		return errors.New("apply change: empty user name")
+	}
+	inv, err := sumDeltas(c.Inventory)
+	if err != nil {
+		return fmt.Errorf("apply change to %q: inventory: %w", user, err)
+	}
+	cart, err := sumDeltas(c.Cart)
+	if err != nil {
+		return fmt.Errorf("apply change to %q: cart: %w", user, err)
+	}
+	setGuild, guild := 0, ""
+	if c.Guild != nil {
+		setGuild, guild = 1, *c.Guild
+	}
+	clearCart := 0
+	if c.ClearCart {
+		clearCart = 1
+	}
+	args := make([]any, 0, 5+2*(len(inv)+len(cart)))
+	args = append(args, c.GoldDelta, setGuild, guild, clearCart, len(inv))
+	for _, st := range append(inv, cart...) {
+		args = append(args, itemField(st.Item), st.Quantity)
+	}
+	keys := []string{s.key("account", user), s.key("inventory", user), s.key("cart", user)}
+	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return fmt.Errorf("apply change to %q: %w", user, err)
+	}
+	code, _ := res[0].(int64)
+	switch code {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("apply change to %q: %w", user, state.ErrNotFound)
+	case 2:
+		return fmt.Errorf("apply change to %q: %v: %w", user, res[1], state.ErrConflict)
+	}
+	return fmt.Errorf("apply change to %q: unexpected script result %v", user, res)
+}
+
+var createSessionScript = redis.NewScript(`
+-- KEYS: session, account; ARGV: value, expiry (unix ms)
+if redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 2 end
+return 0`)
+
+// CreateSession stores sess until its ExpiresAt. It returns ErrNotFound when
+// the user has no account and ErrExists when a live session has the same
+// token hash.
+func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
+	switch {
+	case sess.TokenHash == "":
+		return errors.New("create session: empty token hash")
+	case sess.User == "":
+		return errors.New("create session: empty user name")
+	case !sess.ExpiresAt.After(time.Now()):
+		return fmt.Errorf("create session for %q: expires in the past (%s)", sess.User, sess.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	value := strconv.FormatInt(sess.ExpiresAt.UnixNano(), 10) + ":" + sess.User
+	// Redis expires it at the millisecond, never later than ExpiresAt.
+	code, err := createSessionScript.Run(ctx, s.rdb,
+		[]string{s.sessionKey(sess.TokenHash), s.key("account", sess.User)},
+		value, sess.ExpiresAt.UnixMilli()).Int()
+	if err != nil {
+		return fmt.Errorf("create session for %q: %w", sess.User, err)
+	}
+	switch code {
+	case 1:
+		return fmt.Errorf("create session for %q: %w", sess.User, state.ErrNotFound)
+	case 2:
+		return fmt.Errorf("create session for %q: token hash: %w", sess.User, state.ErrExists)
+	}
+	return nil
+}
+
+// Session returns the live session with that token hash, or ErrNotFound.
+func (s *Store) Session(ctx context.Context, tokenHash string) (state.Session, error) {
+	v, err := s.rdb.Get(ctx, s.sessionKey(tokenHash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return state.Session{}, fmt.Errorf("read session: %w", state.ErrNotFound)
+	}
+	if err != nil {
+		return state.Session{}, fmt.Errorf("read session: %w", err)
+	}
+	exp, user, ok := strings.Cut(v, ":")
+	ns, err := strconv.ParseInt(exp, 10, 64)
+	if !ok || err != nil {
+		return state.Session{}, fmt.Errorf("read session: malformed value")
+	}
+	sess := state.Session{TokenHash: tokenHash, User: user, ExpiresAt: time.Unix(0, ns).UTC()}
+	if !sess.ExpiresAt.After(time.Now()) { // this process's clock may run ahead of Redis's
+		return state.Session{}, fmt.Errorf("read session: %w", state.ErrNotFound)
+	}
+	return sess, nil
+}
+
+// DeleteSession removes a session; deleting a missing one is not an error.
+func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
+	if err := s.rdb.Del(ctx, s.sessionKey(tokenHash)).Err(); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+var (
+	unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+	renewScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`)
+)
+
+// Lock takes the player's lock, shared by every process using this database
+// and prefix, retrying with a growing, jittered pause until it is free or
+// ctx ends. The lock is renewed while held; if its holder dies, it expires
+// after the lock TTL. It does not check that the player exists.
+func (s *Store) Lock(ctx context.Context, user string) (func(), error) {
+	key := s.key("lock", user)
+	var b [16]byte
+	rand.Read(b[:])
+	token := hex.EncodeToString(b[:])
+
+	pause := time.Millisecond
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("lock player %q: %w", user, err)
+		}
+		ok, err := s.rdb.SetNX(ctx, key, token, s.ttl).Result()
+		if err != nil {
+			// The SET may have landed even though the answer was lost.
+			s.release(key, token)
+			return nil, fmt.Errorf("lock player %q: %w", user, err)
+		}
+		if ok {
+			break
+		}
+		t := time.NewTimer(pause/2 + mrand.N(pause))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("lock player %q: %w", user, ctx.Err())
+		case <-t.C:
+		}
+		pause = min(2*pause, 32*time.Millisecond)
+	}
+
+	released := make(chan struct{})
+	go s.renew(key, token, released)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(released)
+			s.release(key, token)
+		})
+	}, nil
+}
+
+// renew extends the lock every third of its TTL until released, the store is
+// closed, or the lock turns out lost.
+func (s *Store) renew(key, token string, released <-chan struct{}) {
+	t := time.NewTicker(s.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-released:
+			return
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.ttl/3)
+		kept, err := renewScript.Run(ctx, s.rdb, []string{key}, token, s.ttl.Milliseconds()).Int()
+		cancel()
+		if err == nil && kept == 0 {
+			return // lost: expired while the holder stalled, or someone deleted it
+		}
+	}
+}
+
+// release deletes the lock if this token still holds it.
+func (s *Store) release(key, token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// On failure the lock expires by itself after the TTL.
+	_ = unlockScript.Run(ctx, s.rdb, []string{key}, token).Err()
+}
+
+// sumDeltas validates stacks and sums those naming the same item, dropping
+// the ones that sum to zero, so a change's outcome does not depend on the
+// order of its stacks.
+func sumDeltas(stacks []state.Stack) ([]state.Stack, error) {
+	if len(stacks) == 0 {
+		return nil, nil
+	}
+	out := make([]state.Stack, 0, len(stacks))
+	for _, st := range stacks {
+		if st.Type == "" || st.Quality == "" {
+			return nil, fmt.Errorf("item %q in quality %q: empty item type or quality", st.Type, st.Quality)
+		}
+		if i := slices.IndexFunc(out, func(o state.Stack) bool { return o.Item == st.Item }); i >= 0 {
+			out[i].Quantity += st.Quantity
+		} else {
+			out = append(out, st)
+		}
+	}
+	out = slices.DeleteFunc(out, func(st state.Stack) bool { return st.Quantity == 0 })
+	slices.SortFunc(out, compareStacks)
+	return out, nil
+}
