@@ -58,7 +58,7 @@ type options struct {
 	questlog   string
 	wrk        string
 	serveArgs  string
-	bcryptCost int
+	passwordCost int
 	jsonOut    string
 	bare       string
 }
@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&o.questlog, "questlog", "", "a questlog binary to use instead of building ./cmd/questlog")
 	flag.StringVar(&o.wrk, "wrk", "auto", `wrk binary: "auto" (use it when on PATH), "off", or a path`)
 	flag.StringVar(&o.serveArgs, "serve-args", "", `extra arguments for questlog serve, e.g. "--fsync"`)
-	flag.IntVar(&o.bcryptCost, "bcrypt-cost", 4, "passed to serve as --bcrypt-cost when serve has that flag (0: never)")
+	flag.IntVar(&o.passwordCost, "password-cost", 0, "bcrypt cost for serve's --password-cost (0: serve's default)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this JSON file")
 	flag.StringVar(&o.bare, "bare", "", "internal: serve the bare handler on this address and print it")
 	flag.Parse()
@@ -269,7 +269,7 @@ func run(ctx context.Context, o options) error {
 }
 
 // scenarioNote gives the p99 of the actions that hash a password, which
-// cost what --bcrypt-cost says and dominate the tail when they are common.
+// cost what serve's --password-cost says and dominate the tail when common.
 func scenarioNote(s loadgen.Summary) string {
 	var parts []string
 	for _, a := range s.Actions {
@@ -437,7 +437,7 @@ func startBare(ctx context.Context, tmp string) (*process, error) {
 }
 
 // serveArguments are questlog serve's flags: free ports, a fresh data
-// directory, and --bcrypt-cost when serve has it.
+// directory, and --password-cost when asked for.
 func serveArguments(ctx context.Context, bin string, o options, tmp string) (args []string, httpAddr string, err error) {
 	help, err := exec.CommandContext(ctx, bin, "serve", "--help").CombinedOutput()
 	if err != nil || bytes.Contains(help, []byte("not built yet")) {
@@ -451,8 +451,11 @@ func serveArguments(ctx context.Context, bin string, o options, tmp string) (arg
 		return nil, "", err
 	}
 	args = []string{"serve", "--http", httpAddr, "--broker-listen", brokerAddr, "--data-dir", filepath.Join(tmp, "data")}
-	if o.bcryptCost > 0 && bytes.Contains(help, []byte("--bcrypt-cost")) {
-		args = append(args, "--bcrypt-cost", strconv.Itoa(o.bcryptCost))
+	if o.passwordCost > 0 {
+		if !bytes.Contains(help, []byte("--password-cost")) {
+			return nil, "", fmt.Errorf("-password-cost: questlog serve has no --password-cost flag")
+		}
+		args = append(args, "--password-cost", strconv.Itoa(o.passwordCost))
 	}
 	args = append(args, strings.Fields(o.serveArgs)...)
 	return args, httpAddr, nil
