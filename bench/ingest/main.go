@@ -51,16 +51,16 @@ import (
 )
 
 type options struct {
-	duration   time.Duration
-	warmup     time.Duration
-	conns      int
-	users      int
-	questlog   string
-	wrk        string
-	serveArgs  string
+	duration     time.Duration
+	warmup       time.Duration
+	conns        int
+	users        int
+	questlog     string
+	wrk          string
+	serveArgs    string
 	passwordCost int
-	jsonOut    string
-	bare       string
+	jsonOut      string
+	bare         string
 }
 
 func main() {
