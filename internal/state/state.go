@@ -50,8 +50,8 @@ type Account struct {
 // Player is an account with its inventory and cart, read together.
 type Player struct {
 	Account
-	Inventory []Stack // sorted by type, then quality; no zero quantities
-	Cart      []Stack // sorted by type, then quality; no zero quantities
+	Inventory []Stack // sorted by type, then quality (byte order); no zero quantities; never nil
+	Cart      []Stack // sorted by type, then quality (byte order); no zero quantities; never nil
 }
 
 // Session is a login. Only a hash of the token is stored, so a copy of the
@@ -64,6 +64,10 @@ type Session struct {
 
 // Change is one atomic change to a player's state: all of it is applied or
 // none of it is.
+//
+// Stacks naming the same item are summed before anything is checked, so the
+// order of the stacks never matters; deltas that sum to zero are ignored. A
+// stack with an empty type or quality is an error.
 type Change struct {
 	GoldDelta int64
 	Inventory []Stack // quantity deltas, positive or negative
@@ -77,14 +81,19 @@ type Change struct {
 // Lock serializes the changes to one player's state across every process that
 // shares the store: a caller locks, reads, decides, records the event and
 // applies the change, then unlocks, so that two requests cannot both spend the
-// same gold. Reads do not need the lock.
+// same gold. Reads do not need the lock. (An embedded SQLite store is served
+// by one process, which holds its file exclusively; Redis is shared.)
+//
+// Every method is safe for concurrent use.
 type Store interface {
-	// Lock takes the player's lock, waiting until it is free or ctx ends.
-	// The returned function releases it.
+	// Lock takes the player's lock, waiting until it is free or ctx ends
+	// (then the error wraps ctx.Err()). The player need not exist. The
+	// returned function releases it; calling it again does nothing.
 	Lock(ctx context.Context, user string) (unlock func(), err error)
 
 	// CreateAccount stores a new account with an empty inventory and cart.
-	// It returns ErrExists when the name is taken.
+	// It returns ErrExists when the name is taken, and an error for an empty
+	// name or negative gold. A zero CreatedAt is stored as the current time.
 	CreateAccount(ctx context.Context, a Account) error
 	// Player reads an account with its inventory and cart, or ErrNotFound.
 	Player(ctx context.Context, user string) (Player, error)
@@ -93,7 +102,10 @@ type Store interface {
 	// quantity would become negative.
 	Apply(ctx context.Context, user string, c Change) error
 
-	// CreateSession stores a session until its ExpiresAt.
+	// CreateSession stores a session until its ExpiresAt. It returns
+	// ErrNotFound when the user has no account, ErrExists when a live
+	// session has the same token hash, and an error when ExpiresAt is not in
+	// the future or a field is empty.
 	CreateSession(ctx context.Context, s Session) error
 	// Session returns the live session with that token hash, or ErrNotFound.
 	Session(ctx context.Context, tokenHash string) (Session, error)

@@ -7,8 +7,9 @@
 // released only by its holder, so it holds across processes and frees itself
 // if a holder dies.
 //
-// Keys, all under a prefix (default "questlog:"), with the player's name as
-// a hash tag so that one player's keys share a cluster slot:
+// It needs one Redis server (6.2 or later), not Redis Cluster. Keys, all
+// under a prefix (default "questlog:"); the braces around a player's name
+// would keep that player's keys in one Cluster slot:
 //
 //	account:{USER}   hash: password_hash, gold, guild, created_at (unix ns)
 //	inventory:{USER} hash: ITEM -> quantity

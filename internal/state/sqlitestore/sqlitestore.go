@@ -7,8 +7,9 @@
 // read-only connections that never block the writer (WAL mode). A change is
 // durable when Apply returns: it survives the process being killed
 // (synchronous=NORMAL), not necessarily a power loss. Player locks are
-// in-process, so one file must be served by one process at a time; share
-// state between processes with Redis instead.
+// in-process, so one file is served by one process at a time, which Open
+// enforces with a lock on PATH.lock; share state between processes with
+// Redis instead.
 //
 // The package knows nothing of the game's rules, HTTP or Kafka.
 package sqlitestore
@@ -39,6 +40,7 @@ const purgeEvery = time.Minute
 // Store is a state.Store in one SQLite file. It is safe for concurrent use.
 type Store struct {
 	path  string
+	lock  *os.File // held exclusively while open: one process per file
 	write *sql.DB // exactly one connection: writers queue in Go
 	read  *sql.DB // read-only pool
 	locks *userLocks
@@ -74,6 +76,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
 
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite state: %w", err)
+	}
+
 	// busy_timeout only matters when another process holds the file: in
 	// this one, writers queue for the single write connection.
 	params := url.Values{"_pragma": {"busy_timeout(10000)", "foreign_keys(1)"}}
@@ -83,6 +90,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	write, err := sql.Open("sqlite", path+"?"+writeParams.Encode())
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
 	write.SetMaxOpenConns(1)
@@ -90,9 +98,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, write: write, locks: newUserLocks()}
+	s := &Store{path: path, lock: lock, write: write, locks: newUserLocks()}
 	if err := s.migrate(ctx); err != nil {
-		write.Close()
+		s.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
 
@@ -100,7 +108,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	params.Add("_pragma", "query_only(1)")
 	read, err := sql.Open("sqlite", path+"?"+params.Encode())
 	if err != nil {
-		write.Close()
+		s.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
 	readers := max(4, runtime.GOMAXPROCS(0))
@@ -260,7 +268,7 @@ func (s *Store) Close() error {
 	if s.read != nil {
 		errs = append(errs, s.read.Close()) // closes its statements too
 	}
-	errs = append(errs, s.write.Close())
+	errs = append(errs, s.write.Close(), s.lock.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close sqlite state %s: %w", s.path, err)
 	}

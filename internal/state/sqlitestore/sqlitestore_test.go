@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -80,6 +78,23 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 }
 
+func TestOneStorePerFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	first := open(t, path)
+	second, err := sqlitestore.Open(context.Background(), path)
+	if err == nil {
+		second.Close()
+		t.Fatal("second Open of a file in use succeeded, want an error")
+	}
+	if !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second Open = %q, want it to say the state is in use", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	open(t, path).Close() // free again once closed
+}
+
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	open(t, path).Close()
@@ -115,52 +130,6 @@ func TestOpenBadPath(t *testing.T) {
 			t.Errorf("Open(%q) succeeded, want an error", path)
 		}
 	}
-}
-
-// TestChangeSurvivesKill runs this test binary again as a child that writes,
-// prints "applied" once Apply has returned, and is then killed with SIGKILL
-// before it can close anything. The change must be in the file.
-func TestChangeSurvivesKill(t *testing.T) {
-	if path := os.Getenv("SQLITESTORE_CRASH_CHILD"); path != "" {
-		crashChild(path)
-		return
-	}
-	path := filepath.Join(t.TempDir(), "state.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChangeSurvivesKill$")
-	cmd.Env = append(os.Environ(), "SQLITESTORE_CRASH_CHILD="+path)
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("child did not die of SIGKILL: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "applied") {
-		t.Fatalf("child did not apply its change:\n%s", out)
-	}
-
-	s := open(t, path)
-	defer s.Close()
-	checkPlayer(t, s, "ada", 950, "", []state.Stack{{Item: state.Item{Type: "sword", Quality: "common"}, Quantity: 1}})
-}
-
-func crashChild(path string) {
-	ctx := context.Background()
-	s, err := sqlitestore.Open(ctx, path)
-	if err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	if err := s.CreateAccount(ctx, state.Account{User: "ada", Gold: 1000}); err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	c := state.Change{GoldDelta: -50, Inventory: []state.Stack{{Item: state.Item{Type: "sword", Quality: "common"}, Quantity: 1}}}
-	if err := s.Apply(ctx, "ada", c); err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	fmt.Println("applied")
-	syscall.Kill(os.Getpid(), syscall.SIGKILL)
-	select {} // the kill lands before this matters
 }
 
 func benchStore(b *testing.B) state.Store {
