@@ -62,4 +62,3 @@ func crashChild(path string) {
 	syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {} // the kill lands before this matters
 }
-

@@ -41,8 +41,8 @@ const purgeEvery = time.Minute
 type Store struct {
 	path  string
 	lock  *os.File // held exclusively while open: one process per file
-	write *sql.DB // exactly one connection: writers queue in Go
-	read  *sql.DB // read-only pool
+	write *sql.DB  // exactly one connection: writers queue in Go
+	read  *sql.DB  // read-only pool
 	locks *userLocks
 
 	lastPurge atomic.Int64 // unix nanoseconds of the last expired-session purge
