@@ -1,0 +1,598 @@
+// Package report answers the analyst's standing questions about the lake —
+// traffic by event type, purchases, gold spent, failures, the signup funnel,
+// guilds, top players — as charts with table fallbacks, in one
+// self-contained HTML file or live on the dashboard.
+//
+// It reads the lake through internal/query and draws SVG with
+// github.com/go-analyze/charts. It knows nothing of Kafka, the API or the
+// extract: a chart only ever shows what the lake's files hold.
+package report
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/questlog/questlog/internal/query"
+)
+
+// Window bounds the events a report reads: Since inclusive, Until exclusive.
+// A zero time leaves that side open.
+type Window struct {
+	Since, Until time.Time
+}
+
+// predicate is the window as SQL over event_time.
+func (w Window) predicate() string {
+	var p []string
+	if !w.Since.IsZero() {
+		p = append(p, "event_time >= "+tsLiteral(w.Since))
+	}
+	if !w.Until.IsZero() {
+		p = append(p, "event_time < "+tsLiteral(w.Until))
+	}
+	if len(p) == 0 {
+		return "true"
+	}
+	return strings.Join(p, " AND ")
+}
+
+// untilPredicate bounds only the end, for state built up from the beginning
+// (guild membership at the end of the window).
+func (w Window) untilPredicate() string {
+	if w.Until.IsZero() {
+		return "true"
+	}
+	return "event_time < " + tsLiteral(w.Until)
+}
+
+func tsLiteral(t time.Time) string {
+	return "TIMESTAMPTZ '" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'"
+}
+
+// Kind is how a chart is drawn.
+type Kind int
+
+// Chart kinds.
+const (
+	Line       Kind = iota // one line per series over Categories (time buckets)
+	Bar                    // vertical bars, series side by side
+	StackedBar             // vertical bars, series stacked
+	HBar                   // horizontal bars, for long category names
+)
+
+// Series is one named row of values, one per category.
+type Series struct {
+	Name   string
+	Values []float64
+}
+
+// Chart is one question answered: its data, and its drawing once rendered.
+type Chart struct {
+	ID         string // stable, for the page's anchors and the dashboard's refresh
+	Title      string
+	Note       string // how to read it, shown under the title
+	XLabel     string // the category axis
+	YLabel     string // the value axis
+	Kind       Kind
+	Categories []string
+	Series     []Series
+}
+
+// Empty reports whether the chart has no value to draw.
+func (c *Chart) Empty() bool {
+	for _, s := range c.Series {
+		for _, v := range s.Values {
+			if v != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Figure is one headline number.
+type Figure struct {
+	Label, Value string
+}
+
+// Report is every chart over one window of the lake.
+type Report struct {
+	Lake        string
+	Window      Window
+	GeneratedAt time.Time
+	First, Last time.Time // first and last event in the window; zero when there is none
+	Figures     []Figure
+	Charts      []Chart
+}
+
+// Chart IDs, in page order.
+const (
+	ChartEventsPerMinute = "events-per-minute"
+	ChartPurchases       = "purchases"
+	ChartGoldSpent       = "gold-spent"
+	ChartFailures        = "failures"
+	ChartFunnel          = "funnel"
+	ChartGuilds          = "guilds"
+	ChartTopSpenders     = "top-spenders"
+)
+
+// Limits on how much one chart shows; the rest is summed or left out, as
+// each chart's note says.
+const (
+	maxBuckets   = 120 // points on a time axis
+	maxLineTypes = 8   // lines on the events chart; the rest become "other"
+	maxGuilds    = 20
+	maxPlayers   = 15
+)
+
+// Build queries db and assembles the report over w.
+func Build(ctx context.Context, db *query.DB, w Window, now time.Time) (*Report, error) {
+	r := &Report{Lake: db.Lake(), Window: w, GeneratedAt: now.UTC()}
+	b := &builder{db: db, w: w, pred: w.predicate()}
+	if err := b.span(ctx, r); err != nil {
+		return nil, err
+	}
+	for _, step := range []func(context.Context, *Report) error{
+		b.figures, b.eventsPerMinute, b.purchases, b.goldSpent, b.failures, b.funnel, b.guilds, b.topSpenders,
+	} {
+		if err := step(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+type builder struct {
+	db     *query.DB
+	w      Window
+	pred   string
+	bucket time.Duration
+	start  time.Time // the first bucket
+	n      int       // buckets
+}
+
+func (b *builder) span(ctx context.Context, r *Report) error {
+	err := b.db.Each(ctx, "SELECT min(event_time), max(event_time) FROM events WHERE "+b.pred, nil, func(scan func(...any) error) error {
+		var first, last *time.Time
+		if err := scan(&first, &last); err != nil {
+			return err
+		}
+		if first != nil && last != nil {
+			r.First, r.Last = first.UTC(), last.UTC()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("time span: %w", err)
+	}
+	b.bucket = bucketFor(r.Last.Sub(r.First))
+	b.start = r.First.Truncate(b.bucket)
+	if !r.First.IsZero() {
+		b.n = int(r.Last.Truncate(b.bucket).Sub(b.start)/b.bucket) + 1
+	}
+	return nil
+}
+
+// bucketFor picks the narrowest round bucket that keeps a span within
+// maxBuckets points.
+func bucketFor(span time.Duration) time.Duration {
+	for _, m := range []int{1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440} {
+		d := time.Duration(m) * time.Minute
+		if span/d < maxBuckets {
+			return d
+		}
+	}
+	days := span/(maxBuckets*24*time.Hour) + 1
+	return days * 24 * time.Hour
+}
+
+func bucketName(d time.Duration) string {
+	switch {
+	case d == time.Minute:
+		return "minute"
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return fmt.Sprintf("%d minutes", d/time.Minute)
+}
+
+// timeLabels names the buckets; the date shows when the span crosses days.
+func (b *builder) timeLabels() []string {
+	layout := "15:04"
+	if b.n > 0 && b.start.YearDay() != b.start.Add(time.Duration(b.n-1)*b.bucket).YearDay() {
+		layout = "01-02 15:04"
+	}
+	out := make([]string, b.n)
+	for i := range out {
+		out[i] = b.start.Add(time.Duration(i) * b.bucket).Format(layout)
+	}
+	return out
+}
+
+func (b *builder) bucketIndex(t time.Time) int {
+	i := int(t.UTC().Sub(b.start) / b.bucket)
+	return min(max(i, 0), b.n-1)
+}
+
+// bucketSQL is the SQL expression for an event's bucket start.
+func (b *builder) bucketSQL() string {
+	return fmt.Sprintf("time_bucket(INTERVAL %d SECOND, event_time, %s)", int64(b.bucket/time.Second), tsLiteral(b.start))
+}
+
+func (b *builder) figures(ctx context.Context, r *Report) error {
+	var events, players, failed, spent float64
+	q := `SELECT count(*), count(DISTINCT "user"), count(*) FILTER (WHERE status = 'failed'),
+		coalesce(sum(total_price) FILTER (WHERE status = 'ok' AND event_type IN ('buy_item', 'checkout')), 0)
+		FROM events WHERE ` + b.pred
+	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+		var vals [4]any
+		if err := scan(&vals[0], &vals[1], &vals[2], &vals[3]); err != nil {
+			return err
+		}
+		events, players, failed, spent = num(vals[0]), num(vals[1]), num(vals[2]), num(vals[3])
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("headline figures: %w", err)
+	}
+	var quarantined float64
+	err = b.db.Each(ctx, "SELECT count(*) FROM quarantine", nil, func(scan func(...any) error) error {
+		var v any
+		err := scan(&v)
+		quarantined = num(v)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("quarantine count: %w", err)
+	}
+	failedShare := "–"
+	if events > 0 {
+		failedShare = fmt.Sprintf("%.1f%%", 100*failed/events)
+	}
+	r.Figures = []Figure{
+		{"events", formatNum(events)},
+		{"players", formatNum(players)},
+		{"failed actions", failedShare},
+		{"gold spent", formatNum(spent)},
+		{"quarantined records", formatNum(quarantined)},
+	}
+	return nil
+}
+
+func (b *builder) eventsPerMinute(ctx context.Context, r *Report) error {
+	c := Chart{
+		ID: ChartEventsPerMinute, Title: "Events per minute by type", Kind: Line,
+		XLabel: "time (UTC)", YLabel: "events per minute", Categories: b.timeLabels(),
+	}
+	if b.bucket > time.Minute {
+		c.Note = fmt.Sprintf("Averaged over %s buckets.", bucketName(b.bucket))
+	}
+	perMinute := b.bucket.Minutes()
+	totals := map[string]float64{}
+	counts := map[string][]float64{}
+	q := "SELECT " + b.bucketSQL() + " AS t, event_type, count(*) FROM events WHERE " + b.pred + " GROUP BY ALL"
+	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+		var t time.Time
+		var typ *string
+		var n any
+		if err := scan(&t, &typ, &n); err != nil {
+			return err
+		}
+		name := "(none)"
+		if typ != nil {
+			name = *typ
+		}
+		if counts[name] == nil {
+			counts[name] = make([]float64, b.n)
+		}
+		counts[name][b.bucketIndex(t)] += num(n) / perMinute
+		totals[name] += num(n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("events per minute: %w", err)
+	}
+	types := sortedByTotal(totals)
+	if len(types) > maxLineTypes {
+		other := make([]float64, b.n)
+		for _, t := range types[maxLineTypes-1:] {
+			for i, v := range counts[t] {
+				other[i] += v
+			}
+		}
+		c.Note = strings.TrimSpace(c.Note + fmt.Sprintf(" The %d least frequent types are summed as \"other\".", len(types)-maxLineTypes+1))
+		types = types[:maxLineTypes-1]
+		counts["other"] = other
+		types = append(types, "other")
+	}
+	for _, t := range types {
+		c.Series = append(c.Series, Series{Name: t, Values: counts[t]})
+	}
+	r.Charts = append(r.Charts, c)
+	return nil
+}
+
+// qualityOrder sorts the default catalog's qualities cheapest first; others follow by name.
+var qualityOrder = []string{"common", "uncommon", "rare", "epic", "legendary"}
+
+func (b *builder) purchases(ctx context.Context, r *Report) error {
+	c := Chart{
+		ID: ChartPurchases, Title: "Purchases by item type and quality", Kind: StackedBar,
+		XLabel: "item type", YLabel: "items bought",
+		Note: "Items bought one by one (ok buy_item events), by quantity.",
+	}
+	byItem := map[string]map[string]float64{}
+	itemTotals := map[string]float64{}
+	var qualities []string
+	q := `SELECT coalesce(item_type, '(none)'), coalesce(quality, '(none)'), sum(coalesce(quantity, 1))
+		FROM buy_item WHERE status = 'ok' AND ` + b.pred + " GROUP BY ALL"
+	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+		var item, quality string
+		var n any
+		if err := scan(&item, &quality, &n); err != nil {
+			return err
+		}
+		if byItem[item] == nil {
+			byItem[item] = map[string]float64{}
+		}
+		byItem[item][quality] += num(n)
+		itemTotals[item] += num(n)
+		if !slices.Contains(qualities, quality) {
+			qualities = append(qualities, quality)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("purchases: %w", err)
+	}
+	slices.SortFunc(qualities, func(a, b string) int {
+		ia, ib := slices.Index(qualityOrder, a), slices.Index(qualityOrder, b)
+		if ia < 0 {
+			ia = len(qualityOrder)
+		}
+		if ib < 0 {
+			ib = len(qualityOrder)
+		}
+		if ia != ib {
+			return ia - ib
+		}
+		return strings.Compare(a, b)
+	})
+	c.Categories = sortedByTotal(itemTotals)
+	for _, ql := range qualities {
+		s := Series{Name: ql, Values: make([]float64, len(c.Categories))}
+		for i, item := range c.Categories {
+			s.Values[i] = byItem[item][ql]
+		}
+		c.Series = append(c.Series, s)
+	}
+	r.Charts = append(r.Charts, c)
+	return nil
+}
+
+func (b *builder) goldSpent(ctx context.Context, r *Report) error {
+	c := Chart{
+		ID: ChartGoldSpent, Title: "Gold spent over time", Kind: Line,
+		XLabel: "time (UTC)", YLabel: "gold per " + bucketName(b.bucket), Categories: b.timeLabels(),
+		Note: "total_price of ok buy_item and checkout events.",
+	}
+	series := map[string][]float64{}
+	q := "SELECT " + b.bucketSQL() + ` AS t, event_type, sum(total_price) FROM events
+		WHERE status = 'ok' AND event_type IN ('buy_item', 'checkout') AND ` + b.pred + " GROUP BY ALL"
+	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+		var t time.Time
+		var typ string
+		var gold any
+		if err := scan(&t, &typ, &gold); err != nil {
+			return err
+		}
+		if series[typ] == nil {
+			series[typ] = make([]float64, b.n)
+		}
+		series[typ][b.bucketIndex(t)] += num(gold)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gold spent: %w", err)
+	}
+	for _, typ := range []string{"buy_item", "checkout"} {
+		if series[typ] != nil {
+			c.Series = append(c.Series, Series{Name: typ, Values: series[typ]})
+		}
+	}
+	r.Charts = append(r.Charts, c)
+	return nil
+}
+
+func (b *builder) failures(ctx context.Context, r *Report) error {
+	c := Chart{
+		ID: ChartFailures, Title: "Failed actions by reason", Kind: HBar,
+		XLabel: "reason", YLabel: "failed actions",
+	}
+	s := Series{Name: "failed actions"}
+	q := `SELECT coalesce(error, '(no reason)') AS reason, count(*) AS n FROM events
+		WHERE status = 'failed' AND ` + b.pred + " GROUP BY ALL ORDER BY n DESC, reason"
+	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+		var reason string
+		var n any
+		if err := scan(&reason, &n); err != nil {
+			return err
+		}
+		c.Categories = append(c.Categories, reason)
+		s.Values = append(s.Values, num(n))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed actions: %w", err)
+	}
+	c.Series = []Series{s}
+	r.Charts = append(r.Charts, c)
+	return nil
+}
+
+func (b *builder) funnel(ctx context.Context, r *Report) error {
+	c := Chart{
+		ID: ChartFunnel, Title: "Signup → login → first purchase", Kind: Bar,
+		XLabel: "step", YLabel: "players",
+		Categories: []string{"signed up", "then logged in", "then bought"},
+		Note: "Players who signed up in the window; of them, those who later logged in; " +
+			"of those, who bought (buy_item or checkout) after logging in. Each step counts ok events only.",
+	}
+	q := `WITH s AS (
+			SELECT "user", min(event_time) AS t FROM signup WHERE status = 'ok' AND "user" IS NOT NULL AND ` + b.pred + ` GROUP BY ALL),
+		l AS (
+			SELECT s."user", min(e.event_time) AS t FROM s JOIN login e ON e."user" = s."user" AND e.event_time >= s.t
+			WHERE e.status = 'ok' AND ` + qualify("e", b.pred) + ` GROUP BY ALL),
+		p AS (
+			SELECT DISTINCT l."user" FROM l JOIN events e ON e."user" = l."user" AND e.event_time >= l.t
+			WHERE e.status = 'ok' AND e.event_type IN ('buy_item', 'checkout') AND ` + qualify("e", b.pred) + `)
+		SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM l), (SELECT count(*) FROM p)`
+	s := Series{Name: "players", Values: make([]float64, 3)}
+	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+		var v [3]any
+		if err := scan(&v[0], &v[1], &v[2]); err != nil {
+			return err
+		}
+		for i := range v {
+			s.Values[i] = num(v[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("funnel: %w", err)
+	}
+	c.Series = []Series{s}
+	r.Charts = append(r.Charts, c)
+	return nil
+}
+
+// qualify prefixes the window predicate's column with a table alias.
+func qualify(alias, pred string) string {
+	return strings.ReplaceAll(pred, "event_time", alias+".event_time")
+}
+
+func (b *builder) guilds(ctx context.Context, r *Report) error {
+	c := Chart{
+		ID: ChartGuilds, Title: "Guild sizes", Kind: Bar,
+		XLabel: "guild", YLabel: "members",
+		Note: fmt.Sprintf("Members at the end of the window: each player's last ok join_guild or leave_guild decides. "+
+			"The %d largest guilds.", maxGuilds),
+	}
+	s := Series{Name: "members"}
+	q := `WITH last AS (
+			SELECT "user", arg_max(event_type, (event_time, kafka_offset)) AS action,
+				arg_max(guild, (event_time, kafka_offset)) AS guild
+			FROM events_guild WHERE status = 'ok' AND "user" IS NOT NULL AND ` + b.w.untilPredicate() + ` GROUP BY ALL)
+		SELECT guild, count(*) AS members FROM last WHERE action = 'join_guild' AND guild IS NOT NULL
+		GROUP BY ALL ORDER BY members DESC, guild LIMIT ` + fmt.Sprint(maxGuilds)
+	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+		var guild string
+		var n any
+		if err := scan(&guild, &n); err != nil {
+			return err
+		}
+		c.Categories = append(c.Categories, guild)
+		s.Values = append(s.Values, num(n))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("guild sizes: %w", err)
+	}
+	c.Series = []Series{s}
+	r.Charts = append(r.Charts, c)
+	return nil
+}
+
+func (b *builder) topSpenders(ctx context.Context, r *Report) error {
+	c := Chart{
+		ID: ChartTopSpenders, Title: "Top players by gold spent", Kind: HBar,
+		XLabel: "player", YLabel: "gold spent",
+		Note: fmt.Sprintf("The %d players who spent most in ok buy_item and checkout events.", maxPlayers),
+	}
+	s := Series{Name: "gold spent"}
+	q := `SELECT "user", sum(total_price) AS gold FROM events
+		WHERE status = 'ok' AND event_type IN ('buy_item', 'checkout') AND "user" IS NOT NULL AND ` + b.pred + `
+		GROUP BY ALL HAVING gold > 0 ORDER BY gold DESC, "user" LIMIT ` + fmt.Sprint(maxPlayers)
+	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+		var user string
+		var gold any
+		if err := scan(&user, &gold); err != nil {
+			return err
+		}
+		c.Categories = append(c.Categories, user)
+		s.Values = append(s.Values, num(gold))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("top players: %w", err)
+	}
+	c.Series = []Series{s}
+	r.Charts = append(r.Charts, c)
+	return nil
+}
+
+// sortedByTotal orders keys by value, largest first, then by name.
+func sortedByTotal(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			if m[a] > m[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
+}
+
+// num reads a scanned DuckDB number: BIGINT, HUGEINT (sums), DOUBLE, DECIMAL.
+func num(v any) float64 {
+	switch x := v.(type) {
+	case int64:
+		return float64(x)
+	case int32:
+		return float64(x)
+	case uint64:
+		return float64(x)
+	case float64:
+		return x
+	case *big.Int:
+		f, _ := new(big.Float).SetInt(x).Float64()
+		return f
+	case interface{ Float64() float64 }:
+		return x.Float64()
+	}
+	return 0
+}
+
+// formatNum writes a count or amount for people: 1234567 → 1,234,567.
+func formatNum(v float64) string {
+	if v != math.Trunc(v) {
+		return fmt.Sprintf("%.2f", v)
+	}
+	s := fmt.Sprintf("%.0f", v)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	if neg {
+		return "-" + string(out)
+	}
+	return string(out)
+}
