@@ -51,7 +51,11 @@ func (c *Chart) SVG() ([]byte, error) {
 		opt.Title, opt.Legend = title, legend
 		opt.XAxis.Labels = c.Categories
 		opt.XAxis.Title = c.XLabel
-		opt.XAxis.LabelCount = min(len(c.Categories), 10)
+		labels := 8
+		if len(c.Categories) > 0 && len(c.Categories[0]) > 5 {
+			labels = 5 // "01-02 15:04" needs room
+		}
+		opt.XAxis.LabelCount = min(len(c.Categories), labels)
 		opt.YAxis = []charts.YAxisOption{{Title: c.YLabel, ValueFormatter: axisNumber, Min: charts.Ptr(0.0)}}
 		opt.Symbol = charts.Symbol{Shape: charts.SymbolNone}
 		opt.LineStrokeWidth = 2
