@@ -1,0 +1,148 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/state"
+)
+
+// The seed's GET routes answer in plain text, for curl and ab, with the same
+// status codes as the JSON API. They take their input as query parameters
+// and authenticate with the session cookie that /signup and /login set.
+
+func (s *Server) seedDefault(w http.ResponseWriter, r *http.Request) {
+	if err := s.game.Visit(r.Context(), request(r)); err != nil {
+		s.failText(w, err)
+		return
+	}
+	writeText(w, http.StatusOK, "This is the default response!\n")
+}
+
+func (s *Server) seedSignup(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sess, err := s.game.Signup(r.Context(), request(r), q.Get("username"), q.Get("password"))
+	if err != nil {
+		s.failText(w, err)
+		return
+	}
+	setSessionCookie(w, sess)
+	writeText(w, http.StatusCreated, fmt.Sprintf("Signed up as %s. You have %d gold.\n", sess.User, sess.Gold))
+}
+
+func (s *Server) seedLogin(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sess, err := s.game.Login(r.Context(), request(r), q.Get("username"), q.Get("password"))
+	if err != nil {
+		s.failText(w, err)
+		return
+	}
+	setSessionCookie(w, sess)
+	writeText(w, http.StatusOK, fmt.Sprintf("Logged in as %s. You have %d gold.\n", sess.User, sess.Gold))
+}
+
+func (s *Server) seedLogout(w http.ResponseWriter, r *http.Request) {
+	if err := s.game.Logout(r.Context(), request(r)); err != nil {
+		s.failText(w, err)
+		return
+	}
+	clearSessionCookie(w)
+	writeText(w, http.StatusOK, "Logged out.\n")
+}
+
+func (s *Server) seedBuySword(w http.ResponseWriter, r *http.Request) {
+	rc, err := s.game.Buy(r.Context(), request(r), game.Order{Item: "sword", Quantity: 1})
+	if err != nil {
+		s.failText(w, err)
+		return
+	}
+	writeText(w, http.StatusOK, fmt.Sprintf("Sword Purchased! You have %d gold.\n", rc.Gold))
+}
+
+func (s *Server) seedBuy(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o := game.Order{Item: q.Get("item"), Quality: q.Get("quality"), Quantity: 1}
+	if v := q.Get("quantity"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			s.failText(w, s.game.Reject(r.Context(), request(r), event.TypeBuyItem, game.ErrInvalidQuantity))
+			return
+		}
+		o.Quantity = n
+	}
+	rc, err := s.game.Buy(r.Context(), request(r), o)
+	if err != nil {
+		s.failText(w, err)
+		return
+	}
+	if o.Quality == "" {
+		o.Quality = s.game.Catalog().DefaultQuality()
+	}
+	writeText(w, http.StatusOK, fmt.Sprintf("Purchased %d %s %s for %d gold. You have %d gold.\n",
+		o.Quantity, o.Quality, o.Item, rc.TotalPrice, rc.Gold))
+}
+
+func (s *Server) seedJoinGuild(w http.ResponseWriter, r *http.Request) {
+	p, err := s.game.JoinGuild(r.Context(), request(r), r.URL.Query().Get("guild"))
+	if err != nil {
+		s.failText(w, err)
+		return
+	}
+	writeText(w, http.StatusOK, fmt.Sprintf("Joined guild %s.\n", p.Guild))
+}
+
+func (s *Server) seedLeaveGuild(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.game.LeaveGuild(r.Context(), request(r)); err != nil {
+		s.failText(w, err)
+		return
+	}
+	writeText(w, http.StatusOK, "Left guild.\n")
+}
+
+func (s *Server) seedInventory(w http.ResponseWriter, r *http.Request) {
+	p, err := s.game.Inventory(r.Context(), request(r))
+	if err != nil {
+		s.failText(w, err)
+		return
+	}
+	writeText(w, http.StatusOK, inventoryText(p))
+}
+
+// inventoryText is the plain-text inventory: a header line, then one line
+// per stack.
+func inventoryText(p state.Player) string {
+	var b strings.Builder
+	guild := "no guild"
+	if p.Guild != "" {
+		guild = "guild " + p.Guild
+	}
+	fmt.Fprintf(&b, "%s: %d gold, %s\n", p.User, p.Gold, guild)
+	if len(p.Inventory) == 0 {
+		b.WriteString("no items\n")
+	}
+	for _, st := range p.Inventory {
+		fmt.Fprintf(&b, "%d %s %s\n", st.Quantity, st.Quality, st.Type)
+	}
+	return b.String()
+}
+
+// failText answers a refused seed request in plain text.
+func (s *Server) failText(w http.ResponseWriter, err error) {
+	code := statusOf(err)
+	var rej *game.Rejection
+	switch {
+	case errors.As(err, &rej):
+		writeText(w, code, fmt.Sprintf("Error: %s (%s)\n", rej.Message, rej.Reason))
+	case code == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+		writeText(w, code, "Error: the event log is unreachable; nothing was changed, try again (log_unavailable)\n")
+	default:
+		s.log.Error("request failed", "err", err)
+		writeText(w, code, "Error: something went wrong on our side (internal_error)\n")
+	}
+}

@@ -1,0 +1,297 @@
+// Package api is questlog's HTTP API: the JSON API under /v1/, the seed's
+// plain-text GET routes, and /healthz, /readyz and /metrics.
+//
+// It parses requests, asks the game service, and maps outcomes to status
+// codes in one place (statusOf). It holds a state.Store (for readiness), a
+// game service and a producer, and knows nothing of SQLite, Redis or Kafka
+// beyond the interfaces it is given.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/state"
+)
+
+// Publisher writes one record to the event log and returns once it is
+// acknowledged (stream.Producer).
+type Publisher interface {
+	Publish(ctx context.Context, key, value []byte) error
+	Ping(ctx context.Context) error
+}
+
+// Config configures a Server.
+type Config struct {
+	Store     state.Store
+	Publisher Publisher
+	Game      game.Config
+	Logger    *slog.Logger // default slog.Default()
+	// MaxBody bounds a request body; default 64 KiB.
+	MaxBody int64
+}
+
+// Server serves the API.
+type Server struct {
+	store   state.Store
+	pub     Publisher
+	game    *game.Service
+	log     *slog.Logger
+	metrics *metrics
+	maxBody int64
+	bufs    sync.Pool
+	handler http.Handler
+	extra   *http.ServeMux
+}
+
+// New builds a Server and its game service.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Publisher == nil {
+		return nil, errors.New("api: a store and a publisher are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 64 << 10
+	}
+	s := &Server{
+		store:   cfg.Store,
+		pub:     cfg.Publisher,
+		log:     cfg.Logger,
+		metrics: newMetrics(),
+		maxBody: cfg.MaxBody,
+		extra:   http.NewServeMux(),
+	}
+	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	if cfg.Game.Logger == nil {
+		cfg.Game.Logger = cfg.Logger
+	}
+	g, err := game.NewService(cfg.Store, journal{s}, cfg.Game)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.game = g
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handle mounts an extra handler (the dashboard) on the server's mux.
+func (s *Server) Handle(pattern string, h http.Handler) { s.extra.Handle(pattern, h) }
+
+// EventCounts returns how many events of each type the log acknowledged since
+// the server started, for live counters.
+func (s *Server) EventCounts() map[string]uint64 { return s.metrics.eventCounts() }
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// HTTPServer wraps the API in an http.Server with timeouts that bound slow
+// clients (no slowloris).
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve serves on ln until ctx ends, then shuts down gracefully, letting
+// requests in flight finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := s.HTTPServer(ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	// The JSON API.
+	mux.HandleFunc("POST /v1/signup", s.v1Signup)
+	mux.HandleFunc("POST /v1/login", s.v1Login)
+	mux.HandleFunc("POST /v1/logout", s.v1Logout)
+	mux.HandleFunc("GET /v1/items", s.v1Items)
+	mux.HandleFunc("GET /v1/inventory", s.v1Inventory)
+	mux.HandleFunc("POST /v1/buy", s.v1Buy)
+	mux.HandleFunc("POST /v1/sell", s.v1Sell)
+	mux.HandleFunc("GET /v1/cart", s.v1Cart)
+	mux.HandleFunc("POST /v1/cart/items", s.v1CartAdd)
+	mux.HandleFunc("DELETE /v1/cart/items/{item}", s.v1CartRemove)
+	mux.HandleFunc("POST /v1/cart/checkout", s.v1Checkout)
+	mux.HandleFunc("POST /v1/guild/join", s.v1JoinGuild)
+	mux.HandleFunc("POST /v1/guild/leave", s.v1LeaveGuild)
+	// The seed's GET routes, plain text.
+	mux.HandleFunc("GET /{$}", s.seedDefault)
+	mux.HandleFunc("GET /signup", s.seedSignup)
+	mux.HandleFunc("GET /login", s.seedLogin)
+	mux.HandleFunc("GET /logout", s.seedLogout)
+	mux.HandleFunc("GET /buy_sword", s.seedBuySword)
+	mux.HandleFunc("GET /buy", s.seedBuy)
+	mux.HandleFunc("GET /join_guild", s.seedJoinGuild)
+	mux.HandleFunc("GET /leave_guild", s.seedLeaveGuild)
+	mux.HandleFunc("GET /inventory", s.seedInventory)
+	// Operations.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.Handle("/dashboard", s.extra)
+	mux.Handle("/dashboard/", s.extra)
+	return s.instrument(mux)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready: state store", "err", err)
+		writeText(w, http.StatusServiceUnavailable, "state store unavailable\n")
+		return
+	}
+	if err := s.pub.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready: event log", "err", err)
+		writeText(w, http.StatusServiceUnavailable, "event log unavailable\n")
+		return
+	}
+	writeText(w, http.StatusOK, "ready\n")
+}
+
+// instrument counts, times and logs every request, and turns a panic into
+// a 500. It logs the path without its query (which may hold a password) and
+// no header.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+				if sw.status == 0 {
+					writeText(sw, http.StatusInternalServerError, "internal error\n")
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			d := time.Since(start)
+			s.metrics.requests.WithLabelValues(route, statusLabel(sw.status)).Inc()
+			s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
+			if s.log.Enabled(r.Context(), slog.LevelDebug) {
+				s.log.DebugContext(r.Context(), "request", "method", r.Method, "route", route,
+					"path", r.URL.Path, "status", sw.status, "duration", d)
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func statusLabel(code int) string {
+	if code == 0 {
+		code = http.StatusOK
+	}
+	return strconv.Itoa(code)
+}
+
+// journal records the game's events on the event log.
+type journal struct{ s *Server }
+
+func (j journal) Record(ctx context.Context, ev *event.Event) error {
+	s := j.s
+	bp := s.bufs.Get().(*[]byte)
+	buf := ev.AppendJSON((*bp)[:0])
+	start := time.Now()
+	err := s.pub.Publish(ctx, ev.Key(), buf)
+	s.metrics.produceDuration.Observe(time.Since(start).Seconds())
+	if cap(buf) <= 64<<10 {
+		*bp = buf[:0]
+		s.bufs.Put(bp)
+	}
+	if err != nil {
+		s.metrics.eventsFailed.WithLabelValues(ev.Type).Inc()
+		s.log.WarnContext(ctx, "event not recorded", "event_type", ev.Type, "err", err)
+		return err
+	}
+	s.metrics.eventsProduced.WithLabelValues(ev.Type, ev.Status).Inc()
+	s.metrics.countEvent(ev.Type)
+	return nil
+}
+
+// statusOf maps the game's outcomes to HTTP status codes: the one place
+// where that mapping lives.
+func statusOf(err error) int {
+	var rej *game.Rejection
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, game.ErrLogUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.As(err, &rej):
+		switch rej.Reason {
+		case game.ErrUnauthenticated.Reason, game.ErrBadPassword.Reason, game.ErrUnknownUser.Reason:
+			return http.StatusUnauthorized
+		case game.ErrInsufficientGold.Reason:
+			return http.StatusPaymentRequired
+		case game.ErrUnknownItem.Reason, game.ErrUnknownQuality.Reason, game.ErrNotInCart.Reason:
+			return http.StatusNotFound
+		case game.ErrAlreadyExists.Reason, game.ErrInsufficientItem.Reason, game.ErrCartFull.Reason,
+			game.ErrEmptyCart.Reason, game.ErrAlreadyInGuild.Reason, game.ErrNotInGuild.Reason:
+			return http.StatusConflict
+		case reasonTooLarge:
+			return http.StatusRequestEntityTooLarge
+		default:
+			return http.StatusBadRequest
+		}
+	default:
+		return http.StatusInternalServerError
+	}
+}

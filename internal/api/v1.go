@@ -1,0 +1,362 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/state"
+)
+
+// reasonTooLarge is the failed event's reason for an oversized body (413).
+const reasonTooLarge = "body_too_large"
+
+var errTooLarge = &game.Rejection{Reason: reasonTooLarge, Message: "the request body is too large"}
+
+// sessionCookie is the cookie that carries the session token.
+const sessionCookie = "session"
+
+// request describes r for the game: its session token and its http object.
+func request(r *http.Request) game.Request {
+	req := game.Request{HTTP: event.FromRequest(r)}
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		req.Token = strings.TrimSpace(auth[7:])
+	} else if c, err := r.Cookie(sessionCookie); err == nil {
+		req.Token = c.Value
+	}
+	return req
+}
+
+// credentials is the body of signup and login.
+type credentials struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// orderBody is the body of buy, sell and cart/items.
+type orderBody struct {
+	Item     string `json:"item"`
+	Quality  string `json:"quality"`
+	Quantity *int64 `json:"quantity"`
+}
+
+type guildBody struct {
+	Guild string `json:"guild"`
+}
+
+// decode reads a JSON body into v. An empty body leaves v as it is. The
+// rejection says what was wrong, for the failed event and the answer.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *game.Rejection {
+	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	dec := json.NewDecoder(r.Body)
+	err := dec.Decode(v)
+	if err == nil {
+		if _, extra := dec.Token(); extra != io.EOF {
+			return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "the body must be one JSON object"}
+		}
+		return nil
+	}
+	var tooLarge *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &tooLarge):
+		return errTooLarge
+	case errors.As(err, &typeErr) && typeErr.Field == "quantity":
+		return game.ErrInvalidQuantity
+	case errors.As(err, &typeErr):
+		return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "field " + typeErr.Field + " has the wrong type"}
+	default:
+		return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "malformed JSON: " + err.Error()}
+	}
+}
+
+func (o orderBody) order() game.Order {
+	q := int64(1)
+	if o.Quantity != nil {
+		q = *o.Quantity
+	}
+	return game.Order{Item: o.Item, Quality: o.Quality, Quantity: q}
+}
+
+// fail answers a refused request as JSON.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	code := statusOf(err)
+	var rej *game.Rejection
+	body := errorBody{Error: "internal_error", Message: "something went wrong on our side"}
+	switch {
+	case errors.As(err, &rej):
+		body = errorBody{Error: rej.Reason, Message: rej.Message}
+	case code == http.StatusServiceUnavailable:
+		body = errorBody{Error: "log_unavailable", Message: "the event log is unreachable; nothing was changed, try again"}
+		w.Header().Set("Retry-After", "1")
+	default:
+		s.log.Error("request failed", "err", err)
+	}
+	writeJSON(w, code, body)
+}
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// reject records a request the API could not read as a failed event, then
+// answers it.
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, eventType string, rej *game.Rejection) {
+	s.fail(w, s.game.Reject(r.Context(), request(r), eventType, rej))
+}
+
+type sessionBody struct {
+	User      string    `json:"user"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Gold      int64     `json:"gold"`
+}
+
+type stackBody struct {
+	ItemType string `json:"item_type"`
+	Quality  string `json:"quality"`
+	Quantity int64  `json:"quantity"`
+}
+
+type inventoryBody struct {
+	User       string      `json:"user"`
+	Gold       int64       `json:"gold"`
+	Guild      string      `json:"guild"`
+	Items      []stackBody `json:"items"`
+	TotalPrice *int64      `json:"total_price,omitempty"`
+}
+
+type cartBody struct {
+	User       string      `json:"user"`
+	Items      []stackBody `json:"items"`
+	CartSize   int64       `json:"cart_size"`
+	TotalPrice int64       `json:"total_price"`
+}
+
+func stacks(in []state.Stack) []stackBody {
+	out := make([]stackBody, 0, len(in))
+	for _, st := range in {
+		out = append(out, stackBody{ItemType: st.Type, Quality: st.Quality, Quantity: st.Quantity})
+	}
+	return out
+}
+
+func inventoryOf(p state.Player) inventoryBody {
+	return inventoryBody{User: p.User, Gold: p.Gold, Guild: p.Guild, Items: stacks(p.Inventory)}
+}
+
+func receiptOf(rc game.Receipt) inventoryBody {
+	b := inventoryOf(rc.Player)
+	b.TotalPrice = &rc.TotalPrice
+	return b
+}
+
+func (s *Server) cartOf(p state.Player) cartBody {
+	b := cartBody{User: p.User, Items: stacks(p.Cart)}
+	for _, st := range p.Cart {
+		b.CartSize += st.Quantity
+		if price, err := s.game.Catalog().Price(st.Type, st.Quality); err == nil {
+			b.TotalPrice += price * st.Quantity
+		}
+	}
+	return b
+}
+
+func setSessionCookie(w http.ResponseWriter, sess game.Session) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+func (s *Server) v1Signup(w http.ResponseWriter, r *http.Request) { s.v1Credentials(w, r, true) }
+func (s *Server) v1Login(w http.ResponseWriter, r *http.Request)  { s.v1Credentials(w, r, false) }
+
+func (s *Server) v1Credentials(w http.ResponseWriter, r *http.Request, signup bool) {
+	typ := event.TypeLogin
+	if signup {
+		typ = event.TypeSignup
+	}
+	var c credentials
+	if rej := s.decode(w, r, &c); rej != nil {
+		s.reject(w, r, typ, rej)
+		return
+	}
+	var sess game.Session
+	var err error
+	if signup {
+		sess, err = s.game.Signup(r.Context(), request(r), c.Username, c.Password)
+	} else {
+		sess, err = s.game.Login(r.Context(), request(r), c.Username, c.Password)
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	setSessionCookie(w, sess)
+	code := http.StatusOK
+	if signup {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, sessionBody{User: sess.User, Token: sess.Token, ExpiresAt: sess.ExpiresAt, Gold: sess.Gold})
+}
+
+func (s *Server) v1Logout(w http.ResponseWriter, r *http.Request) {
+	if err := s.game.Logout(r.Context(), request(r)); err != nil {
+		s.fail(w, err)
+		return
+	}
+	clearSessionCookie(w)
+	writeJSON(w, http.StatusOK, map[string]string{"status": "logged_out"})
+}
+
+func (s *Server) v1Items(w http.ResponseWriter, r *http.Request) {
+	items, err := s.game.Items(r.Context(), request(r))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) v1Inventory(w http.ResponseWriter, r *http.Request) {
+	p, err := s.game.Inventory(r.Context(), request(r))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inventoryOf(p))
+}
+
+func (s *Server) v1Buy(w http.ResponseWriter, r *http.Request) {
+	s.v1Trade(w, r, event.TypeBuyItem, s.game.Buy)
+}
+
+func (s *Server) v1Sell(w http.ResponseWriter, r *http.Request) {
+	s.v1Trade(w, r, event.TypeSellItem, s.game.Sell)
+}
+
+func (s *Server) v1Trade(w http.ResponseWriter, r *http.Request, typ string, trade func(ctx context.Context, req game.Request, o game.Order) (game.Receipt, error)) {
+	var o orderBody
+	if rej := s.decode(w, r, &o); rej != nil {
+		s.reject(w, r, typ, rej)
+		return
+	}
+	rc, err := trade(r.Context(), request(r), o.order())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, receiptOf(rc))
+}
+
+func (s *Server) v1Cart(w http.ResponseWriter, r *http.Request) {
+	p, err := s.game.Cart(r.Context(), request(r))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.cartOf(p))
+}
+
+func (s *Server) v1CartAdd(w http.ResponseWriter, r *http.Request) {
+	var o orderBody
+	if rej := s.decode(w, r, &o); rej != nil {
+		s.reject(w, r, event.TypeCartAdd, rej)
+		return
+	}
+	p, err := s.game.CartAdd(r.Context(), request(r), o.order())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.cartOf(p))
+}
+
+// v1CartRemove takes ?quality= (default: the catalog's default) and
+// ?quantity= (default: the whole line).
+func (s *Server) v1CartRemove(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	o := game.Order{Item: r.PathValue("item"), Quality: q.Get("quality")}
+	if v := q.Get("quantity"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			s.reject(w, r, event.TypeCartRemove, game.ErrInvalidQuantity)
+			return
+		}
+		o.Quantity = n
+	}
+	p, err := s.game.CartRemove(r.Context(), request(r), o)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.cartOf(p))
+}
+
+func (s *Server) v1Checkout(w http.ResponseWriter, r *http.Request) {
+	rc, err := s.game.Checkout(r.Context(), request(r))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, receiptOf(rc))
+}
+
+func (s *Server) v1JoinGuild(w http.ResponseWriter, r *http.Request) {
+	var g guildBody
+	if rej := s.decode(w, r, &g); rej != nil {
+		s.reject(w, r, event.TypeJoinGuild, rej)
+		return
+	}
+	p, err := s.game.JoinGuild(r.Context(), request(r), g.Guild)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inventoryOf(p))
+}
+
+func (s *Server) v1LeaveGuild(w http.ResponseWriter, r *http.Request) {
+	p, err := s.game.LeaveGuild(r.Context(), request(r))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inventoryOf(p))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeText(w http.ResponseWriter, code int, s string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, s)
+}

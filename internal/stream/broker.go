@@ -1,0 +1,106 @@
+// Package stream is questlog's event log: the embedded Kafka-protocol broker,
+// the producer the API records events with, and the reader behind `tail`.
+//
+// It stands on franz-go alone: kfake (persisted to a data directory) is the
+// embedded broker, kgo and kadm talk to it or to any real Kafka cluster. It
+// knows nothing of the game or of HTTP: it moves opaque keys and values.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// BrokerConfig configures the embedded broker.
+type BrokerConfig struct {
+	// Dir holds the broker's log segments and state. Required: an embedded
+	// broker without a directory would lose acknowledged events.
+	Dir string
+	// Listen is the host:port to listen on; port 0 picks a free one.
+	Listen string
+	// Topic is created with Partitions partitions when the log is new.
+	Topic      string
+	Partitions int32
+	// SyncWrites fsyncs every batch before acknowledging it, so acknowledged
+	// events survive a power loss; without it they survive the process
+	// being killed (the batch is written to the log file before the ack).
+	SyncWrites bool
+	Logger     *slog.Logger
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// StartBroker starts an embedded broker and returns once it accepts
+// connections. Reopening the same Dir keeps every topic and record.
+func StartBroker(cfg BrokerConfig) (*Broker, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("start broker: a data directory is required")
+	}
+	if cfg.Topic == "" {
+		return nil, errors.New("start broker: a topic name is required")
+	}
+	if cfg.Partitions < 1 {
+		cfg.Partitions = 1
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.DataDir(cfg.Dir),
+		kfake.SeedTopics(cfg.Partitions, cfg.Topic),
+		kfake.DefaultNumPartitions(int(cfg.Partitions)),
+		// kfake always asks for 127.0.0.1; --broker-listen decides instead.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, listen)
+		}),
+	}
+	if cfg.SyncWrites {
+		opts = append(opts, kfake.SyncWrites())
+	}
+	if cfg.Logger != nil {
+		opts = append(opts, kfake.WithLogger(kfakeLogger{cfg.Logger}))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start broker on %s in %s: %w", listen, cfg.Dir, err)
+	}
+	return &Broker{cluster: c, addr: c.ListenAddrs()[0]}, nil
+}
+
+// Addr is the host:port clients connect to.
+func (b *Broker) Addr() string { return b.addr }
+
+// Close stops the broker, flushing its log files.
+func (b *Broker) Close() { b.cluster.Close() }
+
+// kfakeLogger forwards kfake's warnings and errors to slog; its info and
+// debug output is per-request chatter.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	var l slog.Level
+	switch level {
+	case kfake.LogLevelError:
+		l = slog.LevelError
+	case kfake.LogLevelWarn:
+		l = slog.LevelWarn
+	default:
+		return
+	}
+	k.l.Log(context.Background(), l, fmt.Sprintf(format, args...), "component", "broker")
+}

@@ -1,0 +1,147 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ErrUnavailable wraps every failure to get a record acknowledged: the caller
+// must treat the record as not written.
+var ErrUnavailable = errors.New("event log unavailable")
+
+// ProducerConfig configures a Producer.
+type ProducerConfig struct {
+	Brokers []string
+	Topic   string
+	// DeliveryTimeout bounds how long a record may wait for its ack before
+	// it fails; default 5s. It is what an API request waits at most when
+	// the log is down.
+	DeliveryTimeout time.Duration
+}
+
+// Producer writes records to one topic and reports each one's ack. Records
+// produced concurrently share produce requests: while one request is in
+// flight the next batch fills, so the cost of an ack is spread over every
+// request waiting for one.
+type Producer struct {
+	client  *kgo.Client
+	topic   string
+	timeout time.Duration
+	waits   sync.Pool
+}
+
+// wait carries one record and its outcome; pooled so a publish allocates
+// nothing of its own.
+type wait struct {
+	rec  kgo.Record
+	done chan error
+}
+
+// NewProducer connects a producer. It does not wait for the brokers: use Ping.
+func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("new producer: no brokers")
+	}
+	if cfg.DeliveryTimeout <= 0 {
+		cfg.DeliveryTimeout = 5 * time.Second
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		// Every acknowledged record is on every in-sync replica.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// An idempotent producer never fails a record it cannot prove
+		// unwritten, so with the broker gone it waits forever; a request
+		// must instead get its 503 within DeliveryTimeout. The cost: a
+		// record whose request was in flight when the broker died may be
+		// retried into a duplicate (same event_id) or reported failed
+		// although written.
+		kgo.DisableIdempotentWrite(),
+		// No linger: a lone request is sent at once, and concurrent ones
+		// batch behind the request in flight.
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
+		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout),
+		kgo.RetryTimeout(cfg.DeliveryTimeout),
+		kgo.RecordRetries(8),
+		kgo.DialTimeout(time.Second),
+		// Retry soon: a local broker that restarts is back within
+		// moments, and a dead one should be noticed within the timeout.
+		kgo.RetryBackoffFn(func(tries int) time.Duration {
+			return min(time.Duration(tries)*50*time.Millisecond, 250*time.Millisecond)
+		}),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("new producer: %w", err)
+	}
+	p := &Producer{client: cl, topic: cfg.Topic, timeout: cfg.DeliveryTimeout}
+	p.waits.New = func() any { return &wait{done: make(chan error, 1)} }
+	return p, nil
+}
+
+// Publish writes one record and returns once the broker acknowledged it, or
+// with an error wrapping ErrUnavailable when it did not. The value is not
+// retained after Publish returns, so the caller may reuse its buffer.
+//
+// Publish waits for the record's final outcome even when ctx ends first: a
+// record already sent may still be written, and a caller must never be told
+// "not written" about a record that was.
+func (p *Producer) Publish(ctx context.Context, key, value []byte) error {
+	// The deadline lets kgo fail a record it has not managed to deliver
+	// by then, also one whose request was lost with its connection.
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	w := p.waits.Get().(*wait)
+	w.rec = kgo.Record{Key: key, Value: value}
+	p.client.Produce(ctx, &w.rec, func(_ *kgo.Record, err error) { w.done <- err })
+	err := <-w.done
+	w.rec = kgo.Record{}
+	p.waits.Put(w)
+	if err != nil {
+		return fmt.Errorf("%w: produce to %s: %w", ErrUnavailable, p.topic, err)
+	}
+	return nil
+}
+
+// Ping checks that a broker answers.
+func (p *Producer) Ping(ctx context.Context) error {
+	if err := p.client.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Close flushes what is buffered and disconnects.
+func (p *Producer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = p.client.Flush(ctx)
+	p.client.Close()
+}
+
+// EnsureTopic creates the topic with the given number of partitions if it
+// does not exist yet; an existing topic is left as it is.
+func EnsureTopic(ctx context.Context, brokers []string, topic string, partitions int32) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Errorf("ensure topic %s: %w", topic, err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopic(ctx, partitions, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("ensure topic %s: %w", topic, err)
+	}
+	return nil
+}
