@@ -1,18 +1,24 @@
 // Command ingest measures how fast questlog's API takes events in, against
 // the ceiling of a bare Go net/http handler on the same machine.
 //
-// It builds questlog from ./cmd/questlog, then in one go:
+// It builds questlog from ./cmd/questlog, then in one go, one server at a
+// time so that each has the machine to itself (with the load tool):
 //
 //   - starts a bare handler that answers "ok" (a copy of this program, so it
-//     is a process of its own like the server it is compared with);
+//     is a process of its own like the server it is compared with) and
+//     drives GET / with `questlog load` (closed model, -c workers) and with
+//     wrk when it is installed;
 //   - starts `questlog serve` on free ports with its own temporary --data-dir
-//     and --broker-listen, and waits for /readyz;
-//   - drives GET / on both with `questlog load` (closed model, -c workers)
-//     and with wrk when it is installed, and prints requests/s, p50 and p99
-//     and questlog's share of the bare handler's requests/s;
-//   - plays the players scenario against questlog serve, first as fast as
-//     --users players go (the maximal rate), then at half that rate in the
-//     open model, and prints the p99 at half rate.
+//     and --broker-listen, waits for /readyz, and drives GET / the same way;
+//   - plays the players scenario against that serve, first as fast as
+//     -users players go (the maximal rate), then at half that rate in the
+//     open model;
+//   - prints requests/s, p50 and p99 of each, questlog's share of the bare
+//     handler's requests/s with the same tool, and whether the goals are met.
+//
+// serve runs with --password-cost 4 by default (-password-cost): bcrypt at
+// its default cost of 10 takes tens of milliseconds of CPU per signup and
+// login, which would measure bcrypt rather than the ingest path.
 //
 // Run it from the repository root:
 //
@@ -72,7 +78,7 @@ func main() {
 	flag.StringVar(&o.questlog, "questlog", "", "a questlog binary to use instead of building ./cmd/questlog")
 	flag.StringVar(&o.wrk, "wrk", "auto", `wrk binary: "auto" (use it when on PATH), "off", or a path`)
 	flag.StringVar(&o.serveArgs, "serve-args", "", `extra arguments for questlog serve, e.g. "--fsync"`)
-	flag.IntVar(&o.passwordCost, "password-cost", 0, "bcrypt cost for serve's --password-cost (0: serve's default)")
+	flag.IntVar(&o.passwordCost, "password-cost", 4, "serve's --password-cost, the bcrypt cost of signup and login (0: serve's default, 10)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this JSON file")
 	flag.StringVar(&o.bare, "bare", "", "internal: serve the bare handler on this address and print it")
 	flag.Parse()
@@ -168,15 +174,46 @@ func run(ctx context.Context, o options) error {
 		Duration: o.duration.String(), Conns: o.conns, Users: o.users, GoalGetRatio: 0.6, GoalP99Ms: 10,
 	}
 
-	// The ceiling.
-	bare, err := startBare(ctx, tmp)
+	load := func(target string, args ...string) (loadgen.Summary, error) {
+		return runLoad(ctx, bin, append(args, target)...)
+	}
+	dur := o.duration.String()
+	conns := strconv.Itoa(o.conns)
+	// measureGet drives GET / with each tool, after a warm-up.
+	measureGet := func(name, url string) error {
+		if o.warmup > 0 {
+			if _, err := load(url, "-t", o.warmup.String(), "-c", conns); err != nil {
+				return fmt.Errorf("warm up %s: %w", name, err)
+			}
+		}
+		s, err := load(url, "-t", dur, "-c", conns)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		res.Measurements = append(res.Measurements, fromSummary(name, "questlog load", s))
+		if wrk != "" {
+			m, err := runWrk(ctx, wrk, url, o.conns, o.duration)
+			if err != nil {
+				return fmt.Errorf("%s with wrk: %w", name, err)
+			}
+			m.Target = name
+			res.Measurements = append(res.Measurements, m)
+		}
+		return nil
+	}
+
+	// The ceiling, alone on the machine.
+	bare, err := startBare(ctx)
 	if err != nil {
 		return err
 	}
-	defer bare.stop()
-	bareURL := "http://" + bare.addr + "/"
+	err = measureGet("bare handler GET /", "http://"+bare.addr+"/")
+	bare.stop()
+	if err != nil {
+		return err
+	}
 
-	// questlog serve.
+	// questlog serve, alone on the machine too.
 	serveArgs, serveAddr, err := serveArguments(ctx, bin, o, tmp)
 	if err != nil {
 		return err
@@ -188,39 +225,12 @@ func run(ctx context.Context, o options) error {
 	}
 	defer srv.stop()
 	serveURL := "http://" + srv.addr
-
-	load := func(target string, args ...string) (loadgen.Summary, error) {
-		return runLoad(ctx, bin, append(args, target)...)
+	if err := measureGet("questlog serve GET /", serveURL+"/"); err != nil {
+		return err
 	}
-	dur := o.duration.String()
-	conns := strconv.Itoa(o.conns)
-
-	type getTarget struct{ name, url string }
-	targets := []getTarget{{"bare handler GET /", bareURL}, {"questlog serve GET /", serveURL + "/"}}
-	var bareRPS = map[string]float64{}
-	for _, t := range targets {
-		if o.warmup > 0 {
-			if _, err := load(t.url, "-t", o.warmup.String(), "-c", conns); err != nil {
-				return fmt.Errorf("warm up %s: %w", t.name, err)
-			}
-		}
-		s, err := load(t.url, "-t", dur, "-c", conns)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		m := fromSummary(t.name, "questlog load", s)
-		res.Measurements = append(res.Measurements, m)
-		if wrk != "" {
-			wm, err := runWrk(ctx, wrk, t.url, o.conns, o.duration)
-			if err != nil {
-				return fmt.Errorf("%s with wrk: %w", t.name, err)
-			}
-			wm.Target = t.name
-			res.Measurements = append(res.Measurements, wm)
-		}
-	}
+	bareRPS := map[string]float64{}
 	for i, m := range res.Measurements {
-		if m.Target == targets[0].name {
+		if m.Target == "bare handler GET /" {
 			bareRPS[m.Tool] = m.RequestsPerSecond
 		} else if b := bareRPS[m.Tool]; b > 0 {
 			res.Measurements[i].RatioToBare = m.RequestsPerSecond / b
@@ -411,7 +421,7 @@ func (p *process) stop() {
 	}
 }
 
-func startBare(ctx context.Context, tmp string) (*process, error) {
+func startBare(ctx context.Context) (*process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
