@@ -1,0 +1,31 @@
+# The commands people type. `make test` is what CI runs (.ci/run).
+GO ?= go
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: run test test-short lint bench build
+
+run:
+	$(GO) run ./cmd/questlog up
+
+build:
+	$(GO) build -o questlog ./cmd/questlog
+
+# The whole suite, with the race detector. Tests that need redis-server, kcat
+# or chromium skip with a message where those are missing; CI installs them.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -count=1 ./...
+
+lint:
+	test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# Benchmarks: see BENCHMARKS.md for what each measures.
+bench:
+	$(GO) run ./bench/extract
+	$(GO) run ./bench/report
+	$(GO) run ./bench/ingest

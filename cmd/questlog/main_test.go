@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// binary is questlog built once for the tests that run it as a user would.
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "questlog-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "questlog")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build questlog:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running questlog command.
+type process struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	api    string // http://host:port, once printed
+	broker string // host:port, once printed
+	out    *bytes.Buffer
+}
+
+var (
+	apiLine    = regexp.MustCompile(`^api\s+(http://\S+)`)
+	brokerLine = regexp.MustCompile(`^broker\s+(\S+)`)
+)
+
+// start runs questlog with args and waits until it printed "ready".
+func start(t *testing.T, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "QUESTLOG_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{t: t, cmd: cmd, out: &bytes.Buffer{}}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			p.out.WriteString(line + "\n")
+			if m := apiLine.FindStringSubmatch(line); m != nil {
+				p.api = m[1]
+			}
+			if m := brokerLine.FindStringSubmatch(line); m != nil {
+				p.broker = m[1]
+			}
+			if strings.HasPrefix(line, "ready") && !signalled {
+				signalled = true
+				ready <- nil
+			}
+		}
+		if !signalled {
+			ready <- fmt.Errorf("exited before ready: %s", stderr.String())
+		}
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("not ready after 60s; stdout:\n%s\nstderr:\n%s", p.out, stderr.String())
+	}
+	return p
+}
+
+func (p *process) stop(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+	err := p.cmd.Wait()
+	if sig == syscall.SIGINT && err != nil {
+		p.t.Fatalf("questlog did not stop cleanly on Ctrl-C: %v", err)
+	}
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func run(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("questlog %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// The state and the events survive a clean stop and a kill -9: an
+// acknowledged event is in the broker's log files before the ack.
+func TestServeKeepsEverythingAcrossRestartsAndKills(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"serve", "--data-dir", dir, "--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--password-cost", "4"}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+
+	// Phase 1: play, then Ctrl-C.
+	p := start(t, args...)
+	for _, step := range []struct {
+		path string
+		code int
+	}{
+		{"/signup?username=ada&password=pw", 201},
+		{"/buy_sword", 200},
+	} {
+		if code, body := get(t, c, p.api+step.path); code != step.code {
+			t.Fatalf("GET %s = %d %s", step.path, code, body)
+		}
+	}
+	p.stop(syscall.SIGINT)
+
+	// Phase 2: restart, the session and the gold are still there; play
+	// more, then kill -9 right after the answers.
+	p = start(t, args...)
+	if code, body := get(t, c, p.api+"/buy?item=shield&quality=epic"); code != 200 || !strings.Contains(body, "You have 630 gold") {
+		t.Fatalf("after restart: %d %s", code, body)
+	}
+	if code, body := get(t, c, p.api+"/join_guild?guild=knights"); code != 200 {
+		t.Fatalf("join: %d %s", code, body)
+	}
+	p.stop(syscall.SIGKILL)
+
+	// Phase 3: everything acknowledged before the kill is there.
+	p = start(t, args...)
+	if code, body := get(t, c, p.api+"/inventory"); code != 200 || body != "ada: 630 gold, guild knights\n1 epic shield\n1 common sword\n" {
+		t.Fatalf("inventory after kill: %d %q", code, body)
+	}
+	out := run(t, "tail", "-o", "beginning", "-e", "--broker-listen", p.broker, "--user", "ada")
+	var types []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("tail line not JSON: %v: %s", err, line)
+		}
+		types = append(types, e["event_type"].(string))
+	}
+	want := []string{"signup", "buy_item", "buy_item", "join_guild", "view_inventory"}
+	if strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Fatalf("events after restarts = %v, want %v", types, want)
+	}
+	buys := run(t, "tail", "-o", "beginning", "-e", "--broker-listen", p.broker, "--type", "buy_item")
+	if n := strings.Count(buys, "\n"); n != 2 {
+		t.Fatalf("tail --type buy_item printed %d lines:\n%s", n, buys)
+	}
+	p.stop(syscall.SIGINT)
+}
+
+// Every flag reads QUESTLOG_<NAME>; the command line wins.
+func TestBindEnv(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want map[string]string
+		err  bool
+	}{
+		{"env sets", map[string]string{"QUESTLOG_BROKERS": "k1:9092,k2:9092", "QUESTLOG_DATA_DIR": "/tmp/x"}, nil,
+			map[string]string{"brokers": "k1:9092,k2:9092", "data-dir": "/tmp/x"}, false},
+		{"flag wins", map[string]string{"QUESTLOG_TOPIC": "from-env"}, []string{"--topic", "from-flag"},
+			map[string]string{"topic": "from-flag"}, false},
+		{"default stays", nil, nil, map[string]string{"topic": "events"}, false},
+		{"bad value", map[string]string{"QUESTLOG_STARTING_GOLD": "lots"}, nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+			fs.String("brokers", "", "")
+			fs.String("data-dir", "./questlog-data", "")
+			fs.String("topic", "events", "")
+			fs.Int64("starting-gold", 1000, "")
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			err := bindEnv(fs)
+			if (err != nil) != tt.err {
+				t.Fatalf("err = %v", err)
+			}
+			for k, v := range tt.want {
+				if got, _ := fs.GetString(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+// The --help texts are part of the interface: golden files keep them
+// deliberate.
+func TestHelpGolden(t *testing.T) {
+	for _, cmd := range []string{"", "up", "serve", "broker", "tail"} {
+		name := cmd
+		if name == "" {
+			name = "root"
+		}
+		t.Run(name, func(t *testing.T) {
+			args := []string{"--help"}
+			if cmd != "" {
+				args = []string{cmd, "--help"}
+			}
+			got := run(t, args...)
+			golden := filepath.Join("testdata", "help-"+name+".txt")
+			if *update {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./cmd/questlog -run Help -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("questlog %s --help changed:\n%s\nwant:\n%s", cmd, got, want)
+			}
+		})
+	}
+}
