@@ -107,7 +107,12 @@ func Open(ctx context.Context, location string) (*DB, error) {
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		// Timestamps show in UTC whatever the machine's zone, as the lake stores
 		// them. This runs for every pooled connection, long after Open's ctx.
-		_, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil)
+		if _, err := execer.ExecContext(context.Background(), "SET TimeZone = 'UTC'", nil); err != nil {
+			return err
+		}
+		// Every view and chart reads the same files' footers again; keep
+		// them (DuckDB notices when a file changes).
+		_, err := execer.ExecContext(context.Background(), "SET parquet_metadata_cache = true", nil)
 		return err
 	})
 	if err != nil {
@@ -359,6 +364,14 @@ func (d *DB) Query(ctx context.Context, q string, args ...any) (*Result, error) 
 		return nil, err
 	}
 	return res, nil
+}
+
+// Exec runs a statement that returns no rows, such as CREATE TABLE.
+func (d *DB) Exec(ctx context.Context, q string, args ...any) error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, err := d.db.ExecContext(ctx, q, args...)
+	return err
 }
 
 // Each runs q and calls row with a Scan function for every row, for callers

@@ -10,7 +10,10 @@ package report
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/big"
 	"slices"
@@ -26,19 +29,12 @@ type Window struct {
 	Since, Until time.Time
 }
 
-// predicate is the window as SQL over event_time.
-func (w Window) predicate() string {
-	var p []string
-	if !w.Since.IsZero() {
-		p = append(p, "event_time >= "+tsLiteral(w.Since))
-	}
-	if !w.Until.IsZero() {
-		p = append(p, "event_time < "+tsLiteral(w.Until))
-	}
-	if len(p) == 0 {
+// sincePredicate bounds only the start.
+func (w Window) sincePredicate() string {
+	if w.Since.IsZero() {
 		return "true"
 	}
-	return strings.Join(p, " AND ")
+	return "event_time >= " + tsLiteral(w.Since)
 }
 
 // untilPredicate bounds only the end, for state built up from the beginning
@@ -130,10 +126,32 @@ const (
 	maxPlayers   = 15
 )
 
+// reportColumns are the columns the charts read, copied once per report.
+const reportColumns = `event_time, event_type, "user", status, error, item_type, quality, quantity, total_price, guild, kafka_offset`
+
 // Build queries db and assembles the report over w.
+//
+// The events up to the window's end are read from the lake's files once,
+// into a table in DuckDB's memory that every chart then queries: one scan
+// of the files instead of one per chart. Events before the window are kept
+// for guild membership, which builds up from the beginning.
 func Build(ctx context.Context, db *query.DB, w Window, now time.Time) (*Report, error) {
 	r := &Report{Lake: db.Lake(), Window: w, GeneratedAt: now.UTC()}
-	b := &builder{db: db, w: w, pred: w.predicate()}
+	var suffix [8]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return nil, err
+	}
+	table := "report_events_" + hex.EncodeToString(suffix[:]) // reports may be built side by side
+	q := "CREATE TABLE " + table + " AS SELECT " + reportColumns + ", (" + w.sincePredicate() + ") AS in_window FROM events WHERE " + w.untilPredicate()
+	if err := db.Exec(ctx, q); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer func() {
+		if err := db.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table); err != nil {
+			slog.Warn("report: drop the events copy", "table", table, "err", err)
+		}
+	}()
+	b := &builder{db: db, w: w, table: table}
 	if err := b.span(ctx, r); err != nil {
 		return nil, err
 	}
@@ -150,14 +168,14 @@ func Build(ctx context.Context, db *query.DB, w Window, now time.Time) (*Report,
 type builder struct {
 	db     *query.DB
 	w      Window
-	pred   string
+	table  string // the events up to the window's end; in_window marks those inside
 	bucket time.Duration
 	start  time.Time // the first bucket
 	n      int       // buckets
 }
 
 func (b *builder) span(ctx context.Context, r *Report) error {
-	err := b.db.Each(ctx, "SELECT min(event_time), max(event_time) FROM events WHERE "+b.pred, nil, func(scan func(...any) error) error {
+	err := b.db.Each(ctx, "SELECT min(event_time), max(event_time) FROM "+b.table+" WHERE in_window", nil, func(scan func(...any) error) error {
 		var first, last *time.Time
 		if err := scan(&first, &last); err != nil {
 			return err
@@ -230,7 +248,7 @@ func (b *builder) figures(ctx context.Context, r *Report) error {
 	var events, players, failed, spent float64
 	q := `SELECT count(*), count(DISTINCT "user"), count(*) FILTER (WHERE status = 'failed'),
 		coalesce(sum(total_price) FILTER (WHERE status = 'ok' AND event_type IN ('buy_item', 'checkout')), 0)
-		FROM events WHERE ` + b.pred
+		FROM ` + b.table + ` WHERE in_window`
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
 		var vals [4]any
 		if err := scan(&vals[0], &vals[1], &vals[2], &vals[3]); err != nil {
@@ -277,7 +295,7 @@ func (b *builder) eventsPerMinute(ctx context.Context, r *Report) error {
 	perMinute := b.bucket.Minutes()
 	totals := map[string]float64{}
 	counts := map[string][]float64{}
-	q := "SELECT " + b.bucketSQL() + " AS t, event_type, count(*) FROM events WHERE " + b.pred + " GROUP BY ALL"
+	q := "SELECT " + b.bucketSQL() + " AS t, event_type, count(*) FROM " + b.table + " WHERE in_window GROUP BY ALL"
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
 		var t time.Time
 		var typ *string
@@ -332,7 +350,7 @@ func (b *builder) purchases(ctx context.Context, r *Report) error {
 	itemTotals := map[string]float64{}
 	var qualities []string
 	q := `SELECT coalesce(item_type, '(none)'), coalesce(quality, '(none)'), sum(coalesce(quantity, 1))
-		FROM buy_item WHERE status = 'ok' AND ` + b.pred + " GROUP BY ALL"
+		FROM ` + b.table + ` WHERE in_window AND event_type = 'buy_item' AND status = 'ok' GROUP BY ALL`
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
 		var item, quality string
 		var n any
@@ -384,8 +402,8 @@ func (b *builder) goldSpent(ctx context.Context, r *Report) error {
 		Note: "total_price of ok buy_item and checkout events.",
 	}
 	series := map[string][]float64{}
-	q := "SELECT " + b.bucketSQL() + ` AS t, event_type, sum(total_price) FROM events
-		WHERE status = 'ok' AND event_type IN ('buy_item', 'checkout') AND ` + b.pred + " GROUP BY ALL"
+	q := "SELECT " + b.bucketSQL() + " AS t, event_type, sum(total_price) FROM " + b.table + `
+		WHERE in_window AND status = 'ok' AND event_type IN ('buy_item', 'checkout') GROUP BY ALL`
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
 		var t time.Time
 		var typ string
@@ -417,8 +435,8 @@ func (b *builder) failures(ctx context.Context, r *Report) error {
 		XLabel: "reason", YLabel: "failed actions",
 	}
 	s := Series{Name: "failed actions"}
-	q := `SELECT coalesce(error, '(no reason)') AS reason, count(*) AS n FROM events
-		WHERE status = 'failed' AND ` + b.pred + " GROUP BY ALL ORDER BY n DESC, reason"
+	q := `SELECT coalesce(error, '(no reason)') AS reason, count(*) AS n FROM ` + b.table + `
+		WHERE in_window AND status = 'failed' GROUP BY ALL ORDER BY n DESC, reason`
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
 		var reason string
 		var n any
@@ -445,14 +463,15 @@ func (b *builder) funnel(ctx context.Context, r *Report) error {
 		Note: "Players who signed up in the window; of them, those who later logged in; " +
 			"of those, who bought (buy_item or checkout) after logging in. Each step counts ok events only.",
 	}
-	q := `WITH s AS (
-			SELECT "user", min(event_time) AS t FROM signup WHERE status = 'ok' AND "user" IS NOT NULL AND ` + b.pred + ` GROUP BY ALL),
+	q := `WITH ok AS (SELECT "user", event_type, event_time FROM ` + b.table + ` WHERE in_window AND status = 'ok' AND "user" IS NOT NULL),
+		s AS (
+			SELECT "user", min(event_time) AS t FROM ok WHERE event_type = 'signup' GROUP BY ALL),
 		l AS (
-			SELECT s."user", min(e.event_time) AS t FROM s JOIN login e ON e."user" = s."user" AND e.event_time >= s.t
-			WHERE e.status = 'ok' AND ` + qualify("e", b.pred) + ` GROUP BY ALL),
+			SELECT s."user", min(e.event_time) AS t FROM s JOIN ok e ON e."user" = s."user" AND e.event_time >= s.t
+			WHERE e.event_type = 'login' GROUP BY ALL),
 		p AS (
-			SELECT DISTINCT l."user" FROM l JOIN events e ON e."user" = l."user" AND e.event_time >= l.t
-			WHERE e.status = 'ok' AND e.event_type IN ('buy_item', 'checkout') AND ` + qualify("e", b.pred) + `)
+			SELECT DISTINCT l."user" FROM l JOIN ok e ON e."user" = l."user" AND e.event_time >= l.t
+			WHERE e.event_type IN ('buy_item', 'checkout'))
 		SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM l), (SELECT count(*) FROM p)`
 	s := Series{Name: "players", Values: make([]float64, 3)}
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
@@ -473,11 +492,6 @@ func (b *builder) funnel(ctx context.Context, r *Report) error {
 	return nil
 }
 
-// qualify prefixes the window predicate's column with a table alias.
-func qualify(alias, pred string) string {
-	return strings.ReplaceAll(pred, "event_time", alias+".event_time")
-}
-
 func (b *builder) guilds(ctx context.Context, r *Report) error {
 	c := Chart{
 		ID: ChartGuilds, Title: "Guild sizes", Kind: Bar,
@@ -489,7 +503,7 @@ func (b *builder) guilds(ctx context.Context, r *Report) error {
 	q := `WITH last AS (
 			SELECT "user", arg_max(event_type, (event_time, kafka_offset)) AS action,
 				arg_max(guild, (event_time, kafka_offset)) AS guild
-			FROM events_guild WHERE status = 'ok' AND "user" IS NOT NULL AND ` + b.w.untilPredicate() + ` GROUP BY ALL)
+			FROM ` + b.table + ` WHERE event_type IN ('join_guild', 'leave_guild') AND status = 'ok' AND "user" IS NOT NULL GROUP BY ALL)
 		SELECT guild, count(*) AS members FROM last WHERE action = 'join_guild' AND guild IS NOT NULL
 		GROUP BY ALL ORDER BY members DESC, guild LIMIT ` + fmt.Sprint(maxGuilds)
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
@@ -517,8 +531,8 @@ func (b *builder) topSpenders(ctx context.Context, r *Report) error {
 		Note: fmt.Sprintf("The %d players who spent most in ok buy_item and checkout events.", maxPlayers),
 	}
 	s := Series{Name: "gold spent"}
-	q := `SELECT "user", sum(total_price) AS gold FROM events
-		WHERE status = 'ok' AND event_type IN ('buy_item', 'checkout') AND "user" IS NOT NULL AND ` + b.pred + `
+	q := `SELECT "user", sum(total_price) AS gold FROM ` + b.table + `
+		WHERE in_window AND status = 'ok' AND event_type IN ('buy_item', 'checkout') AND "user" IS NOT NULL
 		GROUP BY ALL HAVING gold > 0 ORDER BY gold DESC, "user" LIMIT ` + fmt.Sprint(maxPlayers)
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
 		var user string

@@ -380,26 +380,36 @@ func (w *Writer) Close(ctx context.Context) error {
 		return fmt.Errorf("group events: %w", err)
 	}
 
-	used := map[string][]string{} // per type: the columns some event of it has
-	for _, g := range groups {
-		if _, ok := used[g.typ]; ok {
-			continue
+	// Per type, the columns some event of it has: one count per column.
+	var counts []string
+	for _, c := range columns {
+		counts = append(counts, "count("+ident(c[0])+")")
+	}
+	rows, err = db.QueryContext(ctx, "SELECT event_type, "+strings.Join(counts, ", ")+" FROM ev GROUP BY event_type")
+	if err != nil {
+		return fmt.Errorf("columns by type: %w", err)
+	}
+	used := map[string][]string{}
+	for rows.Next() {
+		var typ string
+		n := make([]int64, len(columns))
+		dest := []any{&typ}
+		for i := range n {
+			dest = append(dest, &n[i])
 		}
-		var sel []string
-		for _, c := range columns {
-			if c[0] == "event_type" && w.layout.TypeOnlyInPath {
-				continue
-			}
-			var n int
-			q := "SELECT count(" + ident(c[0]) + ") FROM ev WHERE event_type = ?"
-			if err := db.QueryRowContext(ctx, q, g.typ).Scan(&n); err != nil {
-				return fmt.Errorf("columns of %s: %w", g.typ, err)
-			}
-			if n > 0 {
-				sel = append(sel, ident(c[0]))
+		if err := rows.Scan(dest...); err != nil {
+			rows.Close()
+			return fmt.Errorf("columns by type: %w", err)
+		}
+		for i, c := range columns {
+			if n[i] > 0 && !(c[0] == "event_type" && w.layout.TypeOnlyInPath) {
+				used[typ] = append(used[typ], ident(c[0]))
 			}
 		}
-		used[g.typ] = sel
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("columns by type: %w", err)
 	}
 	for _, g := range groups {
 		dir := filepath.Join(w.dir, "events", "event_type="+g.typ, "event_date="+g.date)
