@@ -1,0 +1,511 @@
+// Package extract is the job that turns the event topic into the lake: it
+// reads every partition from the lake's checkpoint, writes one Parquet file
+// per partition, event type and day, and advances the checkpoint only after
+// the files it vouches for are in place, so the lake holds every record
+// exactly once however often it crashed and was rerun.
+//
+// It stands on franz-go (kgo, kadm) to read the topic and on internal/lake
+// for the layout, schemas, files and checkpoint. It knows nothing of the
+// game, of HTTP or of the API that produced the events.
+//
+// Lifecycle: New validates the options; Run extracts until the high
+// watermarks seen at its start (the default) or, with Follow, until its
+// context is cancelled, then commits what it holds and returns; Flush asks
+// a running follower to commit now.
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/questlog/questlog/internal/lake"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Option configures an Extractor.
+type Option func(*config)
+
+type config struct {
+	brokers  []string
+	topic    string
+	lake     lake.Storage
+	follow   bool
+	maxRows  int64
+	maxBytes int64
+	maxAge   time.Duration
+	memory   int64
+	codec    string
+	logger   *slog.Logger
+	hook     Hook
+	now      func() time.Time
+}
+
+// Brokers are the Kafka bootstrap brokers, host:port. Required.
+func Brokers(addrs ...string) Option { return func(c *config) { c.brokers = addrs } }
+
+// Topic is the event topic. Default "events".
+func Topic(name string) Option { return func(c *config) { c.topic = name } }
+
+// Lake is where the files go. Required (see lake.Open).
+func Lake(st lake.Storage) Option { return func(c *config) { c.lake = st } }
+
+// Follow keeps extracting new records until Run's context is cancelled,
+// instead of stopping at the high watermarks seen at the start. Default off.
+func Follow() Option { return func(c *config) { c.follow = true } }
+
+// MaxRows rolls a partition's files when one of them reaches n rows.
+// Default 1,000,000.
+func MaxRows(n int64) Option { return func(c *config) { c.maxRows = n } }
+
+// MaxBytes rolls a partition's files when one of them reaches about n
+// bytes. Default 128 MiB.
+func MaxBytes(n int64) Option { return func(c *config) { c.maxBytes = n } }
+
+// MaxAge rolls a partition's files, when following, once the oldest of them
+// is d old, so a new event is queryable within about d. Default 10s.
+func MaxAge(d time.Duration) Option { return func(c *config) { c.maxAge = d } }
+
+// MemoryBudget bounds the rows buffered in open files, over all partitions,
+// in bytes of JSON: past it, the largest buffer is written out as a row
+// group. Default 64 MiB.
+func MemoryBudget(n int64) Option { return func(c *config) { c.memory = n } }
+
+// Compression is the Parquet codec: "zstd" (default), "snappy" or "none".
+func Compression(name string) Option { return func(c *config) { c.codec = name } }
+
+// Logger receives progress and warnings. Default: discard.
+func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// Point is a step of a commit where a crash would leave the lake half done.
+type Point int
+
+// Points at which a Hook is called.
+const (
+	// AfterFile: a data file was just published under its final name.
+	AfterFile Point = iota + 1
+	// BeforeCheckpoint: a partition's files are all published and its
+	// checkpoint is about to be written.
+	BeforeCheckpoint
+)
+
+// Hook is called at each Point of every commit. When it returns an error,
+// the extract stops right there, as if the process had crashed: nothing
+// more is written or cleaned up, and Run returns the error. For tests.
+type Hook func(point Point, partition int32, part lake.Part) error
+
+// WithHook installs a hook. Default none.
+func WithHook(h Hook) Option { return func(c *config) { c.hook = h } }
+
+// Clock replaces time.Now (file ages, schema and checkpoint times). For tests.
+func Clock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// Summary is what a Run did.
+type Summary struct {
+	Records     int64            // records read, quarantined ones included
+	Files       int              // files published
+	Bytes       int64            // bytes in those files
+	PerType     map[string]int64 // records per event type
+	Quarantined int64            // records that went to quarantine
+	Duration    time.Duration
+}
+
+// LostError says records the lake never got were deleted from the topic
+// (by retention) before they could be extracted: the checkpoint says Next,
+// the log now starts at LogStart.
+type LostError struct {
+	Partition      int32
+	Next, LogStart int64
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("partition %d: offsets %d to %d were deleted from the topic before they were extracted", e.Partition, e.Next, e.LogStart-1)
+}
+
+// ErrNotRunning is Flush's answer when no Run is in progress.
+var ErrNotRunning = errors.New("extract is not running")
+
+// Extractor moves the topic into the lake. Run it once at a time.
+type Extractor struct {
+	cfg   config
+	codec compress.Codec
+
+	done, total atomic.Int64
+
+	mu      sync.Mutex
+	running []*partition // the workers of the current Run, nil when idle
+	cp      *lake.Checkpoint
+	err     error
+	failed  atomic.Bool
+	sum     Summary
+}
+
+// New checks the options and returns an Extractor.
+func New(opts ...Option) (*Extractor, error) {
+	c := config{
+		topic:    "events",
+		maxRows:  1_000_000,
+		maxBytes: 128 << 20,
+		maxAge:   10 * time.Second,
+		memory:   64 << 20,
+		now:      time.Now,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	switch {
+	case len(c.brokers) == 0:
+		return nil, errors.New("extract: no brokers given")
+	case c.topic == "":
+		return nil, errors.New("extract: no topic given")
+	case c.lake == nil:
+		return nil, errors.New("extract: no lake given")
+	case c.maxRows < 1:
+		return nil, fmt.Errorf("extract: max rows %d must be at least 1", c.maxRows)
+	case c.maxBytes < 1<<10:
+		return nil, fmt.Errorf("extract: max bytes %d must be at least 1 KiB", c.maxBytes)
+	case c.maxAge <= 0:
+		return nil, fmt.Errorf("extract: max age %s must be positive", c.maxAge)
+	case c.memory < 1<<20:
+		return nil, fmt.Errorf("extract: memory budget %d must be at least 1 MiB", c.memory)
+	}
+	codec, err := lake.Codec(c.codec)
+	if err != nil {
+		return nil, fmt.Errorf("extract: %w", err)
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	return &Extractor{cfg: c, codec: codec}, nil
+}
+
+// Progress is how many records this Run has extracted, of how many it
+// knows about (the records up to the high watermarks seen at its start;
+// growing while following).
+func (e *Extractor) Progress() (done, total int64) { return e.done.Load(), e.total.Load() }
+
+// Flush makes a running Run commit every open file and advance the
+// checkpoint now, and waits until it has.
+func (e *Extractor) Flush(ctx context.Context) error {
+	e.mu.Lock()
+	workers := e.running
+	e.mu.Unlock()
+	if workers == nil {
+		return ErrNotRunning
+	}
+	reqs := make([]chan error, len(workers))
+	for i, w := range workers {
+		reqs[i] = make(chan error, 1)
+		select {
+		case w.flush <- reqs[i]:
+		case <-w.exited:
+			reqs[i] <- nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var errs []error
+	for i, w := range workers {
+		select {
+		case err := <-reqs[i]:
+			errs = append(errs, err)
+		case <-w.exited:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run extracts. Without Follow it reads every partition up to the high
+// watermark seen at its start and returns; with Follow it goes on until ctx
+// is cancelled, then commits what it holds and returns nil. Either way the
+// checkpoint covers exactly the files written.
+func (e *Extractor) Run(ctx context.Context) (Summary, error) {
+	start := e.cfg.now()
+	e.done.Store(0)
+	e.total.Store(0)
+	e.failed.Store(false)
+	e.err = nil
+	e.sum = Summary{PerType: map[string]int64{}}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cfg.brokers...))
+	if err != nil {
+		return Summary{}, fmt.Errorf("extract: connect to %v: %w", e.cfg.brokers, err)
+	}
+	starts, ends, err := offsets(ctx, kadm.NewClient(cl), e.cfg.topic)
+	cl.Close()
+	if err != nil {
+		return Summary{}, err
+	}
+
+	e.cfg.logger.Debug("offsets listed", "starts", starts, "ends", ends)
+	cp, _, err := lake.ReadCheckpoint(ctx, e.cfg.lake, e.cfg.topic)
+	if err != nil {
+		return Summary{}, fmt.Errorf("extract: %w", err)
+	}
+	if err := recoverLake(ctx, e.cfg.lake, cp, e.cfg.logger); err != nil {
+		return Summary{}, fmt.Errorf("extract: %w", err)
+	}
+	schemas, err := lake.LoadSchemas(ctx, e.cfg.lake)
+	if err != nil {
+		return Summary{}, fmt.Errorf("extract: %w", err)
+	}
+
+	var workers []*partition
+	consume := map[int32]kgo.Offset{}
+	ids := make([]int32, 0, len(ends))
+	for p := range ends {
+		ids = append(ids, p)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, p := range ids {
+		mark, ok := cp.Partitions[p]
+		if !ok {
+			mark = lake.PartitionMark{Start: starts[p], Next: starts[p]}
+			cp.Partitions[p] = mark
+		}
+		if mark.Next < starts[p] {
+			return Summary{}, fmt.Errorf("extract: %w", &LostError{Partition: p, Next: mark.Next, LogStart: starts[p]})
+		}
+		if mark.Next > ends[p] {
+			return Summary{}, fmt.Errorf("extract: partition %d: the checkpoint is at offset %d, past the topic's end %d: is this lake from another topic?", p, mark.Next, ends[p])
+		}
+		stop := int64(-1)
+		if !e.cfg.follow {
+			stop = ends[p]
+			if mark.Next >= stop {
+				continue
+			}
+		}
+		e.total.Add(ends[p] - mark.Next)
+		consume[p] = kgo.NewOffset().At(mark.Next)
+		workers = append(workers, e.newPartition(p, mark.Next, stop, schemas, len(ends)))
+	}
+	e.cp = cp
+	e.cfg.logger.Debug("lake recovered", "checkpoint", cp.String())
+
+	if len(workers) > 0 {
+		if err := e.consume(ctx, consume, workers); err != nil {
+			return Summary{}, err
+		}
+	}
+	// Record every partition, even one with nothing to extract yet, so
+	// that Check knows where each starts.
+	if !e.failed.Load() {
+		e.mu.Lock()
+		err := e.cp.Write(context.WithoutCancel(ctx), e.cfg.lake, e.cfg.now())
+		e.mu.Unlock()
+		if err != nil {
+			return Summary{}, fmt.Errorf("extract: %w", err)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return Summary{}, e.err
+	}
+	sum := e.sum
+	sum.Duration = e.cfg.now().Sub(start)
+	return sum, nil
+}
+
+// consume runs the fetch loop and the partition workers until every
+// partition is done (or, following, until ctx ends).
+func (e *Extractor) consume(ctx context.Context, from map[int32]kgo.Offset, workers []*partition) error {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(e.cfg.brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.cfg.topic: from}),
+		kgo.FetchMaxBytes(16<<20),
+		kgo.FetchMaxPartitionBytes(4<<20),
+		kgo.FetchMaxWait(time.Second),
+	)
+	if err != nil {
+		return fmt.Errorf("extract: connect to %v: %w", e.cfg.brokers, err)
+	}
+	defer cl.Close()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	byID := map[int32]*partition{}
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		byID[w.id] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(w.exited)
+			if err := w.run(runCtx); err != nil {
+				e.fail(err)
+				cancel()
+			}
+		}()
+	}
+	e.mu.Lock()
+	e.running = workers
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.running = nil
+		e.mu.Unlock()
+	}()
+
+	// Without Follow, stop fetching once every worker reached its stop.
+	go func() {
+		for _, w := range workers {
+			select {
+			case <-w.finished:
+			case <-runCtx.Done():
+				return
+			}
+		}
+		e.cfg.logger.Debug("every partition reached its end")
+		cancel()
+	}()
+
+	for runCtx.Err() == nil {
+		fetches := cl.PollFetches(runCtx)
+		if fetches.IsClientClosed() {
+			break
+		}
+		for _, fe := range fetches.Errors() {
+			if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
+				continue
+			}
+			e.cfg.logger.Warn("fetch", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		}
+		e.cfg.logger.Debug("fetched", "records", fetches.NumRecords())
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			w := byID[fp.Partition]
+			if w == nil || len(fp.Records) == 0 {
+				return
+			}
+			select {
+			case w.in <- fp.Records:
+			case <-runCtx.Done():
+			}
+		})
+	}
+	for _, w := range workers {
+		close(w.in)
+	}
+	wg.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// fail records the first error and tells workers to stop as after a crash.
+func (e *Extractor) fail(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err == nil {
+		e.err = err
+	}
+	e.failed.Store(true)
+}
+
+// advance writes the checkpoint with partition p at next: all its files
+// up to next are published.
+func (e *Extractor) advance(ctx context.Context, p int32, next int64) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := e.cp.Partitions[p]
+	m.Next = next
+	e.cp.Partitions[p] = m
+	return e.cp.Write(ctx, e.cfg.lake, e.cfg.now())
+}
+
+// count adds a committed partition's figures to the summary.
+func (e *Extractor) count(files int, bytes int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sum.Files += files
+	e.sum.Bytes += bytes
+}
+
+func (e *Extractor) countRecords(perType map[string]int64, quarantined int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for t, n := range perType {
+		e.sum.PerType[t] += n
+		e.sum.Records += n
+	}
+	e.sum.Records += quarantined
+	e.sum.Quarantined += quarantined
+}
+
+// offsets returns each partition's log start offset and high watermark.
+func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends map[int32]int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	so, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("extract: list start offsets of %s: %w", topic, err)
+	}
+	eo, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("extract: list end offsets of %s: %w", topic, err)
+	}
+	starts, ends = map[int32]int64{}, map[int32]int64{}
+	for _, lists := range []struct {
+		l   kadm.ListedOffsets
+		out map[int32]int64
+	}{{so, starts}, {eo, ends}} {
+		if err := lists.l.Error(); err != nil {
+			return nil, nil, fmt.Errorf("extract: offsets of %s: %w", topic, err)
+		}
+		lists.l.Each(func(o kadm.ListedOffset) {
+			if o.Topic == topic {
+				lists.out[o.Partition] = o.Offset
+			}
+		})
+	}
+	if len(ends) == 0 {
+		return nil, nil, fmt.Errorf("extract: topic %s not found", topic)
+	}
+	return starts, ends, nil
+}
+
+// recoverLake undoes what an interrupted extract left past the checkpoint:
+// pending files, and published files whose first offset is at or past
+// their partition's checkpoint (their records will be extracted again).
+func recoverLake(ctx context.Context, st lake.Storage, cp *lake.Checkpoint, log *slog.Logger) error {
+	for _, dir := range []string{lake.EventsDir, lake.QuarantineDir} {
+		names, err := st.List(ctx, dir)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if lake.IsPending(name) {
+				log.Info("remove unfinished file", "file", name)
+				if err := st.Remove(ctx, name); err != nil {
+					return err
+				}
+				continue
+			}
+			part, ok := lake.ParsePart(name)
+			if !ok {
+				continue
+			}
+			mark, ok := cp.Partitions[part.Partition]
+			switch {
+			case !ok || part.First >= mark.Next:
+				log.Info("remove file past the checkpoint", "file", name)
+				if err := st.Remove(ctx, name); err != nil {
+					return err
+				}
+			case part.Last >= mark.Next:
+				return fmt.Errorf("file %s straddles partition %d's checkpoint %d: the lake was changed by hand", name, part.Partition, mark.Next)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,378 @@
+package extract_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/extract"
+	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/query/lakefixture"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const topic = "events"
+
+// startBroker starts an in-process Kafka broker with a 4-partition topic.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+// produced is what a test put on the topic, to compare the lake with.
+type produced struct {
+	events  map[string]event.Event // by event_id
+	perType map[string]int64
+	garbage int
+}
+
+// produce puts n generated game events (and the given garbage records) on
+// the topic, keyed by user as the API does, and waits for every ack.
+func produce(t *testing.T, addr string, n int, seed uint64, garbage ...[]byte) *produced {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	got := &produced{events: map[string]event.Event{}, perType: map[string]int64{}, garbage: len(garbage)}
+	var recs []*kgo.Record
+	err = lakefixture.Generate(lakefixture.Config{Events: n, Seed: seed, Players: 40, Span: 50 * time.Hour}, func(ev *event.Event) error {
+		got.events[ev.ID] = *ev
+		got.perType[ev.Type]++
+		recs = append(recs, &kgo.Record{Key: ev.Key(), Value: ev.AppendJSON(nil)})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range garbage {
+		// garbage goes in between events, on every partition
+		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprint("g", i)), Value: g})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func newExtractor(t *testing.T, addr, dir string, opts ...extract.Option) *extract.Extractor {
+	t.Helper()
+	st, err := lake.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := extract.New(append([]extract.Option{extract.Brokers(addr), extract.Lake(st)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// checkLake runs lake.Check and fails the test on any problem; it returns
+// the rows per type and the quarantined count.
+func checkLake(t *testing.T, dir string) *lake.Report {
+	t.Helper()
+	st, err := lake.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := lake.Check(context.Background(), st, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() {
+		t.Fatalf("lake check:\n%s", strings.Join(r.Problems, "\n"))
+	}
+	return r
+}
+
+func openDuckDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("SET TimeZone = 'UTC'"); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func eventsSource(dir string) string {
+	return "read_parquet('" + filepath.ToSlash(dir) + "/events/*/*/*.parquet', hive_partitioning = true, union_by_name = true)"
+}
+
+// duckCounts is the rows per event type as DuckDB reads the lake.
+func duckCounts(t *testing.T, db *sql.DB, dir string) map[string]int64 {
+	t.Helper()
+	rows, err := db.Query("SELECT event_type, count(*) FROM " + eventsSource(dir) + " GROUP BY ALL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]int64{}
+	for rows.Next() {
+		var typ string
+		var n int64
+		if err := rows.Scan(&typ, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[typ] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func sameCounts(t *testing.T, what string, got, want map[string]int64) {
+	t.Helper()
+	keys := map[string]bool{}
+	for k := range got {
+		keys[k] = true
+	}
+	for k := range want {
+		keys[k] = true
+	}
+	var diffs []string
+	for k := range keys {
+		if got[k] != want[k] {
+			diffs = append(diffs, fmt.Sprintf("%s: got %d, want %d", k, got[k], want[k]))
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 0 {
+		t.Errorf("%s per type differ:\n%s", what, strings.Join(diffs, "\n"))
+	}
+}
+
+var garbage = [][]byte{
+	[]byte("not json at all"),
+	[]byte(`{"event_time":"2026-01-01T00:00:00.000000Z","user":"no type"}`),
+	[]byte(`[1,2,3]`),
+	[]byte(`{"event_type":"buy_item","event_time":"yesterday"}`),
+	[]byte(`{"event_type":"../../etc","event_time":"2026-01-01T00:00:00Z"}`),
+	[]byte(`{"event_type":"buy_item","event_time":"2026-01-01T00:00:00Z","kafka_offset":5}`),
+	[]byte("{\"event_type\":\"buy_item\", \"user\": \"trunc"),
+	[]byte("\xff\xfe binary"),
+	{},
+}
+
+func TestExtractOnceReadByDuckDB(t *testing.T) {
+	addr := startBroker(t)
+	want := produce(t, addr, 3000, 1, garbage...)
+	dir := filepath.Join(t.TempDir(), "lake")
+
+	sum, err := newExtractor(t, addr, dir).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Records != int64(len(want.events)+len(garbage)) || sum.Quarantined != int64(len(garbage)) {
+		t.Errorf("summary: %d records, %d quarantined; want %d, %d", sum.Records, sum.Quarantined, len(want.events)+len(garbage), len(garbage))
+	}
+	sameCounts(t, "summary", sum.PerType, want.perType)
+	r := checkLake(t, dir)
+	sameCounts(t, "lake check", r.Rows, want.perType)
+	if r.Quarantined != int64(len(garbage)) {
+		t.Errorf("lake check: %d quarantined, want %d", r.Quarantined, len(garbage))
+	}
+
+	db := openDuckDB(t)
+	sameCounts(t, "duckdb", duckCounts(t, db, dir), want.perType)
+
+	// Every field of every event, as DuckDB reads it.
+	rows, err := db.Query(`SELECT event_id, event_type, event_time, event_date, schema_version, "user", status, return_code, error,
+		item_type, quality, quantity, unit_price, total_price, gold_after, guild, cart_size, item_count,
+		http.method, http.path, http.host, http.user_agent, http.remote_addr, kafka_partition, kafka_offset, kafka_timestamp
+		FROM ` + eventsSource(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var (
+			id, typ, status, method, path, host, ua, remote string
+			user, errStr, item, quality, guild              sql.NullString
+			qty, unit, total, gold, cart, count             sql.NullInt64
+			evTime, kTime, date                             time.Time
+			schemaVersion, returnCode, offset               int64
+			partition                                       int32
+		)
+		if err := rows.Scan(&id, &typ, &evTime, &date, &schemaVersion, &user, &status, &returnCode, &errStr,
+			&item, &quality, &qty, &unit, &total, &gold, &guild, &cart, &count,
+			&method, &path, &host, &ua, &remote, &partition, &offset, &kTime); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		ev, ok := want.events[id]
+		if !ok {
+			t.Fatalf("event %s in the lake was never produced", id)
+		}
+		str := func(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+		num := func(i event.Int) sql.NullInt64 { return sql.NullInt64{Int64: i.V, Valid: i.Set} }
+		got := []any{typ, evTime.UnixMicro(), date.Format(time.DateOnly), schemaVersion, user, status, returnCode, errStr,
+			item, quality, qty, unit, total, gold, guild, cart, count, method, path, host, ua, remote}
+		exp := []any{ev.Type, ev.Time.UnixMicro(), ev.Time.UTC().Format(time.DateOnly), int64(event.SchemaVersion), str(ev.User), ev.Status, int64(ev.ReturnCode()), str(ev.Error),
+			str(ev.ItemType), str(ev.Quality), num(ev.Quantity), num(ev.UnitPrice), num(ev.TotalPrice), num(ev.GoldAfter), str(ev.Guild), num(ev.CartSize), num(ev.ItemCount),
+			ev.HTTP.Method, ev.HTTP.Path, ev.HTTP.Host, ev.HTTP.UserAgent, ev.HTTP.RemoteAddr}
+		for i := range got {
+			if got[i] != exp[i] {
+				t.Fatalf("event %s column %d = %v, want %v", id, i, got[i], exp[i])
+			}
+		}
+		if partition < 0 || partition > 3 || offset < 0 || kTime.IsZero() {
+			t.Fatalf("event %s lineage: partition %d offset %d timestamp %v", id, partition, offset, kTime)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if seen != len(want.events) {
+		t.Errorf("DuckDB read %d events, want %d", seen, len(want.events))
+	}
+
+	// The quarantine keeps the raw bytes and says why.
+	var n int
+	var value []byte
+	var why string
+	err = db.QueryRow(`SELECT count(*) OVER (), value, error FROM read_parquet('`+filepath.ToSlash(dir)+`/quarantine/*.parquet') WHERE error LIKE '%event_time%RFC 3339%'`).Scan(&n, &value, &why)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(value) != string(garbage[3]) {
+		t.Errorf("quarantined value %q, want %q (error %q)", value, garbage[3], why)
+	}
+
+	// A second run finds nothing new and changes nothing.
+	sum, err = newExtractor(t, addr, dir).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Records != 0 || sum.Files != 0 {
+		t.Errorf("second run: %+v, want nothing", sum)
+	}
+	sameCounts(t, "lake check after rerun", checkLake(t, dir).Rows, want.perType)
+}
+
+var errCrash = errors.New("simulated crash")
+
+func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
+	tests := []struct {
+		name  string
+		point extract.Point
+		nth   int // crash at the nth time the point is reached
+	}{
+		{"after the first file", extract.AfterFile, 1},
+		{"between files of a commit", extract.AfterFile, 5},
+		{"between files of a later commit", extract.AfterFile, 30},
+		{"before the first checkpoint", extract.BeforeCheckpoint, 1},
+		{"before a later checkpoint", extract.BeforeCheckpoint, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := startBroker(t)
+			want := produce(t, addr, 600, 2, garbage[:3]...)
+			dir := filepath.Join(t.TempDir(), "lake")
+
+			// Phase 1: crash. Small files make several commits per partition.
+			n := 0
+			crash := extract.WithHook(func(p extract.Point, _ int32, _ lake.Part) error {
+				if p == tt.point {
+					if n++; n == tt.nth {
+						return errCrash
+					}
+				}
+				return nil
+			})
+			_, err := newExtractor(t, addr, dir, crash, extract.MaxRows(25)).Run(context.Background())
+			if !errors.Is(err, errCrash) {
+				t.Fatalf("first run: %v, want the simulated crash", err)
+			}
+
+			// Phase 2: more events arrive, and the extract runs again.
+			more := produce(t, addr, 200, 3)
+			for k, v := range more.perType {
+				want.perType[k] += v
+			}
+			if _, err := newExtractor(t, addr, dir, extract.MaxRows(25)).Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+
+			// Phase 3: every record is there once.
+			r := checkLake(t, dir)
+			sameCounts(t, "lake check", r.Rows, want.perType)
+			if r.Quarantined != 3 {
+				t.Errorf("quarantined %d, want 3", r.Quarantined)
+			}
+			sameCounts(t, "duckdb", duckCounts(t, openDuckDB(t), dir), want.perType)
+		})
+	}
+}
+
+func TestFollowMakesEventsQueryableAndStopsCleanly(t *testing.T) {
+	addr := startBroker(t)
+	dir := filepath.Join(t.TempDir(), "lake")
+	e := newExtractor(t, addr, dir, extract.Follow(), extract.MaxAge(time.Hour))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Run(ctx)
+		done <- err
+	}()
+
+	want := produce(t, addr, 400, 4)
+	// Wait until the follower has read everything, then make it commit.
+	for {
+		d, _ := e.Progress()
+		if d >= 400 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := e.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "after flush", checkLake(t, dir).Rows, want.perType)
+
+	more := produce(t, addr, 100, 5)
+	for k, v := range more.perType {
+		want.perType[k] += v
+	}
+	for {
+		if d, _ := e.Progress(); d >= 500 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel() // stopping commits what it holds
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "after stop", checkLake(t, dir).Rows, want.perType)
+	if err := e.Flush(context.Background()); !errors.Is(err, extract.ErrNotRunning) {
+		t.Errorf("Flush after Run: %v, want ErrNotRunning", err)
+	}
+}

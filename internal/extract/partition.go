@@ -1,0 +1,486 @@
+package extract
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/questlog/questlog/internal/lake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// rowGroupBytes is how much JSON an open file buffers before it writes a
+// row group.
+const rowGroupBytes = 16 << 20
+
+// partition is the worker for one Kafka partition: it owns that
+// partition's open files and commits them together, so that every file it
+// published is covered by the checkpoint it writes next.
+type partition struct {
+	e         *Extractor
+	id        int32
+	next      int64 // next offset to extract
+	committed int64 // the checkpoint written last
+	stop      int64 // without Follow, the high watermark to stop at; else -1
+	schemas   *lake.Schemas
+	budget    int64 // this partition's share of the memory budget
+
+	in       chan []*kgo.Record
+	flush    chan chan error
+	finished chan struct{} // closed when stop is reached
+	exited   chan struct{} // closed when run returns
+
+	types      map[string]*typeFiles
+	quarantine *openFile
+	buffered   int64     // JSON bytes in open files' current row groups
+	oldest     time.Time // when the oldest open file was created
+	roll       bool      // a file reached max rows or bytes: commit after this batch
+
+	perType     map[string]int64
+	quarantined int64
+
+	sc   scanner
+	qrow parquet.Row
+	one  []parquet.Row
+	date []byte
+}
+
+// typeFiles are a partition's open files of one event type, one per day.
+type typeFiles struct {
+	name  string
+	files []*openFile
+	last  *openFile // the file the previous event went to
+}
+
+type openFile struct {
+	w          *lake.PartWriter
+	date       string
+	dayStart   int64 // microseconds: the day this file holds
+	dayEnd     int64
+	row        parquet.Row
+	cols       *lake.Columns
+	buffered   int64
+	sinceCheck int
+}
+
+func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schemas, partitions int) *partition {
+	p := &partition{
+		e: e, id: id, next: next, committed: next, stop: stop, schemas: schemas,
+		budget:   max(e.cfg.memory/int64(partitions), 1<<20),
+		in:       make(chan []*kgo.Record, 1),
+		flush:    make(chan chan error),
+		finished: make(chan struct{}),
+		exited:   make(chan struct{}),
+		types:    map[string]*typeFiles{},
+		perType:  map[string]int64{},
+		qrow:     make(parquet.Row, len(lake.QuarantineFields)),
+		one:      make([]parquet.Row, 1),
+	}
+	return p
+}
+
+func (p *partition) run(ctx context.Context) error {
+	var tick <-chan time.Time
+	if p.e.cfg.follow {
+		t := time.NewTicker(min(max(p.e.cfg.maxAge/4, 10*time.Millisecond), time.Second))
+		defer t.Stop()
+		tick = t.C
+	}
+	// Commits outlive a cancelled Run: stopping flushes what is held.
+	commitCtx := context.WithoutCancel(ctx)
+	finished := false
+	for {
+		select {
+		case recs, ok := <-p.in:
+			if !ok {
+				if p.e.failed.Load() {
+					return nil // as after a crash: the next run starts from the checkpoint
+				}
+				return p.commit(commitCtx)
+			}
+			if finished {
+				continue
+			}
+			if err := p.batch(ctx, commitCtx, recs); err != nil {
+				return err
+			}
+			if p.stop >= 0 && p.next >= p.stop {
+				finished = true
+				err := p.commit(commitCtx)
+				close(p.finished)
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		case <-tick:
+			if !p.oldest.IsZero() && p.e.cfg.now().Sub(p.oldest) >= p.e.cfg.maxAge {
+				if err := p.commit(commitCtx); err != nil {
+					return err
+				}
+			}
+		case req := <-p.flush:
+			err := p.commit(commitCtx)
+			req <- err
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// batch extracts fetched records.
+func (p *partition) batch(ctx, commitCtx context.Context, recs []*kgo.Record) error {
+	n := int64(0)
+	for _, r := range recs {
+		if r.Offset < p.next {
+			continue // already extracted (a re-fetch)
+		}
+		if p.stop >= 0 && r.Offset >= p.stop {
+			break
+		}
+		if err := p.record(ctx, r); err != nil {
+			return err
+		}
+		p.next = r.Offset + 1
+		n++
+		if p.roll {
+			if err := p.commit(commitCtx); err != nil {
+				return err
+			}
+		}
+	}
+	if done := p.e.done.Add(n); p.e.cfg.follow && done > p.e.total.Load() {
+		p.e.total.Store(done) // following, the end keeps moving
+	}
+	return nil
+}
+
+// record extracts one record into its event file, or into quarantine.
+func (p *partition) record(ctx context.Context, r *kgo.Record) error {
+	if err := p.sc.scan(r.Value); err != nil {
+		return p.toQuarantine(ctx, r, err.Error())
+	}
+	vals := p.sc.vals
+	typ, us, err := envelope(vals)
+	if err != nil {
+		return p.toQuarantine(ctx, r, err.Error())
+	}
+	f, tf, err := p.fileFor(ctx, typ, us, r.Offset)
+	if err != nil {
+		return err
+	}
+	if !p.fillRow(f, vals, r) {
+		// The event does not fit: widen the type's schema, start a new
+		// file with it and try again.
+		sc, err := p.schemas.Widen(ctx, tf.name, shape(vals, 0, len(vals), true), p.e.cfg.now())
+		if err != nil {
+			return err
+		}
+		if sc != f.w.Schema {
+			if f.w.Rows() > 0 {
+				if err := p.closeFile(ctx, tf, f); err != nil {
+					return err
+				}
+				if f, _, err = p.fileFor(ctx, typ, us, r.Offset); err != nil {
+					return err
+				}
+			} else {
+				// Nothing written yet: start the file over with the wider schema.
+				if err := f.w.Abort(); err != nil {
+					return err
+				}
+				p.forget(tf, f)
+				if f, _, err = p.fileFor(ctx, typ, us, r.Offset); err != nil {
+					return err
+				}
+			}
+		}
+		if !p.fillRow(f, vals, r) {
+			return p.toQuarantine(ctx, r, "does not fit the widened schema of "+tf.name)
+		}
+	}
+	p.one[0] = f.row
+	if err := f.w.WriteRows(p.one, r.Offset); err != nil {
+		return err
+	}
+	p.perType[tf.name]++
+	return p.account(f, len(r.Value))
+}
+
+// fillRow fills f's row buffer from the event; false if it does not fit.
+func (p *partition) fillRow(f *openFile, vals []jvalue, r *kgo.Record) bool {
+	resetRow(f.row, f.cols.Fields)
+	if !fill(f.row, f.cols.Fields, vals, 0, len(vals), 1) {
+		return false
+	}
+	f.row[f.cols.Partition] = parquet.Int32Value(p.id).Level(0, 0, f.cols.Partition)
+	f.row[f.cols.Offset] = parquet.Int64Value(r.Offset).Level(0, 0, f.cols.Offset)
+	f.row[f.cols.KafkaTime] = parquet.Int64Value(r.Timestamp.UnixMicro()).Level(0, 0, f.cols.KafkaTime)
+	return true
+}
+
+// account counts bytes buffered and decides when to write a row group or
+// to roll the partition's files.
+func (p *partition) account(f *openFile, n int) error {
+	f.buffered += int64(n)
+	p.buffered += int64(n)
+	if f.buffered >= rowGroupBytes {
+		if err := p.flushRowGroup(f); err != nil {
+			return err
+		}
+	}
+	for p.buffered > p.budget {
+		big := p.largest()
+		if big == nil || big.buffered == 0 {
+			break
+		}
+		if err := p.flushRowGroup(big); err != nil {
+			return err
+		}
+	}
+	if f.sinceCheck++; f.sinceCheck >= 1024 || f.w.Rows() >= p.e.cfg.maxRows {
+		f.sinceCheck = 0
+		if f.w.Rows() >= p.e.cfg.maxRows || f.w.Size() >= p.e.cfg.maxBytes {
+			p.roll = true
+		}
+	}
+	return nil
+}
+
+func (p *partition) flushRowGroup(f *openFile) error {
+	if err := f.w.FlushRowGroup(); err != nil {
+		return err
+	}
+	p.buffered -= f.buffered
+	f.buffered = 0
+	return nil
+}
+
+func (p *partition) largest() *openFile {
+	var big *openFile
+	p.each(func(_ *typeFiles, f *openFile) {
+		if big == nil || f.buffered > big.buffered {
+			big = f
+		}
+	})
+	return big
+}
+
+func (p *partition) each(fn func(*typeFiles, *openFile)) {
+	for _, tf := range p.types {
+		for _, f := range tf.files {
+			fn(tf, f)
+		}
+	}
+	if p.quarantine != nil {
+		fn(nil, p.quarantine)
+	}
+}
+
+// fileFor returns the open file for an event of type typ at time us,
+// opening it (with the type's current schema) when needed.
+func (p *partition) fileFor(ctx context.Context, typ []byte, us, offset int64) (*openFile, *typeFiles, error) {
+	tf := p.types[string(typ)]
+	if tf == nil {
+		tf = &typeFiles{name: string(typ)}
+		p.types[tf.name] = tf
+	}
+	if f := tf.last; f != nil && us >= f.dayStart && us < f.dayEnd {
+		return f, tf, nil
+	}
+	day := floorDay(us)
+	for _, f := range tf.files {
+		if f.dayStart == day {
+			tf.last = f
+			return f, tf, nil
+		}
+	}
+	sc := p.schemas.Get(tf.name)
+	if sc == nil {
+		var err error
+		if sc, err = p.schemas.Widen(ctx, tf.name, shape(p.sc.vals, 0, len(p.sc.vals), true), p.e.cfg.now()); err != nil {
+			return nil, nil, err
+		}
+	}
+	p.date = appendDate(p.date[:0], us)
+	part := lake.Part{EventType: tf.name, Date: string(p.date), Partition: p.id, First: offset}
+	w, err := lake.CreatePart(ctx, p.e.cfg.lake, part, sc, p.e.codec)
+	if err != nil {
+		return nil, nil, err
+	}
+	cols := &sc.Layout().Columns
+	f := &openFile{w: w, date: part.Date, dayStart: day, dayEnd: day + dayMicros, row: make(parquet.Row, cols.Leaves), cols: cols}
+	tf.files = append(tf.files, f)
+	tf.last = f
+	p.opened()
+	return f, tf, nil
+}
+
+const dayMicros = 24 * 3600 * 1_000_000
+
+func floorDay(us int64) int64 {
+	d := us / dayMicros
+	if us < 0 && us%dayMicros != 0 {
+		d--
+	}
+	return d * dayMicros
+}
+
+func (p *partition) opened() {
+	if p.oldest.IsZero() {
+		p.oldest = p.e.cfg.now()
+	}
+}
+
+// forget drops f from the open files without committing it.
+func (p *partition) forget(tf *typeFiles, f *openFile) {
+	for i, g := range tf.files {
+		if g == f {
+			tf.files = append(tf.files[:i], tf.files[i+1:]...)
+			break
+		}
+	}
+	if tf.last == f {
+		tf.last = nil
+	}
+	p.buffered -= f.buffered
+}
+
+// closeFile publishes one file before the partition commits, when its
+// type's schema widened. The next checkpoint covers it: until then a crash
+// makes the next run remove it, as its first offset is past the checkpoint.
+func (p *partition) closeFile(ctx context.Context, tf *typeFiles, f *openFile) error {
+	p.forget(tf, f)
+	part, size, err := f.w.Commit()
+	if err != nil {
+		return err
+	}
+	if err := p.hook(AfterFile, part); err != nil {
+		return err
+	}
+	p.e.count(1, size)
+	return nil
+}
+
+func (p *partition) toQuarantine(ctx context.Context, r *kgo.Record, reason string) error {
+	if p.quarantine == nil {
+		part := lake.Part{Partition: p.id, First: r.Offset}
+		w, err := lake.CreatePart(ctx, p.e.cfg.lake, part, nil, p.e.codec)
+		if err != nil {
+			return err
+		}
+		p.quarantine = &openFile{w: w}
+		p.opened()
+	}
+	row := p.qrow
+	row[lake.QColPartition] = parquet.Int32Value(p.id).Level(0, 0, lake.QColPartition)
+	row[lake.QColOffset] = parquet.Int64Value(r.Offset).Level(0, 0, lake.QColOffset)
+	row[lake.QColTimestamp] = parquet.Int64Value(r.Timestamp.UnixMicro()).Level(0, 0, lake.QColTimestamp)
+	row[lake.QColValue] = parquet.ByteArrayValue(r.Value).Level(0, 0, lake.QColValue)
+	row[lake.QColError] = parquet.ByteArrayValue([]byte(reason)).Level(0, 0, lake.QColError)
+	p.one[0] = row
+	if err := p.quarantine.w.WriteRows(p.one, r.Offset); err != nil {
+		return err
+	}
+	p.quarantined++
+	return p.account(p.quarantine, len(r.Value))
+}
+
+// commit publishes every open file of the partition, then advances its
+// checkpoint to the next offset: the one step that makes records count.
+func (p *partition) commit(ctx context.Context) error {
+	p.roll = false
+	if p.oldest.IsZero() && p.next == p.committed {
+		return nil // nothing new
+	}
+	files := 0
+	var bytes int64
+	var err error
+	p.each(func(_ *typeFiles, f *openFile) {
+		if err != nil {
+			return
+		}
+		var part lake.Part
+		var size int64
+		if part, size, err = f.w.Commit(); err != nil {
+			return
+		}
+		files++
+		bytes += size
+		err = p.hook(AfterFile, part)
+	})
+	if err != nil {
+		return err
+	}
+	p.types = map[string]*typeFiles{}
+	p.quarantine = nil
+	p.buffered = 0
+	p.oldest = time.Time{}
+	p.e.count(files, bytes)
+	p.e.countRecords(p.perType, p.quarantined)
+	clear(p.perType)
+	p.quarantined = 0
+
+	if err := p.hook(BeforeCheckpoint, lake.Part{Partition: p.id}); err != nil {
+		return err
+	}
+	if err := p.e.advance(ctx, p.id, p.next); err != nil {
+		return err
+	}
+	p.committed = p.next
+	return nil
+}
+
+func (p *partition) hook(pt Point, part lake.Part) error {
+	if p.e.cfg.hook == nil {
+		return nil
+	}
+	if err := p.e.cfg.hook(pt, p.id, part); err != nil {
+		return fmt.Errorf("extract: stopped at hook: %w", err)
+	}
+	return nil
+}
+
+// envelope finds the event's type and time, and refuses reserved fields.
+func envelope(vals []jvalue) (typ []byte, us int64, err error) {
+	var haveType, haveTime bool
+	for i := 0; i < len(vals); i++ {
+		v := &vals[i]
+		switch k := string(v.key); {
+		case k == lake.ColEventType:
+			if v.kind != jString {
+				return nil, 0, errors.New("event_type is not a string")
+			}
+			if err := lake.ValidEventType(string(v.raw)); err != nil {
+				return nil, 0, err
+			}
+			typ, haveType = v.raw, true
+		case k == lake.ColEventTime:
+			if v.kind != jString {
+				return nil, 0, errors.New("event_time is not a string")
+			}
+			t, ok := parseTime(v.raw)
+			if !ok {
+				return nil, 0, fmt.Errorf("event_time %q is not an RFC 3339 time", v.raw)
+			}
+			us, haveTime = t, true
+		case lake.Reserved(k):
+			return nil, 0, fmt.Errorf("field %s is reserved for the lake", k)
+		case k == "":
+			return nil, 0, errors.New("a field has an empty name")
+		}
+		if v.kind == jObject {
+			i = int(v.end) - 1
+		}
+	}
+	switch {
+	case !haveType:
+		return nil, 0, errors.New("no event_type")
+	case !haveTime:
+		return nil, 0, errors.New("no event_time")
+	}
+	return typ, us, nil
+}

@@ -1,0 +1,116 @@
+// Package lake is questlog's Parquet lake: its layout (DESIGN.md, "Lake
+// layout"), the schema inferred for each event type and its versions, the
+// Parquet files, the checkpoint that says how far the topic is in the lake,
+// and Check, which proves a lake holds every record exactly once.
+//
+// It knows nothing of Kafka clients or of the game: records arrive as
+// partition, offset, timestamp and JSON values already parsed by the caller.
+// File I/O goes through Storage, so the lake can move to an object store.
+package lake
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Top-level directories of a lake.
+const (
+	EventsDir      = "events"
+	QuarantineDir  = "quarantine"
+	CheckpointsDir = "_checkpoints"
+	SchemasDir     = "_schemas"
+)
+
+// Part names a data file: the records of one Kafka partition from offset
+// First to offset Last (both included; records of other event types or days
+// in between live in other files).
+type Part struct {
+	EventType string // empty for a quarantine file
+	Date      string // YYYY-MM-DD, empty for a quarantine file
+	Partition int32
+	First     int64
+	Last      int64
+}
+
+// Name is the part's path in the lake.
+func (p Part) Name() string {
+	file := "part-" + strconv.Itoa(int(p.Partition)) + "-" + strconv.FormatInt(p.First, 10) + "-" + strconv.FormatInt(p.Last, 10) + ".parquet"
+	if p.EventType == "" {
+		return QuarantineDir + "/" + file
+	}
+	return EventsDir + "/event_type=" + p.EventType + "/event_date=" + p.Date + "/" + file
+}
+
+// Quarantined reports whether the part is a quarantine file.
+func (p Part) Quarantined() bool { return p.EventType == "" }
+
+// ParsePart reads a data file's name back; ok is false for any other file.
+func ParsePart(name string) (Part, bool) {
+	dir, file := path.Split(name)
+	rest, ok := strings.CutPrefix(file, "part-")
+	if !ok {
+		return Part{}, false
+	}
+	rest, ok = strings.CutSuffix(rest, ".parquet")
+	if !ok {
+		return Part{}, false
+	}
+	nums := strings.Split(rest, "-")
+	if len(nums) != 3 {
+		return Part{}, false
+	}
+	var p Part
+	part, err1 := strconv.ParseInt(nums[0], 10, 32)
+	first, err2 := strconv.ParseInt(nums[1], 10, 64)
+	last, err3 := strconv.ParseInt(nums[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || first > last || part < 0 {
+		return Part{}, false
+	}
+	p.Partition, p.First, p.Last = int32(part), first, last
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == QuarantineDir {
+		return p, true
+	}
+	dirs := strings.Split(dir, "/")
+	if len(dirs) != 3 || dirs[0] != EventsDir {
+		return Part{}, false
+	}
+	t, ok1 := strings.CutPrefix(dirs[1], "event_type=")
+	d, ok2 := strings.CutPrefix(dirs[2], "event_date=")
+	if !ok1 || !ok2 || ValidEventType(t) != nil {
+		return Part{}, false
+	}
+	p.EventType, p.Date = t, d
+	return p, true
+}
+
+// CheckpointName is where a topic's checkpoint lives.
+func CheckpointName(topic string) string { return CheckpointsDir + "/" + topic + ".json" }
+
+// SchemaName is where an event type's schema lives.
+func SchemaName(eventType string) string { return SchemasDir + "/" + eventType + ".json" }
+
+// ValidEventType says whether an event type can name a directory of the
+// lake: 1 to 100 characters from [a-zA-Z0-9_.-], not starting with a dot.
+// A record whose type is not valid is quarantined.
+func ValidEventType(t string) error {
+	if t == "" {
+		return errors.New("event_type is empty")
+	}
+	if len(t) > 100 {
+		return fmt.Errorf("event_type is %d bytes long, at most 100", len(t))
+	}
+	if t[0] == '.' {
+		return fmt.Errorf("event_type %q starts with a dot", t)
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return fmt.Errorf("event_type %q holds %q: only letters, digits, _ . - are allowed", t, c)
+		}
+	}
+	return nil
+}

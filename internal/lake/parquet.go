@@ -1,0 +1,338 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// Metadata keys every events file carries, so a reader (and Check) can tell
+// which schema version wrote it.
+const (
+	MetaEventType     = "questlog.event_type"
+	MetaSchemaVersion = "questlog.schema_version"
+)
+
+// Column says where a schema field lives in a Parquet row: the index of
+// its leaf column, or for a struct the columns of its fields.
+type Column struct {
+	Name   string
+	Kind   Kind
+	Leaf   int      // leaf column index; for a struct, its first leaf
+	Fields []Column // struct fields
+	Leaves int      // leaf columns it spans (1 for a scalar)
+}
+
+// Columns maps a schema onto Parquet leaf columns: its fields in order, then
+// the lineage columns.
+type Columns struct {
+	Fields                       []Column
+	Partition, Offset, KafkaTime int // leaf indexes of the lineage columns
+	Leaves                       int // leaf columns in all
+}
+
+func columnsOf(fields []Field, next *int) []Column {
+	cols := make([]Column, len(fields))
+	for i, f := range fields {
+		c := Column{Name: f.Name, Kind: f.Kind, Leaf: *next}
+		if f.Kind == KindStruct {
+			c.Fields = columnsOf(f.Fields, next)
+			c.Leaves = *next - c.Leaf
+		} else {
+			*next++
+			c.Leaves = 1
+		}
+		cols[i] = c
+	}
+	return cols
+}
+
+// group is a Parquet group whose columns keep the order given, where
+// parquet.Group sorts them by name: the lake's columns read in the order
+// the events hold them, and only ever grow at the end.
+type group []parquet.Field
+
+func (g group) ID() int                     { return 0 }
+func (g group) String() string              { return "group(" + strconv.Itoa(len(g)) + " fields)" }
+func (g group) Type() parquet.Type          { return parquet.Group{}.Type() }
+func (g group) Optional() bool              { return false }
+func (g group) Repeated() bool              { return false }
+func (g group) Required() bool              { return true }
+func (g group) Leaf() bool                  { return false }
+func (g group) Fields() []parquet.Field     { return g }
+func (g group) Encoding() encoding.Encoding { return nil }
+func (g group) Compression() compress.Codec { return nil }
+func (g group) GoType() reflect.Type        { return reflect.TypeFor[map[string]any]() }
+
+type named struct {
+	parquet.Node
+	name string
+}
+
+func (n named) Name() string                      { return n.name }
+func (n named) Value(reflect.Value) reflect.Value { return reflect.Value{} }
+
+func nodeOf(f Field, dict bool) parquet.Node {
+	var n parquet.Node
+	switch f.Kind {
+	case KindBool:
+		n = parquet.Leaf(parquet.BooleanType)
+	case KindInt:
+		n = parquet.Int(64)
+	case KindFloat:
+		n = parquet.Leaf(parquet.DoubleType)
+	case KindTimestamp:
+		n = parquet.Timestamp(parquet.Microsecond)
+	case KindStruct:
+		g := make(group, len(f.Fields))
+		for i, sub := range f.Fields {
+			g[i] = named{nodeOf(sub, dict), sub.Name}
+		}
+		n = g
+	default:
+		n = parquet.String()
+		if dict {
+			n = parquet.Encoded(n, &parquet.RLEDictionary)
+		}
+	}
+	return parquet.Optional(n)
+}
+
+// lineage are the columns every events file ends with.
+func lineage() []parquet.Field {
+	return []parquet.Field{
+		named{parquet.Int(32), ColPartition},
+		named{parquet.Int(64), ColOffset},
+		named{parquet.Timestamp(parquet.Microsecond), ColTimestamp},
+	}
+}
+
+// FieldsOfParquet reads a Parquet schema back as fields (lineage columns
+// included), for comparing a file with its recorded schema.
+func FieldsOfParquet(n parquet.Node) ([]Field, error) {
+	var out []Field
+	for _, f := range n.Fields() {
+		k, err := kindOfNode(f)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", f.Name(), err)
+		}
+		fd := Field{Name: f.Name(), Kind: k}
+		if k == KindStruct {
+			if fd.Fields, err = FieldsOfParquet(f); err != nil {
+				return nil, fmt.Errorf("column %s: %w", f.Name(), err)
+			}
+		}
+		out = append(out, fd)
+	}
+	return out, nil
+}
+
+func kindOfNode(n parquet.Node) (Kind, error) {
+	if n.Repeated() {
+		return "", fmt.Errorf("repeated columns are not written by questlog")
+	}
+	if !n.Leaf() {
+		return KindStruct, nil
+	}
+	t := n.Type()
+	lt := t.LogicalType()
+	switch {
+	case t.Kind() == parquet.Boolean:
+		return KindBool, nil
+	case t.Kind() == parquet.Double:
+		return KindFloat, nil
+	case lt != nil && isTimestamp(lt):
+		ts := lt.Value.(*format.TimestampType)
+		if _, micros := ts.Unit.Value.(*format.MicroSeconds); !micros || !ts.IsAdjustedToUTC {
+			return "", fmt.Errorf("timestamp is %s, want microseconds adjusted to UTC", t)
+		}
+		return KindTimestamp, nil
+	case t.Kind() == parquet.Int64:
+		return KindInt, nil
+	case t.Kind() == parquet.Int32:
+		return "int32", nil
+	case t.Kind() == parquet.ByteArray && lt != nil && isString(lt):
+		return KindString, nil
+	case t.Kind() == parquet.ByteArray:
+		return "bytes", nil
+	}
+	return "", fmt.Errorf("unexpected type %s", t)
+}
+
+func isTimestamp(lt *format.LogicalType) bool { _, ok := lt.Value.(*format.TimestampType); return ok }
+func isString(lt *format.LogicalType) bool    { _, ok := lt.Value.(*format.StringType); return ok }
+
+// LineageFields are the lineage columns as FieldsOfParquet reads them.
+var LineageFields = []Field{{Name: ColPartition, Kind: "int32"}, {Name: ColOffset, Kind: KindInt}, {Name: ColTimestamp, Kind: KindTimestamp}}
+
+// QuarantineFields are the columns of a quarantine file: where the record
+// was, its raw bytes and why it could not be read as an event.
+var QuarantineFields = []Field{
+	{Name: ColPartition, Kind: "int32"}, {Name: ColOffset, Kind: KindInt}, {Name: ColTimestamp, Kind: KindTimestamp},
+	{Name: "value", Kind: "bytes"}, {Name: "error", Kind: KindString},
+}
+
+// Quarantine column indexes.
+const (
+	QColPartition = iota
+	QColOffset
+	QColTimestamp
+	QColValue
+	QColError
+)
+
+var quarantineSchema = parquet.NewSchema("quarantine", group{
+	named{parquet.Int(32), ColPartition},
+	named{parquet.Int(64), ColOffset},
+	named{parquet.Timestamp(parquet.Microsecond), ColTimestamp},
+	named{parquet.Leaf(parquet.ByteArrayType), "value"},
+	named{parquet.String(), "error"},
+})
+
+// Layout is the Parquet shape of one schema version: its columns and its
+// Parquet schema. Made once per version (see Schema.Layout).
+type Layout struct {
+	Columns Columns
+	parquet *parquet.Schema
+}
+
+var layouts sync.Map // *Schema → *Layout; schemas are immutable, so this is a cache, not state
+
+// Layout returns the Parquet shape of this schema version.
+func (s *Schema) Layout() *Layout {
+	if l, ok := layouts.Load(s); ok {
+		return l.(*Layout)
+	}
+	next := 0
+	cols := Columns{Fields: columnsOf(s.Fields, &next)}
+	cols.Partition, cols.Offset, cols.KafkaTime = next, next+1, next+2
+	cols.Leaves = next + 3
+	g := make(group, 0, len(s.Fields)+3)
+	for _, f := range s.Fields {
+		g = append(g, named{nodeOf(f, true), f.Name})
+	}
+	g = append(g, lineage()...)
+	l := &Layout{Columns: cols, parquet: parquet.NewSchema(s.EventType, g)}
+	actual, _ := layouts.LoadOrStore(s, l)
+	return actual.(*Layout)
+}
+
+// Codec names a compression codec: "zstd" (default), "snappy" or "none".
+func Codec(name string) (compress.Codec, error) {
+	switch strings.ToLower(name) {
+	case "", "zstd":
+		return &zstd.Codec{Level: zstd.SpeedFastest}, nil
+	case "snappy":
+		return &snappy.Codec{}, nil
+	case "none", "uncompressed":
+		return &parquet.Uncompressed, nil
+	}
+	return nil, fmt.Errorf("unknown compression %q: want zstd, snappy or none", name)
+}
+
+// PartWriter writes one Parquet data file of the lake. Rows go to a pending
+// file that Commit publishes under its final name
+// part-<partition>-<first>-<last>.parquet, once the last offset is known.
+type PartWriter struct {
+	pf      PendingFile
+	counter countingWriter
+	w       *parquet.Writer
+	part    Part
+	Schema  *Schema // nil for a quarantine file
+	rows    int64
+}
+
+type countingWriter struct {
+	pf PendingFile
+	n  int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.pf.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// CreatePart starts the data file for part (its Last is ignored) with the
+// columns of schema, or the quarantine columns when part is a quarantine
+// part (schema is then nil).
+func CreatePart(ctx context.Context, st Storage, part Part, schema *Schema, codec compress.Codec) (*PartWriter, error) {
+	part.Last = part.First
+	pf, err := st.Create(ctx, part.Name())
+	if err != nil {
+		return nil, err
+	}
+	w := &PartWriter{pf: pf, part: part, Schema: schema}
+	w.counter.pf = pf
+	opts := []parquet.WriterOption{
+		parquet.Compression(codec),
+		parquet.CreatedBy("questlog", "1", ""),
+		parquet.DictionaryMaxBytes(1 << 20),
+		parquet.WriteBufferSize(256 << 10),
+	}
+	if schema != nil {
+		opts = append(opts, schema.Layout().parquet,
+			parquet.KeyValueMetadata(MetaEventType, schema.EventType),
+			parquet.KeyValueMetadata(MetaSchemaVersion, strconv.Itoa(schema.Version)))
+	} else {
+		opts = append(opts, quarantineSchema)
+	}
+	w.w = parquet.NewWriter(&w.counter, opts...)
+	return w, nil
+}
+
+// Part is the file's part as it stands (Last is the last offset written).
+func (w *PartWriter) Part() Part { return w.part }
+
+// Rows is how many rows were written.
+func (w *PartWriter) Rows() int64 { return w.rows }
+
+// Size is about how many bytes the file takes so far, buffered row group
+// included.
+func (w *PartWriter) Size() int64 { return w.counter.n + w.w.Size() }
+
+// WriteRows appends rows whose last offset is last. Rows are copied: the
+// caller may reuse them and the bytes they point to.
+func (w *PartWriter) WriteRows(rows []parquet.Row, last int64) error {
+	if _, err := w.w.WriteRows(rows); err != nil {
+		return fmt.Errorf("write %s: %w", w.part.Name(), err)
+	}
+	w.rows += int64(len(rows))
+	w.part.Last = last
+	return nil
+}
+
+// FlushRowGroup ends the current row group, writing it to the file, which
+// frees the memory it held.
+func (w *PartWriter) FlushRowGroup() error {
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", w.part.Name(), err)
+	}
+	return nil
+}
+
+// Commit finishes the file and publishes it under its final name. It
+// returns the part and the file's size.
+func (w *PartWriter) Commit() (Part, int64, error) {
+	if err := w.w.Close(); err != nil {
+		w.pf.Abort()
+		return w.part, 0, fmt.Errorf("write %s: %w", w.part.Name(), err)
+	}
+	if err := w.pf.Commit(w.part.Name()); err != nil {
+		return w.part, 0, err
+	}
+	return w.part, w.counter.n, nil
+}
+
+// Abort throws the file away.
+func (w *PartWriter) Abort() error { return w.pf.Abort() }

@@ -1,0 +1,220 @@
+package lake
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Storage is the lake's file I/O: the only way this package and its callers
+// touch files, so that an object store can stand in for a directory later.
+// Names are slash-separated and relative to the lake's root.
+type Storage interface {
+	// Create starts a file in the directory of name that becomes visible
+	// only when committed, in one atomic step; until then readers never see
+	// it.
+	Create(ctx context.Context, name string) (PendingFile, error)
+	// ReadFile returns a whole (small) file; a missing file is fs.ErrNotExist.
+	ReadFile(ctx context.Context, name string) ([]byte, error)
+	// Open opens a file for random access.
+	Open(ctx context.Context, name string) (File, error)
+	// List returns the names of every file under prefix, recursively, sorted,
+	// including pending files left by a crash (see IsPending).
+	List(ctx context.Context, prefix string) ([]string, error)
+	// Remove deletes a file; a missing file is not an error.
+	Remove(ctx context.Context, name string) error
+}
+
+// PendingFile is a file being written: Commit publishes it under a name
+// (in the directory given to Create; empty means the name given to Create),
+// Abort throws it away. Exactly one of them must be called.
+type PendingFile interface {
+	io.Writer
+	Commit(name string) error
+	Abort() error
+}
+
+// File is a lake file opened for reading.
+type File interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// ErrObjectStore says the lake location is an object store URL, which this
+// build cannot write yet.
+var ErrObjectStore = errors.New("object-store lakes (s3://) are not supported yet: give --lake a directory")
+
+// Open returns the storage for a lake location: a local directory (created
+// when missing). An s3:// URL is ErrObjectStore.
+func Open(location string) (Storage, error) {
+	if location == "" {
+		return nil, errors.New("open lake: no location given")
+	}
+	if i := strings.Index(location, "://"); i > 0 {
+		if strings.HasPrefix(location, "s3://") {
+			return nil, fmt.Errorf("open lake %s: %w", location, ErrObjectStore)
+		}
+		return nil, fmt.Errorf("open lake %s: unknown scheme %q", location, location[:i])
+	}
+	if err := os.MkdirAll(location, 0o755); err != nil {
+		return nil, fmt.Errorf("open lake %s: %w", location, err)
+	}
+	return Dir(location), nil
+}
+
+// Dir is a lake in a local directory. Files are written under a hidden
+// temporary name in their final directory and renamed into place.
+type Dir string
+
+// pendingPrefix starts the temporary name of a file being written; readers
+// globbing *.parquet never match it.
+const pendingPrefix = ".pending-"
+
+// IsPending reports whether name is a file an interrupted writer left behind.
+func IsPending(name string) bool { return strings.HasPrefix(path.Base(name), pendingPrefix) }
+
+func (d Dir) path(name string) string { return filepath.Join(string(d), filepath.FromSlash(name)) }
+
+// Create implements Storage.
+func (d Dir) Create(_ context.Context, name string) (PendingFile, error) {
+	final := d.path(name)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	tmp := filepath.Join(filepath.Dir(final), pendingPrefix+hex.EncodeToString(r[:])+"-"+filepath.Base(final))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	return &pendingFile{f: f, tmp: tmp, final: final, name: name}, nil
+}
+
+type pendingFile struct {
+	f                *os.File
+	tmp, final, name string
+}
+
+func (p *pendingFile) Write(b []byte) (int, error) { return p.f.Write(b) }
+
+// Commit syncs the file, renames it into place and syncs its directory, so
+// that a file that is visible is complete, even after a power loss.
+func (p *pendingFile) Commit(name string) error {
+	if name != "" {
+		if path.Dir(name) != path.Dir(p.name) {
+			p.Abort()
+			return fmt.Errorf("publish %s as %s: not the same directory", p.name, name)
+		}
+		p.name, p.final = name, filepath.Join(filepath.Dir(p.final), path.Base(name))
+	}
+	if err := p.f.Sync(); err != nil {
+		p.Abort()
+		return fmt.Errorf("sync %s: %w", p.name, err)
+	}
+	if err := p.f.Close(); err != nil {
+		os.Remove(p.tmp)
+		return fmt.Errorf("close %s: %w", p.name, err)
+	}
+	if err := os.Rename(p.tmp, p.final); err != nil {
+		os.Remove(p.tmp)
+		return fmt.Errorf("publish %s: %w", p.name, err)
+	}
+	return syncDir(filepath.Dir(p.final))
+}
+
+func (p *pendingFile) Abort() error {
+	p.f.Close()
+	if err := os.Remove(p.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("abort %s: %w", p.name, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadFile implements Storage.
+func (d Dir) ReadFile(_ context.Context, name string) ([]byte, error) {
+	b, err := os.ReadFile(d.path(name))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// Open implements Storage.
+func (d Dir) Open(_ context.Context, name string) (File, error) {
+	f, err := os.Open(d.path(name))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open %s: %w", name, err)
+	}
+	return osFile{f, st.Size()}, nil
+}
+
+type osFile struct {
+	*os.File
+	size int64
+}
+
+func (f osFile) Size() int64 { return f.size }
+
+// List implements Storage.
+func (d Dir) List(ctx context.Context, prefix string) ([]string, error) {
+	root := d.path(prefix)
+	var names []string
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && p == root {
+				return fs.SkipDir
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.Type().IsRegular() {
+			rel, err := filepath.Rel(string(d), p)
+			if err != nil {
+				return err
+			}
+			names = append(names, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	return names, nil // WalkDir walks in lexical order
+}
+
+// Remove implements Storage.
+func (d Dir) Remove(_ context.Context, name string) error {
+	if err := os.Remove(d.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	return nil
+}
