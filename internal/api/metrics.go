@@ -1,7 +1,9 @@
 package api
 
 import (
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -82,6 +84,38 @@ func (m *metrics) eventCounts() map[string]uint64 {
 	out := make(map[string]uint64, len(m.byType))
 	for t, c := range m.byType {
 		out[t] = c.Load()
+	}
+	return out
+}
+
+// rates turns the cumulative event counts into events per second, measured
+// over at least a second between samples.
+type rates struct {
+	mu     sync.Mutex
+	at     time.Time
+	counts map[string]uint64
+	last   map[string]float64
+}
+
+func (r *rates) sample(now time.Time, counts map[string]uint64) map[string]float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.counts == nil {
+		r.at, r.counts = now, counts
+		return map[string]float64{}
+	}
+	if dt := now.Sub(r.at).Seconds(); dt >= 1 {
+		r.last = make(map[string]float64, len(counts))
+		for t, n := range counts {
+			if d := n - r.counts[t]; d > 0 {
+				r.last[t] = float64(d) / dt
+			}
+		}
+		r.at, r.counts = now, counts
+	}
+	out := make(map[string]float64, len(r.last))
+	for t, v := range r.last {
+		out[t] = v
 	}
 	return out
 }

@@ -52,6 +52,7 @@ type Server struct {
 	bufs    sync.Pool
 	handler http.Handler
 	extra   *http.ServeMux
+	rates   rates
 }
 
 // New builds a Server and its game service.
@@ -92,6 +93,13 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.extra.Handle(pattern
 // EventCounts returns how many events of each type the log acknowledged since
 // the server started, for live counters.
 func (s *Server) EventCounts() map[string]uint64 { return s.metrics.eventCounts() }
+
+// EventRates returns acknowledged events per second by type, measured over
+// the second (or more) before the previous call: the dashboard's live
+// counters poll it.
+func (s *Server) EventRates() map[string]float64 {
+	return s.rates.sample(time.Now(), s.metrics.eventCounts())
+}
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
