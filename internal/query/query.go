@@ -83,9 +83,13 @@ var quarantineColumns = []column{
 	{"kafka_partition", "INTEGER"},
 	{"kafka_offset", "BIGINT"},
 	{"kafka_timestamp", "TIMESTAMPTZ"},
-	{"value", "VARCHAR"},
+	{"value", "BLOB"}, // the record's raw bytes, which may not be text
 	{"error", "VARCHAR"},
 }
+
+// partGlob matches the lake's data files and not the ".pending-..." files a
+// writer is still filling (internal/lake publishes a file by renaming it).
+const partGlob = "part-*.parquet"
 
 // DB is a DuckDB database whose views read one lake. Safe for concurrent
 // use; Refresh rebuilds the views while queries wait.
@@ -147,7 +151,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
-	eventsGlob := d.lake + "/events/*/*/*.parquet"
+	eventsGlob := d.lake + "/events/*/*/" + partGlob
 	files, err := d.glob(ctx, eventsGlob)
 	if err != nil {
 		return err
@@ -177,7 +181,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 		return err
 	}
 	for _, t := range types {
-		glob := d.lake + "/events/event_type=" + t + "/*/*.parquet"
+		glob := d.lake + "/events/event_type=" + t + "/*/" + partGlob
 		has := slices.ContainsFunc(files, func(f string) bool { tt, _ := typeOf(f); return tt == t })
 		body, err := d.eventsView(ctx, glob, has)
 		if err != nil {
@@ -197,7 +201,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 		}
 	}
 
-	qGlob := d.lake + "/quarantine/*.parquet"
+	qGlob := d.lake + "/quarantine/" + partGlob
 	qFiles, err := d.glob(ctx, qGlob)
 	if err != nil {
 		return err

@@ -295,3 +295,25 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }
+
+// A writer's unfinished file sits next to the published ones until it is
+// renamed; no view may read it.
+func TestPendingFilesAreNotRead(t *testing.T) {
+	lake, want := buildLake(t, lakefixture.Config{Events: 300}, lakefixture.Layout{Quarantine: 2})
+	dirs, err := filepath.Glob(filepath.Join(lake, "events", "event_type=buy_item", "event_date=*"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no buy_item directory: %v", err)
+	}
+	for _, dir := range append(dirs, filepath.Join(lake, "quarantine")) {
+		if err := os.WriteFile(filepath.Join(dir, ".pending-0a1b2c-part-0-900-999.parquet"), []byte("PAR1 half written"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := open(t, lake)
+	if got := scalar(t, db, "SELECT count(*) FROM buy_item"); got != int64(want.byType["buy_item"]) {
+		t.Errorf("buy_item: %d rows, sent %d", got, want.byType["buy_item"])
+	}
+	if got := scalar(t, db, "SELECT count(*) FROM quarantine"); got != 2 {
+		t.Errorf("quarantine: %d rows, wrote 2", got)
+	}
+}
