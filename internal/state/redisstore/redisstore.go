@@ -168,19 +168,28 @@ func (s *Store) CreateAccount(ctx context.Context, a state.Account) error {
 	return nil
 }
 
-// Player reads the account with its inventory and cart in one transaction.
+var playerScript = redis.NewScript(`
+-- KEYS: account, inventory, cart
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}`)
+
+// Player reads the account with its inventory and cart in one script, so
+// in one atomic snapshot and one round trip.
 func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
-	var account, inventory, cart *redis.MapStringStringCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		account = p.HGetAll(ctx, s.key("account", user))
-		inventory = p.HGetAll(ctx, s.key("inventory", user))
-		cart = p.HGetAll(ctx, s.key("cart", user))
-		return nil
-	})
+	keys := []string{s.key("account", user), s.key("inventory", user), s.key("cart", user)}
+	res, err := playerScript.Run(ctx, s.rdb, keys).Slice()
 	if err != nil {
 		return state.Player{}, fmt.Errorf("read player %q: %w", user, err)
 	}
-	a := account.Val()
+	var h [3]map[string]string
+	for i := range h {
+		if i >= len(res) {
+			return state.Player{}, fmt.Errorf("read player %q: short script answer %v", user, res)
+		}
+		if h[i], err = pairs(res[i]); err != nil {
+			return state.Player{}, fmt.Errorf("read player %q: %w", user, err)
+		}
+	}
+	a := h[0]
 	if len(a) == 0 {
 		return state.Player{}, fmt.Errorf("read player %q: %w", user, state.ErrNotFound)
 	}
@@ -199,13 +208,32 @@ func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
 		Guild:        a["guild"],
 		CreatedAt:    time.Unix(0, created).UTC(),
 	}}
-	if p.Inventory, err = stacks(inventory.Val()); err != nil {
+	if p.Inventory, err = stacks(h[1]); err != nil {
 		return state.Player{}, fmt.Errorf("read player %q: inventory: %w", user, err)
 	}
-	if p.Cart, err = stacks(cart.Val()); err != nil {
+	if p.Cart, err = stacks(h[2]); err != nil {
 		return state.Player{}, fmt.Errorf("read player %q: cart: %w", user, err)
 	}
 	return p, nil
+}
+
+// pairs turns a script's HGETALL answer, a flat list of fields and values,
+// into a map.
+func pairs(v any) (map[string]string, error) {
+	list, ok := v.([]any)
+	if !ok || len(list)%2 != 0 {
+		return nil, fmt.Errorf("unexpected HGETALL answer %T", v)
+	}
+	m := make(map[string]string, len(list)/2)
+	for i := 0; i < len(list); i += 2 {
+		k, ok1 := list[i].(string)
+		x, ok2 := list[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("unexpected HGETALL answer %v", list)
+		}
+		m[k] = x
+	}
+	return m, nil
 }
 
 func stacks(h map[string]string) ([]state.Stack, error) {

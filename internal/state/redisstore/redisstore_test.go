@@ -133,3 +133,4 @@ func benchStore(b *testing.B) state.Store {
 func BenchmarkApply(b *testing.B)    { statetest.BenchApply(b, benchStore(b)) }
 func BenchmarkPlayer(b *testing.B)   { statetest.BenchPlayer(b, benchStore(b)) }
 func BenchmarkPurchase(b *testing.B) { statetest.BenchPurchase(b, benchStore(b)) }
+func BenchmarkSession(b *testing.B)  { statetest.BenchSession(b, benchStore(b)) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/questlog/questlog/internal/state"
 )
@@ -124,4 +125,28 @@ func newUsers(s state.Store, prefix string) func(b *testing.B) string {
 		}
 		return user
 	}
+}
+
+// BenchSession measures Session, which every authenticated request calls.
+func BenchSession(b *testing.B, s state.Store) {
+	ctx := context.Background()
+	users := newUsers(s, "bench-session")
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		user := users(b)
+		if user == "" {
+			return
+		}
+		hash := fmt.Sprintf("token-hash-%d", n.Add(1))
+		if err := s.CreateSession(ctx, state.Session{TokenHash: hash, User: user, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			if _, err := s.Session(ctx, hash); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
