@@ -1,18 +1,139 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/questlog/questlog/internal/extract"
+	"github.com/questlog/questlog/internal/lake"
 )
 
 func newExtractCmd(g *globalOptions) *cobra.Command {
-	_ = g
-	return &cobra.Command{
+	var (
+		once, follow bool
+		maxRows      int64
+		maxBytes     int64
+		maxAge       time.Duration
+		memory       int64
+		compression  string
+		quiet        bool
+	)
+	cmd := &cobra.Command{
 		Use:   "extract",
-		Short: "Extract the topic into the Parquet lake",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("extract: not built yet")
+		Short: "Extract the topic into the Parquet lake, exactly once",
+		Long: `extract turns the event topic into the Parquet lake: one dataset per event
+type, lake/events/event_type=<type>/event_date=<day>/part-<partition>-<first>-<last>.parquet,
+records that are not events in lake/quarantine/, the inferred schemas in
+lake/_schemas/ and how far each partition is in lake/_checkpoints/<topic>.json.
+
+--once (the default) reads every partition from the checkpoint up to the end
+the topic had when it started, prints a summary and exits. --follow keeps
+going, rolling files every --max-age so new events are queryable within
+seconds, until Ctrl-C, which commits what it holds.
+
+The checkpoint is written after the files it covers, and a rerun removes
+files a crash left past it: however often it is interrupted, the lake holds
+every record exactly once (see 'questlog lake check').`,
+		Example: `  questlog extract --once
+  questlog extract --follow --max-age 5s
+  questlog extract --lake /data/lake --brokers kafka1:9092,kafka2:9092`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if once && follow {
+				return errors.New("--follow and --once cannot be combined")
+			}
+			st, err := lake.Open(g.lakeLocation())
+			if err != nil {
+				return err
+			}
+			opts := []extract.Option{
+				extract.Brokers(g.brokerList()...), extract.Topic(g.topic), extract.Lake(st),
+				extract.MaxRows(maxRows), extract.MaxBytes(maxBytes), extract.MaxAge(maxAge),
+				extract.MemoryBudget(memory), extract.Compression(compression),
+				extract.Logger(extractLogger(cmd.ErrOrStderr(), g.logLevel)),
+			}
+			if follow {
+				opts = append(opts, extract.Follow())
+			}
+			e, err := extract.New(opts...)
+			if err != nil {
+				return err
+			}
+			stopBar := func() {}
+			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !quiet && !follow && term.IsTerminal(int(f.Fd())) {
+				stopBar = showProgress(cmd.Context(), e, f)
+			}
+			sum, err := e.Run(cmd.Context())
+			stopBar()
+			if err != nil {
+				return err
+			}
+			return sum.WriteText(cmd.OutOrStdout())
 		},
 	}
+	f := cmd.Flags()
+	f.BoolVar(&once, "once", false, "extract up to the topic's end at start, then exit (the default)")
+	f.BoolVar(&follow, "follow", false, "keep extracting new events until interrupted")
+	f.Int64Var(&maxRows, "max-rows", 1_000_000, "roll a partition's files when one reaches this many rows")
+	f.Int64Var(&maxBytes, "max-bytes", 128<<20, "roll a partition's files when one reaches about this many bytes")
+	f.DurationVar(&maxAge, "max-age", 10*time.Second, "with --follow, roll a partition's files when the oldest is this old")
+	f.Int64Var(&memory, "memory", 64<<20, "bytes of events buffered in open files, over all partitions, before row groups are written")
+	f.StringVar(&compression, "compression", "zstd", "Parquet compression: zstd, snappy or none")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+// showProgress draws records done of records to do until the returned
+// function is called.
+func showProgress(ctx context.Context, e *extract.Extractor, w io.Writer) func() {
+	bar := progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionSetDescription("extract"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("records"),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				d, total := e.Progress()
+				if total > 0 && bar.GetMax64() != total {
+					bar.ChangeMax64(total)
+				}
+				_ = bar.Set64(d)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		_ = bar.Finish()
+	}
+}
+
+func extractLogger(w io.Writer, name string) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(name)); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }

@@ -1,18 +1,66 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/questlog/questlog/internal/lake"
 )
 
 func newLakeCmd(g *globalOptions) *cobra.Command {
-	_ = g
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "lake",
 		Short: "Inspect and verify the lake",
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("lake: not built yet")
-		},
+		Args:  cobra.NoArgs,
 	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check",
+		Short: "Verify that the lake holds every record of the topic exactly once",
+		Long: `check reads the lake's checkpoint and every file, and verifies that each
+offset of each partition, from the partition's start (the log start offset the
+extract recorded when it first read the partition: above 0 if retention had
+deleted older records) up to the checkpoint, is in exactly one events or
+quarantine file; that every file opens, holds the partition and offsets its
+name says, and has the columns of the schema version it records in
+_schemas/<type>.json. It exits with status 1 and lists what is wrong otherwise.
+
+It reads only the lake: no broker is needed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runLakeCheck(cmd.Context(), g, cmd.OutOrStdout())
+		},
+	})
+	return cmd
+}
+
+func runLakeCheck(ctx context.Context, g *globalOptions, w io.Writer) error {
+	st, err := lake.Open(g.lakeLocation())
+	if err != nil {
+		return err
+	}
+	r, err := lake.Check(ctx, st, g.topic)
+	if err != nil {
+		return err
+	}
+	if r.Checkpoint != nil {
+		fmt.Fprintf(w, "checkpoint  %s\n", r.Checkpoint)
+	}
+	fmt.Fprintf(w, "files       %d\n", r.Files)
+	var total int64
+	for _, t := range r.Types() {
+		fmt.Fprintf(w, "  %-20s %10d\n", t, r.Rows[t])
+		total += r.Rows[t]
+	}
+	fmt.Fprintf(w, "events      %d\nquarantined %d\n", total, r.Quarantined)
+	if r.OK() {
+		fmt.Fprintln(w, "ok: every offset up to the checkpoint is in the lake exactly once")
+		return nil
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintln(w, "problem:", p)
+	}
+	return exitError{code: 1, msg: fmt.Sprintf("lake check: %d problems in %s", len(r.Problems), g.lakeLocation())}
 }
