@@ -38,6 +38,7 @@ type loadOptions struct {
 	format      string
 	maxErrors   float64
 	quiet       bool
+	keepAlive   bool
 }
 
 func newLoadCmd(g *globalOptions) *cobra.Command {
@@ -106,6 +107,7 @@ to stderr when it is a terminal.`,
 	f.StringVar(&o.format, "format", "text", "summary format: text (ab's layout) or json")
 	f.Float64Var(&o.maxErrors, "max-errors", 1, "exit with status 2 when the error rate (transport errors and 5xx over requests) is above this fraction, e.g. 0.01")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress line")
+	f.BoolVarP(&o.keepAlive, "keepalive", "k", true, "reuse connections (always on; -k is accepted as ab spells it)")
 	return cmd
 }
 
