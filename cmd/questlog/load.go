@@ -126,6 +126,8 @@ func (o *loadOptions) validate(cmd *cobra.Command) error {
 		return fmt.Errorf("--max-errors %g: want a fraction from 0 to 1", o.maxErrors)
 	case o.timeout < 0:
 		return fmt.Errorf("--timeout %s: must not be negative", o.timeout)
+	case !o.keepAlive:
+		return fmt.Errorf("-k=false: load always reuses connections")
 	}
 	if o.scenario == "" {
 		for _, name := range []string{"users", "mix", "seed", "run-id"} {
