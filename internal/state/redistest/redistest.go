@@ -54,6 +54,7 @@ func start(t testing.TB, bin string) (string, error) {
 		"--save", "", "--appendonly", "no", "--dir", t.TempDir(),
 		"--daemonize", "no", "--loglevel", "warning")
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("run %s: %w", bin, err)
 	}

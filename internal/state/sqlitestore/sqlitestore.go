@@ -85,7 +85,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// this one, writers queue for the single write connection.
 	params := url.Values{"_pragma": {"busy_timeout(10000)", "foreign_keys(1)"}}
 	writeParams := url.Values{
-		"_pragma": append([]string{"journal_mode(WAL)", "synchronous(NORMAL)"}, params["_pragma"]...),
+		// journal_size_limit trims the WAL file after checkpoints under load.
+		"_pragma": append([]string{"journal_mode(WAL)", "synchronous(NORMAL)", "journal_size_limit(67108864)"}, params["_pragma"]...),
 		"_txlock": {"immediate"},
 	}
 	write, err := sql.Open("sqlite", path+"?"+writeParams.Encode())
