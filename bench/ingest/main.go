@@ -14,6 +14,8 @@
 //   - plays the players scenario against serve, first as fast as
 //     -users players go (the maximal rate), then at half that rate in the
 //     open model;
+//   - drives the bare handler at that same half rate with as many workers,
+//     the floor that the machine and the load tool alone put under p99;
 //   - prints requests/s, p50 and p99 of each, questlog's share of the bare
 //     handler's requests/s with the same tool, and whether the goals are met.
 //
@@ -311,6 +313,15 @@ func run(ctx context.Context, o options) error {
 	m.Note = scenarioNote(halfRun)
 	res.Measurements = append(res.Measurements, m)
 	res.HalfRateP99 = halfRun.Latency.P99
+
+	// The floor: the same open-model rate and workers against the bare
+	// handler shows what the machine and the load tool alone add to p99.
+	floor, err := load(targets[0].url, "-t", dur, "-c", users, "--rate", strconv.FormatFloat(half, 'f', 0, 64))
+	if err != nil {
+		return fmt.Errorf("bare handler at half rate: %w", err)
+	}
+	m = fromSummary(fmt.Sprintf("bare handler GET / at %.0f/s (floor)", half), "questlog load", floor)
+	res.Measurements = append(res.Measurements, m)
 	res.LoadAverageAfter = loadAverage()
 
 	printResults(os.Stdout, &res)
@@ -334,6 +345,12 @@ func scenarioNote(s loadgen.Summary) string {
 		if a.Action == "signup" || a.Action == "login" {
 			parts = append(parts, fmt.Sprintf("%s %d× p99 %.1f ms", a.Action, a.Requests, a.Latency.P99))
 		}
+	}
+	// The most common actions' tails tell a slow action from a slow server.
+	common := slices.Clone(s.Actions)
+	slices.SortFunc(common, func(a, b loadgen.ActionSummary) int { return int(b.Requests - a.Requests) })
+	for _, a := range common[:min(3, len(common))] {
+		parts = append(parts, fmt.Sprintf("%s %d× p99 %.1f ms", a.Action, a.Requests, a.Latency.P99))
 	}
 	parts = append(parts, fmt.Sprintf("intended failures %d, unexpected 4xx %d", s.IntendedFailures, s.Unexpected4xx))
 	return strings.Join(parts, "; ")
