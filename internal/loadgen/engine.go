@@ -186,6 +186,7 @@ func (e *engine) work(ctx context.Context, c Client, sh *shard) {
 			return
 		}
 		var begin time.Time
+		var lag time.Duration
 		if e.interval > 0 {
 			// Every slot has its due time fixed in advance; a slot taken late
 			// because all workers were busy counts its wait as latency.
@@ -205,6 +206,7 @@ func (e *engine) work(ctx context.Context, c Client, sh *shard) {
 				case <-timer.C:
 				}
 			}
+			lag = time.Since(begin)
 		} else {
 			begin = time.Now()
 			if !e.deadline.IsZero() && !begin.Before(e.deadline) {
@@ -216,6 +218,6 @@ func (e *engine) work(ctx context.Context, c Client, sh *shard) {
 		if s.Err != nil && ctx.Err() != nil {
 			return // aborted by the caller, not a failure of the server
 		}
-		sh.record(s, latency)
+		sh.record(s, latency, lag)
 	}
 }

@@ -173,6 +173,10 @@ func TestOpenModelShowsStall(t *testing.T) {
 	if max := time.Duration(res.Latency.Max()) * time.Microsecond; max < stall {
 		t.Errorf("longest request %s, want >= the %s stall", max, stall)
 	}
+	// The requests queued behind the stall were sent late, and say so.
+	if lag := time.Duration(res.Lag.Max()) * time.Microsecond; lag < stall/2 {
+		t.Errorf("largest schedule lag %s, want >= %s", lag, stall/2)
+	}
 }
 
 func countBelow(r *Result, d time.Duration) int64 {

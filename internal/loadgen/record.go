@@ -120,7 +120,11 @@ type Result struct {
 	Rate    float64       // the fixed rate asked for; 0: closed model
 	Counts
 	Latency *hdrhistogram.Histogram // µs, every recorded request
-	Actions []ActionResult          // in Config.Actions order
+	// Lag is how late each request was sent after it was due, in µs (open
+	// model only): the load tool's timer lateness plus any wait for a free
+	// worker. It is part of Latency.
+	Lag     *hdrhistogram.Histogram
+	Actions []ActionResult // in Config.Actions order
 	// ErrorMessages are the first distinct transport errors, most frequent first.
 	ErrorMessages []ErrorMessage
 }
@@ -136,6 +140,7 @@ type shard struct {
 	mu       sync.Mutex
 	counts   Counts
 	hist     *hdrhistogram.Histogram
+	lag      *hdrhistogram.Histogram
 	actions  []Counts
 	ahist    []*hdrhistogram.Histogram
 	messages map[string]int64
@@ -147,6 +152,7 @@ func newRecorder(n int, actions []string) *recorder {
 		sh := &shard{
 			counts:   Counts{Status: make(map[int]int64)},
 			hist:     NewHistogram(),
+			lag:      newActionHistogram(),
 			actions:  make([]Counts, len(actions)),
 			ahist:    make([]*hdrhistogram.Histogram, len(actions)),
 			messages: make(map[string]int64),
@@ -160,13 +166,13 @@ func newRecorder(n int, actions []string) *recorder {
 	return r
 }
 
-func (sh *shard) record(s Sample, latency time.Duration) {
-	us := int64(latency / time.Microsecond)
-	us = max(min(us, histHighest), histLowest)
+func (sh *shard) record(s Sample, latency, lag time.Duration) {
+	us := micros(latency)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.counts.add(s)
-	_ = sh.hist.RecordValue(us) // clamped into range above, so it cannot fail
+	_ = sh.hist.RecordValue(us) // clamped into range, so it cannot fail
+	_ = sh.lag.RecordValue(micros(lag))
 	if s.Action >= 0 && s.Action < len(sh.actions) {
 		sh.actions[s.Action].add(s)
 		_ = sh.ahist[s.Action].RecordValue(us)
@@ -177,6 +183,11 @@ func (sh *shard) record(s Sample, latency time.Duration) {
 			sh.messages[msg]++
 		}
 	}
+}
+
+// micros clamps a duration into the histograms' range, in µs.
+func micros(d time.Duration) int64 {
+	return max(min(int64(d/time.Microsecond), histHighest), histLowest)
 }
 
 // errorMessage shortens a transport error to what tells errors apart: the
@@ -200,7 +211,7 @@ func (r *recorder) counts() (requests, errs int64) {
 }
 
 func (r *recorder) result() *Result {
-	res := &Result{Latency: NewHistogram(), Actions: make([]ActionResult, len(r.names))}
+	res := &Result{Latency: NewHistogram(), Lag: newActionHistogram(), Actions: make([]ActionResult, len(r.names))}
 	for j, name := range r.names {
 		res.Actions[j] = ActionResult{Name: name, Latency: newActionHistogram()}
 	}
@@ -209,6 +220,7 @@ func (r *recorder) result() *Result {
 		sh.mu.Lock()
 		res.Counts.merge(&sh.counts)
 		res.Latency.Merge(sh.hist)
+		res.Lag.Merge(sh.lag)
 		for j := range sh.actions {
 			res.Actions[j].Counts.merge(&sh.actions[j])
 			res.Actions[j].Latency.Merge(sh.ahist[j])

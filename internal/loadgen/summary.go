@@ -65,10 +65,14 @@ type Summary struct {
 
 	// StatusCodes counts answers by status code ("200"), and transport
 	// errors under "error".
-	StatusCodes   map[string]int64 `json:"status_codes"`
-	Latency       Latency          `json:"latency_ms"`
-	Actions       []ActionSummary  `json:"actions,omitempty"`
-	ErrorMessages []ErrorMessage   `json:"error_messages,omitempty"`
+	StatusCodes map[string]int64 `json:"status_codes"`
+	Latency     Latency          `json:"latency_ms"`
+	// ScheduleLag (open model only) is how late requests were sent after
+	// they were due: timer lateness plus waits for a free worker. It is
+	// included in Latency; a large lag asks for more workers.
+	ScheduleLag   *Latency        `json:"schedule_lag_ms,omitempty"`
+	Actions       []ActionSummary `json:"actions,omitempty"`
+	ErrorMessages []ErrorMessage  `json:"error_messages,omitempty"`
 }
 
 // Latency is a latency distribution in milliseconds, with ab's percentiles.
@@ -173,6 +177,8 @@ func Summarize(r *Result, m Meta) Summary {
 	}
 	if r.Rate > 0 {
 		s.Model = "open"
+		lag := latencyOf(r.Lag)
+		s.ScheduleLag = &lag
 	}
 	if secs := r.Elapsed.Seconds(); secs > 0 {
 		s.RequestsPerSecond = float64(r.Requests) / secs
@@ -247,6 +253,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 	p("\n")
 	p("Latency (ms):           min %.3f  mean %.3f  [+/-sd %.3f]  median %.3f  max %.3f\n",
 		s.Latency.Min, s.Latency.Mean, s.Latency.Stdev, s.Latency.P50, s.Latency.P100)
+
+	if l := s.ScheduleLag; l != nil {
+		p("Schedule lag (ms):      median %.3f  p99 %.3f  max %.3f (sent after due; part of latency)\n", l.P50, l.P99, l.P100)
+	}
 
 	p("\nStatus codes:\n")
 	codes := make([]string, 0, len(s.StatusCodes))

@@ -21,6 +21,7 @@ func fixedResult(t *testing.T, actions []string) *Result {
 		Elapsed: 2500 * time.Millisecond,
 		Clients: 10,
 		Latency: NewHistogram(),
+		Lag:     newActionHistogram(),
 		Actions: make([]ActionResult, len(actions)),
 		ErrorMessages: []ErrorMessage{
 			{Message: "dial tcp 127.0.0.1:9: connect: connection refused", Count: 3},
@@ -47,6 +48,9 @@ func fixedResult(t *testing.T, actions []string) *Result {
 			t.Fatal(err)
 		}
 		if err := r.Actions[s.Action].Latency.RecordValue(us); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Lag.RecordValue(int64(i)); err != nil { // 1 µs .. 1 ms
 			t.Fatal(err)
 		}
 	}
@@ -157,6 +161,9 @@ func TestSummaryJSONShape(t *testing.T) {
 		if _, ok := doc[k].(float64); !ok {
 			t.Errorf("%s: want a number, got %#v", k, doc[k])
 		}
+	}
+	if lag, ok := doc["schedule_lag_ms"].(map[string]any); !ok || lag["p99"] == nil {
+		t.Errorf("schedule_lag_ms: want an object with p99 in the open model, got %#v", doc["schedule_lag_ms"])
 	}
 	for k, want := range map[string]string{"mode": "scenario", "scenario": "players", "model": "open", "run_id": "r1", "url": "http://x"} {
 		if doc[k] != want {
