@@ -70,10 +70,12 @@ a run id, so reruns against the same server never collide.
 
 Timing: without --rate the run is closed, each worker (-c, or each player)
 sending its next request when the last is answered. With --rate R it is open:
-request i is due at start + i/R whatever happened before, a free worker takes
-it, and its latency counts from when it was due, so a server that stalls shows
-the stall in the latencies instead of quietly lowering the rate (no coordinated
-omission). Add workers (-c, --users) if the rate is not reached.
+request i is due at start + i/R whatever happened before, and a free worker
+takes it. When every worker was busy at that time, its latency counts from
+when it was due, so a server that stalls shows the stall in the latencies
+instead of quietly lowering the rate (no coordinated omission); "Schedule lag"
+says how late requests went out. Add workers (-c, --users) if the lag grows
+or the rate is not reached.
 
 Errors: a request is an error when it got no HTTP answer (refused, reset,
 timeout) or a 5xx answer. 4xx answers are not errors: they are counted as

@@ -12,9 +12,12 @@
 // Timing follows one of two models. Without a rate, the run is closed: each
 // worker sends its next request as soon as the previous one is answered.
 // With a rate, the run is open: request i is due at start + i/rate, whichever
-// worker is free takes it, and its latency is measured from when it was due,
-// so a stalled server shows in the latencies instead of silently lowering the
-// request rate (coordinated omission).
+// worker is free takes it, and when no worker was free at that time its
+// latency is measured from when it was due, so a stalled server shows in the
+// latencies instead of silently lowering the request rate (coordinated
+// omission). A worker that was idle and slept until the request was due
+// measures from when it sent it, so the timer's own lateness is not counted;
+// how late requests went out, for either reason, is reported as schedule lag.
 //
 // What counts as an error: a transport error (no HTTP answer: refused, reset,
 // timed out) or a 5xx answer. A 4xx answer is not an error; in the scenario a

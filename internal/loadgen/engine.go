@@ -188,13 +188,18 @@ func (e *engine) work(ctx context.Context, c Client, sh *shard) {
 		var begin time.Time
 		var lag time.Duration
 		if e.interval > 0 {
-			// Every slot has its due time fixed in advance; a slot taken late
-			// because all workers were busy counts its wait as latency.
-			begin = e.start.Add(time.Duration(float64(i) * e.interval))
-			if !e.deadline.IsZero() && !begin.Before(e.deadline) {
+			// Every slot has its due time fixed in advance. A slot taken
+			// late because every worker was busy counts its wait as
+			// latency: that wait is the server's doing. A worker that was
+			// idle and slept until the slot was due counts from when it
+			// actually sent, so the timer's own lateness (about a
+			// millisecond's granularity) is not blamed on the server.
+			due := e.start.Add(time.Duration(float64(i) * e.interval))
+			if !e.deadline.IsZero() && !due.Before(e.deadline) {
 				return
 			}
-			if wait := time.Until(begin); wait > 0 {
+			begin = due
+			if wait := time.Until(due); wait > 0 {
 				if timer == nil {
 					timer = time.NewTimer(wait)
 				} else {
@@ -205,8 +210,9 @@ func (e *engine) work(ctx context.Context, c Client, sh *shard) {
 					return
 				case <-timer.C:
 				}
+				begin = time.Now()
 			}
-			lag = time.Since(begin)
+			lag = time.Since(due)
 		} else {
 			begin = time.Now()
 			if !e.deadline.IsZero() && !begin.Before(e.deadline) {
