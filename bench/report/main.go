@@ -10,11 +10,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/questlog/questlog/internal/event"
@@ -84,6 +87,36 @@ func run(ctx context.Context, n, players int, span time.Duration, runs int, lake
 	slices.Sort(took)
 	fmt.Printf("\nreport over %d events: best %s, median %s (%d runs, GOMAXPROCS=%d, %s/%s)\n",
 		n, took[0].Round(time.Millisecond), took[len(took)/2].Round(time.Millisecond), runs, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
+	return dashboard(ctx, lake, runs)
+}
+
+// dashboard times the live dashboard's rebuilds: the first reads every
+// file, the next ones only what is new (here: nothing).
+func dashboard(ctx context.Context, lake string, runs int) error {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	d, err := report.NewDashboard(ctx, lake, nil, report.WithRefresh(time.Second), report.WithClock(clock))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	for i := range runs + 1 {
+		start := time.Now()
+		rec := httptest.NewRecorder()
+		d.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/dashboard/report", nil).WithContext(ctx))
+		if rec.Code != http.StatusOK {
+			return fmt.Errorf("dashboard rebuild: %d %s", rec.Code, rec.Body)
+		}
+		what := "first dashboard build (reads every file)"
+		if i > 0 {
+			what = "dashboard rebuild, no new files"
+		}
+		fmt.Printf("%s: %s\n", what, time.Since(start).Round(time.Millisecond))
+		mu.Lock()
+		now = now.Add(time.Second)
+		mu.Unlock()
+	}
 	return nil
 }
 

@@ -101,10 +101,26 @@ type DB struct {
 	views []string
 }
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	noViews bool
+}
+
+// WithoutViews opens the lake without creating its views, for callers that
+// read files themselves (EventFiles, SelectEvents): building the views reads
+// every file's footer. Default: the views are created.
+func WithoutViews() Option { return func(o *options) { o.noViews = true } }
+
 // Open starts an in-memory DuckDB over the lake at location (a directory, or
 // s3://bucket/prefix when DuckDB's httpfs extension is available) and creates
 // its views. A lake with no files yet is fine: every view exists and is empty.
-func Open(ctx context.Context, location string) (*DB, error) {
+func Open(ctx context.Context, location string, opts ...Option) (*DB, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if location == "" {
 		return nil, errors.New("open lake: no location given")
 	}
@@ -123,6 +139,9 @@ func Open(ctx context.Context, location string) (*DB, error) {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
 	d := &DB{lake: strings.TrimRight(location, "/"), db: sql.OpenDB(connector)}
+	if o.noViews {
+		return d, nil
+	}
 	if err := d.Refresh(ctx); err != nil {
 		d.db.Close()
 		return nil, err
@@ -217,6 +236,52 @@ func (d *DB) Refresh(ctx context.Context) error {
 	slices.Sort(views)
 	d.views = views
 	return nil
+}
+
+// EventFiles lists the lake's published event files, sorted.
+func (d *DB) EventFiles(ctx context.Context) ([]string, error) {
+	return d.glob(ctx, d.lake+"/events/*/*/"+partGlob)
+}
+
+// QuarantineFiles lists the lake's published quarantine files, sorted.
+func (d *DB) QuarantineFiles(ctx context.Context) ([]string, error) {
+	return d.glob(ctx, d.lake+"/quarantine/"+partGlob)
+}
+
+// SelectEvents is a SELECT of the named standard event columns (see the
+// events view) from the given event files, each column cast to its standard
+// type, NULL where no file has it. With no files it selects no rows, with
+// the same column types.
+func (d *DB) SelectEvents(ctx context.Context, files []string, cols []string) (string, error) {
+	std := make([]column, 0, len(cols))
+	for _, name := range cols {
+		i := slices.IndexFunc(eventColumns, func(c column) bool { return c.name == name })
+		if i < 0 {
+			return "", fmt.Errorf("select events: %s is not an event column", name)
+		}
+		std = append(std, eventColumns[i])
+	}
+	if len(files) == 0 {
+		return emptySelect(std), nil
+	}
+	quoted := make([]string, len(files))
+	for i, f := range files {
+		quoted[i] = literal(f)
+	}
+	src := "read_parquet([" + strings.Join(quoted, ", ") + "], hive_partitioning = true, union_by_name = true)"
+	present, err := d.columns(ctx, src)
+	if err != nil {
+		return "", err
+	}
+	list := make([]string, len(std))
+	for i, c := range std {
+		if slices.Contains(present, c.name) {
+			list[i] = "TRY_CAST(" + ident(c.name) + " AS " + c.sqlType + ") AS " + ident(c.name)
+		} else {
+			list[i] = "CAST(NULL AS " + c.sqlType + ") AS " + ident(c.name)
+		}
+	}
+	return "SELECT " + strings.Join(list, ", ") + " FROM " + src, nil
 }
 
 // eventsView is the body of a view over the event files matching glob: the

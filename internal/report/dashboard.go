@@ -20,14 +20,16 @@ import (
 // itself, and the live counters at <prefix>/live.json.
 //
 // The charts are rebuilt from the lake at most once per refresh interval,
-// however many browsers watch; the counters come from the caller's function
-// on every request.
+// however many browsers watch, and each rebuild reads only the files
+// published since the last one (the events read so far stay in DuckDB's
+// memory). The counters come from the caller's function on every request.
 type Dashboard struct {
 	db       *query.DB
 	counters func() map[string]float64
 	cfg      dashboardConfig
 
 	mu      sync.Mutex // one rebuild at a time
+	events  *snapshot  // the lake's events read so far
 	built   time.Time
 	current *pageData
 	lastErr error
@@ -98,11 +100,16 @@ func NewDashboard(ctx context.Context, location string, counters func() map[stri
 	if counters == nil {
 		counters = func() map[string]float64 { return nil }
 	}
-	db, err := query.Open(ctx, location)
+	db, err := query.Open(ctx, location, query.WithoutViews())
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	return &Dashboard{db: db, counters: counters, cfg: cfg}, nil
+	events, err := newSnapshot(db, time.Time{})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
+	return &Dashboard{db: db, counters: counters, cfg: cfg, events: events}, nil
 }
 
 // Close releases the lake's DuckDB.
@@ -188,14 +195,14 @@ func (d *Dashboard) report(ctx context.Context) (*pageData, error) {
 }
 
 func (d *Dashboard) rebuild(ctx context.Context, now time.Time) (*pageData, error) {
-	if err := d.db.Refresh(ctx); err != nil {
+	if err := d.events.sync(ctx); err != nil {
 		return nil, err
 	}
 	var w Window
 	if d.cfg.window > 0 {
 		w.Since = now.Add(-d.cfg.window)
 	}
-	rep, err := Build(ctx, d.db, w, now)
+	rep, err := build(ctx, d.db, d.events, w, now)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -171,6 +172,20 @@ func TestDashboardRoutes(t *testing.T) {
 		_, _, body = get(t, srv.URL+"/dashboard/report")
 		if got := figureEvents(t, body); got != fmtCount(float64(n1+n2)) {
 			t.Errorf("after the refresh interval the charts show %s events, sent %d", got, n1+n2)
+		}
+	})
+	t.Run("a rewritten lake is read again", func(t *testing.T) {
+		var n3 int
+		if err := os.RemoveAll(lake); err != nil {
+			t.Fatal(err)
+		}
+		if err := lakefixture.Build(ctx, lake, lakefixture.Config{Events: 300, Start: day(5), Seed: 3}, lakefixture.Layout{}, countEvents(&n3)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(10 * time.Second)
+		_, _, body := get(t, srv.URL+"/dashboard/report")
+		if got := figureEvents(t, body); got != fmtCount(float64(n3)) {
+			t.Errorf("after the lake was rewritten the charts show %s events, it holds %d", got, n3)
 		}
 	})
 	t.Run("other requests", func(t *testing.T) {

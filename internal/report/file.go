@@ -18,7 +18,7 @@ func WriteFile(ctx context.Context, location, path string, w Window, now time.Ti
 	if !w.Since.IsZero() && !w.Until.IsZero() && !w.Since.Before(w.Until) {
 		return nil, fmt.Errorf("report window: since %s is not before until %s", w.Since.Format(time.RFC3339), w.Until.Format(time.RFC3339))
 	}
-	db, err := query.Open(ctx, location)
+	db, err := query.Open(ctx, location, query.WithoutViews())
 	if err != nil {
 		return nil, err
 	}

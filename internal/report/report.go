@@ -10,8 +10,6 @@ package report
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"math"
@@ -126,31 +124,35 @@ const (
 	maxPlayers   = 15
 )
 
-// reportColumns are the columns the charts read, copied once per report.
-const reportColumns = `event_time, event_type, "user", status, error, item_type, quality, quantity, total_price, guild, kafka_offset`
-
-// Build queries db and assembles the report over w.
+// Build reads the lake's events up to the window's end from db's files and
+// assembles the report over w.
 //
-// The events up to the window's end are read from the lake's files once,
-// into a table in DuckDB's memory that every chart then queries: one scan
-// of the files instead of one per chart. Events before the window are kept
-// for guild membership, which builds up from the beginning.
+// The events are read from the files once, into a table in DuckDB's memory
+// that every chart then queries: one pass over the files instead of one per
+// chart. Events before the window are kept for guild membership, which
+// builds up from the beginning.
 func Build(ctx context.Context, db *query.DB, w Window, now time.Time) (*Report, error) {
-	r := &Report{Lake: db.Lake(), Window: w, GeneratedAt: now.UTC()}
-	var suffix [8]byte
-	if _, err := rand.Read(suffix[:]); err != nil {
+	s, err := newSnapshot(db, w.Until)
+	if err != nil {
 		return nil, err
 	}
-	table := "report_events_" + hex.EncodeToString(suffix[:]) // reports may be built side by side
-	q := "CREATE TABLE " + table + " AS SELECT " + reportColumns + ", (" + w.sincePredicate() + ") AS in_window FROM events WHERE " + w.untilPredicate()
-	if err := db.Exec(ctx, q); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
 	defer func() {
-		if err := db.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS "+table); err != nil {
-			slog.Warn("report: drop the events copy", "table", table, "err", err)
+		if err := s.drop(context.WithoutCancel(ctx)); err != nil {
+			slog.Warn("report: drop the events table", "err", err)
 		}
 	}()
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
+	return build(ctx, db, s, w, now)
+}
+
+func build(ctx context.Context, db *query.DB, s *snapshot, w Window, now time.Time) (*Report, error) {
+	r := &Report{Lake: db.Lake(), Window: w, GeneratedAt: now.UTC()}
+	table, err := s.window(ctx, w)
+	if err != nil {
+		return nil, err
+	}
 	b := &builder{db: db, w: w, table: table}
 	if err := b.span(ctx, r); err != nil {
 		return nil, err
@@ -261,14 +263,22 @@ func (b *builder) figures(ctx context.Context, r *Report) error {
 		return fmt.Errorf("headline figures: %w", err)
 	}
 	var quarantined float64
-	err = b.db.Each(ctx, "SELECT count(*) FROM quarantine", nil, func(scan func(...any) error) error {
-		var v any
-		err := scan(&v)
-		quarantined = num(v)
-		return err
-	})
+	files, err := b.db.QuarantineFiles(ctx)
 	if err != nil {
 		return fmt.Errorf("quarantine count: %w", err)
+	}
+	if len(files) > 0 {
+		// The files' footers hold their row counts: nothing else is read.
+		q := "SELECT sum(num_rows) FROM parquet_file_metadata([" + quoteList(files) + "])"
+		err = b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
+			var v any
+			err := scan(&v)
+			quarantined = num(v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("quarantine count: %w", err)
+		}
 	}
 	failedShare := "–"
 	if events > 0 {
@@ -550,6 +560,14 @@ func (b *builder) topSpenders(ctx context.Context, r *Report) error {
 	c.Series = []Series{s}
 	r.Charts = append(r.Charts, c)
 	return nil
+}
+
+func quoteList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	}
+	return strings.Join(q, ", ")
 }
 
 // sortedByTotal orders keys by value, largest first, then by name.
