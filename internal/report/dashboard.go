@@ -112,8 +112,13 @@ func NewDashboard(ctx context.Context, location string, counters func() map[stri
 	return &Dashboard{db: db, counters: counters, cfg: cfg, events: events}, nil
 }
 
-// Close releases the lake's DuckDB.
-func (d *Dashboard) Close() error { return d.db.Close() }
+// Close waits for a rebuild in progress and releases the lake's DuckDB.
+// Requests after Close fail; stop serving first.
+func (d *Dashboard) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.db.Close()
+}
 
 // Prefix is the path the dashboard answers under.
 func (d *Dashboard) Prefix() string { return d.cfg.prefix }
