@@ -177,7 +177,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 	}
 	types := slices.Clone(KnownTypes)
 	for _, f := range files {
-		if t, ok := typeOf(f); ok && !slices.Contains(types, t) && !reserved(t) {
+		if t, ok := typeOf(f); ok && !slices.Contains(types, t) {
 			types = append(types, t)
 		}
 	}
@@ -192,21 +192,39 @@ func (d *DB) Refresh(ctx context.Context) error {
 		return nil
 	}
 
-	body, err := d.eventsView(ctx, eventsGlob, len(files) > 0)
-	if err != nil {
-		return err
+	// Each type's files are described once; the events view's columns are
+	// their union, so no file's footer is read twice here.
+	bodies := map[string]string{}
+	var union []string
+	for _, t := range types {
+		if !slices.ContainsFunc(files, func(f string) bool { tt, _ := typeOf(f); return tt == t }) {
+			bodies[t] = emptySelect(eventColumns)
+			continue
+		}
+		src := readParquet(d.lake+"/events/event_type="+t+"/*/"+partGlob, true)
+		present, err := d.columns(ctx, src)
+		if err != nil {
+			return err
+		}
+		bodies[t] = viewOver(src, present)
+		for _, c := range present {
+			if !slices.Contains(union, c) {
+				union = append(union, c)
+			}
+		}
+	}
+	body := emptySelect(eventColumns)
+	if len(files) > 0 {
+		body = viewOver(readParquet(eventsGlob, true), union)
 	}
 	if err := create("events", body); err != nil {
 		return err
 	}
 	for _, t := range types {
-		glob := d.lake + "/events/event_type=" + t + "/*/" + partGlob
-		has := slices.ContainsFunc(files, func(f string) bool { tt, _ := typeOf(f); return tt == t })
-		body, err := d.eventsView(ctx, glob, has)
-		if err != nil {
-			return err
+		if reserved(t) {
+			continue // its events are in the events view
 		}
-		if err := create(t, body); err != nil {
+		if err := create(t, bodies[t]); err != nil {
 			return err
 		}
 	}
@@ -284,18 +302,10 @@ func (d *DB) SelectEvents(ctx context.Context, files []string, cols []string) (s
 	return "SELECT " + strings.Join(list, ", ") + " FROM " + src, nil
 }
 
-// eventsView is the body of a view over the event files matching glob: the
-// standard columns in order, typed NULL where no file has them, then whatever
-// else the files hold.
-func (d *DB) eventsView(ctx context.Context, glob string, hasFiles bool) (string, error) {
-	if !hasFiles {
-		return emptySelect(eventColumns), nil
-	}
-	src := readParquet(glob, true)
-	present, err := d.columns(ctx, src)
-	if err != nil {
-		return "", err
-	}
+// viewOver is the body of a view over src whose files hold the columns
+// present: the standard columns in order, typed NULL where no file has them,
+// then whatever else the files hold.
+func viewOver(src string, present []string) string {
 	var list []string
 	for _, c := range eventColumns {
 		if slices.Contains(present, c.name) {
@@ -309,7 +319,7 @@ func (d *DB) eventsView(ctx context.Context, glob string, hasFiles bool) (string
 			list = append(list, ident(p))
 		}
 	}
-	return "SELECT " + strings.Join(list, ", ") + " FROM " + src, nil
+	return "SELECT " + strings.Join(list, ", ") + " FROM " + src
 }
 
 func (d *DB) columns(ctx context.Context, src string) ([]string, error) {
