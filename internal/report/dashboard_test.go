@@ -20,6 +20,7 @@ import (
 	"github.com/questlog/questlog/internal/query/lakefixture"
 	"github.com/questlog/questlog/internal/report"
 	"github.com/questlog/questlog/internal/report/browsertest"
+	"github.com/questlog/questlog/internal/report/dashboardtest"
 )
 
 // clock is a test's hand-moved time.
@@ -221,24 +222,6 @@ func TestNewDashboardRejectsBadOptions(t *testing.T) {
 	}
 }
 
-// chartState is what the browser shows of one chart.
-type chartState struct {
-	ID     string  `json:"id"`
-	Points int     `json:"points"`
-	Width  float64 `json:"width"`
-	Height float64 `json:"height"`
-	Marks  int     `json:"marks"` // drawn shapes
-	Rows   int     `json:"rows"`  // table fallback rows
-}
-
-const chartsJS = `[...document.querySelectorAll("section.chart")].map(s => {
-	const svg = s.querySelector("svg");
-	const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
-	return {id: s.id, points: Number(s.dataset.points), width: box.width, height: box.height,
-		marks: svg ? svg.querySelectorAll("path, rect, polyline").length : 0,
-		rows: s.querySelectorAll("tbody tr").length};
-})`
-
 func TestDashboardInChromium(t *testing.T) {
 	b := browsertest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -256,32 +239,16 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Both loops of the page's script have run: counters twice, charts once.
-	if err := p.WaitFor(ctx, `Number(document.body.dataset.liveUpdates) >= 2 && Number(document.body.dataset.reportUpdates) >= 1`); err != nil {
-		t.Fatalf("%v\nerrors: %q", err, p.Errors())
-	}
-
-	var charts []chartState
-	if err := p.Eval(ctx, chartsJS, &charts); err != nil {
-		t.Fatal(err)
-	}
-	if len(charts) != 7 {
-		t.Errorf("%d charts on the page, want 7", len(charts))
-	}
-	for _, c := range charts {
-		if c.Points == 0 || c.Width < 100 || c.Height < 50 || c.Marks < 3 || c.Rows == 0 {
-			t.Errorf("chart %s not drawn with data: %+v", c.ID, c)
-		}
-	}
-
-	var liveRows map[string]string
-	err = p.Eval(ctx, `Object.fromEntries([...document.querySelectorAll("#live-table tbody tr")].map(r => [r.cells[0].textContent, r.cells[1].textContent]))`, &liveRows)
+	state, err := dashboardtest.Verify(ctx, p)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
+	}
+	if len(state.Charts) != len(report.ChartIDs) {
+		t.Errorf("%d charts on the page, want %d", len(state.Charts), len(report.ChartIDs))
 	}
 	want := map[string]string{"buy_item": "40.0", "view_catalog": "7.5", "signup": "1.0"}
-	if fmt.Sprint(liveRows) != fmt.Sprint(want) {
-		t.Errorf("live counters on the page %v, want %v", liveRows, want)
+	if fmt.Sprint(state.Live) != fmt.Sprint(want) || state.Total != "48.5" {
+		t.Errorf("live counters on the page %v total %s, want %v total 48.5", state.Live, state.Total, want)
 	}
 
 	// New files in the lake reach the open page without a reload.
@@ -302,11 +269,18 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", shot)
-	if errs := p.Errors(); len(errs) > 0 {
-		t.Errorf("the page logged errors:\n%s", strings.Join(errs, "\n"))
+	if state, err := dashboardtest.Read(ctx, p); err != nil || len(state.Errors) > 0 {
+		t.Errorf("the page logged errors (%v):\n%s", err, strings.Join(state.Errors, "\n"))
 	}
-	var shown []string
-	if err := p.Eval(ctx, `[...document.querySelectorAll("#page-errors li")].map(li => li.textContent)`, &shown); err != nil || len(shown) > 0 {
-		t.Errorf("the page shows errors %q (%v)", shown, err)
+
+	// The check itself fails on a dashboard without data.
+	empty := serveDashboard(t, filepath.Join(t.TempDir(), "empty-lake"), nil, report.WithRefresh(300*time.Millisecond))
+	p, err = b.Open(ctx, empty.URL+"/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dashboardtest.Verify(ctx, p)
+	if err == nil || !strings.Contains(err.Error(), "chart "+report.ChartFunnel+" is not drawn") {
+		t.Errorf("Verify on an empty dashboard: %v, want every chart reported as not drawn", err)
 	}
 }

@@ -115,6 +115,11 @@ const (
 	ChartTopSpenders     = "top-spenders"
 )
 
+// ChartIDs are every chart of a report, in page order.
+var ChartIDs = []string{
+	ChartEventsPerMinute, ChartPurchases, ChartGoldSpent, ChartFailures, ChartFunnel, ChartGuilds, ChartTopSpenders,
+}
+
 // Limits on how much one chart shows; the rest is summed or left out, as
 // each chart's note says.
 const (
