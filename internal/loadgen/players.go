@@ -67,7 +67,6 @@ type scenario struct {
 
 // NewPlayers reads the server's catalog (GET /v1/items, not counted in the
 // run), checks the mix against it and returns the players, ready to play.
-// ctx bounds the players' requests for the whole run.
 func NewPlayers(ctx context.Context, rt http.RoundTripper, cfg PlayersConfig) (*Players, error) {
 	if cfg.Players < 1 {
 		return nil, fmt.Errorf("players scenario: --users %d: need at least one player", cfg.Players)
@@ -114,7 +113,6 @@ func NewPlayers(ctx context.Context, rt http.RoundTripper, cfg PlayersConfig) (*
 			sc:    sc,
 			index: i,
 			rng:   mrand.New(mrand.NewPCG(cfg.Seed, uint64(i))),
-			ctx:   ctx,
 			runID: cfg.RunID,
 		}
 		pl.reset()
@@ -180,7 +178,6 @@ type player struct {
 	sc    *scenario
 	index int
 	rng   *mrand.Rand
-	ctx   context.Context
 	runID string
 
 	client   *http.Client // with this player's cookie jar
@@ -223,24 +220,24 @@ func (p *player) reset() {
 // Do plays the player's next request: signing up, logging in, then one
 // action drawn from the mix. A player who can afford nothing and owns
 // nothing logs out and is replaced by a new one.
-func (p *player) Do(context.Context) Sample {
+func (p *player) Do(ctx context.Context) Sample {
 	switch p.stage {
 	case stageSignup:
-		return p.signup()
+		return p.signup(ctx)
 	case stageLogin:
-		return p.login()
+		return p.login(ctx)
 	}
 	if p.gold < p.sc.minPrice && len(p.items) == 0 && len(p.cart) == 0 {
-		s := p.send(actLogout, http.MethodPost, p.sc.urls["logout"], false, false)
+		s := p.send(ctx, actLogout, http.MethodPost, p.sc.urls["logout"], false, false)
 		p.reset()
 		return s
 	}
-	return p.act(p.sc.actionIndex[p.sc.actions.drawIndex(p.rng)])
+	return p.act(ctx, p.sc.actionIndex[p.sc.actions.drawIndex(p.rng)])
 }
 
-func (p *player) signup() Sample {
+func (p *player) signup(ctx context.Context) Sample {
 	p.body = p.credentials(p.body[:0], p.username, p.sc.password)
-	s := p.send(actSignup, http.MethodPost, p.sc.urls["signup"], true, false)
+	s := p.send(ctx, actSignup, http.MethodPost, p.sc.urls["signup"], true, false)
 	switch {
 	case s.ok():
 		p.stage = stageLogin
@@ -251,9 +248,9 @@ func (p *player) signup() Sample {
 	return s
 }
 
-func (p *player) login() Sample {
+func (p *player) login(ctx context.Context) Sample {
 	p.body = p.credentials(p.body[:0], p.username, p.sc.password)
-	s := p.send(actLogin, http.MethodPost, p.sc.urls["login"], true, false)
+	s := p.send(ctx, actLogin, http.MethodPost, p.sc.urls["login"], true, false)
 	if !s.ok() {
 		return s
 	}
@@ -278,19 +275,19 @@ func (p *player) hasSessionCookie() bool {
 
 // act performs action a, or the nearest action that makes sense for the
 // player's state when a does not (selling with nothing to sell buys).
-func (p *player) act(a int) Sample {
+func (p *player) act(ctx context.Context, a int) Sample {
 	sc := p.sc
 	switch a {
 	case actItems:
-		return p.send(a, http.MethodGet, sc.urls["items"], false, false)
+		return p.send(ctx, a, http.MethodGet, sc.urls["items"], false, false)
 	case actInventory:
-		s := p.send(a, http.MethodGet, sc.urls["inventory"], false, false)
+		s := p.send(ctx, a, http.MethodGet, sc.urls["inventory"], false, false)
 		if s.ok() {
 			p.sync()
 		}
 		return s
 	case actCart:
-		s := p.send(a, http.MethodGet, sc.urls["cart"], false, false)
+		s := p.send(ctx, a, http.MethodGet, sc.urls["cart"], false, false)
 		if s.ok() {
 			p.sync()
 		}
@@ -299,10 +296,10 @@ func (p *player) act(a int) Sample {
 	case actBuy:
 		k, qty, ok := p.affordable(p.gold - p.cartTotal())
 		if !ok {
-			return p.act(p.fallback())
+			return p.act(ctx, p.fallback())
 		}
 		p.body = p.order(p.body[:0], k, qty)
-		s := p.send(a, http.MethodPost, sc.urls["buy"], true, false)
+		s := p.send(ctx, a, http.MethodPost, sc.urls["buy"], true, false)
 		if s.ok() {
 			p.gold -= sc.price[k] * qty
 			p.items[k] += qty
@@ -313,11 +310,11 @@ func (p *player) act(a int) Sample {
 	case actSell:
 		k, ok := p.randomKey(p.items)
 		if !ok {
-			return p.act(actBuy)
+			return p.act(ctx, actBuy)
 		}
 		qty := 1 + p.rng.Int64N(p.items[k])
 		p.body = p.order(p.body[:0], k, qty)
-		s := p.send(a, http.MethodPost, sc.urls["sell"], true, false)
+		s := p.send(ctx, a, http.MethodPost, sc.urls["sell"], true, false)
 		if s.ok() {
 			p.gold += sc.price[k] / 2 * qty
 			p.take(p.items, k, qty)
@@ -329,12 +326,12 @@ func (p *player) act(a int) Sample {
 		k, qty, ok := p.affordable(p.gold - p.cartTotal())
 		if !ok || len(p.cart) >= 40 {
 			if len(p.cart) > 0 {
-				return p.act(actCheckout)
+				return p.act(ctx, actCheckout)
 			}
-			return p.act(p.fallback())
+			return p.act(ctx, p.fallback())
 		}
 		p.body = p.order(p.body[:0], k, qty)
-		s := p.send(a, http.MethodPost, sc.urls["cart/items"], true, false)
+		s := p.send(ctx, a, http.MethodPost, sc.urls["cart/items"], true, false)
 		if s.ok() {
 			p.cart[k] += qty
 			p.sync()
@@ -344,11 +341,11 @@ func (p *player) act(a int) Sample {
 	case actCartRemove:
 		k, ok := p.randomKey(p.cart)
 		if !ok {
-			return p.act(actCartAdd)
+			return p.act(ctx, actCartAdd)
 		}
 		u := sc.urls["cart/items"] + "/" + url.PathEscape(k.item) + "?quality=" + url.QueryEscape(k.quality) +
 			"&quantity=" + strconv.FormatInt(p.cart[k], 10)
-		s := p.send(a, http.MethodDelete, u, false, false)
+		s := p.send(ctx, a, http.MethodDelete, u, false, false)
 		if s.ok() {
 			delete(p.cart, k)
 			p.sync()
@@ -357,9 +354,9 @@ func (p *player) act(a int) Sample {
 
 	case actCheckout:
 		if len(p.cart) == 0 {
-			return p.act(actCartAdd)
+			return p.act(ctx, actCartAdd)
 		}
-		s := p.send(a, http.MethodPost, sc.urls["cart/checkout"], false, false)
+		s := p.send(ctx, a, http.MethodPost, sc.urls["cart/checkout"], false, false)
 		if s.ok() {
 			p.gold -= p.cartTotal()
 			for k, q := range p.cart {
@@ -372,11 +369,11 @@ func (p *player) act(a int) Sample {
 
 	case actJoinGuild:
 		if p.guild != "" {
-			return p.act(actLeaveGuild)
+			return p.act(ctx, actLeaveGuild)
 		}
 		g := sc.mix.Guilds[p.rng.IntN(len(sc.mix.Guilds))]
 		p.body = p.guildBody(p.body[:0], g)
-		s := p.send(a, http.MethodPost, sc.urls["guild/join"], true, false)
+		s := p.send(ctx, a, http.MethodPost, sc.urls["guild/join"], true, false)
 		if s.ok() {
 			p.guild = g
 		}
@@ -384,9 +381,9 @@ func (p *player) act(a int) Sample {
 
 	case actLeaveGuild:
 		if p.guild == "" {
-			return p.act(actJoinGuild)
+			return p.act(ctx, actJoinGuild)
 		}
-		s := p.send(a, http.MethodPost, sc.urls["guild/leave"], false, false)
+		s := p.send(ctx, a, http.MethodPost, sc.urls["guild/leave"], false, false)
 		if s.ok() {
 			p.guild = ""
 		}
@@ -397,40 +394,40 @@ func (p *player) act(a int) Sample {
 		k := sc.dearest
 		qty := p.gold/sc.price[k] + 1
 		if qty > 1000 {
-			return p.act(actBuy) // too rich to fail at this
+			return p.act(ctx, actBuy) // too rich to fail at this
 		}
 		p.body = p.order(p.body[:0], k, qty)
-		return p.send(a, http.MethodPost, sc.urls["buy"], true, true)
+		return p.send(ctx, a, http.MethodPost, sc.urls["buy"], true, true)
 
 	case actSellUnowned:
 		for range 8 {
 			k := itemKey{sc.items.draw(p.rng), sc.quals.draw(p.rng)}
 			if p.items[k] == 0 {
 				p.body = p.order(p.body[:0], k, 1)
-				return p.send(a, http.MethodPost, sc.urls["sell"], true, true)
+				return p.send(ctx, a, http.MethodPost, sc.urls["sell"], true, true)
 			}
 		}
-		return p.act(actSell)
+		return p.act(ctx, actSell)
 
 	case actUnknownItem:
 		p.body = p.order(p.body[:0], itemKey{"dragon", sc.quals.names[0]}, 1)
-		return p.send(a, http.MethodPost, sc.urls["buy"], true, true)
+		return p.send(ctx, a, http.MethodPost, sc.urls["buy"], true, true)
 
 	case actNoSession:
-		return p.sendBare(a, http.MethodGet, sc.urls["inventory"], false)
+		return p.sendBare(ctx, a, http.MethodGet, sc.urls["inventory"], false)
 
 	case actWrongPassword:
 		p.body = p.credentials(p.body[:0], p.username, "not-"+sc.password)
-		return p.sendBare(a, http.MethodPost, sc.urls["login"], true)
+		return p.sendBare(ctx, a, http.MethodPost, sc.urls["login"], true)
 
 	case actGuildConflict:
 		if p.guild == "" {
-			return p.send(a, http.MethodPost, sc.urls["guild/leave"], false, true)
+			return p.send(ctx, a, http.MethodPost, sc.urls["guild/leave"], false, true)
 		}
 		p.body = p.guildBody(p.body[:0], sc.mix.Guilds[p.rng.IntN(len(sc.mix.Guilds))])
-		return p.send(a, http.MethodPost, sc.urls["guild/join"], true, true)
+		return p.send(ctx, a, http.MethodPost, sc.urls["guild/join"], true, true)
 	}
-	return p.act(actInventory)
+	return p.act(ctx, actInventory)
 }
 
 // fallback is what a player who cannot afford the action does instead.
@@ -522,22 +519,22 @@ func (p *player) guildBody(b []byte, g string) []byte {
 
 // send makes one request with the player's cookie jar, with p.body as its
 // JSON body when withBody, and keeps the answer's body in p.resp.
-func (p *player) send(a int, method, u string, withBody, expectFail bool) Sample {
-	return p.do(p.client, a, method, u, withBody, expectFail)
+func (p *player) send(ctx context.Context, a int, method, u string, withBody, expectFail bool) Sample {
+	return p.do(ctx, p.client, a, method, u, withBody, expectFail)
 }
 
 // sendBare makes a request without the player's cookies, for the actions
 // that must fail for want of a session, and that must not touch the jar.
-func (p *player) sendBare(a int, method, u string, withBody bool) Sample {
-	return p.do(&http.Client{Transport: p.sc.rt, CheckRedirect: p.client.CheckRedirect}, a, method, u, withBody, true)
+func (p *player) sendBare(ctx context.Context, a int, method, u string, withBody bool) Sample {
+	return p.do(ctx, &http.Client{Transport: p.sc.rt, CheckRedirect: p.client.CheckRedirect}, a, method, u, withBody, true)
 }
 
-func (p *player) do(c *http.Client, a int, method, u string, withBody, expectFail bool) Sample {
+func (p *player) do(ctx context.Context, c *http.Client, a int, method, u string, withBody, expectFail bool) Sample {
 	var body io.Reader
 	if withBody {
 		body = bytes.NewReader(p.body)
 	}
-	req, err := http.NewRequestWithContext(p.ctx, method, u, body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return Sample{Action: a, Err: err, ExpectFailure: expectFail}
 	}

@@ -77,7 +77,9 @@ type singleClient struct {
 	raw  []byte
 }
 
-// NewSingleClients returns n clients that each send r through rt.
+// NewSingleClients returns n clients that each send r through rt. Each
+// client builds its *http.Request once and reuses it, so ctx, not the one
+// given to Do, bounds every request they send.
 func NewSingleClients(ctx context.Context, rt http.RoundTripper, r Request, n int) ([]Client, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
