@@ -204,8 +204,16 @@ func (b *builder) span(ctx context.Context, r *Report) error {
 }
 
 // bucketFor picks the narrowest round bucket that keeps a span within
-// maxBuckets points.
+// maxBuckets points. A span of a few minutes (a game that just started) gets
+// buckets of seconds, so that its lines have more than a point or two.
 func bucketFor(span time.Duration) time.Duration {
+	if span < 10*time.Minute {
+		for _, d := range []time.Duration{5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second} {
+			if span/d < 60 {
+				return d
+			}
+		}
+	}
 	for _, m := range []int{1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440} {
 		d := time.Duration(m) * time.Minute
 		if span/d < maxBuckets {
@@ -220,6 +228,8 @@ func bucketName(d time.Duration) string {
 	switch {
 	case d == time.Minute:
 		return "minute"
+	case d < time.Minute:
+		return fmt.Sprintf("%d seconds", d/time.Second)
 	case d%(24*time.Hour) == 0:
 		return fmt.Sprintf("%d days", d/(24*time.Hour))
 	case d%time.Hour == 0:
@@ -231,6 +241,9 @@ func bucketName(d time.Duration) string {
 // timeLabels names the buckets; the date shows when the span crosses days.
 func (b *builder) timeLabels() []string {
 	layout := "15:04"
+	if b.bucket < time.Minute {
+		layout = "15:04:05"
+	}
 	if b.n > 0 && b.start.YearDay() != b.start.Add(time.Duration(b.n-1)*b.bucket).YearDay() {
 		layout = "01-02 15:04"
 	}
@@ -304,8 +317,11 @@ func (b *builder) eventsPerMinute(ctx context.Context, r *Report) error {
 		ID: ChartEventsPerMinute, Title: "Events per minute by type", Kind: Line,
 		XLabel: "time (UTC)", YLabel: "events per minute", Categories: b.timeLabels(),
 	}
-	if b.bucket > time.Minute {
+	switch {
+	case b.bucket > time.Minute:
 		c.Note = fmt.Sprintf("Averaged over %s buckets.", bucketName(b.bucket))
+	case b.bucket < time.Minute:
+		c.Note = fmt.Sprintf("Counted in %s buckets, shown per minute.", bucketName(b.bucket))
 	}
 	perMinute := b.bucket.Minutes()
 	totals := map[string]float64{}

@@ -169,6 +169,7 @@ func TestChartsAnswerWhatWasSent(t *testing.T) {
 			report.Window{Since: start.Add(10 * time.Minute), Until: start.Add(40 * time.Minute)},
 			[]string{report.ChartFunnel}}, // every player signed up in the first minutes
 		{"a day and more, coarse buckets", lakefixture.Config{Players: 80, Events: 3000, Seed: 9, Span: 30 * time.Hour}, lakefixture.Layout{}, report.Window{}, nil},
+		{"a game that just started, buckets of seconds", lakefixture.Config{Players: 20, Events: 1500, Seed: 13, Span: 3 * time.Minute}, lakefixture.Layout{}, report.Window{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, want, r := build(t, tc.cfg, tc.layout, tc.window)
@@ -255,10 +256,7 @@ func bucketMinutes(t *testing.T, c *report.Chart) float64 {
 	if len(c.Categories) < 2 {
 		return 1
 	}
-	layout := "15:04"
-	if len(c.Categories[0]) > 5 {
-		layout = "01-02 15:04"
-	}
+	layout := map[int]string{5: "15:04", 8: "15:04:05", 11: "01-02 15:04"}[len(c.Categories[0])]
 	a, err1 := time.Parse(layout, c.Categories[0])
 	b, err2 := time.Parse(layout, c.Categories[1])
 	if err1 != nil || err2 != nil {
