@@ -189,6 +189,29 @@ func TestDashboardRoutes(t *testing.T) {
 			t.Errorf("after the lake was rewritten the charts show %s events, it holds %d", got, n3)
 		}
 	})
+	t.Run("many browsers at once share one rebuild", func(t *testing.T) {
+		clk.Add(10 * time.Second)
+		bodies := make([]string, 8)
+		var wg sync.WaitGroup
+		for i := range bodies {
+			wg.Go(func() {
+				resp, err := http.Get(srv.URL + "/dashboard/report")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				bodies[i] = string(b)
+			})
+		}
+		wg.Wait()
+		for i, b := range bodies {
+			if b != bodies[0] {
+				t.Errorf("browser %d saw other charts than browser 0", i)
+			}
+		}
+	})
 	t.Run("other requests", func(t *testing.T) {
 		if code, _, _ := get(t, srv.URL+"/dashboard/nope"); code != http.StatusNotFound {
 			t.Errorf("GET /dashboard/nope: %d", code)
