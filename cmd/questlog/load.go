@@ -107,7 +107,7 @@ to stderr when it is a terminal.`,
 	f.Uint64Var(&o.seed, "seed", 0, "seed of the players' random choices (0 = random)")
 	f.StringVar(&o.runID, "run-id", "", "prefix of the scenario's usernames (default: random)")
 	f.StringVar(&o.format, "format", "text", "summary format: text (ab's layout) or json")
-	f.Float64Var(&o.maxErrors, "max-errors", 1, "exit with status 2 when the error rate (transport errors and 5xx over requests) is above this fraction, e.g. 0.01")
+	f.Float64Var(&o.maxErrors, "max-errors", 1, "exit with status 2 when the error rate (transport errors and 5xx over requests) is above this fraction, e.g. 0.01; 1 never fails")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress line")
 	f.BoolVarP(&o.keepAlive, "keepalive", "k", true, "reuse connections (always on; -k is accepted as ab spells it)")
 	return cmd

@@ -84,6 +84,9 @@ func NewPlayers(ctx context.Context, rt http.RoundTripper, cfg PlayersConfig) (*
 	if cfg.RunID == "" {
 		cfg.RunID = strings.ToLower(rand.Text()[:8])
 	}
+	if err := validRunID(cfg.RunID); err != nil {
+		return nil, fmt.Errorf("players scenario: %w", err)
+	}
 	if cfg.Seed == 0 {
 		cfg.Seed = mrand.Uint64()
 	}
@@ -119,6 +122,20 @@ func NewPlayers(ctx context.Context, rt http.RoundTripper, cfg PlayersConfig) (*
 		p.clients[i] = pl
 	}
 	return p, nil
+}
+
+// validRunID keeps usernames (run id, player, generation) within the API's
+// rule: 1 to 32 letters, digits, '_', '-' or '.'.
+func validRunID(id string) error {
+	if len(id) > 16 {
+		return fmt.Errorf("run id %q: at most 16 characters", id)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return fmt.Errorf("run id %q: only letters, digits, '_', '-' and '.'", id)
+		}
+	}
+	return nil
 }
 
 // readCatalog learns the prices, so players only buy what they can pay

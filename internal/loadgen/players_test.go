@@ -406,6 +406,30 @@ func TestPlayersRejectsMixTheServerDoesNotSell(t *testing.T) {
 	}
 }
 
+func TestPlayersRejectsBadConfig(t *testing.T) {
+	srv := httptest.NewServer(newFakeGame(1000))
+	defer srv.Close()
+	tests := []struct {
+		name string
+		cfg  PlayersConfig
+		want string
+	}{
+		{"no players", PlayersConfig{BaseURL: srv.URL}, "at least one player"},
+		{"run id with a space", PlayersConfig{BaseURL: srv.URL, Players: 1, RunID: "a b"}, "run id"},
+		{"run id too long", PlayersConfig{BaseURL: srv.URL, Players: 1, RunID: strings.Repeat("x", 17)}, "at most 16"},
+		{"not http", PlayersConfig{BaseURL: "ftp://x", Players: 1}, "want http://"},
+		{"no catalog", PlayersConfig{BaseURL: srv.URL + "/nothing-here", Players: 1}, "read catalog"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewPlayers(context.Background(), NewTransport(1, time.Second), tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestLoadMix(t *testing.T) {
 	example, err := LoadMix(filepath.Join("testdata", "mix.json"))
 	if err != nil {
