@@ -75,7 +75,7 @@ func MaxAge(d time.Duration) Option { return func(c *config) { c.maxAge = d } }
 
 // MemoryBudget bounds the rows buffered in open files, over all partitions,
 // in bytes of JSON: past it, the largest buffer is written out as a row
-// group. Default 64 MiB.
+// group. Default 32 MiB.
 func MemoryBudget(n int64) Option { return func(c *config) { c.memory = n } }
 
 // Compression is the Parquet codec: "zstd" (default), "snappy" or "none".
@@ -154,7 +154,7 @@ func New(opts ...Option) (*Extractor, error) {
 		maxRows:  1_000_000,
 		maxBytes: 128 << 20,
 		maxAge:   10 * time.Second,
-		memory:   64 << 20,
+		memory:   32 << 20,
 		now:      time.Now,
 	}
 	for _, o := range opts {
@@ -323,8 +323,8 @@ func (e *Extractor) consume(ctx context.Context, from map[int32]kgo.Offset, work
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(e.cfg.brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.cfg.topic: from}),
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(4<<20),
+		kgo.FetchMaxBytes(4<<20),
+		kgo.FetchMaxPartitionBytes(1<<20),
 		kgo.FetchMaxWait(time.Second),
 	)
 	if err != nil {

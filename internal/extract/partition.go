@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"sync"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -13,7 +15,7 @@ import (
 
 // rowGroupBytes is how much JSON an open file buffers before it writes a
 // row group.
-const rowGroupBytes = 16 << 20
+const rowGroupBytes = 8 << 20
 
 // partition is the worker for one Kafka partition: it owns that
 // partition's open files and commits them together, so that every file it
@@ -34,9 +36,10 @@ type partition struct {
 
 	types      map[string]*typeFiles
 	quarantine *openFile
-	buffered   int64     // JSON bytes in open files' current row groups
-	oldest     time.Time // when the oldest open file was created
-	roll       bool      // a file reached max rows or bytes: commit after this batch
+	buffered   int64           // JSON bytes in open files' current row groups
+	oldest     time.Time       // when the oldest open file was created
+	roll       bool            // a file reached max rows or bytes: commit after this batch
+	dirs       map[string]bool // directories of files published since the last commit
 
 	perType     map[string]int64
 	quarantined int64
@@ -75,6 +78,7 @@ func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schem
 		exited:   make(chan struct{}),
 		types:    map[string]*typeFiles{},
 		perType:  map[string]int64{},
+		dirs:     map[string]bool{},
 		qrow:     make(parquet.Row, len(lake.QuarantineFields)),
 		one:      make([]parquet.Row, 1),
 	}
@@ -133,6 +137,8 @@ func (p *partition) run(ctx context.Context) error {
 
 // batch extracts fetched records.
 func (p *partition) batch(ctx, commitCtx context.Context, recs []*kgo.Record) error {
+	t0 := time.Now()
+	defer func() { p.e.cfg.logger.Debug("batch", "partition", p.id, "records", len(recs), "took", time.Since(t0)) }()
 	n := int64(0)
 	for _, r := range recs {
 		if r.Offset < p.next {
@@ -354,15 +360,22 @@ func (p *partition) forget(tf *typeFiles, f *openFile) {
 // makes the next run remove it, as its first offset is past the checkpoint.
 func (p *partition) closeFile(ctx context.Context, tf *typeFiles, f *openFile) error {
 	p.forget(tf, f)
-	part, size, err := f.w.Commit()
+	if err := f.w.Close(); err != nil {
+		return err
+	}
+	return p.publish(f)
+}
+
+// publish makes a closed file visible; its directory is synced before the
+// next checkpoint.
+func (p *partition) publish(f *openFile) error {
+	part, size, err := f.w.Publish()
 	if err != nil {
 		return err
 	}
-	if err := p.hook(AfterFile, part); err != nil {
-		return err
-	}
+	p.dirs[path.Dir(part.Name())] = true
 	p.e.count(1, size)
-	return nil
+	return p.hook(AfterFile, part)
 }
 
 func (p *partition) toQuarantine(ctx context.Context, r *kgo.Record, reason string) error {
@@ -392,34 +405,47 @@ func (p *partition) toQuarantine(ctx context.Context, r *kgo.Record, reason stri
 // commit publishes every open file of the partition, then advances its
 // checkpoint to the next offset: the one step that makes records count.
 func (p *partition) commit(ctx context.Context) error {
+	t0 := time.Now()
+	defer func() { p.e.cfg.logger.Debug("commit", "partition", p.id, "took", time.Since(t0)) }()
 	p.roll = false
 	if p.oldest.IsZero() && p.next == p.committed {
 		return nil // nothing new
 	}
-	files := 0
-	var bytes int64
-	var err error
-	p.each(func(_ *typeFiles, f *openFile) {
-		if err != nil {
-			return
-		}
-		var part lake.Part
-		var size int64
-		if part, size, err = f.w.Commit(); err != nil {
-			return
-		}
-		files++
-		bytes += size
-		err = p.hook(AfterFile, part)
-	})
-	if err != nil {
+	var files []*openFile
+	p.each(func(_ *typeFiles, f *openFile) { files = append(files, f) })
+	// Finishing a file is CPU (the last pages) and an fsync: do them side
+	// by side, so that the fsyncs share the file system's journal commits.
+	errs := make([]error, len(files))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, f := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			errs[i] = f.w.Close()
+			<-sem
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	for _, f := range files {
+		if err := p.publish(f); err != nil {
+			return err
+		}
+	}
+	for dir := range p.dirs {
+		if err := p.e.cfg.lake.SyncDir(ctx, dir); err != nil {
+			return err
+		}
+	}
+	clear(p.dirs)
 	p.types = map[string]*typeFiles{}
 	p.quarantine = nil
 	p.buffered = 0
 	p.oldest = time.Time{}
-	p.e.count(files, bytes)
 	p.e.countRecords(p.perType, p.quarantined)
 	clear(p.perType)
 	p.quarantined = 0
@@ -449,7 +475,7 @@ func envelope(vals []jvalue) (typ []byte, us int64, err error) {
 	var haveType, haveTime bool
 	for i := 0; i < len(vals); i++ {
 		v := &vals[i]
-		switch k := string(v.key); {
+		switch k := unsafeString(v.key); {
 		case k == lake.ColEventType:
 			if v.kind != jString {
 				return nil, 0, errors.New("event_type is not a string")

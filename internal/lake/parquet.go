@@ -219,7 +219,7 @@ func (s *Schema) Layout() *Layout {
 	cols.Leaves = next + 3
 	g := make(group, 0, len(s.Fields)+3)
 	for _, f := range s.Fields {
-		g = append(g, named{nodeOf(f, true), f.Name})
+		g = append(g, named{nodeOf(f, false), f.Name})
 	}
 	g = append(g, lineage()...)
 	l := &Layout{Columns: cols, parquet: parquet.NewSchema(s.EventType, g)}
@@ -277,8 +277,8 @@ func CreatePart(ctx context.Context, st Storage, part Part, schema *Schema, code
 	opts := []parquet.WriterOption{
 		parquet.Compression(codec),
 		parquet.CreatedBy("questlog", "1", ""),
-		parquet.DictionaryMaxBytes(1 << 20),
-		parquet.WriteBufferSize(256 << 10),
+		parquet.DictionaryMaxBytes(32 << 10),
+		parquet.PageBufferSize(32 << 10),
 	}
 	if schema != nil {
 		opts = append(opts, schema.Layout().parquet,
@@ -321,13 +321,19 @@ func (w *PartWriter) FlushRowGroup() error {
 	return nil
 }
 
-// Commit finishes the file and publishes it under its final name. It
-// returns the part and the file's size.
-func (w *PartWriter) Commit() (Part, int64, error) {
+// Close finishes the file and makes it durable, still unpublished.
+func (w *PartWriter) Close() error {
 	if err := w.w.Close(); err != nil {
 		w.pf.Abort()
-		return w.part, 0, fmt.Errorf("write %s: %w", w.part.Name(), err)
+		return fmt.Errorf("write %s: %w", w.part.Name(), err)
 	}
+	return w.pf.Sync()
+}
+
+// Publish gives the closed file its final name, making it visible to
+// readers. It returns the part and the file's size. The file survives a
+// power loss once its directory is synced (Storage.SyncDir).
+func (w *PartWriter) Publish() (Part, int64, error) {
 	if err := w.pf.Commit(w.part.Name()); err != nil {
 		return w.part, 0, err
 	}

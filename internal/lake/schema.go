@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -225,7 +226,10 @@ func writeAtomic(ctx context.Context, st Storage, name string, b []byte) error {
 		f.Abort()
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	return f.Commit("")
+	if err := f.Commit(""); err != nil {
+		return err
+	}
+	return st.SyncDir(ctx, path.Dir(name))
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

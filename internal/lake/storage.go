@@ -31,13 +31,20 @@ type Storage interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 	// Remove deletes a file; a missing file is not an error.
 	Remove(ctx context.Context, name string) error
+	// SyncDir makes the files published in a directory (see
+	// PendingFile.Commit) survive a power loss.
+	SyncDir(ctx context.Context, dir string) error
 }
 
 // PendingFile is a file being written: Commit publishes it under a name
 // (in the directory given to Create; empty means the name given to Create),
-// Abort throws it away. Exactly one of them must be called.
+// Abort throws it away. Exactly one of them must be called. Sync makes the
+// bytes durable first; Commit syncs them itself when Sync was not called.
+// A committed file survives a power loss once its directory is synced
+// (Storage.SyncDir): many files can share one SyncDir.
 type PendingFile interface {
 	io.Writer
+	Sync() error
 	Commit(name string) error
 	Abort() error
 }
@@ -103,19 +110,15 @@ func (d Dir) Create(_ context.Context, name string) (PendingFile, error) {
 type pendingFile struct {
 	f                *os.File
 	tmp, final, name string
+	synced           bool
 }
 
 func (p *pendingFile) Write(b []byte) (int, error) { return p.f.Write(b) }
 
-// Commit syncs the file, renames it into place and syncs its directory, so
-// that a file that is visible is complete, even after a power loss.
-func (p *pendingFile) Commit(name string) error {
-	if name != "" {
-		if path.Dir(name) != path.Dir(p.name) {
-			p.Abort()
-			return fmt.Errorf("publish %s as %s: not the same directory", p.name, name)
-		}
-		p.name, p.final = name, filepath.Join(filepath.Dir(p.final), path.Base(name))
+// Sync flushes the file to stable storage and closes it.
+func (p *pendingFile) Sync() error {
+	if p.synced {
+		return nil
 	}
 	if err := p.f.Sync(); err != nil {
 		p.Abort()
@@ -125,15 +128,37 @@ func (p *pendingFile) Commit(name string) error {
 		os.Remove(p.tmp)
 		return fmt.Errorf("close %s: %w", p.name, err)
 	}
+	p.synced = true
+	return nil
+}
+
+// Commit syncs the file unless done and renames it into place: a file that
+// is visible is complete.
+func (p *pendingFile) Commit(name string) error {
+	if name != "" {
+		if path.Dir(name) != path.Dir(p.name) {
+			p.Abort()
+			return fmt.Errorf("publish %s as %s: not the same directory", p.name, name)
+		}
+		p.name, p.final = name, filepath.Join(filepath.Dir(p.final), path.Base(name))
+	}
+	if err := p.Sync(); err != nil {
+		return err
+	}
 	if err := os.Rename(p.tmp, p.final); err != nil {
 		os.Remove(p.tmp)
 		return fmt.Errorf("publish %s: %w", p.name, err)
 	}
-	return syncDir(filepath.Dir(p.final))
+	return nil
 }
 
+// SyncDir implements Storage.
+func (d Dir) SyncDir(_ context.Context, dir string) error { return syncDir(d.path(dir)) }
+
 func (p *pendingFile) Abort() error {
-	p.f.Close()
+	if !p.synced {
+		p.f.Close()
+	}
 	if err := os.Remove(p.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("abort %s: %w", p.name, err)
 	}

@@ -1,0 +1,319 @@
+// Command extract benchmarks questlog's extract: it fills a topic on a kfake
+// broker with N game events, byte-identical to the API's (internal/event's
+// AppendJSON, the realistic mix of internal/query/lakefixture), extracts it
+// into a fresh lake and reports throughput and peak RSS; then it converts
+// the same events, written as NDJSON, with DuckDB's own
+// COPY (SELECT * FROM read_json_auto(...)) TO '...parquet' and prints both
+// rates and their ratio.
+//
+// The broker, the extract and DuckDB each run in a child process of this
+// one (the same binary, -role), so that each peak RSS is that job's alone:
+// the broker holds the whole topic in memory.
+//
+//	go run ./bench/extract -n 1000000
+//	go run ./bench/extract -n 1000000 -memcheck   # also extract N/10 and compare peaks
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/extract"
+	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/query/lakefixture"
+)
+
+const topic = "events"
+
+func main() {
+	var (
+		role        = flag.String("role", "", "internal: broker, extract or duckdb")
+		n           = flag.Int("n", 1_000_000, "events to put on the topic")
+		partitions  = flag.Int("partitions", 4, "partitions of the topic")
+		players     = flag.Int("players", 5000, "players in the generated game")
+		compression = flag.String("compression", "zstd", "Parquet compression of the extract: zstd, snappy or none")
+		memcheck    = flag.Bool("memcheck", false, "also extract the first N/10 events into another lake and compare peak RSS")
+		skipDuck    = flag.Bool("skip-duckdb", false, "do not run the DuckDB comparison")
+		dir         = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
+		brokers     = flag.String("brokers", "", "internal: broker address for -role extract")
+		stopAt      = flag.Int64("limit", 0, "internal: with -role extract, records to extract per... (0 = all)")
+		lakeDir     = flag.String("lake", "", "internal: lake for -role extract")
+		ndjson      = flag.String("ndjson", "", "internal: input for -role duckdb")
+		cpuprofile  = flag.String("cpuprofile", "", "internal: CPU profile of -role extract")
+	)
+	flag.Parse()
+	log.SetFlags(0)
+	_ = stopAt
+	switch *role {
+	case "broker":
+		runBroker(*partitions)
+	case "extract":
+		runExtract(*brokers, *lakeDir, *compression, *cpuprofile)
+	case "duckdb":
+		runDuckDB(*ndjson, *lakeDir)
+	case "":
+		if err := bench(*n, *partitions, *players, *compression, *memcheck, *skipDuck, *dir); err != nil {
+			log.Fatal(err)
+		}
+	default:
+		log.Fatalf("unknown role %q", *role)
+	}
+}
+
+// result is what a child job reports on its stdout.
+type result struct {
+	Records int64   `json:"records"`
+	Seconds float64 `json:"seconds"`
+	Bytes   int64   `json:"bytes"`    // output bytes
+	PeakRSS int64   `json:"peak_rss"` // bytes
+	Files   int     `json:"files"`
+	Quarant int64   `json:"quarantined"`
+}
+
+func bench(n, partitions, players int, compression string, memcheck, skipDuck bool, dir string) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "bench-extract-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	// The broker, in its own process.
+	broker := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
+	broker.Stderr = os.Stderr
+	out, err := broker.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := broker.Start(); err != nil {
+		return err
+	}
+	defer func() { broker.Process.Signal(os.Interrupt); broker.Wait() }()
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	addr = strings.TrimSpace(addr)
+
+	// Fill the topic, and write the same values as NDJSON for DuckDB.
+	ndjsonPath := filepath.Join(dir, "events.ndjson")
+	valueBytes, err := fill(addr, n, players, ndjsonPath)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("events     %d on %d partitions, %.1f MB of JSON (%.0f bytes/event)\n", n, partitions, float64(valueBytes)/1e6, float64(valueBytes)/float64(n))
+
+	ex, err := child(self, "-role", "extract", "-brokers", addr, "-lake", filepath.Join(dir, "lake"), "-compression", compression, "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
+	if err != nil {
+		return err
+	}
+	if ex.Records != int64(n) {
+		return fmt.Errorf("extract read %d records, want %d", ex.Records, n)
+	}
+	fmt.Printf("extract    %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  %d files, %.1f MB (%s)\n",
+		ex.Seconds, float64(ex.Records)/ex.Seconds, float64(valueBytes)/1e6/ex.Seconds, float64(ex.PeakRSS)/(1<<20), ex.Files, float64(ex.Bytes)/1e6, compression)
+
+	if !skipDuck {
+		dk, err := child(self, "-role", "duckdb", "-ndjson", ndjsonPath, "-lake", filepath.Join(dir, "out.parquet"))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("duckdb     %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  1 file, %.1f MB (COPY read_json_auto TO parquet)\n",
+			dk.Seconds, float64(dk.Records)/dk.Seconds, float64(valueBytes)/1e6/dk.Seconds, float64(dk.PeakRSS)/(1<<20), float64(dk.Bytes)/1e6)
+		fmt.Printf("ratio      extract/duckdb = %.2f\n", dk.Seconds/ex.Seconds)
+	}
+
+	if memcheck {
+		// The same extract over a topic a tenth the size: peak memory must
+		// not depend on the topic's size.
+		small := max(n/10, 1)
+		broker2 := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
+		out2, err := broker2.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := broker2.Start(); err != nil {
+			return err
+		}
+		defer func() { broker2.Process.Signal(os.Interrupt); broker2.Wait() }()
+		addr2, err := bufio.NewReader(out2).ReadString('\n')
+		if err != nil {
+			return err
+		}
+		addr2 = strings.TrimSpace(addr2)
+		if _, err := fill(addr2, small, players, ""); err != nil {
+			return err
+		}
+		sm, err := child(self, "-role", "extract", "-brokers", addr2, "-lake", filepath.Join(dir, "lake-small"), "-compression", compression)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("memcheck   %d events: peak RSS %.0f MiB; %d events: peak RSS %.0f MiB (x%.2f for x%.0f events)\n",
+			small, float64(sm.PeakRSS)/(1<<20), n, float64(ex.PeakRSS)/(1<<20), float64(ex.PeakRSS)/float64(sm.PeakRSS), float64(n)/float64(small))
+	}
+	return nil
+}
+
+// fill produces n generated events and returns the bytes of their values;
+// with ndjson set, it also writes them there, one per line.
+func fill(addr string, n, players int, ndjson string) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var w *bufio.Writer
+	if ndjson != "" {
+		f, err := os.Create(ndjson)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		w = bufio.NewWriterSize(f, 1<<20)
+		defer w.Flush()
+	}
+	ctx := context.Background()
+	var total int64
+	var firstErr error
+	done := make(chan struct{}, 1)
+	err = lakefixture.Generate(lakefixture.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
+		v := ev.AppendJSON(nil)
+		total += int64(len(v))
+		if w != nil {
+			w.Write(v)
+			w.WriteByte('\n')
+		}
+		cl.Produce(ctx, &kgo.Record{Key: ev.Key(), Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil && firstErr == nil {
+				firstErr = err
+				select {
+				case done <- struct{}{}:
+				default:
+				}
+			}
+		})
+		return firstErr
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return 0, err
+	}
+	return total, firstErr
+}
+
+// child runs this binary in a role and decodes its result.
+func child(self string, args ...string) (result, error) {
+	cmd := exec.Command(self, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %w", strings.Join(args[:2], " "), err)
+	}
+	var r result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return result{}, fmt.Errorf("%s: %w: %s", strings.Join(args[:2], " "), err, out)
+	}
+	var ru syscall.Rusage
+	_ = ru
+	return r, nil
+}
+
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
+}
+
+func runBroker(partitions int) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topic))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Println(c.ListenAddrs()[0])
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+}
+
+func runExtract(brokers, lakeDir, compression, cpuprofile string) {
+	st, err := lake.Open(lakeDir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	opts := []extract.Option{extract.Brokers(brokers), extract.Lake(st), extract.Compression(compression)}
+	if os.Getenv("BENCH_DEBUG") != "" {
+		opts = append(opts, extract.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	e, err := extract.New(opts...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// As questlog extract does: the Go heap's soft limit follows the
+		// extract's memory budget (64 MiB of buffered rows).
+		debug.SetMemoryLimit(128 << 20)
+	}
+	stopProfile := startProfile(cpuprofile)
+	stopHeap := watchHeap(os.Getenv("BENCH_HEAPPROFILE"))
+	defer stopHeap()
+	sum, err := e.Run(context.Background())
+	stopProfile()
+	if err != nil {
+		log.Fatal(err)
+	}
+	json.NewEncoder(os.Stdout).Encode(result{Records: sum.Records, Seconds: sum.Duration.Seconds(), Bytes: sum.Bytes, Files: sum.Files, Quarant: sum.Quarantined, PeakRSS: peakRSS()})
+}
+
+func runDuckDB(ndjson, out string) {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now()
+	var n int64
+	q := fmt.Sprintf("COPY (SELECT * FROM read_json_auto('%s')) TO '%s' (FORMAT parquet)", ndjson, out)
+	res, err := db.Exec(q)
+	if err != nil {
+		log.Fatal(err)
+	}
+	secs := time.Since(start).Seconds()
+	n, _ = res.RowsAffected()
+	st, err := os.Stat(out)
+	if err != nil {
+		log.Fatal(errors.Join(err, errors.New("no output")))
+	}
+	json.NewEncoder(os.Stdout).Encode(result{Records: n, Seconds: secs, Bytes: st.Size(), Files: 1, PeakRSS: peakRSS()})
+}
