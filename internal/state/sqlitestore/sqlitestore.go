@@ -45,6 +45,10 @@ type Store struct {
 	read  *sql.DB  // read-only pool
 	locks *userLocks
 
+	ckpt     *sql.DB // the checkpointer's own connection
+	stopCkpt chan struct{}
+	ckptDone chan struct{}
+
 	lastPurge atomic.Int64 // unix nanoseconds of the last expired-session purge
 
 	createAccount *sql.Stmt
@@ -86,7 +90,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	params := url.Values{"_pragma": {"busy_timeout(10000)", "foreign_keys(1)"}}
 	writeParams := url.Values{
 		// journal_size_limit trims the WAL file after checkpoints under load.
-		"_pragma": append([]string{"journal_mode(WAL)", "synchronous(NORMAL)", "journal_size_limit(67108864)"}, params["_pragma"]...),
+		// wal_autocheckpoint(0): a commit never runs a checkpoint (and its
+		// fsyncs) inline, which stalled every queued writer behind it;
+		// the checkpointer goroutine does that work off the request path.
+		"_pragma": append([]string{"journal_mode(WAL)", "synchronous(NORMAL)", "journal_size_limit(67108864)", "wal_autocheckpoint(0)"}, params["_pragma"]...),
 		"_txlock": {"immediate"},
 	}
 	write, err := sql.Open("sqlite", path+"?"+writeParams.Encode())
@@ -104,6 +111,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
+	ckpt, err := sql.Open("sqlite", path+"?"+params.Encode())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	s.ckpt = ckpt
+	s.stopCkpt = make(chan struct{})
+	s.ckptDone = make(chan struct{})
+	go s.checkpoints(checkpointEvery)
 
 	// Readers open after the schema exists and WAL mode is set in the file.
 	params.Add("_pragma", "query_only(1)")
@@ -263,9 +280,38 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
+// checkpointEvery is how often the checkpointer copies the WAL into the
+// database file.
+const checkpointEvery = time.Second
+
+// checkpoints runs PASSIVE checkpoints, which never block readers or the
+// writer, until Close.
+func (s *Store) checkpoints(every time.Duration) {
+	defer close(s.ckptDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCkpt:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, _ = s.ckpt.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			cancel()
+		}
+	}
+}
+
 // Close closes the file. It does not wait for held locks.
 func (s *Store) Close() error {
 	var errs []error
+	if s.ckpt != nil {
+		close(s.stopCkpt)
+		<-s.ckptDone
+		// A last full checkpoint leaves a small WAL for the next Open.
+		_, _ = s.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		errs = append(errs, s.ckpt.Close())
+	}
 	if s.read != nil {
 		errs = append(errs, s.read.Close()) // closes its statements too
 	}
