@@ -34,6 +34,7 @@ import (
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -69,6 +70,8 @@ func main() {
 		runBroker(*partitions)
 	case "extract":
 		runExtract(*brokers, *lakeDir, *compression, *cpuprofile)
+	case "consume":
+		runConsume(*brokers)
 	case "duckdb":
 		runDuckDB(*ndjson, *lakeDir)
 	case "":
@@ -138,6 +141,13 @@ func bench(n, partitions, players int, compression string, memcheck, skipDuck bo
 	}
 	fmt.Printf("extract    %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  %d files, %.1f MB (%s)\n",
 		ex.Seconds, float64(ex.Records)/ex.Seconds, float64(valueBytes)/1e6/ex.Seconds, float64(ex.PeakRSS)/(1<<20), ex.Files, float64(ex.Bytes)/1e6, compression)
+
+	co, err := child(self, "-role", "consume", "-brokers", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("consume    %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  (reading the topic only: the broker's and client's floor)\n",
+		co.Seconds, float64(co.Records)/co.Seconds, float64(valueBytes)/1e6/co.Seconds, float64(co.PeakRSS)/(1<<20))
 
 	if !skipDuck {
 		dk, err := child(self, "-role", "duckdb", "-ndjson", ndjsonPath, "-lake", filepath.Join(dir, "out.parquet"))
@@ -242,17 +252,24 @@ func child(self string, args ...string) (result, error) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		return result{}, fmt.Errorf("%s: %w: %s", strings.Join(args[:2], " "), err, out)
 	}
-	var ru syscall.Rusage
-	_ = ru
 	return r, nil
 }
 
+// peakRSS is this process's peak resident set (VmHWM). Not getrusage: its
+// ru_maxrss carries the parent's peak across fork and exec.
 func peakRSS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
 		return 0
 	}
-	return ru.Maxrss * 1024 // kilobytes on Linux
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 func runBroker(partitions int) {
@@ -265,6 +282,30 @@ func runBroker(partitions int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
+}
+
+// runConsume only reads the topic, for the floor the broker and the Kafka
+// client set: no parsing, no files.
+func runConsume(brokers string) {
+	start := time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(4<<20), kgo.FetchMaxPartitionBytes(1<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var want, n, bytes int64
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	for n < want {
+		f := cl.PollFetches(context.Background())
+		f.EachRecord(func(r *kgo.Record) { n++; bytes += int64(len(r.Value)) })
+	}
+	json.NewEncoder(os.Stdout).Encode(result{Records: n, Seconds: time.Since(start).Seconds(), Bytes: bytes, PeakRSS: peakRSS()})
 }
 
 func runExtract(brokers, lakeDir, compression, cpuprofile string) {

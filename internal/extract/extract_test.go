@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -374,5 +375,146 @@ func TestFollowMakesEventsQueryableAndStopsCleanly(t *testing.T) {
 	sameCounts(t, "after stop", checkLake(t, dir).Rows, want.perType)
 	if err := e.Flush(context.Background()); !errors.Is(err, extract.ErrNotRunning) {
 		t.Errorf("Flush after Run: %v, want ErrNotRunning", err)
+	}
+}
+
+func TestSchemaWidensAndNeverNarrows(t *testing.T) {
+	addr := startBroker(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	put := func(values ...string) {
+		t.Helper()
+		var recs []*kgo.Record
+		for _, v := range values {
+			// One key: one partition, so the files follow the order below.
+			recs = append(recs, &kgo.Record{Key: []byte("k"), Value: []byte(v)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const head = `{"event_type":"probe","event_time":"2026-03-01T10:00:00.000001Z"`
+	dir := filepath.Join(t.TempDir(), "lake")
+	run := func() {
+		t.Helper()
+		if _, err := newExtractor(t, addr, dir).Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	put(head+`,"n":1,"http":{"path":"/a"}}`, head+`,"n":2,"http":{"path":"/b"},"gone":null}`)
+	run()
+	put(head+`,"n":2.5,"http":{"path":"/c","host":"h"},"tags":[1,2]}`, head+`,"n":3}`)
+	run()
+	put(head+`,"n":"many","ok":true}`)
+	run()
+
+	st, _ := lake.Open(dir)
+	schemas, err := lake.LoadSchemas(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := schemas.Get("probe")
+	var versions []string
+	for _, v := range sc.History {
+		versions = append(versions, fmt.Sprintf("v%d %s", v.Version, strings.Join(v.Changes, "; ")))
+	}
+	want := []string{
+		"v1 add event_type string; add event_time timestamp; add n int; add http struct",
+		"v2 widen n int to float (seen float); add http.host string; add tags string",
+		"v3 widen n float to string (seen string); add ok bool",
+	}
+	if strings.Join(versions, "\n") != strings.Join(want, "\n") {
+		t.Errorf("schema history:\n%s\nwant\n%s", strings.Join(versions, "\n"), strings.Join(want, "\n"))
+	}
+	checkLake(t, dir)
+
+	// DuckDB reads all versions together; the widest type wins.
+	db := openDuckDB(t)
+	rows, err := db.Query(`SELECT CAST(n AS VARCHAR), http.path, CAST(tags AS VARCHAR), CAST(ok AS VARCHAR) FROM ` + eventsSource(dir) + ` ORDER BY kafka_offset`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var n, path, tags, ok sql.NullString
+		if err := rows.Scan(&n, &path, &tags, &ok); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s|%s|%s|%s", n.String, path.String, tags.String, ok.String))
+	}
+	wantRows := []string{"1|/a||", "2|/b||", "2.5|/c|[1,2]|", "3.0|||", "many|||true"}
+	if strings.Join(got, " ") != strings.Join(wantRows, " ") {
+		t.Errorf("rows %q, want %q", got, wantRows)
+	}
+}
+
+func TestLakeCheckFindsWhatIsWrong(t *testing.T) {
+	addr := startBroker(t)
+	produce(t, addr, 300, 6, garbage[:2]...)
+	clean := filepath.Join(t.TempDir(), "lake")
+	if _, err := newExtractor(t, addr, clean).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkLake(t, clean)
+
+	firstEventFile := func(dir string) string {
+		files, _ := filepath.Glob(filepath.Join(dir, "events", "*", "*", "*.parquet"))
+		sort.Strings(files)
+		return files[0]
+	}
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, dir string)
+		want   string
+	}{
+		{"a file deleted", func(t *testing.T, dir string) {
+			must(t, os.Remove(firstEventFile(dir)))
+		}, "are in no file"},
+		{"a file copied under another day", func(t *testing.T, dir string) {
+			f := firstEventFile(dir)
+			other := filepath.Join(filepath.Dir(filepath.Dir(f)), "event_date=1999-01-01")
+			must(t, os.MkdirAll(other, 0o755))
+			b, err := os.ReadFile(f)
+			must(t, err)
+			must(t, os.WriteFile(filepath.Join(other, filepath.Base(f)), b, 0o644))
+		}, "already in another file"},
+		{"a file truncated", func(t *testing.T, dir string) {
+			f := firstEventFile(dir)
+			b, err := os.ReadFile(f)
+			must(t, err)
+			must(t, os.WriteFile(f, b[:len(b)/2], 0o644))
+		}, "not a readable Parquet file"},
+		{"a file renamed", func(t *testing.T, dir string) {
+			f := firstEventFile(dir)
+			p, _ := lake.ParsePart(strings.TrimPrefix(filepath.ToSlash(f), filepath.ToSlash(dir)+"/"))
+			p.Last++
+			must(t, os.Rename(f, filepath.Join(filepath.Dir(f), filepath.Base(p.Name()))))
+		}, "its name says"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "lake")
+			must(t, os.CopyFS(dir, os.DirFS(clean)))
+			tt.tamper(t, dir)
+			st, _ := lake.Open(dir)
+			r, err := lake.Check(context.Background(), st, topic)
+			must(t, err)
+			if r.OK() || !strings.Contains(strings.Join(r.Problems, "\n"), tt.want) {
+				t.Errorf("problems %q, want one saying %q", r.Problems, tt.want)
+			}
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

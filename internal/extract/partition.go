@@ -72,7 +72,7 @@ func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schem
 	p := &partition{
 		e: e, id: id, next: next, committed: next, stop: stop, schemas: schemas,
 		budget:   max(e.cfg.memory/int64(partitions), 1<<20),
-		in:       make(chan []*kgo.Record, 1),
+		in:       make(chan []*kgo.Record, 4),
 		flush:    make(chan chan error),
 		finished: make(chan struct{}),
 		exited:   make(chan struct{}),
