@@ -410,7 +410,7 @@ func TestSchemaWidensAndNeverNarrows(t *testing.T) {
 	run()
 	put(head+`,"n":2.5,"http":{"path":"/c","host":"h"},"tags":[1,2]}`, head+`,"n":3}`)
 	run()
-	put(head+`,"n":"many","ok":true}`)
+	put(head + `,"n":"many","ok":true}`)
 	run()
 
 	st, _ := lake.Open(dir)

@@ -6,6 +6,30 @@
 // It knows nothing of Kafka clients or of the game: records arrive as
 // partition, offset, timestamp and JSON values already parsed by the caller.
 // File I/O goes through Storage, so the lake can move to an object store.
+//
+// Decisions a reader of the files relies on:
+//
+//   - event_type is both a hive directory (event_type=<type>) and a column
+//     in the file, with the same value, so a file read alone still says what
+//     it holds; DuckDB's hive_partitioning accepts the pair without conflict.
+//     event_date is only a directory (the UTC day of event_time): readers
+//     get it from hive partitioning as a DATE.
+//   - Columns are the event's fields in the order first seen, new fields
+//     appended, then kafka_partition (INT32), kafka_offset (INT64),
+//     kafka_timestamp. event_time and kafka_timestamp are
+//     TIMESTAMP(MICROS, isAdjustedToUTC=true); JSON integers are INT64,
+//     other numbers DOUBLE, strings UTF-8 BYTE_ARRAY, objects (http) groups
+//     of nullable columns, arrays their JSON text. Every event column is
+//     nullable; lineage columns are required.
+//   - A type's schema only widens (int+float: float; any other conflict:
+//     string; new field: new column) and each widening is a new version in
+//     _schemas/<type>.json; each file records its version in its key-value
+//     metadata (questlog.schema_version). A file is rolled only when its
+//     type's schema widens under it: Parquet files have one schema.
+//   - Quarantine files hold kafka_partition, kafka_offset, kafka_timestamp,
+//     value (the raw bytes, BLOB: they need not be UTF-8) and error.
+//   - Strings are PLAIN encoded and pages zstd-compressed (fastest level):
+//     dictionaries cost more CPU and memory than they save once compressed.
 package lake
 
 import (
