@@ -246,7 +246,7 @@ func Codec(name string) (compress.Codec, error) {
 type PartWriter struct {
 	pf      PendingFile
 	counter countingWriter
-	w       *parquet.Writer
+	w       *parquet.GenericWriter[any]
 	part    Part
 	Schema  *Schema // nil for a quarantine file
 	rows    int64
@@ -287,7 +287,7 @@ func CreatePart(ctx context.Context, st Storage, part Part, schema *Schema, code
 	} else {
 		opts = append(opts, quarantineSchema)
 	}
-	w.w = parquet.NewWriter(&w.counter, opts...)
+	w.w = parquet.NewGenericWriter[any](&w.counter, opts...)
 	return w, nil
 }
 
