@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -35,13 +36,32 @@ type Producer struct {
 	topic   string
 	timeout time.Duration
 	waits   sync.Pool
+	// deadline is the context records are produced with, shared by every
+	// record published within deadlineSlot of its creation.
+	deadline atomic.Pointer[deadline]
 }
 
 // wait carries one record and its outcome; pooled so a publish allocates
 // nothing of its own.
 type wait struct {
-	rec  kgo.Record
-	done chan error
+	rec     kgo.Record
+	done    chan error
+	promise func(*kgo.Record, error) // w.finish, bound once
+}
+
+func (w *wait) finish(_ *kgo.Record, err error) { w.done <- err }
+
+// deadlineSlot is how long one deadline context is handed out: a record's
+// deadline lies between DeliveryTimeout-deadlineSlot and DeliveryTimeout
+// after its Publish began.
+const deadlineSlot = 50 * time.Millisecond
+
+// deadline is a context that ends DeliveryTimeout after it was made, shared
+// by the records published until renew.
+type deadline struct {
+	ctx   context.Context
+	stop  context.CancelFunc // only at Close: records still use ctx after renew
+	renew time.Time
 }
 
 // NewProducer connects a producer. It does not wait for the brokers: use Ping.
@@ -83,7 +103,11 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		return nil, fmt.Errorf("new producer: %w", err)
 	}
 	p := &Producer{client: cl, topic: cfg.Topic, timeout: cfg.DeliveryTimeout}
-	p.waits.New = func() any { return &wait{done: make(chan error, 1)} }
+	p.waits.New = func() any {
+		w := &wait{done: make(chan error, 1)}
+		w.promise = w.finish
+		return w
+	}
 	return p, nil
 }
 
@@ -91,17 +115,16 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 // with an error wrapping ErrUnavailable when it did not. The value is not
 // retained after Publish returns, so the caller may reuse its buffer.
 //
-// Publish waits for the record's final outcome even when ctx ends first: a
-// record already sent may still be written, and a caller must never be told
-// "not written" about a record that was.
-func (p *Producer) Publish(ctx context.Context, key, value []byte) error {
-	// The deadline lets kgo fail a record it has not managed to deliver
-	// by then, also one whose request was lost with its connection.
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel()
+// Publish waits for the record's final outcome, at most about the
+// DeliveryTimeout. ctx does not cancel the record: records share produce
+// requests, and a caller that gave up (a client that went away) must not
+// interrupt a request that carries other callers' records; a record already
+// sent may still be written, and a caller must never be told "not written"
+// about a record that was.
+func (p *Producer) Publish(_ context.Context, key, value []byte) error {
 	w := p.waits.Get().(*wait)
 	w.rec = kgo.Record{Key: key, Value: value}
-	p.client.Produce(ctx, &w.rec, func(_ *kgo.Record, err error) { w.done <- err })
+	p.client.Produce(p.deadlineCtx(), &w.rec, w.promise)
 	err := <-w.done
 	w.rec = kgo.Record{}
 	p.waits.Put(w)
@@ -109,6 +132,25 @@ func (p *Producer) Publish(ctx context.Context, key, value []byte) error {
 		return fmt.Errorf("%w: produce to %s: %w", ErrUnavailable, p.topic, err)
 	}
 	return nil
+}
+
+// deadlineCtx returns a context that ends at most DeliveryTimeout from now.
+// The deadline lets kgo fail a record it has not managed to deliver by
+// then, also one whose request was lost with its connection. Records
+// published in the same deadlineSlot share one context, so a publish costs
+// no timer of its own.
+func (p *Producer) deadlineCtx() context.Context {
+	now := time.Now()
+	if d := p.deadline.Load(); d != nil && now.Before(d.renew) {
+		return d.ctx
+	}
+	// Racing publishers may each make one; the last stored wins, and the
+	// others still serve the records they were given. None is cancelled
+	// before its deadline, when its timer releases it.
+	d := &deadline{renew: now.Add(min(deadlineSlot, p.timeout/10))}
+	d.ctx, d.stop = context.WithDeadline(context.Background(), now.Add(p.timeout))
+	p.deadline.Store(d)
+	return d.ctx
 }
 
 // Ping checks that a broker answers.
@@ -125,6 +167,9 @@ func (p *Producer) Close() {
 	defer cancel()
 	_ = p.client.Flush(ctx)
 	p.client.Close()
+	if d := p.deadline.Load(); d != nil {
+		d.stop()
+	}
 }
 
 // EnsureTopic creates the topic with the given number of partitions if it
