@@ -96,7 +96,8 @@ const (
 	BeforeCheckpoint
 )
 
-// Hook is called at each Point of every commit. When it returns an error,
+// Hook is called at each Point of every commit, one call at a time
+// (partitions commit in parallel). When it returns an error,
 // the extract stops right there, as if the process had crashed: nothing
 // more is written or cleaned up, and Run returns the error. For tests.
 type Hook func(point Point, partition int32, part lake.Part) error
@@ -138,6 +139,8 @@ type Extractor struct {
 	codec compress.Codec
 
 	done, total atomic.Int64
+
+	hookMu sync.Mutex // the hook sees one call at a time
 
 	mu      sync.Mutex
 	running []*partition // the workers of the current Run, nil when idle

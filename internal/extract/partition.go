@@ -464,7 +464,10 @@ func (p *partition) hook(pt Point, part lake.Part) error {
 	if p.e.cfg.hook == nil {
 		return nil
 	}
-	if err := p.e.cfg.hook(pt, p.id, part); err != nil {
+	p.e.hookMu.Lock()
+	err := p.e.cfg.hook(pt, p.id, part)
+	p.e.hookMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("extract: stopped at hook: %w", err)
 	}
 	return nil
