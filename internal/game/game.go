@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -30,7 +31,7 @@ import (
 
 // Journal durably records events. Record returns only once the event is
 // stored (for Kafka: acknowledged by the broker), or with an error when it is
-// not.
+// not. Record must not keep ev after it returns: the Service reuses it.
 type Journal interface {
 	Record(ctx context.Context, ev *event.Event) error
 }
@@ -91,7 +92,8 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	ids     event.IDs
-	dummy   []byte // a hash to compare against for unknown users
+	dummy   []byte    // a hash to compare against for unknown users
+	actions sync.Pool // of *action: a request's event is ~500 bytes
 }
 
 // NewService validates cfg and returns a Service.
@@ -130,10 +132,12 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 	if err != nil {
 		return nil, fmt.Errorf("game: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		store: store, journal: journal, cat: cfg.Catalog, gold: cfg.StartingGold,
 		ttl: cfg.SessionTTL, cost: cfg.PasswordCost, now: cfg.Now, log: cfg.Logger, dummy: dummy,
-	}, nil
+	}
+	s.actions.New = func() any { return new(action) }
+	return s, nil
 }
 
 // Catalog is the shop's price list.
@@ -146,9 +150,12 @@ type action struct {
 	recorded bool
 }
 
+// begin starts an action with its event. Actions are pooled: every begin is
+// paired with a deferred end, and nothing keeps an action or its event after
+// end (a Journal does not retain the event).
 func (s *Service) begin(typ string, req Request) *action {
 	now := s.now()
-	a := &action{}
+	a := s.actions.Get().(*action)
 	a.ev = event.Event{
 		ID:     s.ids.New(now),
 		Type:   typ,
@@ -157,6 +164,12 @@ func (s *Service) begin(typ string, req Request) *action {
 		HTTP:   req.HTTP,
 	}
 	return a
+}
+
+// end returns a to the pool, dropping what it referenced.
+func (s *Service) end(a *action) {
+	*a = action{}
+	s.actions.Put(a)
 }
 
 // commit records the ok event and then applies the change. When recording
@@ -233,6 +246,7 @@ func (s *Service) lockPlayer(ctx context.Context, user string) (state.Player, fu
 // Signup creates an account with the starting gold and logs it in.
 func (s *Service) Signup(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(event.TypeSignup, req)
+	defer s.end(a)
 	sess, err := s.signup(ctx, a, username, password)
 	return sess, s.finish(ctx, a, err)
 }
@@ -275,6 +289,7 @@ func (s *Service) signup(ctx context.Context, a *action, username, password stri
 // Login checks a password and opens a session.
 func (s *Service) Login(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(event.TypeLogin, req)
+	defer s.end(a)
 	sess, err := s.login(ctx, a, username, password)
 	return sess, s.finish(ctx, a, err)
 }
@@ -323,6 +338,7 @@ func (s *Service) newSession(ctx context.Context, user string, gold int64) (Sess
 // Logout ends the request's session.
 func (s *Service) Logout(ctx context.Context, req Request) error {
 	a := s.begin(event.TypeLogout, req)
+	defer s.end(a)
 	err := s.logout(ctx, a, req)
 	return s.finish(ctx, a, err)
 }
@@ -338,6 +354,7 @@ func (s *Service) logout(ctx context.Context, a *action, req Request) error {
 // valid session attributes it to its player; no session is needed.
 func (s *Service) Visit(ctx context.Context, req Request) error {
 	a := s.begin(event.TypeDefault, req)
+	defer s.end(a)
 	if req.Token != "" {
 		if _, err := s.authenticate(ctx, a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
 			return s.finish(ctx, a, err)
@@ -350,6 +367,7 @@ func (s *Service) Visit(ctx context.Context, req Request) error {
 // body, missing fields) as a failed event of the given type.
 func (s *Service) Reject(ctx context.Context, req Request, eventType string, rej *Rejection) error {
 	a := s.begin(eventType, req)
+	defer s.end(a)
 	if req.Token != "" {
 		if _, err := s.authenticate(ctx, a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
 			return s.finish(ctx, a, err)
@@ -361,6 +379,7 @@ func (s *Service) Reject(ctx context.Context, req Request, eventType string, rej
 // Items lists the catalog.
 func (s *Service) Items(ctx context.Context, req Request) ([]CatalogEntry, error) {
 	a := s.begin(event.TypeViewCatalog, req)
+	defer s.end(a)
 	if req.Token != "" {
 		if _, err := s.authenticate(ctx, a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
 			return nil, s.finish(ctx, a, err)
@@ -384,6 +403,7 @@ func (s *Service) Cart(ctx context.Context, req Request) (state.Player, error) {
 
 func (s *Service) view(ctx context.Context, req Request, typ string) (state.Player, error) {
 	a := s.begin(typ, req)
+	defer s.end(a)
 	p, err := s.readView(ctx, a, req)
 	return p, s.finish(ctx, a, err)
 }
@@ -438,6 +458,7 @@ func (s *Service) resolve(a *action, o Order, allowZero bool) (state.Item, int64
 // Buy spends gold on items.
 func (s *Service) Buy(ctx context.Context, req Request, o Order) (Receipt, error) {
 	a := s.begin(event.TypeBuyItem, req)
+	defer s.end(a)
 	r, err := s.buy(ctx, a, req, o)
 	return r, s.finish(ctx, a, err)
 }
@@ -475,6 +496,7 @@ func (s *Service) buy(ctx context.Context, a *action, req Request, o Order) (Rec
 // Sell returns items to the shop for half their price.
 func (s *Service) Sell(ctx context.Context, req Request, o Order) (Receipt, error) {
 	a := s.begin(event.TypeSellItem, req)
+	defer s.end(a)
 	r, err := s.sell(ctx, a, req, o)
 	return r, s.finish(ctx, a, err)
 }
@@ -513,6 +535,7 @@ func (s *Service) sell(ctx context.Context, a *action, req Request, o Order) (Re
 // CartAdd puts items in the cart; nothing is paid until checkout.
 func (s *Service) CartAdd(ctx context.Context, req Request, o Order) (state.Player, error) {
 	a := s.begin(event.TypeCartAdd, req)
+	defer s.end(a)
 	p, err := s.cartAdd(ctx, a, req, o)
 	return p, s.finish(ctx, a, err)
 }
@@ -549,6 +572,7 @@ func (s *Service) cartAdd(ctx context.Context, a *action, req Request, o Order) 
 // CartRemove takes items out of the cart; a zero quantity removes the line.
 func (s *Service) CartRemove(ctx context.Context, req Request, o Order) (state.Player, error) {
 	a := s.begin(event.TypeCartRemove, req)
+	defer s.end(a)
 	p, err := s.cartRemove(ctx, a, req, o)
 	return p, s.finish(ctx, a, err)
 }
@@ -589,6 +613,7 @@ func (s *Service) cartRemove(ctx context.Context, a *action, req Request, o Orde
 // Checkout buys everything in the cart at once, or nothing.
 func (s *Service) Checkout(ctx context.Context, req Request) (Receipt, error) {
 	a := s.begin(event.TypeCheckout, req)
+	defer s.end(a)
 	r, err := s.checkout(ctx, a, req)
 	return r, s.finish(ctx, a, err)
 }
@@ -638,6 +663,7 @@ func (s *Service) checkout(ctx context.Context, a *action, req Request) (Receipt
 // JoinGuild makes the player a member of a guild; one guild at a time.
 func (s *Service) JoinGuild(ctx context.Context, req Request, guild string) (state.Player, error) {
 	a := s.begin(event.TypeJoinGuild, req)
+	defer s.end(a)
 	p, err := s.joinGuild(ctx, a, req, guild)
 	return p, s.finish(ctx, a, err)
 }
@@ -669,6 +695,7 @@ func (s *Service) joinGuild(ctx context.Context, a *action, req Request, guild s
 // LeaveGuild takes the player out of their guild.
 func (s *Service) LeaveGuild(ctx context.Context, req Request) (state.Player, error) {
 	a := s.begin(event.TypeLeaveGuild, req)
+	defer s.end(a)
 	p, err := s.leaveGuild(ctx, a, req)
 	return p, s.finish(ctx, a, err)
 }
