@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,46 @@ type metrics struct {
 	eventsFailed    *prometheus.CounterVec
 	produceDuration prometheus.Histogram
 
-	// byType counts acknowledged events per type for the live dashboard;
-	// the map is filled once and only its counters change.
-	byType map[string]*atomic.Uint64
+	// byType counts acknowledged events per type for the live dashboard
+	// and holds each type's Prometheus counters; the map is filled once and
+	// only its counters change.
+	byType map[string]*typeMetrics
+	// byRoute holds each route's latency observer and request counters
+	// (route pattern -> *routeMetrics), made on a route's first request.
+	byRoute sync.Map
+}
+
+// typeMetrics are one event type's counters. The Prometheus children are
+// looked up once, on first use, so that /metrics shows only series that
+// counted something and the request path skips the label lookup.
+type typeMetrics struct {
+	acked    atomic.Uint64
+	ok       lazyCounter
+	failed   lazyCounter
+	notAcked lazyCounter
+}
+
+// routeMetrics are one route's latency histogram and its request counters
+// by status code.
+type routeMetrics struct {
+	route   string
+	latency prometheus.Observer
+	codes   [500]lazyCounter // by status code - 100
+}
+
+// lazyCounter is a Prometheus counter child made on its first Inc.
+type lazyCounter struct {
+	c atomic.Pointer[prometheus.Counter]
+}
+
+func (l *lazyCounter) inc(vec *prometheus.CounterVec, labels ...string) {
+	c := l.c.Load()
+	if c == nil {
+		child := vec.WithLabelValues(labels...)
+		c = &child
+		l.c.Store(c)
+	}
+	(*c).Inc()
 }
 
 // knownTypes are the event types counted individually; others count as
@@ -58,10 +96,10 @@ func newMetrics() *metrics {
 			Help:    "Time from handing an event to the producer to its acknowledgement.",
 			Buckets: []float64{.0001, .0002, .0005, .001, .002, .005, .01, .02, .05, .1, .5, 1, 5},
 		}),
-		byType: make(map[string]*atomic.Uint64, len(knownTypes)),
+		byType: make(map[string]*typeMetrics, len(knownTypes)),
 	}
 	for _, t := range knownTypes {
-		m.byType[t] = new(atomic.Uint64)
+		m.byType[t] = new(typeMetrics)
 	}
 	m.registry.MustRegister(
 		m.requests, m.latency, m.eventsProduced, m.eventsFailed, m.produceDuration,
@@ -71,19 +109,57 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) countEvent(typ string) {
-	c, ok := m.byType[typ]
+// observeRequest counts and times one request.
+func (m *metrics) observeRequest(route string, code int, d time.Duration) {
+	rm, ok := m.byRoute.Load(route)
 	if !ok {
-		c = m.byType[event.TypeDefault]
+		rm, _ = m.byRoute.LoadOrStore(route, &routeMetrics{route: route, latency: m.latency.WithLabelValues(route)})
 	}
-	c.Add(1)
+	r := rm.(*routeMetrics)
+	if code == 0 {
+		code = 200
+	}
+	if code >= 100 && code < 600 {
+		r.codes[code-100].inc(m.requests, route, strconv.Itoa(code))
+	} else {
+		m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	}
+	r.latency.Observe(d.Seconds())
+}
+
+// eventAcked counts an event the log acknowledged.
+func (m *metrics) eventAcked(typ, status string) {
+	t, ok := m.byType[typ]
+	if !ok {
+		m.eventsProduced.WithLabelValues(typ, status).Inc()
+		m.byType[event.TypeDefault].acked.Add(1)
+		return
+	}
+	switch status {
+	case event.StatusOK:
+		t.ok.inc(m.eventsProduced, typ, status)
+	case event.StatusFailed:
+		t.failed.inc(m.eventsProduced, typ, status)
+	default:
+		m.eventsProduced.WithLabelValues(typ, status).Inc()
+	}
+	t.acked.Add(1)
+}
+
+// eventNotAcked counts an event the log did not acknowledge.
+func (m *metrics) eventNotAcked(typ string) {
+	if t, ok := m.byType[typ]; ok {
+		t.notAcked.inc(m.eventsFailed, typ)
+		return
+	}
+	m.eventsFailed.WithLabelValues(typ).Inc()
 }
 
 // EventCounts returns how many events of each type the log acknowledged.
 func (m *metrics) eventCounts() map[string]uint64 {
 	out := make(map[string]uint64, len(m.byType))
 	for t, c := range m.byType {
-		out[t] = c.Load()
+		out[t] = c.acked.Load()
 	}
 	return out
 }

@@ -11,10 +11,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -211,8 +211,7 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 				route = "unmatched"
 			}
 			d := time.Since(start)
-			s.metrics.requests.WithLabelValues(route, statusLabel(sw.status)).Inc()
-			s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
+			s.metrics.observeRequest(route, sw.status, d)
 			if s.log.Enabled(r.Context(), slog.LevelDebug) {
 				s.log.DebugContext(r.Context(), "request", "method", r.Method, "route", route,
 					"path", r.URL.Path, "status", sw.status, "duration", d)
@@ -241,14 +240,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func statusLabel(code int) string {
-	if code == 0 {
-		code = http.StatusOK
+// WriteString lets io.WriteString reach net/http's own WriteString, which
+// copies the string into its buffer without converting it to a []byte.
+func (w *statusWriter) WriteString(s string) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
 	}
-	return strconv.Itoa(code)
+	return io.WriteString(w.ResponseWriter, s)
 }
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // journal records the game's events on the event log.
 type journal struct{ s *Server }
@@ -265,12 +266,11 @@ func (j journal) Record(ctx context.Context, ev *event.Event) error {
 		s.bufs.Put(bp)
 	}
 	if err != nil {
-		s.metrics.eventsFailed.WithLabelValues(ev.Type).Inc()
+		s.metrics.eventNotAcked(ev.Type)
 		s.log.WarnContext(ctx, "event not recorded", "event_type", ev.Type, "err", err)
 		return err
 	}
-	s.metrics.eventsProduced.WithLabelValues(ev.Type, ev.Status).Inc()
-	s.metrics.countEvent(ev.Type)
+	s.metrics.eventAcked(ev.Type, ev.Status)
 	return nil
 }
 

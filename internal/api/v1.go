@@ -347,16 +347,25 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))
 }
 
 func writeText(w http.ResponseWriter, code int, s string) {
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = contentTypeText
+	h["Cache-Control"] = noStore
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, s)
 }
+
+// Header values every answer sets, shared instead of allocated per answer
+// (Header.Set makes a new slice each time). Nothing modifies a header
+// value in place; Header.Add appends to a full slice, which copies it.
+var (
+	contentTypeJSON = []string{"application/json"}
+	contentTypeText = []string{"text/plain; charset=utf-8"}
+	noStore         = []string{"no-store"}
+)
