@@ -57,7 +57,7 @@ func TestParsePart(t *testing.T) {
 		{"quarantine/part-0-5-5.parquet", true, Part{Partition: 0, First: 5, Last: 5}},
 		{"events/event_type=buy_item/event_date=2026-11-29/part-3-42-10.parquet", false, Part{}},
 		{"events/event_type=buy_item/part-3-1-2.parquet", false, Part{}},
-		{"events/event_type=buy_item/event_date=2026-11-29/.pending-ab-part-3-1-1.parquet", false, Part{}},
+		{"events/event_type=buy_item/event_date=2026-11-29/.pending-ab-part-3-1-1.parquet.tmp", false, Part{}},
 		{"quarantine/part-0-5.parquet", false, Part{}},
 	}
 	for _, tt := range tests {

@@ -99,7 +99,8 @@ func (d Dir) Create(_ context.Context, name string) (PendingFile, error) {
 	}
 	var r [6]byte
 	_, _ = rand.Read(r[:])
-	tmp := filepath.Join(filepath.Dir(final), pendingPrefix+hex.EncodeToString(r[:])+"-"+filepath.Base(final))
+	// The name ends in .tmp, so no reader globbing *.parquet or *.json sees it.
+	tmp := filepath.Join(filepath.Dir(final), pendingPrefix+hex.EncodeToString(r[:])+"-"+filepath.Base(final)+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
