@@ -41,6 +41,7 @@ type partition struct {
 	roll       bool            // a file reached max rows or bytes: commit after this batch
 	dirs       map[string]bool // directories of files published since the last commit
 
+	busy        time.Duration // time spent extracting batches
 	perType     map[string]int64
 	quarantined int64
 
@@ -138,7 +139,10 @@ func (p *partition) run(ctx context.Context) error {
 // batch extracts fetched records.
 func (p *partition) batch(ctx, commitCtx context.Context, recs []*kgo.Record) error {
 	t0 := time.Now()
-	defer func() { p.e.cfg.logger.Debug("batch", "partition", p.id, "records", len(recs), "took", time.Since(t0)) }()
+	defer func() {
+		p.busy += time.Since(t0)
+		p.e.cfg.logger.Debug("batch", "partition", p.id, "records", len(recs), "took", time.Since(t0), "busy", p.busy)
+	}()
 	n := int64(0)
 	for _, r := range recs {
 		if r.Offset < p.next {
