@@ -424,7 +424,7 @@ func TestSchemaWidensAndNeverNarrows(t *testing.T) {
 		versions = append(versions, fmt.Sprintf("v%d %s", v.Version, strings.Join(v.Changes, "; ")))
 	}
 	want := []string{
-		"v1 add event_type string; add event_time timestamp; add n int; add http struct",
+		"v1 add event_time timestamp; add n int; add http struct",
 		"v2 widen n int to float (seen float); add http.host string; add tags string",
 		"v3 widen n float to string (seen string); add ok bool",
 	}

@@ -21,6 +21,9 @@ func fill(row parquet.Row, cols []lake.Column, vals []jvalue, from, to int, dept
 		}
 		c := find(cols, v.key, hint)
 		if c < 0 {
+			if depth == 1 && string(v.key) == lake.ColEventType {
+				continue // the event_type=<type> directory holds it
+			}
 			if !needsColumn(vals, i) {
 				i = next - 1
 				continue // a null says nothing about a column's type
@@ -135,6 +138,9 @@ func shape(vals []jvalue, from, to int, top bool) []lake.Field {
 	var out []lake.Field
 	for i := from; i < to; i++ {
 		v := &vals[i]
+		if top && string(v.key) == lake.ColEventType {
+			continue // the event_type=<type> directory holds it
+		}
 		f := lake.Field{Name: string(v.key)}
 		switch v.kind {
 		case jNull:

@@ -9,11 +9,12 @@
 //
 // Decisions a reader of the files relies on:
 //
-//   - event_type is both a hive directory (event_type=<type>) and a column
-//     in the file, with the same value, so a file read alone still says what
-//     it holds; DuckDB's hive_partitioning accepts the pair without conflict.
-//     event_date is only a directory (the UTC day of event_time): readers
-//     get it from hive partitioning as a DATE.
+//   - The hive keys live only in the paths, as Spark's partitionBy writes
+//     them: event_type=<type> and event_date=<YYYY-MM-DD> (the UTC day of
+//     event_time) are not columns of the files, so no reader (DuckDB's
+//     hive_partitioning, Spark, pyarrow) sees the same column twice; each
+//     file still names its type in its key-value metadata
+//     (questlog.event_type).
 //   - Columns are the event's fields in the order first seen, new fields
 //     appended, then kafka_partition (INT32), kafka_offset (INT64),
 //     kafka_timestamp. event_time and kafka_timestamp are
