@@ -110,6 +110,7 @@ func bench(n, partitions, players int, compression string, memcheck, skipDuck bo
 	// The broker, in its own process.
 	broker := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
 	broker.Stderr = os.Stderr
+	broker.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if this process dies
 	out, err := broker.StdoutPipe()
 	if err != nil {
 		return err
@@ -164,6 +165,7 @@ func bench(n, partitions, players int, compression string, memcheck, skipDuck bo
 		// not depend on the topic's size.
 		small := max(n/10, 1)
 		broker2 := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
+		broker2.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		out2, err := broker2.StdoutPipe()
 		if err != nil {
 			return err
@@ -244,6 +246,7 @@ func fill(addr string, n, players int, ndjson string) (int64, error) {
 func child(self string, args ...string) (result, error) {
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.Output()
 	if err != nil {
 		return result{}, fmt.Errorf("%s: %w", strings.Join(args[:2], " "), err)
