@@ -16,6 +16,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -30,6 +31,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,14 +59,12 @@ func main() {
 		skipDuck    = flag.Bool("skip-duckdb", false, "do not run the DuckDB comparison")
 		dir         = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
 		brokers     = flag.String("brokers", "", "internal: broker address for -role extract")
-		stopAt      = flag.Int64("limit", 0, "internal: with -role extract, records to extract per... (0 = all)")
 		lakeDir     = flag.String("lake", "", "internal: lake for -role extract")
 		ndjson      = flag.String("ndjson", "", "internal: input for -role duckdb")
 		cpuprofile  = flag.String("cpuprofile", "", "internal: CPU profile of -role extract")
 	)
 	flag.Parse()
 	log.SetFlags(0)
-	_ = stopAt
 	switch *role {
 	case "broker":
 		runBroker(*partitions)
@@ -213,8 +213,10 @@ func fill(addr string, n, players int, ndjson string) (int64, error) {
 	}
 	ctx := context.Background()
 	var total int64
-	var firstErr error
-	done := make(chan struct{}, 1)
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
 	err = lakefixture.Generate(lakefixture.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
 		v := ev.AppendJSON(nil)
 		total += int64(len(v))
@@ -223,14 +225,14 @@ func fill(addr string, n, players int, ndjson string) (int64, error) {
 			w.WriteByte('\n')
 		}
 		cl.Produce(ctx, &kgo.Record{Key: ev.Key(), Value: v}, func(_ *kgo.Record, err error) {
-			if err != nil && firstErr == nil {
-				firstErr = err
-				select {
-				case done <- struct{}{}:
-				default:
-				}
+			if err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
 			}
 		})
+		mu.Lock()
+		defer mu.Unlock()
 		return firstErr
 	})
 	if err != nil {
@@ -239,6 +241,8 @@ func fill(addr string, n, players int, ndjson string) (int64, error) {
 	if err := cl.Flush(ctx); err != nil {
 		return 0, err
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	return total, firstErr
 }
 
