@@ -251,7 +251,7 @@ func TestBindEnv(t *testing.T) {
 // The --help texts are part of the interface: golden files keep them
 // deliberate.
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range []string{"", "up", "serve", "broker", "tail"} {
+	for _, cmd := range []string{"", "up", "serve", "broker", "tail", "extract", "lake", "query", "report", "load"} {
 		name := cmd
 		if name == "" {
 			name = "root"
