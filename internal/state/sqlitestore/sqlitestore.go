@@ -3,7 +3,8 @@
 // process.
 //
 // Writes go through one connection in IMMEDIATE transactions, so writers
-// queue in Go instead of failing with SQLITE_BUSY; reads use a pool of
+// queue in Go instead of failing with SQLITE_BUSY, and the players' changes
+// that queue together share one transaction (group commit); reads use a pool of
 // read-only connections that never block the writer (WAL mode). A change is
 // durable when Apply returns: it survives the process being killed
 // (synchronous=NORMAL), not necessarily a power loss. Player locks are
@@ -48,6 +49,12 @@ type Store struct {
 	ckpt     *sql.DB // the checkpointer's own connection
 	stopCkpt chan struct{}
 	ckptDone chan struct{}
+
+	// applies hands changes to the committer goroutine, which commits
+	// the changes waiting together in one transaction (group commit).
+	applies     chan *pendingApply
+	stopCommits chan struct{}
+	commitsDone chan struct{}
 
 	lastPurge atomic.Int64 // unix nanoseconds of the last expired-session purge
 
@@ -138,6 +145,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
+	s.applies = make(chan *pendingApply) // unbuffered: a change handed over is always answered
+	s.stopCommits = make(chan struct{})
+	s.commitsDone = make(chan struct{})
+	go s.commits()
 	if err := s.purge(ctx, time.Now()); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
@@ -305,6 +316,10 @@ func (s *Store) checkpoints(every time.Duration) {
 // Close closes the file. It does not wait for held locks.
 func (s *Store) Close() error {
 	var errs []error
+	if s.applies != nil {
+		close(s.stopCommits)
+		<-s.commitsDone
+	}
 	if s.ckpt != nil {
 		close(s.stopCkpt)
 		<-s.ckptDone
@@ -414,32 +429,131 @@ func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
 	return p, nil
 }
 
-// Apply applies c in one IMMEDIATE transaction.
+// Apply applies c atomically. Changes that wait for the writer together
+// are committed in one IMMEDIATE transaction, each in a savepoint of its
+// own, so one commit (and its WAL write) serves them all and a change that
+// fails is rolled back alone. ctx bounds the wait for the writer; once the
+// writer has taken the change, it is applied and Apply reports the outcome.
 func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
 	if user == "" {
 		return errors.New("apply change: empty user name")
 	}
-	var deltas [2][]state.Stack
+	p := &pendingApply{user: user, c: c, done: make(chan error, 1)}
 	var err error
-	if deltas[0], err = sumDeltas(c.Inventory); err != nil {
+	if p.deltas[0], err = sumDeltas(c.Inventory); err != nil {
 		return fmt.Errorf("apply change to %q: inventory: %w", user, err)
 	}
-	if deltas[1], err = sumDeltas(c.Cart); err != nil {
+	if p.deltas[1], err = sumDeltas(c.Cart); err != nil {
 		return fmt.Errorf("apply change to %q: cart: %w", user, err)
 	}
-
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("apply change to %q: begin: %w", user, err)
+	select {
+	case s.applies <- p:
+	case <-ctx.Done():
+		return fmt.Errorf("apply change to %q: %w", user, ctx.Err())
+	case <-s.stopCommits:
+		return fmt.Errorf("apply change to %q: %w", user, errClosed)
 	}
-	defer tx.Rollback() // after Commit, a no-op
-	if err := s.apply(ctx, tx, user, c, deltas); err != nil {
+	if err := <-p.done; err != nil {
 		return fmt.Errorf("apply change to %q: %w", user, err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("apply change to %q: commit: %w", user, err)
-	}
 	return nil
+}
+
+// errClosed is returned by Apply after Close.
+var errClosed = errors.New("sqlite state is closed")
+
+// pendingApply is one change waiting for the committer.
+type pendingApply struct {
+	user   string
+	c      state.Change
+	deltas [2][]state.Stack
+	done   chan error
+}
+
+// groupMax bounds how many changes share one transaction.
+const groupMax = 128
+
+// commits is the committer: it takes the changes waiting at that moment
+// and commits them together, until Close.
+func (s *Store) commits() {
+	defer close(s.commitsDone)
+	group := make([]*pendingApply, 0, groupMax)
+	errs := make([]error, groupMax)
+	for {
+		select {
+		case <-s.stopCommits:
+			return
+		case p := <-s.applies:
+			group = append(group[:0], p)
+		}
+	fill:
+		for len(group) < groupMax {
+			select {
+			case p := <-s.applies:
+				group = append(group, p)
+			default:
+				break fill
+			}
+		}
+		clear(errs)
+		s.commitGroup(group, errs[:len(group)])
+		for i, p := range group {
+			p.done <- errs[i]
+		}
+		clear(group)
+	}
+}
+
+// commitGroup applies group in one transaction and sets errs[i] to the
+// outcome of group[i]. Statements run without the callers' contexts: a
+// caller gone after handing its change over must not fail the others'.
+func (s *Store) commitGroup(group []*pendingApply, errs []error) {
+	ctx := context.Background()
+	fail := func(err error) {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	if len(group) == 1 {
+		p := group[0]
+		if errs[0] = s.apply(ctx, tx, p.user, p.c, p.deltas); errs[0] != nil {
+			return
+		}
+	} else {
+		applied := 0
+		for i, p := range group {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT change"); err != nil {
+				fail(fmt.Errorf("savepoint: %w", err))
+				return
+			}
+			if errs[i] = s.apply(ctx, tx, p.user, p.c, p.deltas); errs[i] != nil {
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO change"); err != nil {
+					fail(fmt.Errorf("roll back to savepoint: %w", err))
+					return
+				}
+			} else {
+				applied++
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE change"); err != nil {
+				fail(fmt.Errorf("release savepoint: %w", err))
+				return
+			}
+		}
+		if applied == 0 {
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+	}
 }
 
 func (s *Store) apply(ctx context.Context, tx *sql.Tx, user string, c state.Change, deltas [2][]state.Stack) error {
