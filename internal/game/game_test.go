@@ -408,3 +408,42 @@ func TestSessionsExpire(t *testing.T) {
 		t.Errorf("live session: %v", err)
 	}
 }
+
+// A checkout the gold does not cover buys nothing: gold, inventory and cart
+// stay as they were.
+func TestCheckoutIsAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	ada := f.signup(t, "ada")
+	for _, o := range []game.Order{
+		{Item: "potion", Quantity: 8},                    // 40
+		{Item: "armor", Quality: "epic", Quantity: 1},    // 960
+		{Item: "helmet", Quality: "common", Quantity: 1}, // 30
+	} {
+		if _, err := f.svc.CartAdd(ctx, ada, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := f.player(t, "ada")
+	if _, err := f.svc.Checkout(ctx, ada); !errors.Is(err, game.ErrInsufficientGold) {
+		t.Fatalf("checkout of 1030 gold with 1000: %v", err)
+	}
+	after := f.player(t, "ada")
+	if after.Gold != 1000 || len(after.Inventory) != 0 || len(after.Cart) != len(before.Cart) {
+		t.Fatalf("a refused checkout changed the player: %+v", after)
+	}
+	ev := f.log.last(t)
+	if ev.Type != event.TypeCheckout || ev.Error != "insufficient_gold" || ev.TotalPrice.V != 1030 || ev.CartSize.V != 10 {
+		t.Errorf("event = %+v", ev)
+	}
+	if _, err := f.svc.CartRemove(ctx, ada, game.Order{Item: "helmet"}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := f.svc.Checkout(ctx, ada)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Gold != 0 || len(rc.Inventory) != 2 || len(rc.Cart) != 0 || rc.TotalPrice != 1000 {
+		t.Errorf("receipt = %+v", rc)
+	}
+}
