@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,14 @@ type Store struct {
 	commitsDone chan struct{}
 
 	lastPurge atomic.Int64 // unix nanoseconds of the last expired-session purge
+
+	// sessions caches the sessions this process created (token hash ->
+	// cachedSession), so a request's session lookup skips SQLite. It is
+	// exact because one process owns the file: CreateSession adds,
+	// DeleteSession removes, and an entry past its expiry is never
+	// answered from. Sessions made before Open are read from the file.
+	sessions  sync.Map
+	nSessions atomic.Int64
 
 	createAccount *sql.Stmt
 	player        *sql.Stmt
@@ -631,6 +640,11 @@ func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 		}
 		return fmt.Errorf("create session for %q: token hash: %w", sess.User, state.ErrExists)
 	}
+	if _, cached := s.sessions.Load(sess.TokenHash); cached || s.nSessions.Load() < maxCachedSessions {
+		if _, replaced := s.sessions.Swap(sess.TokenHash, cachedSession{user: sess.User, expires: sess.ExpiresAt.UnixNano()}); !replaced {
+			s.nSessions.Add(1)
+		}
+	}
 	if last := s.lastPurge.Load(); now.UnixNano()-last > int64(purgeEvery) && s.lastPurge.CompareAndSwap(last, now.UnixNano()) {
 		if err := s.purge(ctx, now); err != nil {
 			return fmt.Errorf("create session for %q: %w", sess.User, err)
@@ -639,8 +653,26 @@ func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 	return nil
 }
 
+// maxCachedSessions bounds the session cache (about 150 bytes each);
+// sessions beyond it are read from the file.
+const maxCachedSessions = 1 << 20
+
+// cachedSession is a session this process created.
+type cachedSession struct {
+	user    string
+	expires int64 // unix nanoseconds
+}
+
 func (s *Store) purge(ctx context.Context, now time.Time) error {
 	s.lastPurge.Store(now.UnixNano())
+	s.sessions.Range(func(k, v any) bool {
+		if v.(cachedSession).expires <= now.UnixNano() {
+			if _, deleted := s.sessions.LoadAndDelete(k); deleted {
+				s.nSessions.Add(-1)
+			}
+		}
+		return true
+	})
 	if _, err := s.purgeSessions.ExecContext(ctx, now.UnixNano()); err != nil {
 		return fmt.Errorf("purge expired sessions: %w", err)
 	}
@@ -649,11 +681,17 @@ func (s *Store) purge(ctx context.Context, now time.Time) error {
 
 // Session returns the live session with that token hash, or ErrNotFound.
 func (s *Store) Session(ctx context.Context, tokenHash string) (state.Session, error) {
+	now := time.Now().UnixNano()
+	if v, ok := s.sessions.Load(tokenHash); ok {
+		if c := v.(cachedSession); c.expires > now {
+			return state.Session{TokenHash: tokenHash, User: c.user, ExpiresAt: time.Unix(0, c.expires).UTC()}, nil
+		}
+	}
 	var (
 		sess = state.Session{TokenHash: tokenHash}
 		exp  int64
 	)
-	err := s.session.QueryRowContext(ctx, tokenHash, time.Now().UnixNano()).Scan(&sess.User, &exp)
+	err := s.session.QueryRowContext(ctx, tokenHash, now).Scan(&sess.User, &exp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return state.Session{}, fmt.Errorf("read session: %w", state.ErrNotFound)
 	}
@@ -666,6 +704,9 @@ func (s *Store) Session(ctx context.Context, tokenHash string) (state.Session, e
 
 // DeleteSession removes a session; deleting a missing one is not an error.
 func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
+	if _, deleted := s.sessions.LoadAndDelete(tokenHash); deleted {
+		s.nSessions.Add(-1)
+	}
 	if _, err := s.deleteSession.ExecContext(ctx, tokenHash); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
