@@ -9,8 +9,12 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -116,4 +120,34 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// CompareStacks orders stacks by item type, then quality, in byte order: the
+// order of Player.Inventory and Player.Cart.
+func CompareStacks(a, b Stack) int {
+	return cmp.Or(strings.Compare(a.Type, b.Type), strings.Compare(a.Quality, b.Quality))
+}
+
+// SumDeltas validates a Change's stacks and sums those naming the same item,
+// dropping the ones that sum to zero and sorting the rest, so that a change's
+// outcome does not depend on the order of its stacks. Stores call it before
+// applying a Change.
+func SumDeltas(stacks []Stack) ([]Stack, error) {
+	if len(stacks) == 0 {
+		return nil, nil
+	}
+	out := make([]Stack, 0, len(stacks))
+	for _, st := range stacks {
+		if st.Type == "" || st.Quality == "" {
+			return nil, fmt.Errorf("item %q in quality %q: empty item type or quality", st.Type, st.Quality)
+		}
+		if i := slices.IndexFunc(out, func(o Stack) bool { return o.Item == st.Item }); i >= 0 {
+			out[i].Quantity += st.Quantity
+		} else {
+			out = append(out, st)
+		}
+	}
+	out = slices.DeleteFunc(out, func(st Stack) bool { return st.Quantity == 0 })
+	slices.SortFunc(out, CompareStacks)
+	return out, nil
 }

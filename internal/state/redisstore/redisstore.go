@@ -23,7 +23,6 @@
 package redisstore
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -249,13 +248,10 @@ func stacks(h map[string]string) ([]state.Stack, error) {
 		}
 		out = append(out, state.Stack{Item: it, Quantity: n})
 	}
-	slices.SortFunc(out, compareStacks)
+	slices.SortFunc(out, state.CompareStacks)
 	return out, nil
 }
 
-func compareStacks(a, b state.Stack) int {
-	return cmp.Or(strings.Compare(a.Type, b.Type), strings.Compare(a.Quality, b.Quality))
-}
 
 // applyScript checks every part of a change, then applies it all, so a
 // refused change writes nothing.
@@ -302,11 +298,11 @@ func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
 	if user == "" {
 		return errors.New("apply change: empty user name")
 	}
-	inv, err := sumDeltas(c.Inventory)
+	inv, err := state.SumDeltas(c.Inventory)
 	if err != nil {
 		return fmt.Errorf("apply change to %q: inventory: %w", user, err)
 	}
-	cart, err := sumDeltas(c.Cart)
+	cart, err := state.SumDeltas(c.Cart)
 	if err != nil {
 		return fmt.Errorf("apply change to %q: cart: %w", user, err)
 	}
@@ -488,25 +484,3 @@ func (s *Store) release(key, token string) {
 	_ = unlockScript.Run(ctx, s.rdb, []string{key}, token).Err()
 }
 
-// sumDeltas validates stacks and sums those naming the same item, dropping
-// the ones that sum to zero, so a change's outcome does not depend on the
-// order of its stacks.
-func sumDeltas(stacks []state.Stack) ([]state.Stack, error) {
-	if len(stacks) == 0 {
-		return nil, nil
-	}
-	out := make([]state.Stack, 0, len(stacks))
-	for _, st := range stacks {
-		if st.Type == "" || st.Quality == "" {
-			return nil, fmt.Errorf("item %q in quality %q: empty item type or quality", st.Type, st.Quality)
-		}
-		if i := slices.IndexFunc(out, func(o state.Stack) bool { return o.Item == st.Item }); i >= 0 {
-			out[i].Quantity += st.Quantity
-		} else {
-			out = append(out, st)
-		}
-	}
-	out = slices.DeleteFunc(out, func(st state.Stack) bool { return st.Quantity == 0 })
-	slices.SortFunc(out, compareStacks)
-	return out, nil
-}

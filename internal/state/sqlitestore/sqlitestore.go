@@ -16,7 +16,6 @@
 package sqlitestore
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -25,7 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -449,10 +447,10 @@ func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
 	}
 	p := &pendingApply{user: user, c: c, done: make(chan error, 1)}
 	var err error
-	if p.deltas[0], err = sumDeltas(c.Inventory); err != nil {
+	if p.deltas[0], err = state.SumDeltas(c.Inventory); err != nil {
 		return fmt.Errorf("apply change to %q: inventory: %w", user, err)
 	}
-	if p.deltas[1], err = sumDeltas(c.Cart); err != nil {
+	if p.deltas[1], err = state.SumDeltas(c.Cart); err != nil {
 		return fmt.Errorf("apply change to %q: cart: %w", user, err)
 	}
 	select {
@@ -742,27 +740,3 @@ func validSession(s state.Session, now time.Time) error {
 	return nil
 }
 
-// sumDeltas validates stacks and sums those naming the same item, dropping
-// the ones that sum to zero, so a change's outcome does not depend on the
-// order of its stacks.
-func sumDeltas(stacks []state.Stack) ([]state.Stack, error) {
-	if len(stacks) == 0 {
-		return nil, nil
-	}
-	out := make([]state.Stack, 0, len(stacks))
-	for _, st := range stacks {
-		if st.Type == "" || st.Quality == "" {
-			return nil, fmt.Errorf("item %q in quality %q: empty item type or quality", st.Type, st.Quality)
-		}
-		if i := slices.IndexFunc(out, func(o state.Stack) bool { return o.Item == st.Item }); i >= 0 {
-			out[i].Quantity += st.Quantity
-		} else {
-			out = append(out, st)
-		}
-	}
-	out = slices.DeleteFunc(out, func(st state.Stack) bool { return st.Quantity == 0 })
-	slices.SortFunc(out, func(a, b state.Stack) int {
-		return cmp.Or(strings.Compare(a.Type, b.Type), strings.Compare(a.Quality, b.Quality))
-	})
-	return out, nil
-}
