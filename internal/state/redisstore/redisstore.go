@@ -252,7 +252,6 @@ func stacks(h map[string]string) ([]state.Stack, error) {
 	return out, nil
 }
 
-
 // applyScript checks every part of a change, then applies it all, so a
 // refused change writes nothing.
 var applyScript = redis.NewScript(`
@@ -483,4 +482,3 @@ func (s *Store) release(key, token string) {
 	// On failure the lock expires by itself after the TTL.
 	_ = unlockScript.Run(ctx, s.rdb, []string{key}, token).Err()
 }
-

@@ -739,4 +739,3 @@ func validSession(s state.Session, now time.Time) error {
 	}
 	return nil
 }
-
