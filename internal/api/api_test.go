@@ -509,33 +509,7 @@ func TestConcurrentRequestsCannotOverspend(t *testing.T) {
 	if r := h.get(c, "/signup?username=ada&password=pw"); r.code != 201 {
 		t.Fatal(r)
 	}
-	const racers = 8
-	codes := make(chan int, racers)
-	var wg sync.WaitGroup
-	for range racers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// 2 epic armors = 1920 > 1000: each racer wants 960.
-			req, _ := http.NewRequest("GET", h.url+"/buy?item=armor&quality=epic", nil)
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	count := map[int]int{}
-	for c := range codes {
-		count[c]++
-	}
-	if count[200] != 1 || count[402] != racers-1 {
-		t.Fatalf("status codes %v, want one 200 and %d 402", count, racers-1)
-	}
+	raceEpicArmor(t, c, h.url)
 	p, _ := h.store.Player(context.Background(), "ada")
 	if p.Gold != 40 {
 		t.Fatalf("gold = %d, want 40", p.Gold)
@@ -625,4 +599,36 @@ func grep(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// raceEpicArmor sends 8 concurrent purchases of an epic armor (960 gold) for
+// a player with 1000 gold, spread over the given servers, and checks that
+// exactly one succeeds and the others are refused for want of gold.
+func raceEpicArmor(t *testing.T, c *http.Client, servers ...string) {
+	t.Helper()
+	const racers = 8
+	codes := make(chan int, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Get(servers[i%len(servers)] + "/buy?item=armor&quality=epic")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for code := range codes {
+		count[code]++
+	}
+	if count[200] != 1 || count[402] != racers-1 {
+		t.Fatalf("status codes %v, want one 200 and %d 402", count, racers-1)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,35 +61,11 @@ func TestTwoServersShareRedis(t *testing.T) {
 		t.Fatalf("inventory on the second server = %v", r)
 	}
 
-	const racers = 8
-	codes := make(chan int, racers)
-	var wg sync.WaitGroup
-	for i := range racers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := c.Get(servers[i%2] + "/buy?item=armor&quality=epic")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
-	}
-	wg.Wait()
-	close(codes)
-	count := map[int]int{}
-	for code := range codes {
-		count[code]++
-	}
-	if count[200] != 1 || count[402] != racers-1 {
-		t.Fatalf("status codes %v, want one 200 and %d 402", count, racers-1)
-	}
+	raceEpicArmor(t, c, servers...)
 	if r := h.get(c, "/inventory"); r.body != "ada: 40 gold, no guild\n1 epic armor\n" {
 		t.Fatalf("inventory after the race = %q", r.body)
 	}
-	if n := len(h.events()); n != 1+1+racers+1 {
-		t.Fatalf("%d events, want %d", n, 1+1+racers+1)
+	if n := len(h.events()); n != 1+1+8+1 {
+		t.Fatalf("%d events, want %d", n, 1+1+8+1)
 	}
 }
