@@ -32,6 +32,7 @@ type loadOptions struct {
 	rate        float64
 	scenario    string
 	users       int
+	setup       bool
 	mixFile     string
 	seed        uint64
 	runID       string
@@ -68,6 +69,15 @@ gold and nothing to sell logs out and a new one signs up. Usernames start with
 a run id, so reruns against the same server never collide.
   questlog load --scenario players --users 500 --duration 30s http://127.0.0.1:5000
 
+Setup: by default every player signs up and logs in before the measured
+window opens (all --users at once, as fast as the server answers), like k6's
+setup stage; it is reported on a line of its own ("Setup:", and "setup" in
+--format json) and counted nowhere else, so --duration and --rate measure
+the play alone. Players who replace a broke one still sign up and log in
+inside the window: that is part of the mix. --setup=false puts the initial
+signups and logins inside the measured window too, as players arriving all
+at once (a password-hashing burst the requests due meanwhile queue behind).
+
 Timing: without --rate the run is closed, each worker (-c, or each player)
 sending its next request when the last is answered. With --rate R it is open:
 request i is due at start + i/R whatever happened before, and a free worker
@@ -103,6 +113,7 @@ to stderr when it is a terminal.`,
 	f.Float64Var(&o.rate, "rate", 0, "hold this many requests per second, open model (0 = as fast as the workers go)")
 	f.StringVar(&o.scenario, "scenario", "", `play a scenario instead of one request: "players"`)
 	f.IntVar(&o.users, "users", 10, "simulated players playing at once (scenario)")
+	f.BoolVar(&o.setup, "setup", true, "sign every player up and log it in before the measured window, unmeasured (scenario; false: inside the window)")
 	f.StringVar(&o.mixFile, "mix", "", "JSON file with the scenario's mix (default: the built-in mix)")
 	f.Uint64Var(&o.seed, "seed", 0, "seed of the players' random choices (0 = random)")
 	f.StringVar(&o.runID, "run-id", "", "prefix of the scenario's usernames (default: random)")
@@ -132,7 +143,7 @@ func (o *loadOptions) validate(cmd *cobra.Command) error {
 		return fmt.Errorf("-k=false: load always reuses connections")
 	}
 	if o.scenario == "" {
-		for _, name := range []string{"users", "mix", "seed", "run-id"} {
+		for _, name := range []string{"users", "setup", "mix", "seed", "run-id"} {
 			if changed(name) {
 				return fmt.Errorf("--%s applies to --scenario only", name)
 			}
@@ -173,6 +184,9 @@ func runLoad(cmd *cobra.Command, o *loadOptions, target string) error {
 	defer transport.CloseIdleConnections()
 
 	cfg := loadgen.Config{Requests: o.requests, Duration: o.duration, Rate: o.rate}
+	stderr := cmd.ErrOrStderr()
+	f, isFile := stderr.(*os.File)
+	showProgress := isFile && !o.quiet && term.IsTerminal(int(f.Fd()))
 	var (
 		clients []loadgen.Client
 		meta    loadgen.Meta
@@ -211,11 +225,20 @@ func runLoad(cmd *cobra.Command, o *loadOptions, target string) error {
 		clients = players.Clients()
 		cfg.Actions = loadgen.ScenarioActions()
 		meta = loadgen.Meta{Mode: "scenario", Scenario: o.scenario, Mix: mixName, RunID: players.RunID(), URL: target}
+		if o.setup {
+			if showProgress {
+				fmt.Fprintf(stderr, "Setup: signing up and logging in %d players...\n", o.users)
+			}
+			setup, err := players.Setup(ctx, o.users)
+			if err != nil {
+				return err
+			}
+			meta.Setup = &setup
+		}
 	}
 
 	var bar *progressLine
-	stderr := cmd.ErrOrStderr()
-	if f, ok := stderr.(*os.File); ok && !o.quiet && term.IsTerminal(int(f.Fd())) {
+	if showProgress {
 		bar = newProgressLine(stderr, cfg)
 		cfg.Progress = bar.update
 	}

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/questlog/questlog/internal/loadgen"
 )
 
 // runCLI runs questlog with args and returns its stdout and error.
@@ -97,6 +100,7 @@ func TestLoadRejectsBadFlags(t *testing.T) {
 		{"scenario name", []string{"--scenario", "raid"}, `only scenario is "players"`},
 		{"-c with a scenario", []string{"--scenario", "players", "-c", "4"}, "--users"},
 		{"--users without a scenario", []string{"--users", "4"}, "--scenario only"},
+		{"--setup without a scenario", []string{"--setup=false"}, "--scenario only"},
 		{"max errors", []string{"--max-errors", "2"}, "fraction"},
 		{"header", []string{"-H", "nocolon"}, "Name: value"},
 		{"cookie", []string{"-C", "novalue"}, "name=value"},
@@ -112,5 +116,94 @@ func TestLoadRejectsBadFlags(t *testing.T) {
 	}
 	if _, err := runCLI(t, "load", "ftp://x/"); err == nil {
 		t.Error("ftp URL accepted")
+	}
+}
+
+// enteringServer is the least of the API a players run needs: a catalog of
+// the built-in mix at 1 gold, signups and logins that set a session cookie,
+// players without gold, and 200 "{}" to the rest. It counts every request.
+func enteringServer(t *testing.T, requests *atomic.Int64) *httptest.Server {
+	mix := loadgen.DefaultMix()
+	var items []map[string]any
+	for it := range mix.Items {
+		for q := range mix.Qualities {
+			items = append(items, map[string]any{"item_type": it, "quality": q, "price": 1})
+		}
+	}
+	catalog, err := json.Marshal(map[string]any{"items": items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/items":
+			_, _ = w.Write(catalog)
+		case "/v1/signup":
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"gold":0}`))
+		case "/v1/login":
+			http.SetCookie(w, &http.Cookie{Name: "session", Value: fmt.Sprint(sessions.Add(1)), Path: "/"})
+			_, _ = w.Write([]byte(`{"gold":0}`))
+		default:
+			_, _ = w.Write([]byte("{}"))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestLoadScenarioSetup(t *testing.T) {
+	tests := []struct {
+		name      string
+		setupFlag string
+		wantSetup bool
+	}{
+		{"setup by default", "", true},
+		{"no setup", "--setup=false", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var served atomic.Int64
+			srv := enteringServer(t, &served)
+			args := []string{"load", "--scenario", "players", "--users", "3", "-n", "30", "--format", "json"}
+			if tc.setupFlag != "" {
+				args = append(args, tc.setupFlag)
+			}
+			out, err := runCLI(t, append(args, srv.URL)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s loadgen.Summary
+			if err := json.Unmarshal([]byte(out), &s); err != nil {
+				t.Fatalf("stdout is not the JSON summary: %v\n%s", err, out)
+			}
+			if s.Requests != 30 {
+				t.Errorf("%d requests measured, want 30", s.Requests)
+			}
+			unmeasured := int64(1) // the catalog
+			if tc.wantSetup {
+				if s.Setup == nil || s.Setup.Players != 3 || s.Setup.Requests != 6 {
+					t.Fatalf("setup = %+v, want 3 players and 6 requests", s.Setup)
+				}
+				unmeasured += s.Setup.Requests
+			} else if s.Setup != nil {
+				t.Errorf("--setup=false reported a setup: %+v", s.Setup)
+			}
+			if got := served.Load(); got != unmeasured+s.Requests {
+				t.Errorf("server answered %d requests, want %d unmeasured + %d measured", got, unmeasured, s.Requests)
+			}
+		})
+	}
+
+	var served atomic.Int64
+	out, err := runCLI(t, "load", "--scenario", "players", "--users", "2", "-n", "10", enteringServer(t, &served).URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "\nSetup:                  2 players signed up and logged in in ") {
+		t.Errorf("text summary lacks the setup line:\n%s", out)
 	}
 }

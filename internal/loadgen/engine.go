@@ -142,6 +142,7 @@ func Run(ctx context.Context, cfg Config, clients []Client) (*Result, error) {
 	}
 
 	res := rec.result()
+	res.Start = e.start
 	res.Elapsed = elapsed
 	res.Clients = len(clients)
 	res.Rate = cfg.Rate

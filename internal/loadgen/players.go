@@ -16,6 +16,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // PlayersConfig configures the players scenario.
@@ -37,6 +40,7 @@ type PlayersConfig struct {
 // every player has its own cookie jar.
 type Players struct {
 	runID   string
+	players []*player
 	clients []Client
 }
 
@@ -110,7 +114,7 @@ func NewPlayers(ctx context.Context, rt http.RoundTripper, cfg PlayersConfig) (*
 	if err := sc.readCatalog(ctx); err != nil {
 		return nil, err
 	}
-	p := &Players{runID: cfg.RunID, clients: make([]Client, cfg.Players)}
+	p := &Players{runID: cfg.RunID, players: make([]*player, cfg.Players), clients: make([]Client, cfg.Players)}
 	for i := range p.clients {
 		pl := &player{
 			sc:    sc,
@@ -119,9 +123,107 @@ func NewPlayers(ctx context.Context, rt http.RoundTripper, cfg PlayersConfig) (*
 			runID: cfg.RunID,
 		}
 		pl.reset()
+		p.players[i] = pl
 		p.clients[i] = pl
 	}
 	return p, nil
+}
+
+// SetupResult is what Players.Setup did before the measured run.
+type SetupResult struct {
+	// Players signed up and logged in.
+	Players int
+	// Requests is how many signups and logins were sent, a signup whose
+	// name was taken and retried under another included.
+	Requests int64
+	// Elapsed is from the first signup to the last login's answer.
+	Elapsed time.Duration
+}
+
+// maxNameRetries bounds the signups of one player whose names are taken.
+const maxNameRetries = 5
+
+// Setup signs every player up and logs it in, at most concurrency players at
+// a time and as fast as the server answers, like k6's setup stage: call it
+// before Run, whose measured window then holds only the play. Its requests
+// are recorded nowhere but in the SetupResult. Players that Run later
+// replaces (a player left with nothing) still sign up inside Run, as part
+// of the mix. A player whose name is taken takes another; any other
+// failure (no answer, a 5xx, a 4xx) stops the setup with an error naming
+// the player and the answer.
+func (p *Players) Setup(ctx context.Context, concurrency int) (SetupResult, error) {
+	if concurrency < 1 {
+		return SetupResult{}, fmt.Errorf("players scenario setup: concurrency %d: need at least one", concurrency)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	todo := make(chan *player)
+	var (
+		requests atomic.Int64
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	for range min(concurrency, len(p.players)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pl := range todo {
+				n, err := pl.enter(ctx)
+				requests.Add(n)
+				if err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+feed:
+	for _, pl := range p.players {
+		select {
+		case todo <- pl:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(todo)
+	wg.Wait()
+	res := SetupResult{Players: len(p.players), Requests: requests.Load(), Elapsed: time.Since(start)}
+	if err := context.Cause(ctx); err != nil {
+		return res, fmt.Errorf("players scenario setup: %w", err)
+	}
+	return res, nil
+}
+
+// enter signs the player up and logs it in, and reports how many requests
+// that took.
+func (p *player) enter(ctx context.Context) (int64, error) {
+	var n int64
+	for p.stage != stagePlaying {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		var s Sample
+		step := "signup"
+		if p.stage == stageSignup {
+			if n >= maxNameRetries {
+				return n, fmt.Errorf("player %d: signup: %d names taken in a row", p.index, n)
+			}
+			s = p.signup(ctx)
+		} else {
+			step = "login"
+			s = p.login(ctx)
+		}
+		n++
+		switch {
+		case s.ok():
+		case step == "signup" && s.Status == http.StatusConflict:
+			// signup took another name; try it
+		case s.Err != nil:
+			return n, fmt.Errorf("player %d (%s): %s: %w", p.index, p.username, step, s.Err)
+		default:
+			return n, fmt.Errorf("player %d (%s): %s: HTTP %d: %.200s", p.index, p.username, step, s.Status, p.resp.Bytes())
+		}
+	}
+	return n, nil
 }
 
 // validRunID keeps usernames (run id, player, generation) within the API's

@@ -464,3 +464,178 @@ func TestLoadMix(t *testing.T) {
 		})
 	}
 }
+
+// arrivals wraps the fake game and notes when each request reached it and
+// how many signups and logins were in flight at once.
+type arrivals struct {
+	game     http.Handler
+	mu       sync.Mutex
+	at       map[string][]time.Time // route ("POST /v1/signup") -> arrival times
+	inFlight int
+	maxIn    int
+	failWith int // when set, signups are answered with this status
+}
+
+func (a *arrivals) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	route := r.Method + " " + r.URL.Path
+	entering := route == "POST /v1/signup" || route == "POST /v1/login"
+	a.mu.Lock()
+	a.at[route] = append(a.at[route], time.Now())
+	if entering {
+		a.inFlight++
+		a.maxIn = max(a.maxIn, a.inFlight)
+	}
+	fail := a.failWith
+	a.mu.Unlock()
+	defer func() {
+		if entering {
+			a.mu.Lock()
+			a.inFlight--
+			a.mu.Unlock()
+		}
+	}()
+	if fail != 0 && route == "POST /v1/signup" {
+		http.Error(w, `{"error":"internal","message":"fake"}`, fail)
+		return
+	}
+	a.game.ServeHTTP(w, r)
+}
+
+// count is how many requests of route arrived before t (before) and at or
+// after it.
+func (a *arrivals) count(route string, t time.Time) (before, after int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, at := range a.at[route] {
+		if at.Before(t) {
+			before++
+		} else {
+			after++
+		}
+	}
+	return before, after
+}
+
+func (a *arrivals) total(t time.Time) (before, after int) {
+	a.mu.Lock()
+	routes := make([]string, 0, len(a.at))
+	for r := range a.at {
+		routes = append(routes, r)
+	}
+	a.mu.Unlock()
+	for _, r := range routes {
+		b, af := a.count(r, t)
+		before += b
+		after += af
+	}
+	return before, after
+}
+
+func TestPlayersSetupIsNotMeasured(t *testing.T) {
+	tests := []struct {
+		name        string
+		startGold   int64
+		players     int
+		concurrency int
+		requests    int64
+		// replaced: broke players are replaced during the run, and their
+		// signups and logins belong to the measured window.
+		replaced bool
+	}{
+		{name: "rich players never sign up again", startGold: 1_000_000, players: 6, concurrency: 2, requests: 300},
+		{name: "replacements are measured", startGold: 60, players: 3, concurrency: 3, requests: 1500, replaced: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			game := newFakeGame(tc.startGold)
+			arr := &arrivals{game: game, at: map[string][]time.Time{}}
+			srv := httptest.NewServer(arr)
+			defer srv.Close()
+			tr := NewTransport(tc.players, 10*time.Second)
+			defer tr.CloseIdleConnections()
+			ctx := context.Background()
+			players, err := NewPlayers(ctx, tr, PlayersConfig{BaseURL: srv.URL, Players: tc.players, Seed: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			// Setup: every player signs up and logs in, a bounded number at once.
+			setup, err := players.Setup(ctx, tc.concurrency)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if setup.Players != tc.players || setup.Requests != int64(2*tc.players) || setup.Elapsed <= 0 {
+				t.Errorf("setup = %+v, want %d players, %d requests, a duration", setup, tc.players, 2*tc.players)
+			}
+			if arr.maxIn > tc.concurrency {
+				t.Errorf("%d signups and logins in flight at once, want at most %d", arr.maxIn, tc.concurrency)
+			}
+			game.mu.Lock()
+			accounts := len(game.players)
+			game.mu.Unlock()
+			if accounts != tc.players {
+				t.Errorf("after setup: %d accounts, want %d", accounts, tc.players)
+			}
+
+			// The measured run: it opens after the setup and counts only the play.
+			res, err := Run(ctx, Config{Requests: tc.requests, Actions: ScenarioActions()}, players.Clients())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Requests != tc.requests || res.Latency.TotalCount() != tc.requests {
+				t.Errorf("measured %d requests (%d in the histogram), want %d", res.Requests, res.Latency.TotalCount(), tc.requests)
+			}
+			before, after := arr.total(res.Start)
+			if want := 1 + 2*tc.players; before != want { // the catalog read, then the setup
+				t.Errorf("%d requests reached the server before the measured window opened, want %d", before, want)
+			}
+			if after != int(tc.requests) {
+				t.Errorf("%d requests reached the server in the measured window, want the %d measured", after, tc.requests)
+			}
+			signupsBefore, signupsAfter := arr.count("POST /v1/signup", res.Start)
+			loginsBefore, _ := arr.count("POST /v1/login", res.Start)
+			if signupsBefore != tc.players || loginsBefore != tc.players {
+				t.Errorf("%d signups and %d logins before the window, want one each per player (%d)", signupsBefore, loginsBefore, tc.players)
+			}
+			byName := map[string]Counts{}
+			for _, a := range res.Actions {
+				byName[a.Name] = a.Counts
+			}
+			if int64(signupsAfter) != byName["signup"].Requests {
+				t.Errorf("%d signups reached the server in the window, %d measured", signupsAfter, byName["signup"].Requests)
+			}
+			if tc.replaced {
+				// Every measured signup is a replacement for a player who left.
+				if byName["signup"].OK == 0 || byName["signup"].OK > byName["logout"].OK {
+					t.Errorf("measured signups %d, logouts %d: want replacements, one per player who left",
+						byName["signup"].OK, byName["logout"].OK)
+				}
+			} else if byName["signup"].Requests != 0 || byName["login"].Requests != 0 {
+				t.Errorf("measured %d signups and %d logins, want none: every player entered in the setup",
+					byName["signup"].Requests, byName["login"].Requests)
+			}
+			if res.Errors() != 0 || res.Unexpected4xx != 0 {
+				t.Errorf("errors %d, unexpected 4xx %d (by action: %s)", res.Errors(), res.Unexpected4xx, describeActions(res))
+			}
+		})
+	}
+}
+
+func TestPlayersSetupFails(t *testing.T) {
+	arr := &arrivals{game: newFakeGame(1000), at: map[string][]time.Time{}, failWith: http.StatusServiceUnavailable}
+	srv := httptest.NewServer(arr)
+	defer srv.Close()
+	tr := NewTransport(4, 10*time.Second)
+	defer tr.CloseIdleConnections()
+	players, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = players.Setup(context.Background(), 2)
+	if err == nil || !strings.Contains(err.Error(), "signup: HTTP 503") {
+		t.Errorf("setup against a server that refuses signups: err = %v, want one naming signup's 503", err)
+	}
+	if _, err := players.Setup(context.Background(), 0); err == nil {
+		t.Error("setup with concurrency 0 accepted")
+	}
+}

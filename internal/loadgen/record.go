@@ -115,6 +115,9 @@ type ErrorMessage struct {
 
 // Result is everything a run recorded.
 type Result struct {
+	// Start is when the measured window opened: the first request was due
+	// or sent no earlier.
+	Start   time.Time
 	Elapsed time.Duration // from the start to the last answer
 	Clients int           // concurrent workers (ab -c, or players)
 	Rate    float64       // the fixed rate asked for; 0: closed model

@@ -24,6 +24,9 @@ type Meta struct {
 	// Method and URL are the request in single mode, the base URL in a scenario.
 	Method string
 	URL    string
+	// Setup is what the scenario's setup did before the measured run; nil
+	// when there was none.
+	Setup *SetupResult
 }
 
 // Summary is a run's report: ApacheBench's figures, plus the outcome classes
@@ -37,9 +40,12 @@ type Summary struct {
 	Method   string `json:"method,omitempty"`
 	URL      string `json:"url"`
 	// Model is "closed" (as fast as the workers allow) or "open" (fixed rate).
-	Model       string  `json:"model"`
-	Concurrency int     `json:"concurrency"`
-	Rate        float64 `json:"rate,omitempty"`
+	Model string `json:"model"`
+	// Setup, in a scenario run with a setup, is the signing up and logging
+	// in of every player before the measured window; nothing below counts it.
+	Setup       *SetupSummary `json:"setup,omitempty"`
+	Concurrency int           `json:"concurrency"`
+	Rate        float64       `json:"rate,omitempty"`
 
 	DurationSeconds float64 `json:"duration_seconds"`
 	Requests        int64   `json:"requests"`
@@ -73,6 +79,13 @@ type Summary struct {
 	ScheduleLag   *Latency        `json:"schedule_lag_ms,omitempty"`
 	Actions       []ActionSummary `json:"actions,omitempty"`
 	ErrorMessages []ErrorMessage  `json:"error_messages,omitempty"`
+}
+
+// SetupSummary is the scenario's unmeasured setup.
+type SetupSummary struct {
+	Players         int     `json:"players"`
+	Requests        int64   `json:"requests"`
+	DurationSeconds float64 `json:"duration_seconds"`
 }
 
 // Latency is a latency distribution in milliseconds, with ab's percentiles.
@@ -175,6 +188,9 @@ func Summarize(r *Result, m Meta) Summary {
 		Latency:           latencyOf(r.Latency),
 		ErrorMessages:     r.ErrorMessages,
 	}
+	if m.Setup != nil {
+		s.Setup = &SetupSummary{Players: m.Setup.Players, Requests: m.Setup.Requests, DurationSeconds: m.Setup.Elapsed.Seconds()}
+	}
 	if r.Rate > 0 {
 		s.Model = "open"
 		lag := latencyOf(r.Lag)
@@ -231,6 +247,10 @@ func (s *Summary) WriteText(w io.Writer) error {
 		p("Model:                  open, %s requests/s scheduled, %d workers; latency from the scheduled time\n", fmtFloat(s.Rate), s.Concurrency)
 	} else {
 		p("Model:                  closed, as fast as %d workers allow\n", s.Concurrency)
+	}
+	if s.Setup != nil {
+		p("Setup:                  %d players signed up and logged in in %.3f s (%d requests, not measured)\n",
+			s.Setup.Players, s.Setup.DurationSeconds, s.Setup.Requests)
 	}
 	p("\n")
 	p("Time taken for tests:   %.3f seconds\n", s.DurationSeconds)

@@ -76,7 +76,8 @@ func TestSummaryText(t *testing.T) {
 			golden:  "summary_scenario.golden",
 			rate:    400,
 			actions: []string{"signup", "buy", "sell_unowned"},
-			meta:    Meta{Mode: "scenario", Scenario: "players", Mix: "built-in", RunID: "abcd1234", URL: "http://127.0.0.1:5000"},
+			meta:    Meta{Mode: "scenario", Scenario: "players", Mix: "built-in", RunID: "abcd1234", URL: "http://127.0.0.1:5000",
+				Setup: &SetupResult{Players: 10, Requests: 21, Elapsed: 1250 * time.Millisecond}},
 		},
 	}
 	for _, tc := range tests {
@@ -144,7 +145,8 @@ func TestSummaryFigures(t *testing.T) {
 func TestSummaryJSONShape(t *testing.T) {
 	r := fixedResult(t, []string{"signup", "buy"})
 	r.Rate = 100
-	s := Summarize(r, Meta{Mode: "scenario", Scenario: "players", Mix: "built-in", RunID: "r1", URL: "http://x"})
+	s := Summarize(r, Meta{Mode: "scenario", Scenario: "players", Mix: "built-in", RunID: "r1", URL: "http://x",
+		Setup: &SetupResult{Players: 4, Requests: 8, Elapsed: 1500 * time.Millisecond}})
 	var buf bytes.Buffer
 	if err := s.WriteJSON(&buf); err != nil {
 		t.Fatal(err)
@@ -192,6 +194,10 @@ func TestSummaryJSONShape(t *testing.T) {
 		if _, ok := first[k]; !ok {
 			t.Errorf("actions[0].%s missing: %#v", k, first)
 		}
+	}
+	setup, ok := doc["setup"].(map[string]any)
+	if !ok || setup["players"] != 4.0 || setup["requests"] != 8.0 || setup["duration_seconds"] != 1.5 {
+		t.Errorf("setup: want {players 4, requests 8, duration_seconds 1.5}, got %#v", doc["setup"])
 	}
 	if msgs, ok := doc["error_messages"].([]any); !ok || len(msgs) != 1 {
 		t.Errorf("error_messages: got %#v", doc["error_messages"])
