@@ -13,7 +13,9 @@
 //     spreads the noise of a shared machine over both);
 //   - plays the players scenario against serve, first as fast as
 //     -users players go (the maximal rate), then at half that rate in the
-//     open model;
+//     open model; each run first signs every player up and logs it in
+//     (questlog load's setup, unmeasured, its time printed), so the figures
+//     are the steady-state play, replacement players' signups included;
 //   - drives the bare handler at that same half rate with as many workers,
 //     the floor that the machine and the load tool alone put under p99;
 //   - prints requests/s, p50 and p99 of each, questlog's share of the bare
@@ -137,7 +139,10 @@ type Measurement struct {
 	// RatioToBare is requests/s over the bare handler's with the same tool
 	// in the same round.
 	RatioToBare float64 `json:"ratio_to_bare,omitempty"`
-	Note        string  `json:"note,omitempty"`
+	// SetupSeconds is how long the scenario's unmeasured setup (every
+	// player signs up and logs in) took before the measured window.
+	SetupSeconds float64 `json:"setup_seconds,omitempty"`
+	Note         string  `json:"note,omitempty"`
 }
 
 // Results is what -json writes.
@@ -341,6 +346,10 @@ func run(ctx context.Context, o options) error {
 // cost what serve's --password-cost says and dominate the tail when common.
 func scenarioNote(s loadgen.Summary) string {
 	var parts []string
+	if s.Setup != nil {
+		parts = append(parts, fmt.Sprintf("setup (unmeasured): %d players signed up and logged in in %.2f s",
+			s.Setup.Players, s.Setup.DurationSeconds))
+	}
 	for _, a := range s.Actions {
 		if a.Action == "signup" || a.Action == "login" {
 			parts = append(parts, fmt.Sprintf("%s %d× p99 %.1f ms", a.Action, a.Requests, a.Latency.P99))
@@ -357,10 +366,14 @@ func scenarioNote(s loadgen.Summary) string {
 }
 
 func fromSummary(target, tool string, s loadgen.Summary) Measurement {
-	return Measurement{
+	m := Measurement{
 		Target: target, Tool: tool, RequestsPerSecond: s.RequestsPerSecond,
 		P50Ms: s.Latency.P50, P99Ms: s.Latency.P99, Requests: s.Requests, Errors: s.Errors, Non2xx: s.Non2xx,
 	}
+	if s.Setup != nil {
+		m.SetupSeconds = s.Setup.DurationSeconds
+	}
+	return m
 }
 
 func printResults(w io.Writer, r *Results) {
@@ -413,7 +426,11 @@ func runLoad(ctx context.Context, bin string, args ...string) (loadgen.Summary, 
 	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
 		return s, fmt.Errorf("questlog load %s: read summary: %w", strings.Join(args, " "), err)
 	}
-	fmt.Fprintf(os.Stderr, "  load %s: %.0f req/s, p99 %.3f ms, %d errors\n", strings.Join(args, " "), s.RequestsPerSecond, s.Latency.P99, s.Errors)
+	setup := ""
+	if s.Setup != nil {
+		setup = fmt.Sprintf(" (after a setup of %d players in %.2f s)", s.Setup.Players, s.Setup.DurationSeconds)
+	}
+	fmt.Fprintf(os.Stderr, "  load %s: %.0f req/s, p99 %.3f ms, %d errors%s\n", strings.Join(args, " "), s.RequestsPerSecond, s.Latency.P99, s.Errors, setup)
 	return s, nil
 }
 
