@@ -47,7 +47,6 @@ type partition struct {
 
 	sc   scanner
 	qrow parquet.Row
-	one  []parquet.Row
 	date []byte
 }
 
@@ -64,6 +63,7 @@ type openFile struct {
 	dayStart   int64 // microseconds: the day this file holds
 	dayEnd     int64
 	row        parquet.Row
+	null       parquet.Row // every column null: what fillRow starts from
 	cols       *lake.Columns
 	buffered   int64
 	sinceCheck int
@@ -81,7 +81,6 @@ func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schem
 		perType:  map[string]int64{},
 		dirs:     map[string]bool{},
 		qrow:     make(parquet.Row, len(lake.QuarantineFields)),
-		one:      make([]parquet.Row, 1),
 	}
 	return p
 }
@@ -212,8 +211,7 @@ func (p *partition) record(ctx context.Context, r *kgo.Record) error {
 			return p.toQuarantine(ctx, r, "does not fit the widened schema of "+tf.name)
 		}
 	}
-	p.one[0] = f.row
-	if err := f.w.WriteRows(p.one, r.Offset); err != nil {
+	if err := f.w.WriteRow(f.row, r.Offset); err != nil {
 		return err
 	}
 	p.perType[tf.name]++
@@ -222,7 +220,7 @@ func (p *partition) record(ctx context.Context, r *kgo.Record) error {
 
 // fillRow fills f's row buffer from the event; false if it does not fit.
 func (p *partition) fillRow(f *openFile, vals []jvalue, r *kgo.Record) bool {
-	resetRow(f.row, f.cols.Fields)
+	copy(f.row, f.null)
 	if !fill(f.row, f.cols.Fields, vals, 0, len(vals), 1) {
 		return false
 	}
@@ -322,7 +320,7 @@ func (p *partition) fileFor(ctx context.Context, typ []byte, us, offset int64) (
 		return nil, nil, err
 	}
 	cols := &sc.Layout().Columns
-	f := &openFile{w: w, date: part.Date, dayStart: day, dayEnd: day + dayMicros, row: make(parquet.Row, cols.Leaves), cols: cols}
+	f := &openFile{w: w, date: part.Date, dayStart: day, dayEnd: day + dayMicros, row: make(parquet.Row, cols.Leaves), null: nullRow(cols), cols: cols}
 	tf.files = append(tf.files, f)
 	tf.last = f
 	p.opened()
@@ -398,8 +396,7 @@ func (p *partition) toQuarantine(ctx context.Context, r *kgo.Record, reason stri
 	row[lake.QColTimestamp] = parquet.Int64Value(r.Timestamp.UnixMicro()).Level(0, 0, lake.QColTimestamp)
 	row[lake.QColValue] = parquet.ByteArrayValue(r.Value).Level(0, 0, lake.QColValue)
 	row[lake.QColError] = parquet.ByteArrayValue([]byte(reason)).Level(0, 0, lake.QColError)
-	p.one[0] = row
-	if err := p.quarantine.w.WriteRows(p.one, r.Offset); err != nil {
+	if err := p.quarantine.w.WriteRow(row, r.Offset); err != nil {
 		return err
 	}
 	p.quarantined++

@@ -125,11 +125,17 @@ func nullify(row parquet.Row, col *lake.Column, def int) {
 	}
 }
 
-// resetRow makes every column of the row null, ready for fill.
-func resetRow(row parquet.Row, cols []lake.Column) {
-	for i := range cols {
-		nullify(row, &cols[i], 0)
+// nullRow is a row of cols with every column null, ready for fill: copying
+// it is much cheaper than nulling each leaf of every event.
+func nullRow(cols *lake.Columns) parquet.Row {
+	row := make(parquet.Row, cols.Leaves)
+	for i := range cols.Fields {
+		nullify(row, &cols.Fields[i], 0)
 	}
+	for _, l := range []int{cols.Partition, cols.Offset, cols.KafkaTime} {
+		row[l] = parquet.Value{}.Level(0, 0, l)
+	}
+	return row
 }
 
 // shape is the fields vals[from:to] need, for widening a schema. Nulls

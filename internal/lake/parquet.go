@@ -247,6 +247,7 @@ type PartWriter struct {
 	pf      PendingFile
 	counter countingWriter
 	w       *parquet.GenericWriter[any]
+	columns []*parquet.ColumnWriter
 	part    Part
 	Schema  *Schema // nil for a quarantine file
 	rows    int64
@@ -288,6 +289,7 @@ func CreatePart(ctx context.Context, st Storage, part Part, schema *Schema, code
 		opts = append(opts, quarantineSchema)
 	}
 	w.w = parquet.NewGenericWriter[any](&w.counter, opts...)
+	w.columns = w.w.ColumnWriters()
 	return w, nil
 }
 
@@ -301,13 +303,21 @@ func (w *PartWriter) Rows() int64 { return w.rows }
 // included.
 func (w *PartWriter) Size() int64 { return w.counter.n + w.w.Size() }
 
-// WriteRows appends rows whose last offset is last. Rows are copied: the
-// caller may reuse them and the bytes they point to.
-func (w *PartWriter) WriteRows(rows []parquet.Row, last int64) error {
-	if _, err := w.w.WriteRows(rows); err != nil {
-		return fmt.Errorf("write %s: %w", w.part.Name(), err)
+// WriteRow appends one row whose offset is last: one value per leaf
+// column, in leaf order (questlog writes no repeated columns). The values
+// go straight to the column writers, which copy them: the caller may reuse
+// the row and the bytes it points to. This skips the row-major staging of
+// WriteRows, a third of the writer's cost per event.
+func (w *PartWriter) WriteRow(row parquet.Row, last int64) error {
+	if len(row) != len(w.columns) {
+		return fmt.Errorf("write %s: row of %d values for %d columns", w.part.Name(), len(row), len(w.columns))
 	}
-	w.rows += int64(len(rows))
+	for i, c := range w.columns {
+		if _, err := c.WriteRowValues(row[i : i+1]); err != nil {
+			return fmt.Errorf("write %s: column %d: %w", w.part.Name(), i, err)
+		}
+	}
+	w.rows++
 	w.part.Last = last
 	return nil
 }

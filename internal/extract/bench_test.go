@@ -1,0 +1,64 @@
+package extract
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/query/lakefixture"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// BenchmarkPartition measures one partition worker on the API's events,
+// without a broker: JSON scanning, schema tracking, rows and Parquet
+// writing, commits included. Compare CPU profiles of it (go test -bench
+// Partition -cpuprofile) rather than wall times on a shared machine.
+func BenchmarkPartition(b *testing.B) {
+	const n = 20_000
+	recs := make([]*kgo.Record, 0, n)
+	var bytes int64
+	err := lakefixture.Generate(lakefixture.Config{Events: n, Players: 500, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
+		v := ev.AppendJSON(nil)
+		bytes += int64(len(v))
+		recs = append(recs, &kgo.Record{Value: v, Offset: int64(len(recs)), Timestamp: time.Now()})
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.SetBytes(bytes)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		st, err := lake.Open(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		e, err := New(Brokers("unused"), Lake(st))
+		if err != nil {
+			b.Fatal(err)
+		}
+		schemas, err := lake.LoadSchemas(ctx, st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if e.cp, _, err = lake.ReadCheckpoint(ctx, st, e.cfg.topic); err != nil {
+			b.Fatal(err)
+		}
+		e.sum.PerType = map[string]int64{}
+		p := e.newPartition(0, 0, -1, schemas, 1)
+		b.StartTimer()
+		for i := 0; i < n; i += 500 {
+			if err := p.batch(ctx, ctx, recs[i:min(i+500, n)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := p.commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
