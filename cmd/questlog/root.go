@@ -74,7 +74,7 @@ wins over the environment.`,
 	pf.StringVar(&g.brokers, "brokers", "", "external Kafka cluster as host:port,... (empty: the embedded broker at --broker-listen)")
 	pf.StringVar(&g.brokerListen, "broker-listen", "127.0.0.1:9092", "where the embedded broker listens (up, serve, broker) or is found (other commands)")
 	pf.StringVar(&g.topic, "topic", "events", "the event topic")
-	pf.StringVar(&g.lake, "lake", "", "the lake: a directory or s3://bucket/prefix (default <data-dir>/lake)")
+	pf.StringVar(&g.lake, "lake", "", "the lake directory (default <data-dir>/lake; s3:// is not built yet)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 
 	root.AddCommand(

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -41,7 +40,15 @@ them in reverse order. Starting it again keeps every user, inventory and event.`
 				}
 				exCtx, stopExtract := context.WithCancel(ctx)
 				extracted := make(chan error, 1)
-				go func() { _, err := ex.Run(exCtx); extracted <- err }()
+				go func() {
+					_, err := ex.Run(exCtx)
+					if err != nil && exCtx.Err() == nil {
+						// Say so at once, not only at Ctrl-C: the API keeps
+						// serving, but the lake stops following the topic.
+						log.Error("extract stopped: the lake no longer follows the topic", "err", err)
+					}
+					extracted <- err
+				}()
 				fmt.Fprintf(out, "extract    following %q into %s (files roll every %s)\n", g.topic, g.lakeLocation(), maxAge)
 
 				dash, err := report.NewDashboard(ctx, g.lakeLocation(), s.api.EventRates,
@@ -57,9 +64,7 @@ them in reverse order. Starting it again keeps every user, inventory and event.`
 				return func() {
 					_ = dash.Close()
 					stopExtract()
-					if err := <-extracted; err != nil && !errors.Is(err, context.Canceled) {
-						log.Error("extract stopped with an error", "err", err)
-					}
+					<-extracted
 				}, nil
 			})
 		},

@@ -232,6 +232,11 @@ func (e *Extractor) Flush(ctx context.Context) error {
 // is cancelled, then commits what it holds and returns nil. Either way the
 // checkpoint covers exactly the files written.
 func (e *Extractor) Run(ctx context.Context) (Summary, error) {
+	release, err := lake.LockWriter(e.cfg.lake, e.cfg.topic)
+	if err != nil {
+		return Summary{}, fmt.Errorf("extract: %w", err)
+	}
+	defer release()
 	start := e.cfg.now()
 	e.done.Store(0)
 	e.total.Store(0)

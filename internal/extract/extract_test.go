@@ -358,6 +358,14 @@ func TestFollowMakesEventsQueryableAndStopsCleanly(t *testing.T) {
 	}
 	sameCounts(t, "after flush", checkLake(t, dir).Rows, want.perType)
 
+	// A second extract on the same lake (extract --once while up follows)
+	// is refused and removes nothing the follower wrote.
+	second := newExtractor(t, addr, dir)
+	if _, err := second.Run(context.Background()); !errors.Is(err, lake.ErrLakeBusy) {
+		t.Fatalf("a second extract on a followed lake: %v, want ErrLakeBusy", err)
+	}
+	sameCounts(t, "after the refused second extract", checkLake(t, dir).Rows, want.perType)
+
 	more := produce(t, addr, 100, 5)
 	for k, v := range more.perType {
 		want.perType[k] += v

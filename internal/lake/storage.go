@@ -244,3 +244,7 @@ func (d Dir) Remove(_ context.Context, name string) error {
 	}
 	return nil
 }
+
+// ErrLakeBusy says another extract is writing the lake for the same topic
+// (questlog up runs one already).
+var ErrLakeBusy = errors.New("another extract is writing this lake (questlog up already follows the topic; stop it or use questlog query)")

@@ -76,7 +76,7 @@ func TestSummaryText(t *testing.T) {
 			golden:  "summary_scenario.golden",
 			rate:    400,
 			actions: []string{"signup", "buy", "sell_unowned"},
-			meta:    Meta{Mode: "scenario", Scenario: "players", Mix: "built-in", RunID: "abcd1234", URL: "http://127.0.0.1:5000",
+			meta: Meta{Mode: "scenario", Scenario: "players", Mix: "built-in", RunID: "abcd1234", URL: "http://127.0.0.1:5000",
 				Setup: &SetupResult{Players: 10, Requests: 21, Elapsed: 1250 * time.Millisecond}},
 		},
 	}
