@@ -281,3 +281,12 @@ func TestHelpGolden(t *testing.T) {
 		})
 	}
 }
+
+// A mistyped --lake is an error, not a lake of empty views.
+func TestQueryRefusesMissingLake(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-lake")
+	out, err := exec.Command(binary, "query", "--lake", missing, "SELECT count(*) FROM events").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no lake at") {
+		t.Fatalf("query on a missing lake: err %v, output %s", err, out)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,9 @@ with history, or from standard input when it is not a terminal.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if err := lakeExists(g.lakeLocation()); err != nil {
+				return err
+			}
 			db, err := query.Open(ctx, g.lakeLocation())
 			if err != nil {
 				return err
@@ -102,4 +106,16 @@ func interactive(cmd *cobra.Command, sh *query.Shell) error {
 		}
 	}
 	return err
+}
+
+// lakeExists refuses a lake directory that is not there: a mistyped --lake
+// would otherwise answer every query with empty views.
+func lakeExists(location string) error {
+	if strings.Contains(location, "://") {
+		return nil
+	}
+	if _, err := os.Stat(location); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no lake at %s (run questlog extract, or check --lake and --data-dir)", location)
+	}
+	return nil
 }
