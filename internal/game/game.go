@@ -459,11 +459,22 @@ func (s *Service) resolve(a *action, o Order, allowZero bool) (state.Item, int64
 func (s *Service) Buy(ctx context.Context, req Request, o Order) (Receipt, error) {
 	a := s.begin(event.TypeBuyItem, req)
 	defer s.end(a)
-	r, err := s.buy(ctx, a, req, o)
+	r, err := s.trade(ctx, a, req, o, true)
 	return r, s.finish(ctx, a, err)
 }
 
-func (s *Service) buy(ctx context.Context, a *action, req Request, o Order) (Receipt, error) {
+// Sell returns items to the shop for half their price.
+func (s *Service) Sell(ctx context.Context, req Request, o Order) (Receipt, error) {
+	a := s.begin(event.TypeSellItem, req)
+	defer s.end(a)
+	r, err := s.trade(ctx, a, req, o, false)
+	return r, s.finish(ctx, a, err)
+}
+
+// trade is a purchase (items in, gold out) or a sale (items out, gold in):
+// the same steps with opposite signs, a different price and a different
+// thing to run short of.
+func (s *Service) trade(ctx context.Context, a *action, req Request, o Order, buying bool) (Receipt, error) {
 	user, err := s.authenticate(ctx, a, req)
 	if err != nil {
 		return Receipt{}, err
@@ -472,6 +483,9 @@ func (s *Service) buy(ctx context.Context, a *action, req Request, o Order) (Rec
 	if err != nil {
 		return Receipt{}, err
 	}
+	if !buying {
+		price, _ = s.cat.SellPrice(item.Type, item.Quality)
+	}
 	total := price * o.Quantity
 	a.ev.UnitPrice, a.ev.TotalPrice = event.Some(price), event.Some(total)
 	p, unlock, err := s.lockPlayer(ctx, user)
@@ -480,55 +494,22 @@ func (s *Service) buy(ctx context.Context, a *action, req Request, o Order) (Rec
 	}
 	defer unlock()
 	a.ev.GoldAfter = event.Some(p.Gold)
-	if p.Gold < total {
+	gold, items := -total, o.Quantity // what the player gains
+	switch {
+	case buying && p.Gold < total:
 		return Receipt{}, ErrInsufficientGold
-	}
-	a.ev.GoldAfter = event.Some(p.Gold - total)
-	change := state.Change{GoldDelta: -total, Inventory: []state.Stack{{Item: item, Quantity: o.Quantity}}}
-	if err := s.commit(ctx, a, func() error { return s.store.Apply(ctx, user, change) }); err != nil {
-		return Receipt{}, err
-	}
-	p.Gold -= total
-	p.Inventory = addStack(p.Inventory, item, o.Quantity)
-	return Receipt{Player: p, TotalPrice: total}, nil
-}
-
-// Sell returns items to the shop for half their price.
-func (s *Service) Sell(ctx context.Context, req Request, o Order) (Receipt, error) {
-	a := s.begin(event.TypeSellItem, req)
-	defer s.end(a)
-	r, err := s.sell(ctx, a, req, o)
-	return r, s.finish(ctx, a, err)
-}
-
-func (s *Service) sell(ctx context.Context, a *action, req Request, o Order) (Receipt, error) {
-	user, err := s.authenticate(ctx, a, req)
-	if err != nil {
-		return Receipt{}, err
-	}
-	item, _, err := s.resolve(a, o, false)
-	if err != nil {
-		return Receipt{}, err
-	}
-	price, _ := s.cat.SellPrice(item.Type, item.Quality)
-	total := price * o.Quantity
-	a.ev.UnitPrice, a.ev.TotalPrice = event.Some(price), event.Some(total)
-	p, unlock, err := s.lockPlayer(ctx, user)
-	if err != nil {
-		return Receipt{}, err
-	}
-	defer unlock()
-	a.ev.GoldAfter = event.Some(p.Gold)
-	if quantityOf(p.Inventory, item) < o.Quantity {
+	case !buying && quantityOf(p.Inventory, item) < o.Quantity:
 		return Receipt{}, ErrInsufficientItem
+	case !buying:
+		gold, items = total, -o.Quantity
 	}
-	a.ev.GoldAfter = event.Some(p.Gold + total)
-	change := state.Change{GoldDelta: total, Inventory: []state.Stack{{Item: item, Quantity: -o.Quantity}}}
+	a.ev.GoldAfter = event.Some(p.Gold + gold)
+	change := state.Change{GoldDelta: gold, Inventory: []state.Stack{{Item: item, Quantity: items}}}
 	if err := s.commit(ctx, a, func() error { return s.store.Apply(ctx, user, change) }); err != nil {
 		return Receipt{}, err
 	}
-	p.Gold += total
-	p.Inventory = addStack(p.Inventory, item, -o.Quantity)
+	p.Gold += gold
+	p.Inventory = addStack(p.Inventory, item, items)
 	return Receipt{Player: p, TotalPrice: total}, nil
 }
 
