@@ -30,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +58,7 @@ func main() {
 		compression = flag.String("compression", "zstd", "Parquet compression of the extract: zstd, snappy or none")
 		memcheck    = flag.Bool("memcheck", false, "also extract the first N/10 events into another lake and compare peak RSS")
 		skipDuck    = flag.Bool("skip-duckdb", false, "do not run the DuckDB comparison")
+		runs        = flag.Int("runs", 3, "extract and DuckDB runs, taking turns, on the same topic")
 		dir         = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
 		brokers     = flag.String("brokers", "", "internal: broker address for -role extract")
 		lakeDir     = flag.String("lake", "", "internal: lake for -role extract")
@@ -75,7 +77,7 @@ func main() {
 	case "duckdb":
 		runDuckDB(*ndjson, *lakeDir)
 	case "":
-		if err := bench(*n, *partitions, *players, *compression, *memcheck, *skipDuck, *dir); err != nil {
+		if err := bench(*n, *partitions, *players, *runs, *compression, *memcheck, *skipDuck, *dir); err != nil {
 			log.Fatal(err)
 		}
 	default:
@@ -91,9 +93,10 @@ type result struct {
 	PeakRSS int64   `json:"peak_rss"` // bytes
 	Files   int     `json:"files"`
 	Quarant int64   `json:"quarantined"`
+	CPU     float64 `json:"-"` // user+system seconds of the child process, set by child
 }
 
-func bench(n, partitions, players int, compression string, memcheck, skipDuck bool, dir string) error {
+func bench(n, partitions, players, runs int, compression string, memcheck, skipDuck bool, dir string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "bench-extract-")
 		if err != nil {
@@ -133,31 +136,54 @@ func bench(n, partitions, players int, compression string, memcheck, skipDuck bo
 	}
 	fmt.Printf("events     %d on %d partitions, %.1f MB of JSON (%.0f bytes/event)\n", n, partitions, float64(valueBytes)/1e6, float64(valueBytes)/float64(n))
 
-	ex, err := child(self, "-role", "extract", "-brokers", addr, "-lake", filepath.Join(dir, "lake"), "-compression", compression, "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
-	if err != nil {
-		return err
-	}
-	if ex.Records != int64(n) {
-		return fmt.Errorf("extract read %d records, want %d", ex.Records, n)
-	}
-	fmt.Printf("extract    %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  %d files, %.1f MB (%s)\n",
-		ex.Seconds, float64(ex.Records)/ex.Seconds, float64(valueBytes)/1e6/ex.Seconds, float64(ex.PeakRSS)/(1<<20), ex.Files, float64(ex.Bytes)/1e6, compression)
-
-	co, err := child(self, "-role", "consume", "-brokers", addr)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("consume    %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  (reading the topic only: the broker's and client's floor)\n",
-		co.Seconds, float64(co.Records)/co.Seconds, float64(valueBytes)/1e6/co.Seconds, float64(co.PeakRSS)/(1<<20))
-
-	if !skipDuck {
-		dk, err := child(self, "-role", "duckdb", "-ndjson", ndjsonPath, "-lake", filepath.Join(dir, "out.parquet"))
+	// Extract and DuckDB take turns, runs times: wall times on a shared
+	// machine move from run to run, so each run's ratio compares neighbours.
+	var ex result
+	var ratios []float64
+	for run := 1; run <= runs; run++ {
+		if runs > 1 {
+			fmt.Printf("run %d\n", run)
+		}
+		lakeDir := filepath.Join(dir, fmt.Sprintf("lake-%d", run))
+		brokerCPU := processCPU(broker.Process.Pid)
+		ex, err = child(self, "-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
 		if err != nil {
 			return err
 		}
+		brokerCPU = processCPU(broker.Process.Pid) - brokerCPU
+		if ex.Records != int64(n) {
+			return fmt.Errorf("extract read %d records, want %d", ex.Records, n)
+		}
+		fmt.Printf("extract    %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  %d files, %.1f MB (%s)\n",
+			ex.Seconds, float64(ex.Records)/ex.Seconds, float64(valueBytes)/1e6/ex.Seconds, float64(ex.PeakRSS)/(1<<20), ex.Files, float64(ex.Bytes)/1e6, compression)
+		fmt.Printf("           CPU %.2f s (%.1f µs/event), the broker's meanwhile %.2f s\n", ex.CPU, ex.CPU/float64(n)*1e6, brokerCPU)
+		os.RemoveAll(lakeDir)
+		if run == 1 {
+			co, err := child(self, "-role", "consume", "-brokers", addr)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("consume    %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  (reading the topic only: the broker's and client's floor)\n",
+				co.Seconds, float64(co.Records)/co.Seconds, float64(valueBytes)/1e6/co.Seconds, float64(co.PeakRSS)/(1<<20))
+		}
+		if skipDuck {
+			continue
+		}
+		out := filepath.Join(dir, "out.parquet")
+		dk, err := child(self, "-role", "duckdb", "-ndjson", ndjsonPath, "-lake", out)
+		if err != nil {
+			return err
+		}
+		os.Remove(out)
 		fmt.Printf("duckdb     %.2f s  %.0f events/s  %.1f MB/s  peak RSS %.0f MiB  1 file, %.1f MB (COPY read_json_auto TO parquet)\n",
 			dk.Seconds, float64(dk.Records)/dk.Seconds, float64(valueBytes)/1e6/dk.Seconds, float64(dk.PeakRSS)/(1<<20), float64(dk.Bytes)/1e6)
+		fmt.Printf("           CPU %.2f s (%.1f µs/event)\n", dk.CPU, dk.CPU/float64(n)*1e6)
+		ratios = append(ratios, dk.Seconds/ex.Seconds)
 		fmt.Printf("ratio      extract/duckdb = %.2f\n", dk.Seconds/ex.Seconds)
+	}
+	if len(ratios) > 1 {
+		slices.Sort(ratios)
+		fmt.Printf("ratio      median of %d runs = %.2f (%.2f–%.2f)\n", len(ratios), ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
 	}
 
 	if memcheck {
@@ -259,7 +285,31 @@ func child(self string, args ...string) (result, error) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		return result{}, fmt.Errorf("%s: %w: %s", strings.Join(args[:2], " "), err, out)
 	}
+	r.CPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return r, nil
+}
+
+// processCPU is the user+system CPU seconds process pid has used so far
+// (0 when /proc cannot say).
+func processCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: state is
+	// field 3, utime and stime fields 14 and 15, in clock ticks (100/s).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st float64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return (ut + st) / 100
 }
 
 // peakRSS is this process's peak resident set (VmHWM). Not getrusage: its

@@ -176,8 +176,8 @@ func New(opts ...Option) (*Extractor, error) {
 		return nil, fmt.Errorf("extract: max bytes %d must be at least 1 KiB", c.maxBytes)
 	case c.maxAge <= 0:
 		return nil, fmt.Errorf("extract: max age %s must be positive", c.maxAge)
-	case c.memory < 1<<20:
-		return nil, fmt.Errorf("extract: memory budget %d must be at least 1 MiB", c.memory)
+	case c.memory < 64<<10:
+		return nil, fmt.Errorf("extract: memory budget %d must be at least 64 KiB", c.memory)
 	}
 	codec, err := lake.Codec(c.codec)
 	if err != nil {

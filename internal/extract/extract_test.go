@@ -281,12 +281,17 @@ func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 		name  string
 		point extract.Point
 		nth   int // crash at the nth time the point is reached
+		opts  []extract.Option
 	}{
-		{"after the first file", extract.AfterFile, 1},
-		{"between files of a commit", extract.AfterFile, 5},
-		{"between files of a later commit", extract.AfterFile, 30},
-		{"before the first checkpoint", extract.BeforeCheckpoint, 1},
-		{"before a later checkpoint", extract.BeforeCheckpoint, 5},
+		{"after the first file", extract.AfterFile, 1, nil},
+		{"between files of a commit", extract.AfterFile, 5, nil},
+		{"between files of a later commit", extract.AfterFile, 30, nil},
+		{"before the first checkpoint", extract.BeforeCheckpoint, 1, nil},
+		{"before a later checkpoint", extract.BeforeCheckpoint, 5, nil},
+		// 16 KiB per partition: files are published before their commit
+		// to stay within it.
+		{"between files published early to stay within memory", extract.AfterFile, 12, []extract.Option{extract.MaxRows(1e6), extract.MemoryBudget(64 << 10)}},
+		{"before a checkpoint after early files", extract.BeforeCheckpoint, 2, []extract.Option{extract.MaxRows(1e6), extract.MemoryBudget(64 << 10)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,7 +309,8 @@ func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 				}
 				return nil
 			})
-			_, err := newExtractor(t, addr, dir, crash, extract.MaxRows(25)).Run(context.Background())
+			opts := append([]extract.Option{extract.MaxRows(25)}, tt.opts...)
+			_, err := newExtractor(t, addr, dir, append(opts, crash)...).Run(context.Background())
 			if !errors.Is(err, errCrash) {
 				t.Fatalf("first run: %v, want the simulated crash", err)
 			}
@@ -314,7 +320,7 @@ func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 			for k, v := range more.perType {
 				want.perType[k] += v
 			}
-			if _, err := newExtractor(t, addr, dir, extract.MaxRows(25)).Run(context.Background()); err != nil {
+			if _, err := newExtractor(t, addr, dir, opts...).Run(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 
@@ -326,6 +332,28 @@ func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 			}
 			sameCounts(t, "duckdb", duckCounts(t, openDuckDB(t), dir), want.perType)
 		})
+	}
+}
+
+// TestMemoryBudgetPublishesEarly: over its memory budget a partition
+// publishes its largest file early instead of buffering more, and the lake
+// holds the same rows.
+func TestMemoryBudgetPublishesEarly(t *testing.T) {
+	addr := startBroker(t)
+	want := produce(t, addr, 2000, 6)
+	var files []int
+	for _, budget := range []int64{32 << 20, 64 << 10} {
+		dir := filepath.Join(t.TempDir(), "lake")
+		sum, err := newExtractor(t, addr, dir, extract.MemoryBudget(budget)).Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, sum.Files)
+		sameCounts(t, fmt.Sprintf("lake check, budget %d", budget), checkLake(t, dir).Rows, want.perType)
+		sameCounts(t, fmt.Sprintf("duckdb, budget %d", budget), duckCounts(t, openDuckDB(t), dir), want.perType)
+	}
+	if files[1] <= files[0] {
+		t.Errorf("%d files within 64 KiB, %d within 32 MiB: want more files with the small budget", files[1], files[0])
 	}
 }
 
@@ -416,7 +444,8 @@ func TestSchemaWidensAndNeverNarrows(t *testing.T) {
 
 	put(head+`,"n":1,"http":{"path":"/a"}}`, head+`,"n":2,"http":{"path":"/b"},"gone":null}`)
 	run()
-	put(head+`,"n":2.5,"http":{"path":"/c","host":"h"},"tags":[1,2]}`, head+`,"n":3}`)
+	// The last event repeats a key (the last value wins) and has a null struct.
+	put(head+`,"n":2.5,"http":{"path":"/c","host":"h"},"tags":[1,2]}`, head+`,"n":1,"http":{"path":"/x"},"n":3,"http":null}`)
 	run()
 	put(head + `,"n":"many","ok":true}`)
 	run()

@@ -8,13 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// rowGroupBytes is how much JSON an open file buffers before it writes a
-// row group.
+// rowGroupBytes is how many bytes of rows an open file buffers before it
+// writes a row group.
 const rowGroupBytes = 8 << 20
 
 // partition is the worker for one Kafka partition: it owns that
@@ -46,7 +45,6 @@ type partition struct {
 	quarantined int64
 
 	sc   scanner
-	qrow parquet.Row
 	date []byte
 }
 
@@ -62,8 +60,6 @@ type openFile struct {
 	date       string
 	dayStart   int64 // microseconds: the day this file holds
 	dayEnd     int64
-	row        parquet.Row
-	null       parquet.Row // every column null: what fillRow starts from
 	cols       *lake.Columns
 	buffered   int64
 	sinceCheck int
@@ -72,7 +68,7 @@ type openFile struct {
 func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schemas, partitions int) *partition {
 	p := &partition{
 		e: e, id: id, next: next, committed: next, stop: stop, schemas: schemas,
-		budget:   max(e.cfg.memory/int64(partitions), 1<<20),
+		budget:   max(e.cfg.memory/int64(partitions), 16<<10),
 		in:       make(chan []*kgo.Record, 4),
 		flush:    make(chan chan error),
 		finished: make(chan struct{}),
@@ -80,7 +76,6 @@ func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schem
 		types:    map[string]*typeFiles{},
 		perType:  map[string]int64{},
 		dirs:     map[string]bool{},
-		qrow:     make(parquet.Row, len(lake.QuarantineFields)),
 	}
 	return p
 }
@@ -211,41 +206,48 @@ func (p *partition) record(ctx context.Context, r *kgo.Record) error {
 			return p.toQuarantine(ctx, r, "does not fit the widened schema of "+tf.name)
 		}
 	}
-	if err := f.w.WriteRow(f.row, r.Offset); err != nil {
+	if err := f.w.EndRow(r.Offset); err != nil {
 		return err
 	}
 	p.perType[tf.name]++
-	return p.account(f, len(r.Value))
+	return p.account(ctx, f)
 }
 
-// fillRow fills f's row buffer from the event; false if it does not fit.
+// fillRow sets the values of f's next row from the event; false (and
+// nothing set) if it does not fit.
 func (p *partition) fillRow(f *openFile, vals []jvalue, r *kgo.Record) bool {
-	copy(f.row, f.null)
-	if !fill(f.row, f.cols.Fields, vals, 0, len(vals), 1) {
+	if !fill(f.w, f.cols.Fields, vals, 0, len(vals), 1) {
+		f.w.DropRow()
 		return false
 	}
-	f.row[f.cols.Partition] = parquet.Int32Value(p.id).Level(0, 0, f.cols.Partition)
-	f.row[f.cols.Offset] = parquet.Int64Value(r.Offset).Level(0, 0, f.cols.Offset)
-	f.row[f.cols.KafkaTime] = parquet.Int64Value(r.Timestamp.UnixMicro()).Level(0, 0, f.cols.KafkaTime)
+	f.w.Int(f.cols.Partition, int64(p.id))
+	f.w.Int(f.cols.Offset, r.Offset)
+	f.w.Int(f.cols.KafkaTime, r.Timestamp.UnixMicro())
 	return true
 }
 
-// account counts bytes buffered and decides when to write a row group or
-// to roll the partition's files.
-func (p *partition) account(f *openFile, n int) error {
-	f.buffered += int64(n)
-	p.buffered += int64(n)
-	if f.buffered >= rowGroupBytes {
+// account counts the bytes f buffers and decides when to write a row
+// group, to publish files early, or to roll the partition's files.
+func (p *partition) account(ctx context.Context, f *openFile) error {
+	n := f.w.Buffered()
+	p.buffered += n - f.buffered
+	f.buffered = n
+	if n >= rowGroupBytes {
 		if err := p.flushRowGroup(f); err != nil {
 			return err
 		}
 	}
+	// Over the budget, the largest file is published rather than given a
+	// row group: once a file has written a row group its Parquet writer
+	// keeps buffers (a page or so per column) for as long as it is open,
+	// and a partition keeps a file open per event type and day. The next
+	// checkpoint covers the file, as after a schema change.
 	for p.buffered > p.budget {
-		big := p.largest()
+		tf, big := p.largest()
 		if big == nil || big.buffered == 0 {
 			break
 		}
-		if err := p.flushRowGroup(big); err != nil {
+		if err := p.closeFile(ctx, tf, big); err != nil {
 			return err
 		}
 	}
@@ -267,14 +269,19 @@ func (p *partition) flushRowGroup(f *openFile) error {
 	return nil
 }
 
-func (p *partition) largest() *openFile {
-	var big *openFile
-	p.each(func(_ *typeFiles, f *openFile) {
+// largest is the open file that buffers the most, and its type's files
+// (nil for the quarantine file).
+func (p *partition) largest() (*typeFiles, *openFile) {
+	var (
+		big   *openFile
+		bigTF *typeFiles
+	)
+	p.each(func(tf *typeFiles, f *openFile) {
 		if big == nil || f.buffered > big.buffered {
-			big = f
+			big, bigTF = f, tf
 		}
 	})
-	return big
+	return bigTF, big
 }
 
 func (p *partition) each(fn func(*typeFiles, *openFile)) {
@@ -320,7 +327,7 @@ func (p *partition) fileFor(ctx context.Context, typ []byte, us, offset int64) (
 		return nil, nil, err
 	}
 	cols := &sc.Layout().Columns
-	f := &openFile{w: w, date: part.Date, dayStart: day, dayEnd: day + dayMicros, row: make(parquet.Row, cols.Leaves), null: nullRow(cols), cols: cols}
+	f := &openFile{w: w, date: part.Date, dayStart: day, dayEnd: day + dayMicros, cols: cols}
 	tf.files = append(tf.files, f)
 	tf.last = f
 	p.opened()
@@ -343,8 +350,14 @@ func (p *partition) opened() {
 	}
 }
 
-// forget drops f from the open files without committing it.
+// forget drops f from the open files without committing it (tf is nil for
+// the quarantine file).
 func (p *partition) forget(tf *typeFiles, f *openFile) {
+	p.buffered -= f.buffered
+	if tf == nil {
+		p.quarantine = nil
+		return
+	}
 	for i, g := range tf.files {
 		if g == f {
 			tf.files = append(tf.files[:i], tf.files[i+1:]...)
@@ -354,11 +367,10 @@ func (p *partition) forget(tf *typeFiles, f *openFile) {
 	if tf.last == f {
 		tf.last = nil
 	}
-	p.buffered -= f.buffered
 }
 
 // closeFile publishes one file before the partition commits, when its
-// type's schema widened. The next checkpoint covers it: until then a crash
+// type's schema widened or the partition is over its memory budget. The next checkpoint covers it: until then a crash
 // makes the next run remove it, as its first offset is past the checkpoint.
 func (p *partition) closeFile(ctx context.Context, tf *typeFiles, f *openFile) error {
 	p.forget(tf, f)
@@ -390,17 +402,17 @@ func (p *partition) toQuarantine(ctx context.Context, r *kgo.Record, reason stri
 		p.quarantine = &openFile{w: w}
 		p.opened()
 	}
-	row := p.qrow
-	row[lake.QColPartition] = parquet.Int32Value(p.id).Level(0, 0, lake.QColPartition)
-	row[lake.QColOffset] = parquet.Int64Value(r.Offset).Level(0, 0, lake.QColOffset)
-	row[lake.QColTimestamp] = parquet.Int64Value(r.Timestamp.UnixMicro()).Level(0, 0, lake.QColTimestamp)
-	row[lake.QColValue] = parquet.ByteArrayValue(r.Value).Level(0, 0, lake.QColValue)
-	row[lake.QColError] = parquet.ByteArrayValue([]byte(reason)).Level(0, 0, lake.QColError)
-	if err := p.quarantine.w.WriteRow(row, r.Offset); err != nil {
+	w := p.quarantine.w
+	w.Int(lake.QColPartition, int64(p.id))
+	w.Int(lake.QColOffset, r.Offset)
+	w.Int(lake.QColTimestamp, r.Timestamp.UnixMicro())
+	w.String(lake.QColValue, r.Value)
+	w.String(lake.QColError, []byte(reason))
+	if err := w.EndRow(r.Offset); err != nil {
 		return err
 	}
 	p.quarantined++
-	return p.account(p.quarantine, len(r.Value))
+	return p.account(ctx, p.quarantine)
 }
 
 // commit publishes every open file of the partition, then advances its

@@ -3,15 +3,14 @@ package extract
 import (
 	"time"
 
-	"github.com/parquet-go/parquet-go"
 	"github.com/questlog/questlog/internal/lake"
 )
 
-// fill sets the row's leaf values of cols from the members vals[from:to] of
-// one object at nesting depth (1 for the event's own fields). It reports
-// false when a value does not fit its column or has no column: the schema
-// must widen first.
-func fill(row parquet.Row, cols []lake.Column, vals []jvalue, from, to int, depth int) bool {
+// fill sets the values of w's next row for cols from the members
+// vals[from:to] of one object at nesting depth (1 for the event's own
+// fields). It reports false when a value does not fit its column or has no
+// column: the schema must widen first (the caller then drops the row).
+func fill(w *lake.PartWriter, cols []lake.Column, vals []jvalue, from, to int, depth int) bool {
 	hint := 0
 	for i := from; i < to; i++ {
 		v := &vals[i]
@@ -33,18 +32,18 @@ func fill(row parquet.Row, cols []lake.Column, vals []jvalue, from, to int, dept
 		hint = c + 1
 		col := &cols[c]
 		if v.kind == jNull {
-			nullify(row, col, depth-1)
+			w.Null(col.Leaf, col.Leaf+col.Leaves, depth-1)
 			i = next - 1
 			continue
 		}
 		switch col.Kind {
 		case lake.KindString:
-			row[col.Leaf] = parquet.ByteArrayValue(v.raw).Level(0, depth, col.Leaf)
+			w.String(col.Leaf, v.raw)
 		case lake.KindInt:
 			if v.kind != jInt {
 				return false
 			}
-			row[col.Leaf] = parquet.Int64Value(v.i).Level(0, depth, col.Leaf)
+			w.Int(col.Leaf, v.i)
 		case lake.KindFloat:
 			f := v.f
 			switch v.kind {
@@ -54,12 +53,12 @@ func fill(row parquet.Row, cols []lake.Column, vals []jvalue, from, to int, dept
 			default:
 				return false
 			}
-			row[col.Leaf] = parquet.DoubleValue(f).Level(0, depth, col.Leaf)
+			w.Float(col.Leaf, f)
 		case lake.KindBool:
 			if v.kind != jBool {
 				return false
 			}
-			row[col.Leaf] = parquet.BooleanValue(v.b).Level(0, depth, col.Leaf)
+			w.Bool(col.Leaf, v.b)
 		case lake.KindTimestamp:
 			if v.kind != jString {
 				return false
@@ -68,13 +67,13 @@ func fill(row parquet.Row, cols []lake.Column, vals []jvalue, from, to int, dept
 			if !ok {
 				return false
 			}
-			row[col.Leaf] = parquet.Int64Value(t).Level(0, depth, col.Leaf)
+			w.Int(col.Leaf, t)
 		case lake.KindStruct:
 			if v.kind != jObject {
 				return false
 			}
-			nullify(row, col, depth) // present, fields null until set
-			if !fill(row, col.Fields, vals, i+1, next, depth+1) {
+			w.Present(col.Leaf, col.Leaf+col.Leaves, depth) // present, fields null until set
+			if !fill(w, col.Fields, vals, i+1, next, depth+1) {
 				return false
 			}
 		default:
@@ -116,26 +115,6 @@ func find(cols []lake.Column, key []byte, hint int) int {
 		}
 	}
 	return -1
-}
-
-// nullify sets every leaf of col to null at definition level def.
-func nullify(row parquet.Row, col *lake.Column, def int) {
-	for l := col.Leaf; l < col.Leaf+col.Leaves; l++ {
-		row[l] = parquet.Value{}.Level(0, def, l)
-	}
-}
-
-// nullRow is a row of cols with every column null, ready for fill: copying
-// it is much cheaper than nulling each leaf of every event.
-func nullRow(cols *lake.Columns) parquet.Row {
-	row := make(parquet.Row, cols.Leaves)
-	for i := range cols.Fields {
-		nullify(row, &cols.Fields[i], 0)
-	}
-	for _, l := range []int{cols.Partition, cols.Offset, cols.KafkaTime} {
-		row[l] = parquet.Value{}.Level(0, 0, l)
-	}
-	return row
 }
 
 // shape is the fields vals[from:to] need, for widening a schema. Nulls

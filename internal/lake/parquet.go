@@ -1,7 +1,6 @@
 package lake
 
 import (
-	"context"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/snappy"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding"
 	"github.com/parquet-go/parquet-go/format"
 )
@@ -231,7 +229,7 @@ func (s *Schema) Layout() *Layout {
 func Codec(name string) (compress.Codec, error) {
 	switch strings.ToLower(name) {
 	case "", "zstd":
-		return &zstd.Codec{Level: zstd.SpeedFastest}, nil
+		return newZstdCodec()
 	case "snappy":
 		return &snappy.Codec{}, nil
 	case "none", "uncompressed":
@@ -239,168 +237,3 @@ func Codec(name string) (compress.Codec, error) {
 	}
 	return nil, fmt.Errorf("unknown compression %q: want zstd, snappy or none", name)
 }
-
-// PartWriter writes one Parquet data file of the lake. Rows go to a pending
-// file that Commit publishes under its final name
-// part-<partition>-<first>-<last>.parquet, once the last offset is known.
-type PartWriter struct {
-	pf      PendingFile
-	counter countingWriter
-	w       *parquet.GenericWriter[any]
-	columns []*parquet.ColumnWriter
-	pending [][]parquet.Value // per column, the values of rows not yet handed to it
-	queued  int               // rows in pending
-	arena   []byte            // copies of pending byte arrays
-	part    Part
-	Schema  *Schema // nil for a quarantine file
-	rows    int64
-}
-
-type countingWriter struct {
-	pf PendingFile
-	n  int64
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	n, err := c.pf.Write(b)
-	c.n += int64(n)
-	return n, err
-}
-
-// CreatePart starts the data file for part (its Last is ignored) with the
-// columns of schema, or the quarantine columns when part is a quarantine
-// part (schema is then nil).
-func CreatePart(ctx context.Context, st Storage, part Part, schema *Schema, codec compress.Codec) (*PartWriter, error) {
-	part.Last = part.First
-	pf, err := st.Create(ctx, part.Name())
-	if err != nil {
-		return nil, err
-	}
-	w := &PartWriter{pf: pf, part: part, Schema: schema}
-	w.counter.pf = pf
-	opts := []parquet.WriterOption{
-		parquet.Compression(codec),
-		parquet.CreatedBy("questlog", "1", ""),
-		parquet.DictionaryMaxBytes(32 << 10),
-		parquet.PageBufferSize(32 << 10),
-	}
-	if schema != nil {
-		opts = append(opts, schema.Layout().parquet,
-			parquet.KeyValueMetadata(MetaEventType, schema.EventType),
-			parquet.KeyValueMetadata(MetaSchemaVersion, strconv.Itoa(schema.Version)))
-	} else {
-		opts = append(opts, quarantineSchema)
-	}
-	w.w = parquet.NewGenericWriter[any](&w.counter, opts...)
-	w.columns = w.w.ColumnWriters()
-	w.pending = make([][]parquet.Value, len(w.columns))
-	for i := range w.pending {
-		w.pending[i] = make([]parquet.Value, 0, pendingRows)
-	}
-	return w, nil
-}
-
-// Part is the file's part as it stands (Last is the last offset written).
-func (w *PartWriter) Part() Part { return w.part }
-
-// Rows is how many rows were written.
-func (w *PartWriter) Rows() int64 { return w.rows }
-
-// Size is about how many bytes the file takes so far, buffered row group
-// included.
-func (w *PartWriter) Size() int64 {
-	return w.counter.n + w.w.Size() + int64(len(w.arena)+8*w.queued*len(w.columns))
-}
-
-// pendingRows is how many rows a PartWriter gathers before handing them
-// to its column writers, column by column: parquet-go's cost per call
-// (levels, offsets, page checks) is then paid once per batch, not once
-// per value.
-const pendingRows = 64
-
-// WriteRow appends one row whose offset is last: one value per leaf
-// column, in leaf order (questlog writes no repeated columns). The row is
-// copied, byte arrays included: the caller may reuse it and the bytes it
-// points to.
-func (w *PartWriter) WriteRow(row parquet.Row, last int64) error {
-	if len(row) != len(w.columns) {
-		return fmt.Errorf("write %s: row of %d values for %d columns", w.part.Name(), len(row), len(w.columns))
-	}
-	for i, v := range row {
-		if !v.IsNull() && v.Kind() == parquet.ByteArray {
-			v = parquet.ByteArrayValue(w.keep(v.ByteArray())).Level(0, v.DefinitionLevel(), i)
-		}
-		w.pending[i] = append(w.pending[i], v)
-	}
-	w.rows++
-	w.part.Last = last
-	if w.queued++; w.queued >= pendingRows {
-		return w.drain()
-	}
-	return nil
-}
-
-// keep copies b into the arena. A full arena is replaced, not grown: the
-// pending values still point into the old one.
-func (w *PartWriter) keep(b []byte) []byte {
-	if len(w.arena)+len(b) > cap(w.arena) {
-		w.arena = make([]byte, 0, max(64<<10, 2*cap(w.arena), len(b)))
-	}
-	n := len(w.arena)
-	w.arena = append(w.arena, b...)
-	return w.arena[n:len(w.arena):len(w.arena)]
-}
-
-// drain hands the pending rows to the column writers, which copy them.
-func (w *PartWriter) drain() error {
-	if w.queued == 0 {
-		return nil
-	}
-	for i, c := range w.columns {
-		if _, err := c.WriteRowValues(w.pending[i]); err != nil {
-			return fmt.Errorf("write %s: column %d: %w", w.part.Name(), i, err)
-		}
-		w.pending[i] = w.pending[i][:0]
-	}
-	w.queued = 0
-	w.arena = w.arena[:0]
-	return nil
-}
-
-// FlushRowGroup ends the current row group, writing it to the file, which
-// frees the memory it held.
-func (w *PartWriter) FlushRowGroup() error {
-	if err := w.drain(); err != nil {
-		return err
-	}
-	if err := w.w.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", w.part.Name(), err)
-	}
-	return nil
-}
-
-// Close finishes the file and makes it durable, still unpublished.
-func (w *PartWriter) Close() error {
-	if err := w.drain(); err != nil {
-		w.pf.Abort()
-		return err
-	}
-	if err := w.w.Close(); err != nil {
-		w.pf.Abort()
-		return fmt.Errorf("write %s: %w", w.part.Name(), err)
-	}
-	return w.pf.Sync()
-}
-
-// Publish gives the closed file its final name, making it visible to
-// readers. It returns the part and the file's size. The file survives a
-// power loss once its directory is synced (Storage.SyncDir).
-func (w *PartWriter) Publish() (Part, int64, error) {
-	if err := w.pf.Commit(w.part.Name()); err != nil {
-		return w.part, 0, err
-	}
-	return w.part, w.counter.n, nil
-}
-
-// Abort throws the file away.
-func (w *PartWriter) Abort() error { return w.pf.Abort() }

@@ -1,0 +1,377 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+)
+
+// PartWriter writes one Parquet data file of the lake. Rows go to a pending
+// file that Commit publishes under its final name
+// part-<partition>-<first>-<last>.parquet, once the last offset is known.
+//
+// A row is built value by value (String, Int, Float, Bool, Null, Present)
+// and ended with EndRow, or thrown away with DropRow. Rows are buffered
+// column by column in plain Go slices: a definition level per row and the
+// values of the rows that have one. The Parquet writer, with its per-column
+// buffers, only exists once a row group is written (FlushRowGroup, Close),
+// which then hands each column its values a page at a time. An extract
+// keeps a file open per partition, event type and day, often more than a
+// hundred of them, so what an open file costs is what it buffers.
+type PartWriter struct {
+	pf      PendingFile
+	counter countingWriter
+	opts    []parquet.WriterOption
+	w       *parquet.GenericWriter[any] // nil until the first row group
+	cols    []column
+	seq     int64 // stamp of the row being built
+	queued  int   // rows buffered in cols
+	bytes   int64 // bytes buffered in cols
+	part    Part
+	Schema  *Schema // nil for a quarantine file
+	rows    int64
+}
+
+// column is one leaf column's buffered rows.
+type column struct {
+	kind   parquet.Kind
+	maxDef byte
+	defs   []byte   // definition level of each row; maxDef: it has a value
+	nums   []uint64 // the values of numeric and boolean columns (floats as bits)
+	data   []byte   // the values of byte array columns, back to back
+	ends   []uint32 // where each byte array value ends in data
+
+	set      int64 // the row (seq) that last set a value
+	nullRow  int64 // the row (seq) in which a present struct makes nulls nullDef deep
+	nullDef  byte
+	required bool
+}
+
+type countingWriter struct {
+	pf PendingFile
+	n  int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.pf.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// pageBytes is about how much plain data a column hands the Parquet writer
+// at once: one call, one page.
+const pageBytes = 128 << 10
+
+// CreatePart starts the data file for part (its Last is ignored) with the
+// columns of schema, or the quarantine columns when part is a quarantine
+// part (schema is then nil).
+func CreatePart(ctx context.Context, st Storage, part Part, schema *Schema, codec compress.Codec) (*PartWriter, error) {
+	part.Last = part.First
+	pf, err := st.Create(ctx, part.Name())
+	if err != nil {
+		return nil, err
+	}
+	w := &PartWriter{pf: pf, part: part, Schema: schema, seq: 1}
+	w.counter.pf = pf
+	w.opts = []parquet.WriterOption{
+		parquet.Compression(codec),
+		parquet.CreatedBy("questlog", "1", ""),
+		parquet.PageBufferSize(pageBytes),
+	}
+	ps := quarantineSchema
+	if schema != nil {
+		ps = schema.Layout().parquet
+		w.opts = append(w.opts,
+			parquet.KeyValueMetadata(MetaEventType, schema.EventType),
+			parquet.KeyValueMetadata(MetaSchemaVersion, strconv.Itoa(schema.Version)))
+	}
+	w.opts = append(w.opts, ps)
+	leaves := ps.Columns()
+	w.cols = make([]column, len(leaves))
+	for i, path := range leaves {
+		leaf, _ := ps.Lookup(path...)
+		w.cols[i] = column{kind: leaf.Node.Type().Kind(), maxDef: byte(leaf.MaxDefinitionLevel), required: leaf.MaxDefinitionLevel == 0}
+	}
+	return w, nil
+}
+
+// Part is the file's part as it stands (Last is the last offset written).
+func (w *PartWriter) Part() Part { return w.part }
+
+// Rows is how many rows were written.
+func (w *PartWriter) Rows() int64 { return w.rows }
+
+// Buffered is how many bytes the rows not yet written as a row group hold.
+func (w *PartWriter) Buffered() int64 { return w.bytes }
+
+// Size is about how many bytes the file takes so far, buffered rows
+// included.
+func (w *PartWriter) Size() int64 {
+	n := w.counter.n + w.bytes
+	if w.w != nil {
+		n += w.w.Size()
+	}
+	return n
+}
+
+// String sets the byte array column leaf of the row being built. The bytes
+// are copied.
+func (w *PartWriter) String(leaf int, b []byte) {
+	c := w.take(leaf)
+	c.data = append(c.data, b...)
+	c.ends = append(c.ends, uint32(len(c.data)))
+	c.defs = append(c.defs, c.maxDef)
+	w.bytes += int64(len(b)) + 5
+}
+
+// Int sets the integer (or timestamp, in microseconds) column leaf.
+func (w *PartWriter) Int(leaf int, v int64) { w.num(leaf, uint64(v)) }
+
+// Float sets the double column leaf.
+func (w *PartWriter) Float(leaf int, v float64) { w.num(leaf, math.Float64bits(v)) }
+
+// Bool sets the boolean column leaf.
+func (w *PartWriter) Bool(leaf int, v bool) {
+	var n uint64
+	if v {
+		n = 1
+	}
+	w.num(leaf, n)
+}
+
+func (w *PartWriter) num(leaf int, v uint64) {
+	c := w.take(leaf)
+	c.nums = append(c.nums, v)
+	c.defs = append(c.defs, c.maxDef)
+	w.bytes += 9
+}
+
+// take returns the column leaf, ready for the row's value: a value the row
+// set before (a JSON object may repeat a key; the last one wins) is
+// removed first.
+func (w *PartWriter) take(leaf int) *column {
+	c := &w.cols[leaf]
+	if c.set == w.seq {
+		w.pop(c)
+	}
+	c.set = w.seq
+	return c
+}
+
+// pop removes the last row's value of c.
+func (w *PartWriter) pop(c *column) {
+	n := len(c.defs) - 1
+	if c.defs[n] == c.maxDef {
+		if c.kind == parquet.ByteArray {
+			e := len(c.ends) - 1
+			start := uint32(0)
+			if e > 0 {
+				start = c.ends[e-1]
+			}
+			w.bytes -= int64(c.ends[e]-start) + 4
+			c.data, c.ends = c.data[:start], c.ends[:e]
+		} else {
+			c.nums = c.nums[:len(c.nums)-1]
+			w.bytes -= 8
+		}
+	}
+	c.defs = c.defs[:n]
+	w.bytes--
+	c.set = 0
+}
+
+// Null makes the leaves [from, to) of the row being built null at
+// definition level def (the depth of the object holding the null): what a
+// JSON null gives a column, a struct's columns included. It undoes a value
+// or a Present set before in the same row.
+func (w *PartWriter) Null(from, to, def int) {
+	for l := from; l < to; l++ {
+		c := &w.cols[l]
+		if c.set == w.seq {
+			w.pop(c)
+		}
+		c.nullRow, c.nullDef = w.seq, byte(def)
+	}
+}
+
+// Present says that a struct spanning the leaves [from, to) is present in
+// the row being built, def levels deep: those of its leaves left unset are
+// null at that level rather than absent with the struct.
+func (w *PartWriter) Present(from, to, def int) {
+	for l := from; l < to; l++ {
+		w.cols[l].nullRow, w.cols[l].nullDef = w.seq, byte(def)
+	}
+}
+
+// EndRow ends the row being built, whose offset is last: every column not
+// set is null.
+func (w *PartWriter) EndRow(last int64) error {
+	for i := range w.cols {
+		if c := &w.cols[i]; c.required && c.set != w.seq {
+			w.DropRow()
+			return fmt.Errorf("write %s: no value for required column %d", w.part.Name(), i)
+		}
+	}
+	for i := range w.cols {
+		c := &w.cols[i]
+		if c.set == w.seq {
+			continue
+		}
+		def := byte(0)
+		if c.nullRow == w.seq {
+			def = c.nullDef
+		}
+		c.defs = append(c.defs, def)
+		w.bytes++
+	}
+	w.seq++
+	w.queued++
+	w.rows++
+	w.part.Last = last
+	return nil
+}
+
+// DropRow throws away the values set since the last EndRow.
+func (w *PartWriter) DropRow() {
+	for i := range w.cols {
+		if c := &w.cols[i]; c.set == w.seq {
+			w.pop(c)
+		}
+	}
+	w.seq++
+}
+
+// FlushRowGroup writes the buffered rows as a row group, which frees the
+// memory they held.
+func (w *PartWriter) FlushRowGroup() error {
+	if err := w.writeRows(); err != nil {
+		return err
+	}
+	if err := w.w.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", w.part.Name(), err)
+	}
+	return nil
+}
+
+// writeRows hands the buffered rows to the Parquet writer, creating it on
+// the first call, column by column and a page at a time.
+func (w *PartWriter) writeRows() error {
+	if w.w == nil {
+		w.w = parquet.NewGenericWriter[any](&w.counter, w.opts...)
+	}
+	var vals []parquet.Value
+	for i, cw := range w.w.ColumnWriters() {
+		c := &w.cols[i]
+		var err error
+		if vals, err = c.writeTo(cw, i, vals); err != nil {
+			return fmt.Errorf("write %s: column %d: %w", w.part.Name(), i, err)
+		}
+		c.reset()
+	}
+	w.queued, w.bytes = 0, 0
+	return nil
+}
+
+// writeTo hands cw the column's rows as Parquet values, about pageBytes of
+// them per call. vals is scratch space, returned for reuse.
+func (c *column) writeTo(cw *parquet.ColumnWriter, index int, vals []parquet.Value) ([]parquet.Value, error) {
+	vals = vals[:0]
+	size, vi := 0, 0
+	for _, d := range c.defs {
+		if d != c.maxDef {
+			vals = append(vals, parquet.Value{}.Level(0, int(d), index))
+			size++
+		} else {
+			var v parquet.Value
+			switch c.kind {
+			case parquet.ByteArray:
+				start := uint32(0)
+				if vi > 0 {
+					start = c.ends[vi-1]
+				}
+				b := c.data[start:c.ends[vi]:c.ends[vi]]
+				v = parquet.ByteArrayValue(b)
+				size += len(b) + 4
+			case parquet.Int32:
+				v = parquet.Int32Value(int32(c.nums[vi]))
+				size += 4
+			case parquet.Int64:
+				v = parquet.Int64Value(int64(c.nums[vi]))
+				size += 8
+			case parquet.Double:
+				v = parquet.DoubleValue(math.Float64frombits(c.nums[vi]))
+				size += 8
+			case parquet.Boolean:
+				v = parquet.BooleanValue(c.nums[vi] != 0)
+				size++
+			default:
+				return vals, fmt.Errorf("unexpected column type %s", c.kind)
+			}
+			vi++
+			vals = append(vals, v.Level(0, int(d), index))
+		}
+		if size >= pageBytes {
+			if _, err := cw.WriteRowValues(vals); err != nil {
+				return vals, err
+			}
+			vals, size = vals[:0], 0
+		}
+	}
+	if len(vals) > 0 {
+		if _, err := cw.WriteRowValues(vals); err != nil {
+			return vals, err
+		}
+	}
+	return vals, nil
+}
+
+// reset empties the column, keeping small buffers for the next row group
+// and letting large ones go: a file idle after a big row group should not
+// hold on to its memory.
+func (c *column) reset() {
+	const keep = 16 << 10
+	c.defs = resetSlice(c.defs, keep)
+	c.nums = resetSlice(c.nums, keep/8)
+	c.data = resetSlice(c.data, keep)
+	c.ends = resetSlice(c.ends, keep/4)
+	c.set, c.nullRow = 0, 0
+}
+
+func resetSlice[T any](s []T, keep int) []T {
+	if cap(s) > keep {
+		return nil
+	}
+	return s[:0]
+}
+
+// Close finishes the file and makes it durable, still unpublished.
+func (w *PartWriter) Close() error {
+	if w.queued > 0 || w.w == nil {
+		if err := w.writeRows(); err != nil {
+			w.pf.Abort()
+			return err
+		}
+	}
+	if err := w.w.Close(); err != nil {
+		w.pf.Abort()
+		return fmt.Errorf("write %s: %w", w.part.Name(), err)
+	}
+	return w.pf.Sync()
+}
+
+// Publish gives the closed file its final name, making it visible to
+// readers. It returns the part and the file's size. The file survives a
+// power loss once its directory is synced (Storage.SyncDir).
+func (w *PartWriter) Publish() (Part, int64, error) {
+	if err := w.pf.Commit(w.part.Name()); err != nil {
+		return w.part, 0, err
+	}
+	return w.part, w.counter.n, nil
+}
+
+// Abort throws the file away.
+func (w *PartWriter) Abort() error { return w.pf.Abort() }
