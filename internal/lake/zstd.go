@@ -38,7 +38,7 @@ func newZstdCodec() (*zstdCodec, error) {
 	}, nil
 }
 
-func (c *zstdCodec) String() string                           { return "ZSTD" }
+func (c *zstdCodec) String() string                            { return "ZSTD" }
 func (c *zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
 
 func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
