@@ -24,7 +24,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/parquet-go/parquet-go/compress"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -136,7 +135,7 @@ var ErrNotRunning = errors.New("extract is not running")
 // Extractor moves the topic into the lake. Run it once at a time.
 type Extractor struct {
 	cfg   config
-	codec compress.Codec
+	files *lake.Files // makes the data files: codec and row buffers
 
 	done, total atomic.Int64
 
@@ -179,14 +178,14 @@ func New(opts ...Option) (*Extractor, error) {
 	case c.memory < 64<<10:
 		return nil, fmt.Errorf("extract: memory budget %d must be at least 64 KiB", c.memory)
 	}
-	codec, err := lake.Codec(c.codec)
+	files, err := lake.NewFiles(c.codec)
 	if err != nil {
 		return nil, fmt.Errorf("extract: %w", err)
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
-	return &Extractor{cfg: c, codec: codec}, nil
+	return &Extractor{cfg: c, files: files}, nil
 }
 
 // Progress is how many records this Run has extracted, of how many it

@@ -1,6 +1,7 @@
 package extract
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,12 @@ type partition struct {
 
 	sc   scanner
 	date []byte
+
+	closed      []*openFile    // files closed before the commit, published by it
+	closing     sync.WaitGroup // background closes of those
+	closeSlot   chan struct{}  // one background close at a time
+	closeMu     sync.Mutex
+	closeFailed error // the first background close that failed
 }
 
 // typeFiles are a partition's open files of one event type, one per day.
@@ -68,19 +75,21 @@ type openFile struct {
 func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schemas, partitions int) *partition {
 	p := &partition{
 		e: e, id: id, next: next, committed: next, stop: stop, schemas: schemas,
-		budget:   max(e.cfg.memory/int64(partitions), 16<<10),
-		in:       make(chan []*kgo.Record, 4),
-		flush:    make(chan chan error),
-		finished: make(chan struct{}),
-		exited:   make(chan struct{}),
-		types:    map[string]*typeFiles{},
-		perType:  map[string]int64{},
-		dirs:     map[string]bool{},
+		budget:    max(e.cfg.memory/int64(partitions), 16<<10),
+		in:        make(chan []*kgo.Record, 4),
+		flush:     make(chan chan error),
+		finished:  make(chan struct{}),
+		exited:    make(chan struct{}),
+		types:     map[string]*typeFiles{},
+		perType:   map[string]int64{},
+		dirs:      map[string]bool{},
+		closeSlot: make(chan struct{}, 1),
 	}
 	return p
 }
 
 func (p *partition) run(ctx context.Context) error {
+	defer p.closing.Wait() // no file written to after Run returns
 	var tick <-chan time.Time
 	if p.e.cfg.follow {
 		t := time.NewTicker(min(max(p.e.cfg.maxAge/4, 10*time.Millisecond), time.Second))
@@ -237,11 +246,11 @@ func (p *partition) account(ctx context.Context, f *openFile) error {
 			return err
 		}
 	}
-	// Over the budget, the largest file is published rather than given a
+	// Over the budget, the largest file is finished rather than given a
 	// row group: once a file has written a row group its Parquet writer
 	// keeps buffers (a page or so per column) for as long as it is open,
 	// and a partition keeps a file open per event type and day. The next
-	// checkpoint covers the file, as after a schema change.
+	// commit publishes it, as after a schema change.
 	for p.buffered > p.budget {
 		tf, big := p.largest()
 		if big == nil || big.buffered == 0 {
@@ -322,7 +331,7 @@ func (p *partition) fileFor(ctx context.Context, typ []byte, us, offset int64) (
 	}
 	p.date = appendDate(p.date[:0], us)
 	part := lake.Part{EventType: tf.name, Date: string(p.date), Partition: p.id, First: offset}
-	w, err := lake.CreatePart(ctx, p.e.cfg.lake, part, sc, p.e.codec)
+	w, err := p.e.files.Create(ctx, p.e.cfg.lake, part, sc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -369,15 +378,42 @@ func (p *partition) forget(tf *typeFiles, f *openFile) {
 	}
 }
 
-// closeFile publishes one file before the partition commits, when its
-// type's schema widened or the partition is over its memory budget. The next checkpoint covers it: until then a crash
-// makes the next run remove it, as its first offset is past the checkpoint.
+// closeFile finishes one file before the partition commits, when its
+// type's schema widened or the partition is over its memory budget. The
+// file is written and synced in the background, at most one at a time per
+// partition, while the worker goes on with the next records; the commit
+// waits for it and publishes it with the others.
 func (p *partition) closeFile(ctx context.Context, tf *typeFiles, f *openFile) error {
 	p.forget(tf, f)
-	if err := f.w.Close(); err != nil {
+	select {
+	case p.closeSlot <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := p.closeErr(); err != nil {
+		<-p.closeSlot
 		return err
 	}
-	return p.publish(f)
+	p.closed = append(p.closed, f)
+	p.closing.Add(1)
+	go func() {
+		defer p.closing.Done()
+		err := f.w.Close()
+		if err != nil {
+			p.closeMu.Lock()
+			p.closeFailed = cmp.Or(p.closeFailed, err)
+			p.closeMu.Unlock()
+		}
+		<-p.closeSlot
+	}()
+	return nil
+}
+
+// closeErr is the first error of a background close.
+func (p *partition) closeErr() error {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	return p.closeFailed
 }
 
 // publish makes a closed file visible; its directory is synced before the
@@ -395,7 +431,7 @@ func (p *partition) publish(f *openFile) error {
 func (p *partition) toQuarantine(ctx context.Context, r *kgo.Record, reason string) error {
 	if p.quarantine == nil {
 		part := lake.Part{Partition: p.id, First: r.Offset}
-		w, err := lake.CreatePart(ctx, p.e.cfg.lake, part, nil, p.e.codec)
+		w, err := p.e.files.Create(ctx, p.e.cfg.lake, part, nil)
 		if err != nil {
 			return err
 		}
@@ -424,6 +460,10 @@ func (p *partition) commit(ctx context.Context) error {
 	if p.oldest.IsZero() && p.next == p.committed {
 		return nil // nothing new
 	}
+	p.closing.Wait()
+	if err := p.closeErr(); err != nil {
+		return err
+	}
 	var files []*openFile
 	p.each(func(_ *typeFiles, f *openFile) { files = append(files, f) })
 	// Finishing a file is CPU (the last pages) and an fsync: do them side
@@ -444,11 +484,12 @@ func (p *partition) commit(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	for _, f := range files {
+	for _, f := range append(p.closed, files...) {
 		if err := p.publish(f); err != nil {
 			return err
 		}
 	}
+	p.closed = nil
 	for dir := range p.dirs {
 		if err := p.e.cfg.lake.SyncDir(ctx, dir); err != nil {
 			return err

@@ -34,6 +34,7 @@ type PartWriter struct {
 	part    Part
 	Schema  *Schema // nil for a quarantine file
 	rows    int64
+	pool    *buffers
 }
 
 // column is one leaf column's buffered rows.
@@ -66,19 +67,37 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 // at once: one call, one page.
 const pageBytes = 128 << 10
 
-// CreatePart starts the data file for part (its Last is ignored) with the
+// Files makes the data files of an extract: they share one compression
+// codec and one pool of row buffers, so that a file opened after another
+// closed reuses its memory instead of growing its own from nothing.
+type Files struct {
+	codec compress.Codec
+	pool  buffers
+}
+
+// NewFiles returns a maker of data files compressed with the named codec
+// (see Codec).
+func NewFiles(compression string) (*Files, error) {
+	codec, err := Codec(compression)
+	if err != nil {
+		return nil, err
+	}
+	return &Files{codec: codec}, nil
+}
+
+// Create starts the data file for part (its Last is ignored) with the
 // columns of schema, or the quarantine columns when part is a quarantine
 // part (schema is then nil).
-func CreatePart(ctx context.Context, st Storage, part Part, schema *Schema, codec compress.Codec) (*PartWriter, error) {
+func (fs *Files) Create(ctx context.Context, st Storage, part Part, schema *Schema) (*PartWriter, error) {
 	part.Last = part.First
 	pf, err := st.Create(ctx, part.Name())
 	if err != nil {
 		return nil, err
 	}
-	w := &PartWriter{pf: pf, part: part, Schema: schema, seq: 1}
+	w := &PartWriter{pf: pf, part: part, Schema: schema, seq: 1, pool: &fs.pool}
 	w.counter.pf = pf
 	w.opts = []parquet.WriterOption{
-		parquet.Compression(codec),
+		parquet.Compression(fs.codec),
 		parquet.CreatedBy("questlog", "1", ""),
 		parquet.PageBufferSize(pageBytes),
 	}
@@ -122,8 +141,11 @@ func (w *PartWriter) Size() int64 {
 // are copied.
 func (w *PartWriter) String(leaf int, b []byte) {
 	c := w.take(leaf)
+	c.data = w.pool.bytes.grow(c.data, len(b))
 	c.data = append(c.data, b...)
+	c.ends = w.pool.offsets.grow(c.ends, 1)
 	c.ends = append(c.ends, uint32(len(c.data)))
+	c.defs = w.pool.bytes.grow(c.defs, 1)
 	c.defs = append(c.defs, c.maxDef)
 	w.bytes += int64(len(b)) + 5
 }
@@ -145,7 +167,9 @@ func (w *PartWriter) Bool(leaf int, v bool) {
 
 func (w *PartWriter) num(leaf int, v uint64) {
 	c := w.take(leaf)
+	c.nums = w.pool.nums.grow(c.nums, 1)
 	c.nums = append(c.nums, v)
+	c.defs = w.pool.bytes.grow(c.defs, 1)
 	c.defs = append(c.defs, c.maxDef)
 	w.bytes += 9
 }
@@ -225,6 +249,7 @@ func (w *PartWriter) EndRow(last int64) error {
 		if c.nullRow == w.seq {
 			def = c.nullDef
 		}
+		c.defs = w.pool.bytes.grow(c.defs, 1)
 		c.defs = append(c.defs, def)
 		w.bytes++
 	}
@@ -270,7 +295,7 @@ func (w *PartWriter) writeRows() error {
 		if vals, err = c.writeTo(cw, i, vals); err != nil {
 			return fmt.Errorf("write %s: column %d: %w", w.part.Name(), i, err)
 		}
-		c.reset()
+		c.reset(w.pool)
 	}
 	w.queued, w.bytes = 0, 0
 	return nil
@@ -329,23 +354,13 @@ func (c *column) writeTo(cw *parquet.ColumnWriter, index int, vals []parquet.Val
 	return vals, nil
 }
 
-// reset empties the column, keeping small buffers for the next row group
-// and letting large ones go: a file idle after a big row group should not
-// hold on to its memory.
-func (c *column) reset() {
-	const keep = 16 << 10
-	c.defs = resetSlice(c.defs, keep)
-	c.nums = resetSlice(c.nums, keep/8)
-	c.data = resetSlice(c.data, keep)
-	c.ends = resetSlice(c.ends, keep/4)
-	c.set, c.nullRow = 0, 0
-}
-
-func resetSlice[T any](s []T, keep int) []T {
-	if cap(s) > keep {
-		return nil
-	}
-	return s[:0]
+// reset empties the column, its buffers back in the pool.
+func (c *column) reset(pool *buffers) {
+	pool.bytes.put(c.defs)
+	pool.bytes.put(c.data)
+	pool.nums.put(c.nums)
+	pool.offsets.put(c.ends)
+	*c = column{kind: c.kind, maxDef: c.maxDef, required: c.required}
 }
 
 // Close finishes the file and makes it durable, still unpublished.

@@ -31,11 +31,11 @@ func TestPartWriterRows(t *testing.T) {
 	}}
 	cols := sc.Layout().Columns
 	// Leaves: s 0, n 1, h.a 2, h.b 3, ok 4, t 5, then the lineage columns.
-	codec, err := Codec("zstd")
+	files, err := NewFiles("zstd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := CreatePart(ctx, st, Part{EventType: "probe", Date: "2026-03-01", Partition: 2, First: 10}, sc, codec)
+	w, err := files.Create(ctx, st, Part{EventType: "probe", Date: "2026-03-01", Partition: 2, First: 10}, sc)
 	if err != nil {
 		t.Fatal(err)
 	}
