@@ -77,3 +77,27 @@ func BenchmarkPartition(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cpu-µs/event")
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkScan measures the JSON scanner alone on the API's events.
+func BenchmarkScan(b *testing.B) {
+	var recs [][]byte
+	var bytes int64
+	err := lakefixture.Generate(lakefixture.Config{Events: 10_000, Players: 500, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
+		v := ev.AppendJSON(nil)
+		bytes += int64(len(v))
+		recs = append(recs, v)
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(bytes)
+	var s scanner
+	for b.Loop() {
+		for _, r := range recs {
+			if err := s.scan(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package extract
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -260,10 +259,10 @@ func (s *scanner) str(b []byte, i int) ([]byte, int, error) {
 	j := start
 	high := false
 	for j < len(b) {
-		// Eight plain bytes at a time: most of a string is neither a quote,
-		// a backslash, a control character nor UTF-8.
-		for j+8 <= len(b) && !special8(binary.LittleEndian.Uint64(b[j:])) {
-			j += 8
+		// Most of a string is neither a quote, a backslash, a control
+		// character nor UTF-8.
+		for j < len(b) && plainByte[b[j]] {
+			j++
 		}
 		if j >= len(b) {
 			break
@@ -292,17 +291,15 @@ func (s *scanner) str(b []byte, i int) ([]byte, int, error) {
 	return nil, 0, bad(i, "unterminated string")
 }
 
-// special8 reports whether any of the eight bytes in x is '"', '\\', a
-// control character (< 0x20) or not ASCII (>= 0x80), with the SWAR tests
-// of "Bit Twiddling Hacks" (haszero, hasless), exact for "any byte".
-func special8(x uint64) bool {
-	const (
-		ones = 0x0101010101010101
-		high = 0x8080808080808080
-	)
-	zero := func(v uint64) uint64 { return (v - ones) & ^v & high }
-	return zero(x^(ones*'"'))|zero(x^(ones*'\\'))|((x-ones*0x20) & ^x & high)|(x&high) != 0
-}
+// plainByte says which bytes a string's fast path passes over: not a
+// quote, a backslash, a control character (< 0x20) or UTF-8 (>= 0x80). A
+// constant table, built once.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // strEscaped unescapes a string into scratch, from b[start] with the first
 // backslash at b[j].

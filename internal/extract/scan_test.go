@@ -1,43 +1,9 @@
 package extract
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"math/rand/v2"
 	"testing"
 )
-
-// TestSpecial8 checks the eight-bytes-at-a-time test against the byte by
-// byte one, for every byte value at every position and for random words.
-func TestSpecial8(t *testing.T) {
-	isSpecial := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80 }
-	check := func(w [8]byte) {
-		want := false
-		for _, c := range w {
-			want = want || isSpecial(c)
-		}
-		if got := special8(binary.LittleEndian.Uint64(w[:])); got != want {
-			t.Fatalf("special8(%q) = %v, want %v", w[:], got, want)
-		}
-	}
-	for pos := range 8 {
-		for c := range 256 {
-			w := [8]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}
-			w[pos] = byte(c)
-			check(w)
-		}
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	for range 100_000 {
-		var w [8]byte
-		binary.LittleEndian.PutUint64(w[:], r.Uint64())
-		check(w)
-		for i := range w { // mostly plain ASCII, as real strings are
-			w[i] = byte(0x20 + r.IntN(0x60))
-		}
-		check(w)
-	}
-}
 
 // TestScanMatchesEncodingJSON: the scanner accepts what encoding/json
 // accepts, refuses what it refuses, and reads the same top-level strings
