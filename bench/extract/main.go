@@ -59,6 +59,7 @@ func main() {
 		memcheck    = flag.Bool("memcheck", false, "also extract the first N/10 events into another lake and compare peak RSS")
 		skipDuck    = flag.Bool("skip-duckdb", false, "do not run the DuckDB comparison")
 		runs        = flag.Int("runs", 3, "extract and DuckDB runs, taking turns, on the same topic")
+		memory      = flag.Int64("memory", 32<<20, "the extract's memory budget (questlog extract --memory)")
 		dir         = flag.String("dir", "", "work directory (default: a temporary one, removed at the end)")
 		brokers     = flag.String("brokers", "", "internal: broker address for -role extract")
 		lakeDir     = flag.String("lake", "", "internal: lake for -role extract")
@@ -71,13 +72,13 @@ func main() {
 	case "broker":
 		runBroker(*partitions)
 	case "extract":
-		runExtract(*brokers, *lakeDir, *compression, *cpuprofile)
+		runExtract(*brokers, *lakeDir, *compression, *cpuprofile, *memory)
 	case "consume":
 		runConsume(*brokers)
 	case "duckdb":
 		runDuckDB(*ndjson, *lakeDir)
 	case "":
-		if err := bench(*n, *partitions, *players, *runs, *compression, *memcheck, *skipDuck, *dir); err != nil {
+		if err := bench(*n, *partitions, *players, *runs, *memory, *compression, *memcheck, *skipDuck, *dir); err != nil {
 			log.Fatal(err)
 		}
 	default:
@@ -96,7 +97,7 @@ type result struct {
 	CPU     float64 `json:"-"` // user+system seconds of the child process, set by child
 }
 
-func bench(n, partitions, players, runs int, compression string, memcheck, skipDuck bool, dir string) error {
+func bench(n, partitions, players, runs int, memory int64, compression string, memcheck, skipDuck bool, dir string) error {
 	if dir == "" {
 		d, err := os.MkdirTemp("", "bench-extract-")
 		if err != nil {
@@ -146,7 +147,7 @@ func bench(n, partitions, players, runs int, compression string, memcheck, skipD
 		}
 		lakeDir := filepath.Join(dir, fmt.Sprintf("lake-%d", run))
 		brokerCPU := processCPU(broker.Process.Pid)
-		ex, err = child(self, "-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
+		ex, err = child(self, "-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-memory", fmt.Sprint(memory), "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
 		if err != nil {
 			return err
 		}
@@ -208,7 +209,7 @@ func bench(n, partitions, players, runs int, compression string, memcheck, skipD
 		if _, err := fill(addr2, small, players, ""); err != nil {
 			return err
 		}
-		sm, err := child(self, "-role", "extract", "-brokers", addr2, "-lake", filepath.Join(dir, "lake-small"), "-compression", compression)
+		sm, err := child(self, "-role", "extract", "-brokers", addr2, "-lake", filepath.Join(dir, "lake-small"), "-compression", compression, "-memory", fmt.Sprint(memory))
 		if err != nil {
 			return err
 		}
@@ -365,12 +366,12 @@ func runConsume(brokers string) {
 	json.NewEncoder(os.Stdout).Encode(result{Records: n, Seconds: time.Since(start).Seconds(), Bytes: bytes, PeakRSS: peakRSS()})
 }
 
-func runExtract(brokers, lakeDir, compression, cpuprofile string) {
+func runExtract(brokers, lakeDir, compression, cpuprofile string, memory int64) {
 	st, err := lake.Open(lakeDir)
 	if err != nil {
 		log.Fatal(err)
 	}
-	opts := []extract.Option{extract.Brokers(brokers), extract.Lake(st), extract.Compression(compression)}
+	opts := []extract.Option{extract.Brokers(brokers), extract.Lake(st), extract.Compression(compression), extract.MemoryBudget(memory)}
 	if os.Getenv("BENCH_DEBUG") != "" {
 		opts = append(opts, extract.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
@@ -380,8 +381,8 @@ func runExtract(brokers, lakeDir, compression, cpuprofile string) {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// As questlog extract does: the Go heap's soft limit follows the
-		// extract's memory budget (64 MiB of buffered rows).
-		debug.SetMemoryLimit(128 << 20)
+		// extract's memory budget.
+		debug.SetMemoryLimit(extract.HeapLimit(memory))
 	}
 	stopProfile := startProfile(cpuprofile)
 	stopHeap := watchHeap(os.Getenv("BENCH_HEAPPROFILE"))

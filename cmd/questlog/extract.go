@@ -69,10 +69,9 @@ every record exactly once (see 'questlog lake check').`,
 				return err
 			}
 			if os.Getenv("GOMEMLIMIT") == "" {
-				// Let the Go heap follow the extract's budget: live memory is
-				// about the buffered rows plus fetch buffers, and without a
-				// limit the heap grows to twice that between collections.
-				debug.SetMemoryLimit(4 * memory)
+				// Let the Go heap follow the extract's budget: without a
+				// limit it grows to twice the live memory between collections.
+				debug.SetMemoryLimit(extract.HeapLimit(memory))
 			}
 			stopBar := func() {}
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !quiet && !follow && term.IsTerminal(int(f.Fd())) {
@@ -92,7 +91,7 @@ every record exactly once (see 'questlog lake check').`,
 	f.Int64Var(&maxRows, "max-rows", 1_000_000, "roll a partition's files when one reaches this many rows")
 	f.Int64Var(&maxBytes, "max-bytes", 128<<20, "roll a partition's files when one reaches about this many bytes")
 	f.DurationVar(&maxAge, "max-age", 10*time.Second, "with --follow, roll a partition's files when the oldest is this old")
-	f.Int64Var(&memory, "memory", 32<<20, "bytes of rows buffered in open files, over all partitions; past it the largest open file is finished early. The Go heap's soft limit is 4x this unless GOMEMLIMIT is set")
+	f.Int64Var(&memory, "memory", 32<<20, "bytes of rows buffered in open files, over all partitions; past it the largest open file is finished early. The Go heap's soft limit is twice this plus 64 MiB unless GOMEMLIMIT is set")
 	f.StringVar(&compression, "compression", "zstd", "Parquet compression: zstd, snappy or none")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd

@@ -72,6 +72,12 @@ func MaxBytes(n int64) Option { return func(c *config) { c.maxBytes = n } }
 // is d old, so a new event is queryable within about d. Default 10s.
 func MaxAge(d time.Duration) Option { return func(c *config) { c.maxAge = d } }
 
+// HeapLimit is the Go soft memory limit (debug.SetMemoryLimit) that suits
+// an extract running alone with the given memory budget: the buffered rows,
+// about as much again for files being written and the garbage between
+// collections, and 64 MiB for fetched batches and the rest.
+func HeapLimit(budget int64) int64 { return 2*budget + 64<<20 }
+
 // MemoryBudget bounds the rows buffered in open files, over all partitions,
 // in bytes of JSON: past it, the largest buffer is written out as a row
 // group. Default 32 MiB.

@@ -375,6 +375,9 @@ func (w *PartWriter) Close() error {
 		w.pf.Abort()
 		return fmt.Errorf("write %s: %w", w.part.Name(), err)
 	}
+	// A closed file may wait for its commit a while: keep only what
+	// Publish needs.
+	w.w, w.cols, w.opts = nil, nil, nil
 	return w.pf.Sync()
 }
 
