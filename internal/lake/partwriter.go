@@ -100,6 +100,12 @@ func (fs *Files) Create(ctx context.Context, st Storage, part Part, schema *Sche
 		parquet.Compression(fs.codec),
 		parquet.CreatedBy("questlog", "1", ""),
 		parquet.PageBufferSize(pageBytes),
+		// Min/max per page stay in the column index, where readers look;
+		// not also in every page header.
+		parquet.DataPageStatistics(false),
+		// PLAIN strings: every reader knows them, they cost less to write
+		// than DELTA_LENGTH_BYTE_ARRAY, and zstd makes them no larger.
+		parquet.DefaultEncodingFor(parquet.ByteArray, &parquet.Plain),
 	}
 	ps := quarantineSchema
 	if schema != nil {
