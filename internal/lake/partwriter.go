@@ -11,7 +11,7 @@ import (
 )
 
 // PartWriter writes one Parquet data file of the lake. Rows go to a pending
-// file that Commit publishes under its final name
+// file that Publish gives its final name
 // part-<partition>-<first>-<last>.parquet, once the last offset is known.
 //
 // A row is built value by value (String, Int, Float, Bool, Null, Present)
