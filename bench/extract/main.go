@@ -385,6 +385,8 @@ func runExtract(brokers, lakeDir, compression, cpuprofile string, memory int64) 
 		debug.SetMemoryLimit(extract.HeapLimit(memory))
 	}
 	stopProfile := startProfile(cpuprofile)
+	stopTrace := startTrace(os.Getenv("BENCH_TRACE"))
+	defer stopTrace()
 	stopHeap := watchHeap(os.Getenv("BENCH_HEAPPROFILE"))
 	defer stopHeap()
 	sum, err := e.Run(context.Background())

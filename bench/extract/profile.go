@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 )
 
@@ -61,4 +62,23 @@ func watchHeap(path string) func() {
 		}
 	}()
 	return func() { close(stop); <-done }
+}
+
+// startTrace writes an execution trace (go tool trace) to path until the
+// returned function is called; with an empty path it does nothing.
+func startTrace(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+	}
 }
