@@ -1,0 +1,111 @@
+package sqlitestore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/questlog/questlog/internal/state"
+)
+
+// Under writes that never pause, the WAL must still start over after
+// checkpoints instead of growing by every change; and no change may be
+// lost when it does.
+func TestWALStartsOverUnderContinuousWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	const (
+		players     = 8
+		gold        = 1 << 30
+		checkpoints = 40
+	)
+	s, err := open(ctx, path, 5*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range players {
+		if err := s.CreateAccount(ctx, state.Account{User: fmt.Sprintf("p%d", i), PasswordHash: []byte("h"), Gold: gold}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every player buys a potion after another until told to stop, so the
+	// committer always has a change waiting.
+	var (
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+		applied [players]atomic.Int64
+		failed  atomic.Value
+	)
+	for i := range players {
+		wg.Go(func() {
+			user := fmt.Sprintf("p%d", i)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c := state.Change{GoldDelta: -1, Inventory: []state.Stack{{Item: state.Item{Type: "potion", Quality: "common"}, Quantity: 1}}}
+				if err := s.Apply(ctx, user, c); err != nil {
+					failed.Store(err)
+					return
+				}
+				applied[i].Add(1)
+			}
+		})
+	}
+
+	// The WAL file's header carries salts that change each time the WAL
+	// starts over. Without the committer catching up, starting over
+	// needs the writer to begin a transaction just when a checkpoint has
+	// copied everything, which continuous writes almost never allow.
+	wal, err := os.Open(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wal.Close()
+	salts := map[[8]byte]bool{}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.ckpts.Load() < checkpoints && time.Now().Before(deadline) && failed.Load() == nil {
+		var salt [8]byte
+		if _, err := wal.ReadAt(salt[:], 16); err == nil {
+			salts[salt] = true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if n := s.ckpts.Load(); n < checkpoints || len(salts) < checkpoints/4 {
+		t.Fatalf("the WAL started over %d times in %d checkpoints under continuous writes, want at least %d", len(salts)-1, n, checkpoints/4)
+	}
+
+	// Reopened, the file holds every change that was reported applied.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range players {
+		user := fmt.Sprintf("p%d", i)
+		p, err := s.Player(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := applied[i].Load()
+		if p.Gold != gold-n || len(p.Inventory) != 1 || p.Inventory[0].Quantity != n {
+			t.Errorf("%s after %d purchases: gold %d, inventory %+v; want gold %d and %d potions", user, n, p.Gold, p.Inventory, gold-n, n)
+		}
+	}
+}
