@@ -142,7 +142,16 @@ type Measurement struct {
 	// SetupSeconds is how long the scenario's unmeasured setup (every
 	// player signs up and logs in) took before the measured window.
 	SetupSeconds float64 `json:"setup_seconds,omitempty"`
-	Note         string  `json:"note,omitempty"`
+	// ScheduleLagP99Ms (open model) is how late the load tool sent its
+	// requests after they were due, at p99: when it is near P99Ms, the
+	// tail is every worker waiting on the server.
+	ScheduleLagP99Ms float64 `json:"schedule_lag_p99_ms,omitempty"`
+	// ServerCPUMicros is the target server's own CPU time (user + system,
+	// all its threads) per request during the measurement: unlike the
+	// rates and latencies it hardly moves when other processes share the
+	// cores. 0 where /proc is missing.
+	ServerCPUMicros float64 `json:"server_cpu_us_per_request,omitempty"`
+	Note            string  `json:"note,omitempty"`
 }
 
 // Results is what -json writes.
@@ -227,6 +236,19 @@ func run(ctx context.Context, o options) error {
 	load := func(target string, args ...string) (loadgen.Summary, error) {
 		return runLoad(ctx, bin, append(args, target)...)
 	}
+	// measure runs load against path on p and adds p's CPU time per request.
+	measure := func(p *process, name, path string, args ...string) (Measurement, loadgen.Summary, error) {
+		cpu0 := cpuTime(p.cmd.Process.Pid)
+		s, err := load(p.url()+path, args...)
+		if err != nil {
+			return Measurement{}, s, fmt.Errorf("%s: %w", name, err)
+		}
+		m := fromSummary(name, "questlog load", s)
+		if cpu1 := cpuTime(p.cmd.Process.Pid); cpu0 > 0 && cpu1 > cpu0 && s.Requests > 0 {
+			m.ServerCPUMicros = float64((cpu1-cpu0)/time.Microsecond) / float64(s.Requests)
+		}
+		return m, s, nil
+	}
 	dur := o.duration.String()
 	conns := strconv.Itoa(o.conns)
 	res.LoadAverageBefore = loadAverage()
@@ -248,10 +270,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer srv.stop()
-	serveURL := "http://" + srv.addr
-	targets := []struct{ name, url string }{
-		{"bare handler GET /", "http://" + bare.addr + "/"},
-		{"questlog serve GET /", serveURL + "/"},
+	serveURL := srv.url()
+	targets := []struct {
+		name, url string
+		p         *process
+	}{
+		{"bare handler GET /", bare.url() + "/", bare},
+		{"questlog serve GET /", serveURL + "/", srv},
 	}
 	if o.warmup > 0 {
 		for _, t := range targets {
@@ -274,12 +299,8 @@ func run(ctx context.Context, o options) error {
 					if m, err = runWrk(ctx, wrk, t.url, o.conns, o.duration); err != nil {
 						return fmt.Errorf("%s with wrk: %w", t.name, err)
 					}
-				} else {
-					s, err := load(t.url, "-t", dur, "-c", conns)
-					if err != nil {
-						return fmt.Errorf("%s: %w", t.name, err)
-					}
-					m = fromSummary(t.name, tool, s)
+				} else if m, _, err = measure(t.p, t.name, "/", "-t", dur, "-c", conns); err != nil {
+					return err
 				}
 				m.Target, m.Round = t.name, round
 				pair[i] = m
@@ -301,31 +322,28 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("warm up players: %w", err)
 		}
 	}
-	maxRun, err := load(serveURL, "--scenario", "players", "--users", users, "-t", dur)
+	m, maxRun, err := measure(srv, "players scenario, maximal rate", "", "--scenario", "players", "--users", users, "-t", dur)
 	if err != nil {
-		return fmt.Errorf("players at the maximal rate: %w", err)
+		return err
 	}
-	m := fromSummary("players scenario, maximal rate", "questlog load", maxRun)
 	m.Note = scenarioNote(maxRun)
 	res.Measurements = append(res.Measurements, m)
 	half := maxRun.RequestsPerSecond / 2
-	halfRun, err := load(serveURL, "--scenario", "players", "--users", users, "-t", dur,
+	m, halfRun, err := measure(srv, fmt.Sprintf("players scenario, %.0f/s (half)", half), "", "--scenario", "players", "--users", users, "-t", dur,
 		"--rate", strconv.FormatFloat(half, 'f', 0, 64))
 	if err != nil {
-		return fmt.Errorf("players at half rate: %w", err)
+		return err
 	}
-	m = fromSummary(fmt.Sprintf("players scenario, %.0f/s (half)", half), "questlog load", halfRun)
 	m.Note = scenarioNote(halfRun)
 	res.Measurements = append(res.Measurements, m)
 	res.HalfRateP99 = halfRun.Latency.P99
 
 	// The floor: the same open-model rate and workers against the bare
 	// handler shows what the machine and the load tool alone add to p99.
-	floor, err := load(targets[0].url, "-t", dur, "-c", users, "--rate", strconv.FormatFloat(half, 'f', 0, 64))
+	m, _, err = measure(bare, fmt.Sprintf("bare handler GET / at %.0f/s (floor)", half), "/", "-t", dur, "-c", users, "--rate", strconv.FormatFloat(half, 'f', 0, 64))
 	if err != nil {
-		return fmt.Errorf("bare handler at half rate: %w", err)
+		return err
 	}
-	m = fromSummary(fmt.Sprintf("bare handler GET / at %.0f/s (floor)", half), "questlog load", floor)
 	res.Measurements = append(res.Measurements, m)
 	res.LoadAverageAfter = loadAverage()
 
@@ -373,6 +391,9 @@ func fromSummary(target, tool string, s loadgen.Summary) Measurement {
 	if s.Setup != nil {
 		m.SetupSeconds = s.Setup.DurationSeconds
 	}
+	if s.ScheduleLag != nil {
+		m.ScheduleLagP99Ms = s.ScheduleLag.P99
+	}
 	return m
 }
 
@@ -382,17 +403,23 @@ func printResults(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "questlog %s\n", strings.Join(r.ServeArgs, " "))
 	fmt.Fprintf(w, "load average before %s, after %s\n\n", r.LoadAverageBefore, r.LoadAverageAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "round\ttarget\ttool\trequests/s\tp50 ms\tp99 ms\terrors\tnon-2xx\tvs bare\t")
+	fmt.Fprintln(tw, "round\ttarget\ttool\trequests/s\tp50 ms\tp99 ms\tlag p99 ms\tserver CPU µs/req\terrors\tnon-2xx\tvs bare\t")
 	for _, m := range r.Measurements {
-		ratio, round := "", ""
+		ratio, round, lag, cpu := "", "", "", ""
 		if m.RatioToBare > 0 {
 			ratio = fmt.Sprintf("%.2f", m.RatioToBare)
 		}
 		if m.Round > 0 {
 			round = strconv.Itoa(m.Round)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%d\t%d\t%s\t\n", round, m.Target, m.Tool, m.RequestsPerSecond,
-			m.P50Ms, m.P99Ms, m.Errors, m.Non2xx, ratio)
+		if m.ScheduleLagP99Ms > 0 {
+			lag = fmt.Sprintf("%.3f", m.ScheduleLagP99Ms)
+		}
+		if m.ServerCPUMicros > 0 {
+			cpu = fmt.Sprintf("%.0f", m.ServerCPUMicros)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%s\t%s\t%d\t%d\t%s\t\n", round, m.Target, m.Tool, m.RequestsPerSecond,
+			m.P50Ms, m.P99Ms, lag, cpu, m.Errors, m.Non2xx, ratio)
 	}
 	_ = tw.Flush()
 	for _, m := range r.Measurements {
@@ -498,6 +525,46 @@ type process struct {
 	addr string
 	log  string
 	done chan struct{}
+}
+
+func (p *process) url() string { return "http://" + p.addr }
+
+// cpuTime is the CPU time (user + system, every thread) the process has
+// used so far, from /proc/PID/stat; 0 when that cannot be read.
+func cpuTime(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	d, err := parseProcStat(string(raw))
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// parseProcStat reads utime and stime (fields 14 and 15, in clock ticks
+// of USER_HZ, which Linux fixes at 100 for user space) from a
+// /proc/PID/stat line. The command name (field 2) may hold spaces and
+// parentheses, so fields are counted from its closing parenthesis.
+func parseProcStat(line string) (time.Duration, error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0, errors.New("proc stat: no command name")
+	}
+	f := strings.Fields(line[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("proc stat: %d fields after the command name, want at least 13", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // fields 14 and 15 of the line
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("proc stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
 }
 
 func (p *process) stop() {
