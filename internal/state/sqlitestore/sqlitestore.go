@@ -48,6 +48,8 @@ type Store struct {
 	read  *sql.DB  // read-only pool
 	locks *userLocks
 
+	cache *players // what this process read or wrote of the players
+
 	ckpt     *sql.DB // the checkpointer's own connection
 	stopCkpt chan struct{}
 	ckptDone chan struct{}
@@ -135,7 +137,7 @@ func open(ctx context.Context, path string, every time.Duration) (*Store, error)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, lock: lock, write: write, locks: newUserLocks()}
+	s := &Store{path: path, lock: lock, write: write, locks: newUserLocks(), cache: newPlayers(maxCachedPlayers)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
@@ -436,8 +438,22 @@ func (s *Store) CreateAccount(ctx context.Context, a state.Account) error {
 	return nil
 }
 
-// Player reads the account with its inventory and cart in one snapshot.
+// Player reads the account with its inventory and cart in one snapshot,
+// from the cache when this process read or changed the player before.
 func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
+	p, ok, ticket, cacheable := s.cache.get(user)
+	if ok {
+		return p, nil
+	}
+	p, err := s.readPlayer(ctx, user)
+	if err == nil && cacheable {
+		s.cache.put(user, p, ticket)
+	}
+	return p, err
+}
+
+// readPlayer reads the player from the file.
+func (s *Store) readPlayer(ctx context.Context, user string) (state.Player, error) {
 	rows, err := s.player.QueryContext(ctx, user)
 	if err != nil {
 		return state.Player{}, fmt.Errorf("read player %q: %w", user, err)
@@ -558,8 +574,12 @@ func (s *Store) commits() {
 			}
 		}
 		clear(errs)
+		for _, p := range group {
+			s.cache.begin(p.user)
+		}
 		s.commitGroup(group, errs[:len(group)])
 		for i, p := range group {
+			s.cache.end(p.user, errs[i] == nil, p.c, p.deltas)
 			p.done <- errs[i]
 		}
 		clear(group)
