@@ -94,11 +94,7 @@ func TestCacheFollowsTheFile(t *testing.T) {
 				case 2: // cart
 					c = state.Change{Cart: []state.Stack{{Item: it, Quantity: 1}, {Item: items[0], Quantity: 1}}}
 				case 3: // checkout
-					inv := []state.Stack{}
-					for _, st := range p.Cart {
-						inv = append(inv, st)
-					}
-					c = state.Change{GoldDelta: -1, Inventory: inv, ClearCart: true}
+					c = state.Change{GoldDelta: -1, Inventory: slices.Clone(p.Cart), ClearCart: true}
 				case 4: // guild
 					g := []string{"", "red", "blue"}[r.IntN(3)]
 					c = state.Change{Guild: &g}
