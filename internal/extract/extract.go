@@ -78,9 +78,9 @@ func MaxAge(d time.Duration) Option { return func(c *config) { c.maxAge = d } }
 // collections, and 64 MiB for fetched batches and the rest.
 func HeapLimit(budget int64) int64 { return 2*budget + 64<<20 }
 
-// MemoryBudget bounds the rows buffered in open files, over all partitions,
-// in bytes of JSON: past it, the largest buffer is written out as a row
-// group. Default 32 MiB.
+// MemoryBudget bounds the bytes of rows buffered in open files, over all
+// partitions (each partition gets its share): past it, a partition
+// finishes its largest open file early. Default 32 MiB, at least 64 KiB.
 func MemoryBudget(n int64) Option { return func(c *config) { c.memory = n } }
 
 // Compression is the Parquet codec: "zstd" (default), "snappy" or "none".

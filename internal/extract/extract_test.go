@@ -360,7 +360,9 @@ func TestMemoryBudgetPublishesEarly(t *testing.T) {
 func TestFollowMakesEventsQueryableAndStopsCleanly(t *testing.T) {
 	addr := startBroker(t)
 	dir := filepath.Join(t.TempDir(), "lake")
-	e := newExtractor(t, addr, dir, extract.Follow(), extract.MaxAge(time.Hour))
+	// A small memory budget: files are finished early while following, and
+	// when stopping.
+	e := newExtractor(t, addr, dir, extract.Follow(), extract.MaxAge(time.Hour), extract.MemoryBudget(64<<10))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -36,7 +36,7 @@ type partition struct {
 
 	types      map[string]*typeFiles
 	quarantine *openFile
-	buffered   int64           // JSON bytes in open files' current row groups
+	buffered   int64           // bytes of rows buffered in open files
 	oldest     time.Time       // when the oldest open file was created
 	roll       bool            // a file reached max rows or bytes: commit after this batch
 	dirs       map[string]bool // directories of files published since the last commit
@@ -194,7 +194,7 @@ func (p *partition) record(ctx context.Context, r *kgo.Record) error {
 		}
 		if sc != f.w.Schema {
 			if f.w.Rows() > 0 {
-				if err := p.closeFile(ctx, tf, f); err != nil {
+				if err := p.closeFile(tf, f); err != nil {
 					return err
 				}
 				if f, _, err = p.fileFor(ctx, typ, us, r.Offset); err != nil {
@@ -219,7 +219,7 @@ func (p *partition) record(ctx context.Context, r *kgo.Record) error {
 		return err
 	}
 	p.perType[tf.name]++
-	return p.account(ctx, f)
+	return p.account(f)
 }
 
 // fillRow sets the values of f's next row from the event; false (and
@@ -237,7 +237,7 @@ func (p *partition) fillRow(f *openFile, vals []jvalue, r *kgo.Record) bool {
 
 // account counts the bytes f buffers and decides when to write a row
 // group, to publish files early, or to roll the partition's files.
-func (p *partition) account(ctx context.Context, f *openFile) error {
+func (p *partition) account(f *openFile) error {
 	n := f.w.Buffered()
 	p.buffered += n - f.buffered
 	f.buffered = n
@@ -251,19 +251,22 @@ func (p *partition) account(ctx context.Context, f *openFile) error {
 	// keeps buffers (a page or so per column) for as long as it is open,
 	// and a partition keeps a file open per event type and day. The next
 	// commit publishes it, as after a schema change.
+	//
+	// The roll check comes first: f may be the file finished below, and a
+	// finished file belongs to its background close.
+	if f.sinceCheck++; f.sinceCheck >= 1024 || f.w.Rows() >= p.e.cfg.maxRows {
+		f.sinceCheck = 0
+		if f.w.Rows() >= p.e.cfg.maxRows || f.w.Size() >= p.e.cfg.maxBytes {
+			p.roll = true
+		}
+	}
 	for p.buffered > p.budget {
 		tf, big := p.largest()
 		if big == nil || big.buffered == 0 {
 			break
 		}
-		if err := p.closeFile(ctx, tf, big); err != nil {
+		if err := p.closeFile(tf, big); err != nil {
 			return err
-		}
-	}
-	if f.sinceCheck++; f.sinceCheck >= 1024 || f.w.Rows() >= p.e.cfg.maxRows {
-		f.sinceCheck = 0
-		if f.w.Rows() >= p.e.cfg.maxRows || f.w.Size() >= p.e.cfg.maxBytes {
-			p.roll = true
 		}
 	}
 	return nil
@@ -383,15 +386,15 @@ func (p *partition) forget(tf *typeFiles, f *openFile) {
 // file is written and synced in the background, at most one at a time per
 // partition, while the worker goes on with the next records; the commit
 // waits for it and publishes it with the others.
-func (p *partition) closeFile(ctx context.Context, tf *typeFiles, f *openFile) error {
+//
+// It does not take a context: a close in flight always ends, and a
+// stopping extract still finishes (and commits) the batches it holds.
+func (p *partition) closeFile(tf *typeFiles, f *openFile) error {
 	p.forget(tf, f)
-	select {
-	case p.closeSlot <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	p.closeSlot <- struct{}{}
 	if err := p.closeErr(); err != nil {
 		<-p.closeSlot
+		f.w.Abort()
 		return err
 	}
 	p.closed = append(p.closed, f)
@@ -448,7 +451,7 @@ func (p *partition) toQuarantine(ctx context.Context, r *kgo.Record, reason stri
 		return err
 	}
 	p.quarantined++
-	return p.account(ctx, p.quarantine)
+	return p.account(p.quarantine)
 }
 
 // commit publishes every open file of the partition, then advances its

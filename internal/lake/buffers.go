@@ -14,8 +14,8 @@ type buffers struct {
 	offsets slicePool[uint32]
 }
 
-// Slice capacities are powers of two from minSlice elements; larger ones
-// than maxClass classes are not pooled.
+// Slice capacities are powers of two from minSlice elements; slices of
+// more than the largest of the classes are not pooled.
 const (
 	minSlice = 256
 	classes  = 20 // up to 256 << 19 = 128 Mi elements

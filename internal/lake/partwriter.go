@@ -35,6 +35,7 @@ type PartWriter struct {
 	Schema  *Schema // nil for a quarantine file
 	rows    int64
 	pool    *buffers
+	tooBig  bool // the row being built does not fit a row group
 }
 
 // column is one leaf column's buffered rows.
@@ -146,6 +147,10 @@ func (w *PartWriter) Size() int64 {
 // String sets the byte array column leaf of the row being built. The bytes
 // are copied.
 func (w *PartWriter) String(leaf int, b []byte) {
+	if len(w.cols[leaf].data)+len(b) > maxColumnBytes {
+		w.tooBig = true // EndRow refuses the row
+		return
+	}
 	c := w.take(leaf)
 	c.data = w.pool.bytes.grow(c.data, len(b))
 	c.data = append(c.data, b...)
@@ -158,6 +163,10 @@ func (w *PartWriter) String(leaf int, b []byte) {
 
 // Int sets the integer (or timestamp, in microseconds) column leaf.
 func (w *PartWriter) Int(leaf int, v int64) { w.num(leaf, uint64(v)) }
+
+// maxColumnBytes bounds a column's byte arrays in one row group: their
+// offsets are 32-bit. An extract writes a row group long before.
+const maxColumnBytes = math.MaxUint32
 
 // Float sets the double column leaf.
 func (w *PartWriter) Float(leaf int, v float64) { w.num(leaf, math.Float64bits(v)) }
@@ -231,15 +240,26 @@ func (w *PartWriter) Null(from, to, def int) {
 // Present says that a struct spanning the leaves [from, to) is present in
 // the row being built, def levels deep: those of its leaves left unset are
 // null at that level rather than absent with the struct.
+//
+// A struct given again in the same row (a repeated JSON key) starts over:
+// the last one wins, as for any other value.
 func (w *PartWriter) Present(from, to, def int) {
 	for l := from; l < to; l++ {
-		w.cols[l].nullRow, w.cols[l].nullDef = w.seq, byte(def)
+		c := &w.cols[l]
+		if c.set == w.seq {
+			w.pop(c)
+		}
+		c.nullRow, c.nullDef = w.seq, byte(def)
 	}
 }
 
 // EndRow ends the row being built, whose offset is last: every column not
 // set is null.
 func (w *PartWriter) EndRow(last int64) error {
+	if w.tooBig {
+		w.DropRow()
+		return fmt.Errorf("write %s: more than %d bytes of strings in one column of a row group", w.part.Name(), maxColumnBytes)
+	}
 	for i := range w.cols {
 		if c := &w.cols[i]; c.required && c.set != w.seq {
 			w.DropRow()
@@ -274,6 +294,7 @@ func (w *PartWriter) DropRow() {
 		}
 	}
 	w.seq++
+	w.tooBig = false
 }
 
 // FlushRowGroup writes the buffered rows as a row group, which frees the

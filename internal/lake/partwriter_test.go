@@ -86,13 +86,20 @@ func TestPartWriterRows(t *testing.T) {
 	long := strings.Repeat("long ", 100_000)
 	w.String(0, []byte(long))
 	end(13)
+	// 14: a struct given twice (a repeated JSON key): the last one wins,
+	// fields and all.
+	w.Present(2, 4, 1)
+	w.String(2, []byte("first"))
+	w.Present(2, 4, 1)
+	w.Float(3, 1)
+	end(14)
 	// A row without its lineage is refused and leaves nothing behind.
 	w.String(0, []byte("no lineage"))
-	if err := w.EndRow(14); err == nil {
+	if err := w.EndRow(15); err == nil {
 		t.Fatal("EndRow without the required lineage columns: no error")
 	}
-	if w.Rows() != 4 || w.Part().Last != 13 {
-		t.Fatalf("rows %d, last %d; want 4, 13", w.Rows(), w.Part().Last)
+	if w.Rows() != 5 || w.Part().Last != 14 {
+		t.Fatalf("rows %d, last %d; want 5, 14", w.Rows(), w.Part().Last)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -135,6 +142,7 @@ func TestPartWriterRows(t *testing.T) {
 		"0:- 0:- 1:- 1:- 0:- 0:- 0:2 0:11 0:11000000",
 		"0:- 1:2 0:- 0:- 0:- 0:- 0:2 0:12 0:12000000",
 		fmt.Sprintf("1:<%d bytes>", len(long)) + " 0:- 0:- 0:- 0:- 0:- 0:2 0:13 0:13000000",
+		"0:- 0:- 1:- 2:1 0:- 0:- 0:2 0:14 0:14000000",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rows read back:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

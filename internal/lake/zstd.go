@@ -50,5 +50,9 @@ func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
 	if err != nil {
 		return dst[:0], fmt.Errorf("zstd decoder: %w", err)
 	}
-	return d.DecodeAll(src, dst[:0])
+	out, err := d.DecodeAll(src, dst[:0])
+	if err != nil {
+		return out, fmt.Errorf("zstd decode: %w", err)
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"errors"
 	"hash/maphash"
 	"slices"
 	"sync"
@@ -24,7 +25,7 @@ type players struct {
 	byUser map[string]*state.Player
 	gen    [cacheBuckets]uint64
 	busy   [cacheBuckets]int32
-	max    int
+	limit  int // players kept at most
 }
 
 const cacheBuckets = 1024
@@ -32,8 +33,8 @@ const cacheBuckets = 1024
 // maxCachedPlayers bounds the cache; past it, an arbitrary player leaves.
 const maxCachedPlayers = 100_000
 
-func newPlayers(max int) *players {
-	return &players{seed: maphash.MakeSeed(), byUser: map[string]*state.Player{}, max: max}
+func newPlayers(limit int) *players {
+	return &players{seed: maphash.MakeSeed(), byUser: map[string]*state.Player{}, limit: limit}
 }
 
 func (c *players) bucket(user string) int {
@@ -61,7 +62,7 @@ func (c *players) put(user string, p state.Player, ticket uint64) {
 	if c.gen[b] != ticket || c.busy[b] != 0 {
 		return
 	}
-	if len(c.byUser) >= c.max {
+	if len(c.byUser) >= c.limit {
 		for u := range c.byUser {
 			delete(c.byUser, u)
 			break
@@ -80,16 +81,25 @@ func (c *players) begin(user string) {
 	c.busy[b]++
 }
 
-// end marks the commit to user as over; when it applied ch (whose stacks
-// are deltas as state.SumDeltas returns them), the cached player follows.
-func (c *players) end(user string, applied bool, ch state.Change, deltas [2][]state.Stack) {
+// end marks the commit to user as over. When it applied ch (err is nil;
+// ch's stacks are deltas as state.SumDeltas returns them), the cached
+// player follows; when it failed in a way that leaves the outcome unsure
+// (not a refusal: a failed commit may still have reached the file), the
+// player leaves the cache.
+func (c *players) end(user string, err error, ch state.Change, deltas [2][]state.Stack) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.bucket(user)
 	c.gen[b]++
 	c.busy[b]--
 	p, ok := c.byUser[user]
-	if !ok || !applied {
+	if !ok {
+		return
+	}
+	if err != nil {
+		if !errors.Is(err, state.ErrConflict) && !errors.Is(err, state.ErrNotFound) {
+			delete(c.byUser, user)
+		}
 		return
 	}
 	p.Gold += ch.GoldDelta

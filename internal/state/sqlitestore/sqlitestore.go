@@ -579,7 +579,7 @@ func (s *Store) commits() {
 		}
 		s.commitGroup(group, errs[:len(group)])
 		for i, p := range group {
-			s.cache.end(p.user, errs[i] == nil, p.c, p.deltas)
+			s.cache.end(p.user, errs[i], p.c, p.deltas)
 			p.done <- errs[i]
 		}
 		clear(group)
