@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log"
 	"os"
 	"runtime"
@@ -12,6 +13,16 @@ import (
 // startProfile writes a CPU profile to path until the returned function is
 // called; with an empty path it does nothing.
 func startProfile(path string) func() {
+	return record(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// startTrace writes an execution trace (go tool trace) to path until the
+// returned function is called; with an empty path it does nothing.
+func startTrace(path string) func() { return record(path, trace.Start, trace.Stop) }
+
+// record runs start on a new file at path and returns what stops it and
+// closes the file.
+func record(path string, start func(io.Writer) error, stop func()) func() {
 	if path == "" {
 		return func() {}
 	}
@@ -19,11 +30,11 @@ func startProfile(path string) func() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		log.Fatal(err)
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		stop()
 		f.Close()
 	}
 }
@@ -62,23 +73,4 @@ func watchHeap(path string) func() {
 		}
 	}()
 	return func() { close(stop); <-done }
-}
-
-// startTrace writes an execution trace (go tool trace) to path until the
-// returned function is called; with an empty path it does nothing.
-func startTrace(path string) func() {
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := trace.Start(f); err != nil {
-		log.Fatal(err)
-	}
-	return func() {
-		trace.Stop()
-		f.Close()
-	}
 }

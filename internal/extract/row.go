@@ -72,7 +72,7 @@ func fill(w *lake.PartWriter, cols []lake.Column, vals []jvalue, from, to int, d
 			if v.kind != jObject {
 				return false
 			}
-			w.Present(col.Leaf, col.Leaf+col.Leaves, depth) // present, fields null until set
+			w.Null(col.Leaf, col.Leaf+col.Leaves, depth) // present, its fields null until set
 			if !fill(w, col.Fields, vals, i+1, next, depth+1) {
 				return false
 			}

@@ -36,7 +36,6 @@ type Column struct {
 type Columns struct {
 	Fields                       []Column
 	Partition, Offset, KafkaTime int // leaf indexes of the lineage columns
-	Leaves                       int // leaf columns in all
 }
 
 func columnsOf(fields []Field, next *int) []Column {
@@ -214,7 +213,6 @@ func (s *Schema) Layout() *Layout {
 	next := 0
 	cols := Columns{Fields: columnsOf(s.Fields, &next)}
 	cols.Partition, cols.Offset, cols.KafkaTime = next, next+1, next+2
-	cols.Leaves = next + 3
 	g := make(group, 0, len(s.Fields)+3)
 	for _, f := range s.Fields {
 		g = append(g, named{nodeOf(f, false), f.Name})

@@ -14,7 +14,7 @@ import (
 // file that Publish gives its final name
 // part-<partition>-<first>-<last>.parquet, once the last offset is known.
 //
-// A row is built value by value (String, Int, Float, Bool, Null, Present)
+// A row is built value by value (String, Int, Float, Bool, Null)
 // and ended with EndRow, or thrown away with DropRow. Rows are buffered
 // column by column in plain Go slices: a definition level per row and the
 // values of the rows that have one. The Parquet writer, with its per-column
@@ -29,7 +29,6 @@ type PartWriter struct {
 	w       *parquet.GenericWriter[any] // nil until the first row group
 	cols    []column
 	seq     int64 // stamp of the row being built
-	queued  int   // rows buffered in cols
 	bytes   int64 // bytes buffered in cols
 	part    Part
 	Schema  *Schema // nil for a quarantine file
@@ -47,10 +46,9 @@ type column struct {
 	data   []byte   // the values of byte array columns, back to back
 	ends   []uint32 // where each byte array value ends in data
 
-	set      int64 // the row (seq) that last set a value
-	nullRow  int64 // the row (seq) in which a present struct makes nulls nullDef deep
-	nullDef  byte
-	required bool
+	set     int64 // the row (seq) that last set a value
+	nullRow int64 // the row (seq) in which a present struct makes nulls nullDef deep
+	nullDef byte
 }
 
 type countingWriter struct {
@@ -120,7 +118,7 @@ func (fs *Files) Create(ctx context.Context, st Storage, part Part, schema *Sche
 	w.cols = make([]column, len(leaves))
 	for i, path := range leaves {
 		leaf, _ := ps.Lookup(path...)
-		w.cols[i] = column{kind: leaf.Node.Type().Kind(), maxDef: byte(leaf.MaxDefinitionLevel), required: leaf.MaxDefinitionLevel == 0}
+		w.cols[i] = column{kind: leaf.Node.Type().Kind(), maxDef: byte(leaf.MaxDefinitionLevel)}
 	}
 	return w, nil
 }
@@ -224,26 +222,13 @@ func (w *PartWriter) pop(c *column) {
 }
 
 // Null makes the leaves [from, to) of the row being built null at
-// definition level def (the depth of the object holding the null): what a
-// JSON null gives a column, a struct's columns included. It undoes a value
-// or a Present set before in the same row.
+// definition level def, undoing any value set before in the same row (a
+// repeated JSON key: the last one wins). A JSON null gives a column (a
+// struct's columns included) def = the depth of the object holding the
+// null; a struct present in the row gives its columns def = its own depth,
+// so that those left unset are null inside a present struct rather than
+// absent with it.
 func (w *PartWriter) Null(from, to, def int) {
-	for l := from; l < to; l++ {
-		c := &w.cols[l]
-		if c.set == w.seq {
-			w.pop(c)
-		}
-		c.nullRow, c.nullDef = w.seq, byte(def)
-	}
-}
-
-// Present says that a struct spanning the leaves [from, to) is present in
-// the row being built, def levels deep: those of its leaves left unset are
-// null at that level rather than absent with the struct.
-//
-// A struct given again in the same row (a repeated JSON key) starts over:
-// the last one wins, as for any other value.
-func (w *PartWriter) Present(from, to, def int) {
 	for l := from; l < to; l++ {
 		c := &w.cols[l]
 		if c.set == w.seq {
@@ -261,7 +246,7 @@ func (w *PartWriter) EndRow(last int64) error {
 		return fmt.Errorf("write %s: more than %d bytes of strings in one column of a row group", w.part.Name(), maxColumnBytes)
 	}
 	for i := range w.cols {
-		if c := &w.cols[i]; c.required && c.set != w.seq {
+		if c := &w.cols[i]; c.maxDef == 0 && c.set != w.seq { // a required column
 			w.DropRow()
 			return fmt.Errorf("write %s: no value for required column %d", w.part.Name(), i)
 		}
@@ -280,7 +265,6 @@ func (w *PartWriter) EndRow(last int64) error {
 		w.bytes++
 	}
 	w.seq++
-	w.queued++
 	w.rows++
 	w.part.Last = last
 	return nil
@@ -324,7 +308,7 @@ func (w *PartWriter) writeRows() error {
 		}
 		c.reset(w.pool)
 	}
-	w.queued, w.bytes = 0, 0
+	w.bytes = 0
 	return nil
 }
 
@@ -387,12 +371,12 @@ func (c *column) reset(pool *buffers) {
 	pool.bytes.put(c.data)
 	pool.nums.put(c.nums)
 	pool.offsets.put(c.ends)
-	*c = column{kind: c.kind, maxDef: c.maxDef, required: c.required}
+	*c = column{kind: c.kind, maxDef: c.maxDef}
 }
 
 // Close finishes the file and makes it durable, still unpublished.
 func (w *PartWriter) Close() error {
-	if w.queued > 0 || w.w == nil {
+	if w.w == nil || len(w.cols[0].defs) > 0 { // rows not yet in a row group
 		if err := w.writeRows(); err != nil {
 			w.pf.Abort()
 			return err

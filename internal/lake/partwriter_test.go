@@ -55,25 +55,25 @@ func TestPartWriterRows(t *testing.T) {
 	// 10: every column set.
 	w.String(0, []byte("x"))
 	w.Int(1, -5)
-	w.Present(2, 4, 1)
+	w.Null(2, 4, 1)
 	w.String(2, []byte("in"))
 	w.Float(3, 2.5)
 	w.Bool(4, true)
 	w.Int(5, 1_700_000_000_000_000)
 	end(10)
 	// 11: the struct present, its fields null; everything else absent.
-	w.Present(2, 4, 1)
+	w.Null(2, 4, 1)
 	end(11)
 	// A row thrown away half built leaves nothing behind.
 	w.String(0, []byte("dropped"))
-	w.Present(2, 4, 1)
+	w.Null(2, 4, 1)
 	w.Float(3, 9)
 	w.DropRow()
 	// 12: a key given twice (the last wins), a struct made null after
 	// being present, a value made null.
 	w.Int(1, 1)
 	w.Int(1, 2)
-	w.Present(2, 4, 1)
+	w.Null(2, 4, 1)
 	w.String(2, []byte("gone"))
 	w.Null(2, 4, 0)
 	w.String(0, []byte("gone too"))
@@ -88,9 +88,9 @@ func TestPartWriterRows(t *testing.T) {
 	end(13)
 	// 14: a struct given twice (a repeated JSON key): the last one wins,
 	// fields and all.
-	w.Present(2, 4, 1)
+	w.Null(2, 4, 1)
 	w.String(2, []byte("first"))
-	w.Present(2, 4, 1)
+	w.Null(2, 4, 1)
 	w.Float(3, 1)
 	end(14)
 	// A row without its lineage is refused and leaves nothing behind.
