@@ -41,20 +41,20 @@ func (c *players) bucket(user string) int {
 	return int(maphash.String(c.seed, user) % cacheBuckets)
 }
 
-// get returns a copy of the cached player, or false; otherwise a ticket to
-// hand to put with what the file says.
-func (c *players) get(user string) (p state.Player, ok bool, ticket uint64, cacheable bool) {
+// get returns a copy of the cached player, or false and a ticket to hand
+// to put with what the file says.
+func (c *players) get(user string) (p state.Player, ok bool, ticket uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cp, ok := c.byUser[user]; ok {
-		return clonePlayer(cp), true, 0, false
+		return clonePlayer(cp), true, 0
 	}
-	b := c.bucket(user)
-	return state.Player{}, false, c.gen[b], c.busy[b] == 0
+	return state.Player{}, false, c.gen[c.bucket(user)]
 }
 
 // put caches p, read from the file after get gave ticket, unless a commit
-// to its bucket began or ended since.
+// to its bucket began or ended since, or is in flight. (A read that began
+// during a commit is refused too: that commit's end bumps the generation.)
 func (c *players) put(user string, p state.Player, ticket uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

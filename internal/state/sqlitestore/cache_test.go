@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -206,6 +207,80 @@ func TestAddStacks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := addStacks(tt.stacks, tt.deltas); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("addStacks = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCacheRefusesReadsThatOverlapACommit: a player read from the file is
+// cached only when no commit to its bucket began, ended or was in flight
+// while the read ran; the protocol that keeps a stale read out.
+func TestCacheRefusesReadsThatOverlapACommit(t *testing.T) {
+	read := state.Player{Account: state.Account{User: "ann", Gold: 10}, Inventory: []state.Stack{}, Cart: []state.Stack{}}
+	gold := func(c *players) int64 {
+		p, ok, _ := c.get("ann")
+		if !ok {
+			return -1 // not cached
+		}
+		return p.Gold
+	}
+	tests := []struct {
+		name string
+		run  func(c *players) // a read (get ... put) interleaved with a commit
+		want int64            // gold cached afterwards, -1 for none
+	}{
+		{"no commit", func(c *players) {
+			_, _, tk := c.get("ann")
+			c.put("ann", read, tk)
+		}, 10},
+		{"commit begins during the read", func(c *players) {
+			_, _, tk := c.get("ann")
+			c.begin("ann")
+			c.put("ann", read, tk)
+		}, -1},
+		{"commit begins and ends during the read", func(c *players) {
+			_, _, tk := c.get("ann")
+			c.begin("ann")
+			c.end("ann", nil, state.Change{GoldDelta: 5}, [2][]state.Stack{})
+			c.put("ann", read, tk)
+		}, -1},
+		{"read begins during a commit that ends before it", func(c *players) {
+			c.begin("ann")
+			_, _, tk := c.get("ann")
+			c.end("ann", nil, state.Change{GoldDelta: 5}, [2][]state.Stack{})
+			c.put("ann", read, tk)
+		}, -1},
+		{"read after the commit", func(c *players) {
+			c.begin("ann")
+			c.end("ann", nil, state.Change{GoldDelta: 5}, [2][]state.Stack{})
+			_, _, tk := c.get("ann")
+			c.put("ann", read, tk)
+		}, 10},
+		{"a cached player follows a commit", func(c *players) {
+			_, _, tk := c.get("ann")
+			c.put("ann", read, tk)
+			c.begin("ann")
+			c.end("ann", nil, state.Change{GoldDelta: 5}, [2][]state.Stack{})
+		}, 15},
+		{"a refused change leaves it as it was", func(c *players) {
+			_, _, tk := c.get("ann")
+			c.put("ann", read, tk)
+			c.begin("ann")
+			c.end("ann", state.ErrConflict, state.Change{GoldDelta: -50}, [2][]state.Stack{})
+		}, 10},
+		{"a failed commit drops it", func(c *players) {
+			_, _, tk := c.get("ann")
+			c.put("ann", read, tk)
+			c.begin("ann")
+			c.end("ann", errors.New("disk I/O error"), state.Change{GoldDelta: 5}, [2][]state.Stack{})
+		}, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newPlayers(10)
+			tt.run(c)
+			if got := gold(c); got != tt.want {
+				t.Errorf("cached gold %d, want %d", got, tt.want)
 			}
 		})
 	}

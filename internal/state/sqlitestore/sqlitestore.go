@@ -441,12 +441,12 @@ func (s *Store) CreateAccount(ctx context.Context, a state.Account) error {
 // Player reads the account with its inventory and cart in one snapshot,
 // from the cache when this process read or changed the player before.
 func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
-	p, ok, ticket, cacheable := s.cache.get(user)
+	p, ok, ticket := s.cache.get(user)
 	if ok {
 		return p, nil
 	}
 	p, err := s.readPlayer(ctx, user)
-	if err == nil && cacheable {
+	if err == nil {
 		s.cache.put(user, p, ticket)
 	}
 	return p, err
