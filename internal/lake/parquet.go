@@ -188,19 +188,22 @@ const (
 	QColError
 )
 
-var quarantineSchema = parquet.NewSchema("quarantine", group{
-	named{parquet.Int(32), ColPartition},
-	named{parquet.Int(64), ColOffset},
-	named{parquet.Timestamp(parquet.Microsecond), ColTimestamp},
-	named{parquet.Leaf(parquet.ByteArrayType), "value"},
-	named{parquet.String(), "error"},
+// quarantineMeta is the Parquet shape of a quarantine file.
+var quarantineMeta = sync.OnceValue(func() *fileMeta {
+	return newFileMeta(parquet.NewSchema("quarantine", group{
+		named{parquet.Int(32), ColPartition},
+		named{parquet.Int(64), ColOffset},
+		named{parquet.Timestamp(parquet.Microsecond), ColTimestamp},
+		named{parquet.Leaf(parquet.ByteArrayType), "value"},
+		named{parquet.String(), "error"},
+	}))
 })
 
 // Layout is the Parquet shape of one schema version: its columns and its
 // Parquet schema. Made once per version (see Schema.Layout).
 type Layout struct {
 	Columns Columns
-	parquet *parquet.Schema
+	meta    *fileMeta // the Parquet schema flattened, as footers list it
 }
 
 var layouts sync.Map // *Schema → *Layout; schemas are immutable, so this is a cache, not state
@@ -218,7 +221,7 @@ func (s *Schema) Layout() *Layout {
 		g = append(g, named{nodeOf(f, false), f.Name})
 	}
 	g = append(g, lineage()...)
-	l := &Layout{Columns: cols, parquet: parquet.NewSchema(s.EventType, g)}
+	l := &Layout{Columns: cols, meta: newFileMeta(parquet.NewSchema(s.EventType, g))}
 	actual, _ := layouts.LoadOrStore(s, l)
 	return actual.(*Layout)
 }

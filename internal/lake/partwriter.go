@@ -8,6 +8,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // PartWriter writes one Parquet data file of the lake. Rows go to a pending
@@ -17,16 +18,14 @@ import (
 // A row is built value by value (String, Int, Float, Bool, Null)
 // and ended with EndRow, or thrown away with DropRow. Rows are buffered
 // column by column in plain Go slices: a definition level per row and the
-// values of the rows that have one. The Parquet writer, with its per-column
-// buffers, only exists once a row group is written (FlushRowGroup, Close),
-// which then hands each column its values a page at a time. An extract
-// keeps a file open per partition, event type and day, often more than a
-// hundred of them, so what an open file costs is what it buffers.
+// values of the rows that have one. FlushRowGroup and Close encode them as
+// Parquet pages straight from those slices (pqfile.go). An extract keeps a
+// file open per partition, event type and day, often more than a hundred
+// of them, so what an open file costs is what it buffers.
 type PartWriter struct {
 	pf      PendingFile
 	counter countingWriter
-	opts    []parquet.WriterOption
-	w       *parquet.GenericWriter[any] // nil until the first row group
+	enc     fileEncoder
 	cols    []column
 	seq     int64 // stamp of the row being built
 	bytes   int64 // bytes buffered in cols
@@ -62,8 +61,8 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// pageBytes is about how much plain data a column hands the Parquet writer
-// at once: one call, one page.
+// pageBytes is about how many bytes of PLAIN values a data page holds
+// before compression.
 const pageBytes = 128 << 10
 
 // Files makes the data files of an extract: they share one compression
@@ -95,30 +94,17 @@ func (fs *Files) Create(ctx context.Context, st Storage, part Part, schema *Sche
 	}
 	w := &PartWriter{pf: pf, part: part, Schema: schema, seq: 1, pool: &fs.pool}
 	w.counter.pf = pf
-	w.opts = []parquet.WriterOption{
-		parquet.Compression(fs.codec),
-		parquet.CreatedBy("questlog", "1", ""),
-		parquet.PageBufferSize(pageBytes),
-		// Min/max per page stay in the column index, where readers look;
-		// not also in every page header.
-		parquet.DataPageStatistics(false),
-		// PLAIN strings: every reader knows them, they cost less to write
-		// than DELTA_LENGTH_BYTE_ARRAY, and zstd makes them no larger.
-		parquet.DefaultEncodingFor(parquet.ByteArray, &parquet.Plain),
-	}
-	ps := quarantineSchema
+	w.enc = fileEncoder{meta: quarantineMeta(), codec: fs.codec, createdBy: "questlog version 1"}
 	if schema != nil {
-		ps = schema.Layout().parquet
-		w.opts = append(w.opts,
-			parquet.KeyValueMetadata(MetaEventType, schema.EventType),
-			parquet.KeyValueMetadata(MetaSchemaVersion, strconv.Itoa(schema.Version)))
+		w.enc.meta = schema.Layout().meta
+		w.enc.kv = []format.KeyValue{
+			{Key: MetaEventType, Value: schema.EventType},
+			{Key: MetaSchemaVersion, Value: strconv.Itoa(schema.Version)},
+		}
 	}
-	w.opts = append(w.opts, ps)
-	leaves := ps.Columns()
-	w.cols = make([]column, len(leaves))
-	for i, path := range leaves {
-		leaf, _ := ps.Lookup(path...)
-		w.cols[i] = column{kind: leaf.Node.Type().Kind(), maxDef: byte(leaf.MaxDefinitionLevel)}
+	w.cols = make([]column, len(w.enc.meta.leaves))
+	for i, leaf := range w.enc.meta.leaves {
+		w.cols[i] = column{kind: leaf.kind, maxDef: leaf.maxDef}
 	}
 	return w, nil
 }
@@ -135,11 +121,7 @@ func (w *PartWriter) Buffered() int64 { return w.bytes }
 // Size is about how many bytes the file takes so far, buffered rows
 // included.
 func (w *PartWriter) Size() int64 {
-	n := w.counter.n + w.bytes
-	if w.w != nil {
-		n += w.w.Size()
-	}
-	return n
+	return w.counter.n + w.bytes
 }
 
 // String sets the byte array column leaf of the row being built. The bytes
@@ -284,85 +266,11 @@ func (w *PartWriter) DropRow() {
 // FlushRowGroup writes the buffered rows as a row group, which frees the
 // memory they held.
 func (w *PartWriter) FlushRowGroup() error {
-	if err := w.writeRows(); err != nil {
-		return err
-	}
-	if err := w.w.Flush(); err != nil {
+	if err := w.enc.writeRowGroup(&w.counter, w.cols, w.pool); err != nil {
 		return fmt.Errorf("write %s: %w", w.part.Name(), err)
-	}
-	return nil
-}
-
-// writeRows hands the buffered rows to the Parquet writer, creating it on
-// the first call, column by column and a page at a time.
-func (w *PartWriter) writeRows() error {
-	if w.w == nil {
-		w.w = parquet.NewGenericWriter[any](&w.counter, w.opts...)
-	}
-	var vals []parquet.Value
-	for i, cw := range w.w.ColumnWriters() {
-		c := &w.cols[i]
-		var err error
-		if vals, err = c.writeTo(cw, i, vals); err != nil {
-			return fmt.Errorf("write %s: column %d: %w", w.part.Name(), i, err)
-		}
-		c.reset(w.pool)
 	}
 	w.bytes = 0
 	return nil
-}
-
-// writeTo hands cw the column's rows as Parquet values, about pageBytes of
-// them per call. vals is scratch space, returned for reuse.
-func (c *column) writeTo(cw *parquet.ColumnWriter, index int, vals []parquet.Value) ([]parquet.Value, error) {
-	vals = vals[:0]
-	size, vi := 0, 0
-	for _, d := range c.defs {
-		if d != c.maxDef {
-			vals = append(vals, parquet.Value{}.Level(0, int(d), index))
-			size++
-		} else {
-			var v parquet.Value
-			switch c.kind {
-			case parquet.ByteArray:
-				start := uint32(0)
-				if vi > 0 {
-					start = c.ends[vi-1]
-				}
-				b := c.data[start:c.ends[vi]:c.ends[vi]]
-				v = parquet.ByteArrayValue(b)
-				size += len(b) + 4
-			case parquet.Int32:
-				v = parquet.Int32Value(int32(c.nums[vi]))
-				size += 4
-			case parquet.Int64:
-				v = parquet.Int64Value(int64(c.nums[vi]))
-				size += 8
-			case parquet.Double:
-				v = parquet.DoubleValue(math.Float64frombits(c.nums[vi]))
-				size += 8
-			case parquet.Boolean:
-				v = parquet.BooleanValue(c.nums[vi] != 0)
-				size++
-			default:
-				return vals, fmt.Errorf("unexpected column type %s", c.kind)
-			}
-			vi++
-			vals = append(vals, v.Level(0, int(d), index))
-		}
-		if size >= pageBytes {
-			if _, err := cw.WriteRowValues(vals); err != nil {
-				return vals, err
-			}
-			vals, size = vals[:0], 0
-		}
-	}
-	if len(vals) > 0 {
-		if _, err := cw.WriteRowValues(vals); err != nil {
-			return vals, err
-		}
-	}
-	return vals, nil
 }
 
 // reset empties the column, its buffers back in the pool.
@@ -376,19 +284,21 @@ func (c *column) reset(pool *buffers) {
 
 // Close finishes the file and makes it durable, still unpublished.
 func (w *PartWriter) Close() error {
-	if w.w == nil || len(w.cols[0].defs) > 0 { // rows not yet in a row group
-		if err := w.writeRows(); err != nil {
-			w.pf.Abort()
-			return err
-		}
+	if err := w.FlushRowGroup(); err != nil {
+		w.pf.Abort()
+		return err
 	}
-	if err := w.w.Close(); err != nil {
+	footer, err := w.enc.footer()
+	if err == nil {
+		_, err = w.counter.Write(footer)
+	}
+	if err != nil {
 		w.pf.Abort()
 		return fmt.Errorf("write %s: %w", w.part.Name(), err)
 	}
 	// A closed file may wait for its commit a while: keep only what
 	// Publish needs.
-	w.w, w.cols, w.opts = nil, nil, nil
+	w.cols, w.enc = nil, fileEncoder{}
 	return w.pf.Sync()
 }
 

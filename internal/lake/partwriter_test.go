@@ -101,24 +101,7 @@ func TestPartWriterRows(t *testing.T) {
 	if w.Rows() != 5 || w.Part().Last != 14 {
 		t.Fatalf("rows %d, last %d; want 5, 14", w.Rows(), w.Part().Last)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	part, _, err := w.Publish()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	f, err := os.Open(filepath.Join(dir, part.Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, _ := f.Stat()
-	pf, err := parquet.OpenFile(f, fi.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf, _ := closeAndOpen(t, w, dir)
 	if n := len(pf.RowGroups()); n != 2 {
 		t.Errorf("%d row groups, want 2", n)
 	}
@@ -158,4 +141,31 @@ func cell(v parquet.Value) string {
 		s = fmt.Sprintf("<%d bytes>", len(s))
 	}
 	return fmt.Sprintf("%d:%s", v.DefinitionLevel(), s)
+}
+
+// closeAndOpen closes and publishes w in the lake at dir, and opens the
+// file with parquet-go. It returns the size Publish gave.
+func closeAndOpen(t *testing.T, w *PartWriter, dir string) (*parquet.File, int64) {
+	t.Helper()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	part, size, err := w.Publish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, part.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pf, size
 }

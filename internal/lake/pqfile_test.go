@@ -1,0 +1,341 @@
+package lake
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/rle"
+)
+
+// checkLevels encodes levels and decodes them with parquet-go's RLE
+// decoder: the same levels must come back, then at most the zeros that
+// pad the last bit-packed group.
+func checkLevels(t *testing.T, levels []byte, width int) {
+	t.Helper()
+	enc := appendLevels(nil, levels, width)
+	dec, err := (&rle.Encoding{BitWidth: width}).DecodeLevels(nil, enc)
+	if err != nil {
+		t.Fatalf("decode %v (width %d): %v", levels, width, err)
+	}
+	if len(dec) < len(levels) || len(dec) >= len(levels)+8 || !bytes.Equal(dec[:len(levels)], levels) {
+		t.Fatalf("levels %v (width %d) decode as %v", levels, width, dec)
+	}
+	for _, v := range dec[len(levels):] {
+		if v != 0 {
+			t.Fatalf("levels %v (width %d): padding %v", levels, width, dec[len(levels):])
+		}
+	}
+}
+
+func TestAppendLevels(t *testing.T) {
+	rep := func(v byte, n int) []byte { return bytes.Repeat([]byte{v}, n) }
+	tests := []struct {
+		name   string
+		levels []byte
+		width  int
+		max    int // most bytes the encoding may take
+	}{
+		{"one", []byte{1}, 1, 2},
+		{"a long run", rep(1, 100_000), 1, 4},
+		{"short runs bit-packed", []byte{0, 1, 1, 0, 1, 0, 0, 1, 1, 1}, 1, 3},
+		{"a run after a partial group", append([]byte{0, 1, 0}, rep(1, 20)...), 1, 4},
+		{"a run starting inside a group", append([]byte{0, 1, 0, 1, 0}, rep(0, 30)...), 1, 5},
+		{"alternating", bytes.Repeat([]byte{0, 1}, 1000), 1, 252},
+		{"width 2", append(bytes.Repeat([]byte{0, 1, 2}, 7), rep(2, 9)...), 2, 10},
+		{"width 3", []byte{7, 0, 5, 3, 3, 3, 1, 6, 2}, 3, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkLevels(t, tt.levels, tt.width)
+			if n := len(appendLevels(nil, tt.levels, tt.width)); n > tt.max {
+				t.Errorf("%d bytes, want at most %d", n, tt.max)
+			}
+		})
+	}
+}
+
+func FuzzAppendLevels(f *testing.F) {
+	f.Add([]byte{0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0}, uint8(1))
+	f.Add([]byte{3, 2, 1, 0}, uint8(2))
+	f.Fuzz(func(t *testing.T, b []byte, w uint8) {
+		width := int(w%8) + 1
+		levels := make([]byte, len(b))
+		for i, v := range b {
+			// Mostly runs: keep the previous level unless v says otherwise.
+			switch {
+			case i > 0 && v&0x80 == 0:
+				levels[i] = levels[i-1]
+			default:
+				levels[i] = v & byte(1<<width-1)
+			}
+		}
+		checkLevels(t, levels, width)
+	})
+}
+
+func TestRoundUp(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"short", "short", true},
+		{strings.Repeat("a", maxStatBytes), strings.Repeat("a", maxStatBytes), true},
+		{strings.Repeat("a", maxStatBytes+1), strings.Repeat("a", maxStatBytes-1) + "b", true},
+		{"ab" + strings.Repeat("\xff", maxStatBytes), "ac", true},
+		{strings.Repeat("\xff", maxStatBytes+1), "", false},
+	}
+	for _, tt := range tests {
+		got, ok := roundUp([]byte(tt.in))
+		if ok != tt.ok || string(got) != tt.want {
+			t.Errorf("roundUp(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestPartWriterPagesAndStatistics writes enough rows for several pages per
+// column chunk and two row groups, with nulls at random, in each codec,
+// and reads every value back with parquet-go, and each chunk's null count,
+// min and max from the footer.
+func TestPartWriterPagesAndStatistics(t *testing.T) {
+	for _, codec := range []string{"zstd", "snappy", "none"} {
+		t.Run(codec, func(t *testing.T) { testPagesAndStatistics(t, codec) })
+	}
+}
+
+func testPagesAndStatistics(t *testing.T, codec string) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &Schema{EventType: "probe", Version: 3, Fields: []Field{
+		{Name: "s", Kind: KindString},
+		{Name: "n", Kind: KindInt},
+		{Name: "f", Kind: KindFloat},
+		{Name: "ok", Kind: KindBool},
+		{Name: "h", Kind: KindStruct, Fields: []Field{{Name: "a", Kind: KindString}}},
+	}}
+	cols := sc.Layout().Columns
+	files, err := NewFiles(codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := files.Create(ctx, st, Part{EventType: "probe", Date: "2026-03-01", Partition: 1}, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rows = 40_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	var want []string // each row as cell() shows it
+	for r := range rows {
+		var cells []string
+		if rng.IntN(4) > 0 {
+			s := fmt.Sprintf("player-%05d", rng.IntN(100_000))
+			if r == 7 {
+				s = strings.Repeat("z", 3*maxStatBytes) // a long max, rounded up
+			}
+			w.String(cols.Fields[0].Leaf, []byte(s))
+			cells = append(cells, "1:"+s)
+		} else {
+			cells = append(cells, "0:-")
+		}
+		if rng.IntN(3) > 0 {
+			n := rng.Int64N(1_000_000) - 500_000
+			w.Int(cols.Fields[1].Leaf, n)
+			cells = append(cells, fmt.Sprintf("1:%d", n))
+		} else {
+			cells = append(cells, "0:-")
+		}
+		if r%5 > 0 {
+			f := rng.NormFloat64() * 100
+			if r == 11 {
+				f = math.Copysign(0, -1)
+			}
+			w.Float(cols.Fields[2].Leaf, f)
+			cells = append(cells, fmt.Sprintf("1:%g", f))
+		} else {
+			cells = append(cells, "0:-")
+		}
+		if r%7 > 0 {
+			b := rng.IntN(2) == 0
+			w.Bool(cols.Fields[3].Leaf, b)
+			cells = append(cells, fmt.Sprintf("1:%t", b))
+		} else {
+			cells = append(cells, "0:-")
+		}
+		switch r % 3 {
+		case 0: // absent struct
+			cells = append(cells, "0:-")
+		case 1: // present struct, null field
+			w.Null(cols.Fields[4].Leaf, cols.Fields[4].Leaf+1, 1)
+			cells = append(cells, "1:-")
+		case 2:
+			w.Null(cols.Fields[4].Leaf, cols.Fields[4].Leaf+1, 1)
+			s := fmt.Sprintf("guild %d", rng.IntN(50))
+			w.String(cols.Fields[4].Leaf, []byte(s))
+			cells = append(cells, "2:"+s)
+		}
+		w.Int(cols.Partition, 1)
+		w.Int(cols.Offset, int64(r))
+		w.Int(cols.KafkaTime, int64(r)*1000)
+		cells = append(cells, "0:1", fmt.Sprintf("0:%d", r), fmt.Sprintf("0:%d", r*1000))
+		if err := w.EndRow(int64(r)); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, strings.Join(cells, " "))
+		if r == rows/2 {
+			if err := w.FlushRowGroup(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pf, size := closeAndOpen(t, w, dir)
+	if pf.Size() != size {
+		t.Errorf("Publish says %d bytes, the file has %d", size, pf.Size())
+	}
+	md := pf.Metadata()
+	if md.NumRows != rows || len(md.RowGroups) != 2 {
+		t.Fatalf("%d rows in %d row groups, want %d in 2", md.NumRows, len(md.RowGroups), rows)
+	}
+	kv := map[string]string{}
+	for _, e := range md.KeyValueMetadata {
+		kv[e.Key] = e.Value
+	}
+	if kv[MetaEventType] != "probe" || kv[MetaSchemaVersion] != "3" {
+		t.Errorf("key/value metadata %v", kv)
+	}
+	fields, err := FieldsOfParquet(pf.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantFields := append(slices.Clone(sc.Fields), LineageFields...); fmt.Sprint(fields) != fmt.Sprint(wantFields) {
+		t.Errorf("schema read back %v, want %v", fields, wantFields)
+	}
+
+	var got [][]parquet.Value
+	for gi, rg := range pf.RowGroups() {
+		rs := rg.Rows()
+		buf := make([]parquet.Row, 1000)
+		for {
+			n, err := rs.ReadRows(buf)
+			for _, row := range buf[:n] {
+				got = append(got, slices.Clone(row))
+			}
+			if err != nil {
+				break
+			}
+		}
+		rs.Close()
+		// Each chunk's statistics against the values of its rows.
+		first := int(md.RowGroups[0].NumRows) * gi
+		for leaf, cc := range md.RowGroups[gi].Columns {
+			var nulls int64
+			var lo, hi parquet.Value
+			for _, row := range got[first:] {
+				v := row[leaf]
+				if v.IsNull() {
+					nulls++
+					continue
+				}
+				if lo.IsNull() || compare(v, lo) < 0 {
+					lo = v
+				}
+				if hi.IsNull() || compare(v, hi) > 0 {
+					hi = v
+				}
+			}
+			s := cc.MetaData.Statistics
+			if s.NullCount != nulls || cc.MetaData.NumValues != int64(len(got)-first) {
+				t.Errorf("row group %d column %d: %d nulls of %d values, want %d of %d", gi, leaf, s.NullCount, cc.MetaData.NumValues, nulls, len(got)-first)
+			}
+			wantLo, wantHi := lo.Bytes(), hi.Bytes()
+			if lo.Kind() == parquet.ByteArray && len(wantHi) > maxStatBytes {
+				wantHi, _ = roundUp(wantHi)
+			}
+			if !bytes.Equal(s.MinValue, wantLo) || !bytes.Equal(s.MaxValue, wantHi) {
+				t.Errorf("row group %d column %d: min %q max %q, want %q %q", gi, leaf, s.MinValue, s.MaxValue, wantLo, wantHi)
+			}
+		}
+	}
+	if len(got) != rows {
+		t.Fatalf("read %d rows, want %d", len(got), rows)
+	}
+	for r, row := range got {
+		var cells []string
+		for _, v := range row {
+			cells = append(cells, cell(v))
+		}
+		if g := strings.Join(cells, " "); g != want[r] {
+			t.Fatalf("row %d: %s\nwant    %s", r, g, want[r])
+		}
+	}
+	// Several pages per chunk: the string column holds ~400 KB per group.
+	if pages := countPages(t, pf, 0); pages < 4 {
+		t.Errorf("%d pages in column s, want several", pages)
+	}
+}
+
+// compare orders two values of one column as Parquet's type-defined order
+// does (-0 before +0).
+func compare(a, b parquet.Value) int {
+	switch a.Kind() {
+	case parquet.ByteArray:
+		return bytes.Compare(a.ByteArray(), b.ByteArray())
+	case parquet.Double:
+		x, y := a.Double(), b.Double()
+		if x == 0 && y == 0 {
+			return boolInt(!math.Signbit(x)) - boolInt(!math.Signbit(y))
+		}
+		return cmpOrdered(x, y)
+	case parquet.Boolean:
+		return boolInt(a.Boolean()) - boolInt(b.Boolean())
+	case parquet.Int32:
+		return cmpOrdered(a.Int32(), b.Int32())
+	default:
+		return cmpOrdered(a.Int64(), b.Int64())
+	}
+}
+
+func cmpOrdered[T int32 | int64 | float64](x, y T) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// countPages counts the data pages of a leaf column across the file.
+func countPages(t *testing.T, pf *parquet.File, leaf int) int {
+	t.Helper()
+	n := 0
+	for _, rg := range pf.RowGroups() {
+		pages := rg.ColumnChunks()[leaf].Pages()
+		for {
+			p, err := pages.ReadPage()
+			if err != nil {
+				break
+			}
+			parquet.Release(p)
+			n++
+		}
+		pages.Close()
+	}
+	return n
+}
