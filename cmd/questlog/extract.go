@@ -91,7 +91,7 @@ every record exactly once (see 'questlog lake check').`,
 	f.Int64Var(&maxRows, "max-rows", 1_000_000, "roll a partition's files when one reaches this many rows")
 	f.Int64Var(&maxBytes, "max-bytes", 128<<20, "roll a partition's files when one reaches about this many bytes")
 	f.DurationVar(&maxAge, "max-age", 10*time.Second, "with --follow, roll a partition's files when the oldest is this old")
-	f.Int64Var(&memory, "memory", 32<<20, "bytes of rows buffered in open files, over all partitions; past it the largest open file is finished early. The Go heap's soft limit is twice this plus 64 MiB unless GOMEMLIMIT is set")
+	f.Int64Var(&memory, "memory", 32<<20, "bytes of rows buffered in open files, over all partitions; past it the largest open file writes them as a row group. The Go heap's soft limit is twice this plus 64 MiB unless GOMEMLIMIT is set")
 	f.StringVar(&compression, "compression", "zstd", "Parquet compression: zstd, snappy or none")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	return cmd

@@ -80,7 +80,8 @@ func HeapLimit(budget int64) int64 { return 2*budget + 64<<20 }
 
 // MemoryBudget bounds the bytes of rows buffered in open files, over all
 // partitions (each partition gets its share): past it, a partition
-// finishes its largest open file early. Default 32 MiB, at least 64 KiB.
+// writes its largest open file's rows as a row group. Default 32 MiB, at
+// least 64 KiB.
 func MemoryBudget(n int64) Option { return func(c *config) { c.memory = n } }
 
 // Compression is the Parquet codec: "zstd" (default), "snappy" or "none".

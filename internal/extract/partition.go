@@ -236,7 +236,7 @@ func (p *partition) fillRow(f *openFile, vals []jvalue, r *kgo.Record) bool {
 }
 
 // account counts the bytes f buffers and decides when to write a row
-// group, to publish files early, or to roll the partition's files.
+// group, or to roll the partition's files.
 func (p *partition) account(f *openFile) error {
 	n := f.w.Buffered()
 	p.buffered += n - f.buffered
@@ -246,14 +246,8 @@ func (p *partition) account(f *openFile) error {
 			return err
 		}
 	}
-	// Over the budget, the largest file is finished rather than given a
-	// row group: once a file has written a row group its Parquet writer
-	// keeps buffers (a page or so per column) for as long as it is open,
-	// and a partition keeps a file open per event type and day. The next
-	// commit publishes it, as after a schema change.
-	//
-	// The roll check comes first: f may be the file finished below, and a
-	// finished file belongs to its background close.
+	// Over the budget, the largest file writes its rows as a row group:
+	// what a file keeps once they are written is its footer's metadata.
 	if f.sinceCheck++; f.sinceCheck >= 1024 || f.w.Rows() >= p.e.cfg.maxRows {
 		f.sinceCheck = 0
 		if f.w.Rows() >= p.e.cfg.maxRows || f.w.Size() >= p.e.cfg.maxBytes {
@@ -261,11 +255,11 @@ func (p *partition) account(f *openFile) error {
 		}
 	}
 	for p.buffered > p.budget {
-		tf, big := p.largest()
+		big := p.largest()
 		if big == nil || big.buffered == 0 {
 			break
 		}
-		if err := p.closeFile(tf, big); err != nil {
+		if err := p.flushRowGroup(big); err != nil {
 			return err
 		}
 	}
@@ -281,19 +275,15 @@ func (p *partition) flushRowGroup(f *openFile) error {
 	return nil
 }
 
-// largest is the open file that buffers the most, and its type's files
-// (nil for the quarantine file).
-func (p *partition) largest() (*typeFiles, *openFile) {
-	var (
-		big   *openFile
-		bigTF *typeFiles
-	)
-	p.each(func(tf *typeFiles, f *openFile) {
+// largest is the open file that buffers the most.
+func (p *partition) largest() *openFile {
+	var big *openFile
+	p.each(func(_ *typeFiles, f *openFile) {
 		if big == nil || f.buffered > big.buffered {
-			big, bigTF = f, tf
+			big = f
 		}
 	})
-	return bigTF, big
+	return big
 }
 
 func (p *partition) each(fn func(*typeFiles, *openFile)) {
@@ -382,7 +372,7 @@ func (p *partition) forget(tf *typeFiles, f *openFile) {
 }
 
 // closeFile finishes one file before the partition commits, when its
-// type's schema widened or the partition is over its memory budget. The
+// type's schema widened. The
 // file is written and synced in the background, at most one at a time per
 // partition, while the worker goes on with the next records; the commit
 // waits for it and publishes it with the others.
