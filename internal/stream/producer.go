@@ -77,21 +77,26 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		kgo.DefaultProduceTopic(cfg.Topic),
 		// Every acknowledged record is on every in-sync replica.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		// An idempotent producer never fails a record it cannot prove
-		// unwritten, so with the broker gone it waits forever; a request
-		// must instead get its 503 within DeliveryTimeout. The cost: a
-		// record whose request was in flight when the broker died may be
-		// retried into a duplicate (same event_id) or reported failed
-		// although written.
-		kgo.DisableIdempotentWrite(),
+		// Idempotent, so that the broker drops a batch the client
+		// retried after a lost reply. By default an idempotent producer
+		// never fails a record it cannot prove unwritten, so with the
+		// broker gone it would wait forever; a request must instead get
+		// its 503 within DeliveryTimeout. The cost: a record in flight
+		// when the broker died may be reported failed although written.
+		kgo.AllowIdempotentProduceCancellation(),
 		// No linger: a lone request is sent at once, and concurrent ones
-		// batch behind the request in flight.
+		// batch behind the requests in flight.
 		kgo.ProducerLinger(0),
+		// Records are retried until DeliveryTimeout, not a count of tries.
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout),
 		kgo.RetryTimeout(cfg.DeliveryTimeout),
-		kgo.RecordRetries(8),
 		kgo.DialTimeout(time.Second),
+		// A record waiting on an unreachable broker is failed when the
+		// next metadata update fails, and updates come at most every
+		// MetadataMinAge (default 5s): it would answer up to 5s past
+		// DeliveryTimeout.
+		kgo.MetadataMinAge(min(250*time.Millisecond, cfg.DeliveryTimeout/4)),
 		// Retry soon: a local broker that restarts is back within
 		// moments, and a dead one should be noticed within the timeout.
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
