@@ -138,8 +138,8 @@ func TestPublishFailsWhenBrokerIsGone(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Publish with the broker gone = %v, want ErrUnavailable", err)
 	}
-	if d := time.Since(start); d > 2500*time.Millisecond {
-		t.Errorf("Publish with the broker gone answered after %v; DeliveryTimeout is 1s", d)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("Publish with the broker gone answered after %v; DeliveryTimeout is 1s (kgo refreshes metadata at most every MetadataMinAge)", d)
 	}
 }
 
