@@ -45,6 +45,13 @@ type produced struct {
 // the topic, keyed by user as the API does, and waits for every ack.
 func produce(t *testing.T, addr string, n int, seed uint64, garbage ...[]byte) *produced {
 	t.Helper()
+	return produceEdited(t, addr, n, seed, nil, garbage...)
+}
+
+// produceEdited is produce with each generated event passed to edit (when
+// not nil) first.
+func produceEdited(t *testing.T, addr string, n int, seed uint64, edit func(*event.Event), garbage ...[]byte) *produced {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +61,9 @@ func produce(t *testing.T, addr string, n int, seed uint64, garbage ...[]byte) *
 	got := &produced{events: map[string]event.Event{}, perType: map[string]int64{}, garbage: len(garbage)}
 	var recs []*kgo.Record
 	err = lakefixture.Generate(lakefixture.Config{Events: n, Seed: seed, Players: 40, Span: 50 * time.Hour}, func(ev *event.Event) error {
+		if edit != nil {
+			edit(ev)
+		}
 		got.events[ev.ID] = *ev
 		got.perType[ev.Type]++
 		recs = append(recs, &kgo.Record{Key: ev.Key(), Value: ev.AppendJSON(nil)})
@@ -370,10 +380,19 @@ func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 
 // TestMemoryBudgetWritesRowGroups: over its memory budget a partition
 // writes its largest file's rows as a row group instead of buffering more:
-// no more files, and the same rows.
+// no more files, and the same rows, also through DuckDB's filters, which
+// skip row groups by their bounds: long strings' bounds are cut (the max
+// rounded up) and DuckDB takes them. (DuckDB compares bounds by their
+// first 8 bytes; TestPartWriterPagesAndStatistics checks them exactly.)
 func TestMemoryBudgetWritesRowGroups(t *testing.T) {
 	addr := startBroker(t)
-	want := produce(t, addr, 2000, 6)
+	// User agents longer than the footers keep, not ASCII, one per player.
+	agent := func(user string) string { return user + strings.Repeat(" Mozilla/5.0 (é)", 5) }
+	want := produceEdited(t, addr, 2000, 6, func(ev *event.Event) { ev.HTTP.UserAgent = agent(ev.User) })
+	agents := map[string]int{}
+	for _, ev := range want.events {
+		agents[agent(ev.User)]++
+	}
 	var files, groups []int
 	for _, budget := range []int64{32 << 20, 64 << 10} {
 		dir := filepath.Join(t.TempDir(), "lake")
@@ -392,11 +411,47 @@ func TestMemoryBudgetWritesRowGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 		groups = append(groups, n)
+		for ua, n := range agents {
+			var got int
+			if err := db.QueryRow(`SELECT count(*) FROM `+eventsSource(dir)+` WHERE http.user_agent = ?`, ua).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != n {
+				t.Errorf("budget %d: DuckDB finds %d events with user agent %q, want %d", budget, got, ua, n)
+			}
+		}
 	}
 	// Files depend on where fetches end a commit, not on the budget.
 	if files[1] > files[0]+files[0]/10 || groups[1] <= 2*groups[0] {
 		t.Errorf("budget 32 MiB: %d files, %d row groups; 64 KiB: %d files, %d row groups; want about the same files, many more row groups with the small budget",
 			files[0], groups[0], files[1], groups[1])
+	}
+}
+
+// TestFilesKeepFewRowGroups: a file that has written MaxRowGroups row
+// groups (under a tiny memory budget, one event type on one day) is
+// finished and a new one begun, and the lake holds the same rows.
+func TestFilesKeepFewRowGroups(t *testing.T) {
+	addr := startBroker(t)
+	day := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	want := produceEdited(t, addr, 12_000, 7, func(ev *event.Event) { ev.Time = day })
+	dir := filepath.Join(t.TempDir(), "lake")
+	sum, err := newExtractor(t, addr, dir, extract.MemoryBudget(64<<10)).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, "lake check", checkLake(t, dir).Rows, want.perType)
+	db := openDuckDB(t)
+	sameCounts(t, "duckdb", duckCounts(t, db, dir), want.perType)
+	var most, full int
+	err = db.QueryRow(`SELECT max(n), count(*) FILTER (n = ?) FROM (SELECT file_name, count(DISTINCT row_group_id) AS n
+		FROM parquet_metadata('`+filepath.ToSlash(dir)+`/events/*/*/*.parquet') GROUP BY ALL)`, lake.MaxRowGroups).Scan(&most, &full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most != lake.MaxRowGroups || full == 0 {
+		t.Errorf("%d files: at most %d row groups in a file, %d files with %d; want some files full, none fuller",
+			sum.Files, most, full, lake.MaxRowGroups)
 	}
 }
 

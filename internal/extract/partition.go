@@ -219,7 +219,7 @@ func (p *partition) record(ctx context.Context, r *kgo.Record) error {
 		return err
 	}
 	p.perType[tf.name]++
-	return p.account(f)
+	return p.account(tf, f)
 }
 
 // fillRow sets the values of f's next row from the event; false (and
@@ -235,35 +235,49 @@ func (p *partition) fillRow(f *openFile, vals []jvalue, r *kgo.Record) bool {
 	return true
 }
 
-// account counts the bytes f buffers and decides when to write a row
-// group, or to roll the partition's files.
-func (p *partition) account(f *openFile) error {
+// account counts the bytes f (a file of tf, nil for the quarantine file)
+// buffers and decides when to write a row group, or to roll the
+// partition's files.
+func (p *partition) account(tf *typeFiles, f *openFile) error {
 	n := f.w.Buffered()
 	p.buffered += n - f.buffered
 	f.buffered = n
-	if n >= rowGroupBytes {
-		if err := p.flushRowGroup(f); err != nil {
-			return err
-		}
-	}
-	// Over the budget, the largest file writes its rows as a row group:
-	// what a file keeps once they are written is its footer's metadata.
+	// The roll check comes first: f may be finished below, and a finished
+	// file belongs to its background close.
 	if f.sinceCheck++; f.sinceCheck >= 1024 || f.w.Rows() >= p.e.cfg.maxRows {
 		f.sinceCheck = 0
 		if f.w.Rows() >= p.e.cfg.maxRows || f.w.Size() >= p.e.cfg.maxBytes {
 			p.roll = true
 		}
 	}
+	if n >= rowGroupBytes {
+		if err := p.spill(tf, f); err != nil {
+			return err
+		}
+	}
+	// Over the budget, the largest file writes its rows as a row group.
 	for p.buffered > p.budget {
-		big := p.largest()
+		tf, big := p.largest()
 		if big == nil || big.buffered == 0 {
 			break
 		}
-		if err := p.flushRowGroup(big); err != nil {
+		if err := p.spill(tf, big); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// spill frees the rows f buffers: it writes them as a row group, or, when
+// f has written all the row groups a file may (each keeps its metadata in
+// memory for the footer), finishes f, to be published with the next commit
+// as after a schema change.
+func (p *partition) spill(tf *typeFiles, f *openFile) error {
+	// One row group stays for the rows Close writes.
+	if f.w.RowGroups() < lake.MaxRowGroups-1 {
+		return p.flushRowGroup(f)
+	}
+	return p.closeFile(tf, f)
 }
 
 func (p *partition) flushRowGroup(f *openFile) error {
@@ -275,15 +289,19 @@ func (p *partition) flushRowGroup(f *openFile) error {
 	return nil
 }
 
-// largest is the open file that buffers the most.
-func (p *partition) largest() *openFile {
-	var big *openFile
-	p.each(func(_ *typeFiles, f *openFile) {
+// largest is the open file that buffers the most, and its type's files
+// (nil for the quarantine file).
+func (p *partition) largest() (*typeFiles, *openFile) {
+	var (
+		big   *openFile
+		bigTF *typeFiles
+	)
+	p.each(func(tf *typeFiles, f *openFile) {
 		if big == nil || f.buffered > big.buffered {
-			big = f
+			big, bigTF = f, tf
 		}
 	})
-	return big
+	return bigTF, big
 }
 
 func (p *partition) each(fn func(*typeFiles, *openFile)) {
@@ -372,7 +390,7 @@ func (p *partition) forget(tf *typeFiles, f *openFile) {
 }
 
 // closeFile finishes one file before the partition commits, when its
-// type's schema widened. The
+// type's schema widened or it holds the most row groups a file may. The
 // file is written and synced in the background, at most one at a time per
 // partition, while the worker goes on with the next records; the commit
 // waits for it and publishes it with the others.
@@ -441,7 +459,7 @@ func (p *partition) toQuarantine(ctx context.Context, r *kgo.Record, reason stri
 		return err
 	}
 	p.quarantined++
-	return p.account(p.quarantine)
+	return p.account(nil, p.quarantine)
 }
 
 // commit publishes every open file of the partition, then advances its

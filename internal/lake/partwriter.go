@@ -115,6 +115,10 @@ func (w *PartWriter) Part() Part { return w.part }
 // Rows is how many rows were written.
 func (w *PartWriter) Rows() int64 { return w.rows }
 
+// RowGroups is how many row groups the file has written (at most
+// MaxRowGroups).
+func (w *PartWriter) RowGroups() int { return len(w.enc.rowGroups) }
+
 // Buffered is how many bytes the rows not yet written as a row group hold.
 func (w *PartWriter) Buffered() int64 { return w.bytes }
 

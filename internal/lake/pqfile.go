@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"sort"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -29,6 +30,10 @@ const magic = "PAR1"
 // maxStatBytes bounds a byte array column's min and max in the footer:
 // longer ones are cut (the max then rounded up), as the format allows.
 const maxStatBytes = 64
+
+// MaxRowGroups is how many row groups a file holds at most: each keeps its
+// column chunks' metadata in memory until the footer is written.
+const MaxRowGroups = 64
 
 // fileMeta is what every file of one Parquet schema shares: the schema as
 // the footer lists it and, per leaf column, its path, type, order and
@@ -118,6 +123,9 @@ func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *bu
 	if rows == 0 {
 		return nil
 	}
+	if len(e.rowGroups) >= MaxRowGroups {
+		return fmt.Errorf("more than %d row groups", MaxRowGroups)
+	}
 	s := scratches.Get().(*scratch)
 	defer scratches.Put(s)
 	rg := format.RowGroup{
@@ -154,7 +162,6 @@ func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta,
 	md.DataPageOffset = out.n // cc.FileOffset stays 0, as the format now asks
 
 	var st stats
-	compressed := md.Codec != format.Uncompressed
 	vi := 0 // the next value
 	for r := 0; r < len(c.defs); {
 		first, nulls := r, 0
@@ -176,6 +183,8 @@ func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta,
 			s.levels = appendLevels(s.levels, c.defs[first:r], bits.Len8(c.maxDef))
 		}
 		body := s.values
+		// A page of nulls has no values to compress.
+		compressed := md.Codec != format.Uncompressed && len(s.values) > 0
 		if compressed {
 			var err error
 			if s.body, err = e.codec.Encode(s.body[:0], s.values); err != nil {
@@ -282,13 +291,8 @@ func (s *stats) float(v float64) {
 		s.set, s.fmin, s.fmax = true, v, v
 		return
 	}
-	// JSON has no NaN; min and max order -0 before +0, as the format asks.
-	if v < s.fmin || v == 0 && math.Signbit(v) && s.fmin == 0 {
-		s.fmin = v
-	}
-	if v > s.fmax || v == 0 && !math.Signbit(v) && s.fmax == 0 {
-		s.fmax = v
-	}
+	// JSON has no NaN. Zeros are settled in bounds.
+	s.fmin, s.fmax = min(s.fmin, v), max(s.fmax, v)
 }
 
 func (s *stats) bytes(v []byte) {
@@ -312,29 +316,51 @@ func (s *stats) bounds(kind parquet.Kind) (lo, hi []byte) {
 		if !ok {
 			return nil, nil
 		}
-		lo := s.bmin[:min(len(s.bmin), maxStatBytes)]
 		// Copies: the column's buffer goes back to the pool.
-		return append([]byte{}, lo...), hi
+		return append([]byte{}, cut(s.bmin)...), hi
 	case parquet.Int32:
 		return binary.LittleEndian.AppendUint32(nil, uint32(s.imin)), binary.LittleEndian.AppendUint32(nil, uint32(s.imax))
 	case parquet.Int64:
 		return binary.LittleEndian.AppendUint64(nil, uint64(s.imin)), binary.LittleEndian.AppendUint64(nil, uint64(s.imax))
 	case parquet.Double:
-		return binary.LittleEndian.AppendUint64(nil, math.Float64bits(s.fmin)), binary.LittleEndian.AppendUint64(nil, math.Float64bits(s.fmax))
+		// A zero min is written -0 and a zero max +0, as the format asks.
+		lo, hi := s.fmin, s.fmax
+		if lo == 0 {
+			lo = math.Copysign(0, -1)
+		}
+		if hi == 0 {
+			hi = 0
+		}
+		return binary.LittleEndian.AppendUint64(nil, math.Float64bits(lo)), binary.LittleEndian.AppendUint64(nil, math.Float64bits(hi))
 	default: // parquet.Boolean
 		return []byte{byte(s.imin)}, []byte{byte(s.imax)}
 	}
 }
 
-// roundUp returns a copy of the max v, or when it is longer than maxStatBytes,
-// the shortest prefix greater than it with its last byte incremented.
+// cut returns the longest prefix of v of at most maxStatBytes that ends
+// where a UTF-8 character starts (a string's bound stays valid UTF-8).
+func cut(v []byte) []byte {
+	if len(v) <= maxStatBytes {
+		return v
+	}
+	n := maxStatBytes
+	for n > 0 && !utf8.RuneStart(v[n]) {
+		n--
+	}
+	return v[:n]
+}
+
+// roundUp returns a copy of the max v, or when it is longer than
+// maxStatBytes, a short value greater than it: its cut with the last ASCII
+// byte below 0x7f incremented and what follows dropped (still valid
+// UTF-8). false when there is no such byte.
 func roundUp(v []byte) ([]byte, bool) {
 	if len(v) <= maxStatBytes {
 		return append([]byte{}, v...), true
 	}
-	b := append([]byte{}, v[:maxStatBytes]...)
+	b := append([]byte{}, cut(v)...)
 	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0xff {
+		if b[i] < 0x7f {
 			b[i]++
 			return b[:i+1], true
 		}

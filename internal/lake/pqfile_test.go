@@ -3,12 +3,15 @@ package lake
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/rle"
@@ -80,21 +83,58 @@ func FuzzAppendLevels(f *testing.F) {
 	})
 }
 
-func TestRoundUp(t *testing.T) {
+func TestStringBounds(t *testing.T) {
+	long := strings.Repeat("a", maxStatBytes)
+	// "a" then "é" (2 bytes) repeated: byte maxStatBytes is inside an é.
+	accented := "a" + strings.Repeat("é", maxStatBytes)
 	tests := []struct {
-		in, want string
-		ok       bool
+		in, min, max string
+		roundable    bool
 	}{
-		{"short", "short", true},
-		{strings.Repeat("a", maxStatBytes), strings.Repeat("a", maxStatBytes), true},
-		{strings.Repeat("a", maxStatBytes+1), strings.Repeat("a", maxStatBytes-1) + "b", true},
-		{"ab" + strings.Repeat("\xff", maxStatBytes), "ac", true},
-		{strings.Repeat("\xff", maxStatBytes+1), "", false},
+		{"short", "short", "short", true},
+		{long, long, long, true},
+		{long + "a", long, long[:maxStatBytes-1] + "b", true},
+		{"ab" + strings.Repeat("\xff", maxStatBytes), "ab" + strings.Repeat("\xff", maxStatBytes-2), "ac", true},
+		{accented, accented[:maxStatBytes-1], "b", true},
+		{strings.Repeat("\xff", maxStatBytes+1), strings.Repeat("\xff", maxStatBytes), "", false},
 	}
 	for _, tt := range tests {
+		if got := string(cut([]byte(tt.in))); got != tt.min {
+			t.Errorf("cut(%q) = %q, want %q", tt.in, got, tt.min)
+		}
 		got, ok := roundUp([]byte(tt.in))
-		if ok != tt.ok || string(got) != tt.want {
-			t.Errorf("roundUp(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		if ok != tt.roundable || string(got) != tt.max {
+			t.Errorf("roundUp(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.max, tt.roundable)
+		}
+		if ok && (bytes.Compare(got, []byte(tt.in)) < 0 || !utf8.Valid(got) && utf8.ValidString(tt.in)) {
+			t.Errorf("roundUp(%q) = %q: below the value, or not UTF-8", tt.in, got)
+		}
+	}
+}
+
+// TestFloatBounds: a zero min is written -0 and a zero max +0.
+func TestFloatBounds(t *testing.T) {
+	negZero := math.Copysign(0, -1)
+	tests := []struct {
+		values []float64
+		lo, hi float64
+	}{
+		{[]float64{1.5, -2, 3}, -2, 3},
+		{[]float64{0, 5}, negZero, 5},
+		{[]float64{-3, negZero}, -3, 0},
+		{[]float64{negZero, 0}, negZero, 0},
+		{[]float64{0}, negZero, 0},
+	}
+	for _, tt := range tests {
+		var st stats
+		for _, v := range tt.values {
+			st.float(v)
+		}
+		lo, hi := st.bounds(parquet.Double)
+		gotLo := math.Float64frombits(binary.LittleEndian.Uint64(lo))
+		gotHi := math.Float64frombits(binary.LittleEndian.Uint64(hi))
+		if gotLo != tt.lo || math.Signbit(gotLo) != math.Signbit(tt.lo) || gotHi != tt.hi || math.Signbit(gotHi) != math.Signbit(tt.hi) {
+			t.Errorf("bounds of %v = %v, %v; want %v, %v", tt.values, gotLo, gotHi, tt.lo, tt.hi)
 		}
 	}
 }
@@ -139,8 +179,11 @@ func testPagesAndStatistics(t *testing.T, codec string) {
 		var cells []string
 		if rng.IntN(4) > 0 {
 			s := fmt.Sprintf("player-%05d", rng.IntN(100_000))
-			if r == 7 {
+			switch r {
+			case 7:
 				s = strings.Repeat("z", 3*maxStatBytes) // a long max, rounded up
+			case rows - 7:
+				s = strings.Repeat("A", maxStatBytes+20) // a long min, cut
 			}
 			w.String(cols.Fields[0].Leaf, []byte(s))
 			cells = append(cells, "1:"+s)
@@ -229,8 +272,11 @@ func testPagesAndStatistics(t *testing.T, codec string) {
 			for _, row := range buf[:n] {
 				got = append(got, slices.Clone(row))
 			}
-			if err != nil {
+			if err == io.EOF {
 				break
+			}
+			if err != nil {
+				t.Fatalf("row group %d: %v", gi, err)
 			}
 		}
 		rs.Close()
@@ -257,7 +303,8 @@ func testPagesAndStatistics(t *testing.T, codec string) {
 				t.Errorf("row group %d column %d: %d nulls of %d values, want %d of %d", gi, leaf, s.NullCount, cc.MetaData.NumValues, nulls, len(got)-first)
 			}
 			wantLo, wantHi := lo.Bytes(), hi.Bytes()
-			if lo.Kind() == parquet.ByteArray && len(wantHi) > maxStatBytes {
+			if lo.Kind() == parquet.ByteArray {
+				wantLo = cut(wantLo)
 				wantHi, _ = roundUp(wantHi)
 			}
 			if !bytes.Equal(s.MinValue, wantLo) || !bytes.Equal(s.MaxValue, wantHi) {
@@ -284,17 +331,13 @@ func testPagesAndStatistics(t *testing.T, codec string) {
 }
 
 // compare orders two values of one column as Parquet's type-defined order
-// does (-0 before +0).
+// does. (The float column's bounds are never zero.)
 func compare(a, b parquet.Value) int {
 	switch a.Kind() {
 	case parquet.ByteArray:
 		return bytes.Compare(a.ByteArray(), b.ByteArray())
 	case parquet.Double:
-		x, y := a.Double(), b.Double()
-		if x == 0 && y == 0 {
-			return boolInt(!math.Signbit(x)) - boolInt(!math.Signbit(y))
-		}
-		return cmpOrdered(x, y)
+		return cmpOrdered(a.Double(), b.Double())
 	case parquet.Boolean:
 		return boolInt(a.Boolean()) - boolInt(b.Boolean())
 	case parquet.Int32:
