@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -288,5 +290,29 @@ func TestQueryRefusesMissingLake(t *testing.T) {
 	out, err := exec.Command(binary, "query", "--lake", missing, "SELECT count(*) FROM events").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no lake at") {
 		t.Fatalf("query on a missing lake: err %v, output %s", err, out)
+	}
+}
+
+// Bad flags for serve (and up) are refused before anything is created.
+func TestServeRefusesBadFlagsAndCreatesNothing(t *testing.T) {
+	tests := []struct {
+		flag, want string
+	}{
+		{"--produce-timeout=500ms", "--produce-timeout 500ms: must be at least 1s"},
+		{"--password-cost=99", "password cost 99 out of range"},
+		{"--session-ttl=1ms", "session TTL 1ms is too short"},
+		{"--starting-gold=-5", "starting gold -5 out of range"},
+	}
+	for _, cmd := range []string{"serve", "up"} {
+		for _, tt := range tests {
+			dir := filepath.Join(t.TempDir(), "data")
+			_, err := runCLI(t, cmd, tt.flag, "--data-dir", dir, "--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s %s: %v, want an error saying %q", cmd, tt.flag, err, tt.want)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s %s: the data dir exists (%v)", cmd, tt.flag, err)
+			}
+		}
 	}
 }

@@ -55,7 +55,20 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.startingGold, "starting-gold", 1000, "gold a new player starts with")
 	fs.IntVar(&o.passwordCost, "password-cost", 10, "bcrypt cost of stored password hashes (4..31; each step doubles the work)")
 	fs.DurationVar(&o.sessionTTL, "session-ttl", 24*time.Hour, "how long a session lasts")
-	fs.DurationVar(&o.produceTimeout, "produce-timeout", 5*time.Second, "how long a request waits for the event log before answering 503")
+	fs.DurationVar(&o.produceTimeout, "produce-timeout", 5*time.Second, "how long a request waits for the event log before answering 503 (at least 1s)")
+}
+
+// validate refuses bad flags before anything is created or started.
+func (o *serveOptions) validate() error {
+	if o.produceTimeout < stream.MinDeliveryTimeout {
+		return fmt.Errorf("--produce-timeout %v: must be at least %v", o.produceTimeout, stream.MinDeliveryTimeout)
+	}
+	return o.game(nil).Validate()
+}
+
+// game is the game's configuration from the flags, with the catalog.
+func (o *serveOptions) game(cat *game.Catalog) game.Config {
+	return game.Config{Catalog: cat, StartingGold: o.startingGold, SessionTTL: o.sessionTTL, PasswordCost: o.passwordCost}
 }
 
 func newServeCmd(g *globalOptions) *cobra.Command {
@@ -97,6 +110,9 @@ func (s *stack) close() {
 // producer and the API listener, in that order. On error, what was started
 // is stopped again.
 func startStack(ctx context.Context, g *globalOptions, o *serveOptions, out io.Writer, log *slog.Logger) (_ *stack, err error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	s := &stack{}
 	defer func() {
 		if err != nil {
@@ -150,9 +166,7 @@ func startStack(ctx context.Context, g *globalOptions, o *serveOptions, out io.W
 
 	s.api, err = api.New(api.Config{
 		Store: s.store, Publisher: s.producer, Logger: log,
-		Game: game.Config{
-			Catalog: cat, StartingGold: o.startingGold, SessionTTL: o.sessionTTL, PasswordCost: o.passwordCost,
-		},
+		Game: o.game(cat),
 	})
 	if err != nil {
 		return nil, err

@@ -96,31 +96,47 @@ type Service struct {
 	actions sync.Pool // of *action: a request's event is ~500 bytes
 }
 
-// NewService validates cfg and returns a Service.
-func NewService(store state.Store, journal Journal, cfg Config) (*Service, error) {
-	if store == nil || journal == nil {
-		return nil, errors.New("game: a store and a journal are required")
-	}
+// withDefaults fills in the zero fields that have a default.
+func (cfg Config) withDefaults() Config {
 	if cfg.Catalog == nil {
 		cfg.Catalog = DefaultCatalog()
 	}
 	if cfg.StartingGold == 0 {
 		cfg.StartingGold = 1000
 	}
-	if cfg.StartingGold < 0 || cfg.StartingGold > maxPrice {
-		return nil, fmt.Errorf("game: starting gold %d out of range 0..%d", cfg.StartingGold, int64(maxPrice))
-	}
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 24 * time.Hour
-	}
-	if cfg.SessionTTL < time.Second {
-		return nil, fmt.Errorf("game: session TTL %s is too short", cfg.SessionTTL)
 	}
 	if cfg.PasswordCost == 0 {
 		cfg.PasswordCost = bcrypt.DefaultCost
 	}
+	return cfg
+}
+
+// Validate says what is wrong with cfg (its zero fields taking their
+// defaults), before anything is started with it.
+func (cfg Config) Validate() error {
+	cfg = cfg.withDefaults()
+	if cfg.StartingGold < 0 || cfg.StartingGold > maxPrice {
+		return fmt.Errorf("game: starting gold %d out of range 0..%d", cfg.StartingGold, int64(maxPrice))
+	}
+	if cfg.SessionTTL < time.Second {
+		return fmt.Errorf("game: session TTL %s is too short", cfg.SessionTTL)
+	}
 	if cfg.PasswordCost < bcrypt.MinCost || cfg.PasswordCost > bcrypt.MaxCost {
-		return nil, fmt.Errorf("game: password cost %d out of range %d..%d", cfg.PasswordCost, bcrypt.MinCost, bcrypt.MaxCost)
+		return fmt.Errorf("game: password cost %d out of range %d..%d", cfg.PasswordCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	return nil
+}
+
+// NewService validates cfg and returns a Service.
+func NewService(store state.Store, journal Journal, cfg Config) (*Service, error) {
+	if store == nil || journal == nil {
+		return nil, errors.New("game: a store and a journal are required")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -22,10 +22,14 @@ type ProducerConfig struct {
 	Brokers []string
 	Topic   string
 	// DeliveryTimeout bounds how long a record may wait for its ack before
-	// it fails; default 5s. It is what an API request waits at most when
-	// the log is down.
+	// it fails; default 5s, at least MinDeliveryTimeout. It is what an API
+	// request waits at most when the log is down.
 	DeliveryTimeout time.Duration
 }
+
+// MinDeliveryTimeout is the shortest DeliveryTimeout (franz-go's shortest
+// record timeout).
+const MinDeliveryTimeout = time.Second
 
 // Producer writes records to one topic and reports each one's ack. Records
 // produced concurrently share produce requests: while one request is in
@@ -69,8 +73,11 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("new producer: no brokers")
 	}
-	if cfg.DeliveryTimeout <= 0 {
+	if cfg.DeliveryTimeout == 0 {
 		cfg.DeliveryTimeout = 5 * time.Second
+	}
+	if cfg.DeliveryTimeout < MinDeliveryTimeout {
+		return nil, fmt.Errorf("new producer: delivery timeout %v is shorter than %v", cfg.DeliveryTimeout, MinDeliveryTimeout)
 	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -97,8 +104,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		// A record waiting on an unreachable broker is failed when the
 		// next metadata update fails, and updates come at most every
 		// MetadataMinAge (default 5s): it would answer up to 5s past
-		// DeliveryTimeout.
-		kgo.MetadataMinAge(min(250*time.Millisecond, cfg.DeliveryTimeout/4)),
+		// DeliveryTimeout. At 250ms a client whose brokers are in trouble
+		// asks for metadata up to four times a second.
+		kgo.MetadataMinAge(250*time.Millisecond),
 		// Retry soon: a local broker that restarts is back within
 		// moments, and a dead one should be noticed within the timeout.
 		kgo.RetryBackoffFn(func(tries int) time.Duration {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,6 +141,25 @@ func TestPublishFailsWhenBrokerIsGone(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("Publish with the broker gone answered after %v; DeliveryTimeout is 1s (kgo refreshes metadata at most every MetadataMinAge)", d)
+	}
+}
+
+// The shortest --produce-timeout kgo takes (1s) makes a producer, and a
+// shorter one is refused with a clear error.
+func TestNewProducerTimeouts(t *testing.T) {
+	for _, tt := range []struct {
+		timeout time.Duration
+		ok      bool
+	}{{20 * time.Millisecond, false}, {999 * time.Millisecond, false}, {time.Second, true}, {time.Hour, true}} {
+		p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "events", DeliveryTimeout: tt.timeout})
+		if (err == nil) != tt.ok {
+			t.Errorf("NewProducer with DeliveryTimeout %v: %v, want ok %v", tt.timeout, err, tt.ok)
+		}
+		if err == nil {
+			p.Close()
+		} else if !strings.Contains(err.Error(), "timeout") {
+			t.Errorf("NewProducer with DeliveryTimeout %v: %v, want an error about the timeout", tt.timeout, err)
+		}
 	}
 }
 
