@@ -292,11 +292,7 @@ func (w *PartWriter) Close() error {
 		w.pf.Abort()
 		return err
 	}
-	footer, err := w.enc.footer()
-	if err == nil {
-		_, err = w.counter.Write(footer)
-	}
-	if err != nil {
+	if err := w.enc.writeFooter(&w.counter); err != nil {
 		w.pf.Abort()
 		return fmt.Errorf("write %s: %w", w.part.Name(), err)
 	}

@@ -130,6 +130,7 @@ func TestPartWriterRows(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("rows read back:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	checkPageIndex(t, pf)
 }
 
 func cell(v parquet.Value) string {

@@ -19,7 +19,8 @@ import (
 // This file writes the Parquet format from PartWriter's column buffers:
 // data pages v2 with PLAIN values and RLE/bit-packed definition levels, the
 // values compressed with the file's codec, min/max and null count per
-// column chunk, and the footer. parquet-go's writer took Go values one by
+// column chunk, the page index (each page's bounds, null count and place)
+// and the footer. parquet-go's writer took Go values one by
 // one (a parquet.Value each) and buffered them again in its own column
 // buffers before encoding: a third of the extract's CPU. The structures of
 // the format and their thrift encoding are parquet-go's.
@@ -101,6 +102,17 @@ type fileEncoder struct {
 	createdBy string
 	rowGroups []format.RowGroup
 	rows      int64
+	// The page index of each row group's column chunks, written before
+	// the footer; a chunk without a column index has ok false.
+	columnIndexes [][]columnIndex
+	offsetIndexes [][]format.OffsetIndex
+}
+
+// columnIndex is a column chunk's column index, when it has one: a page
+// whose long max cannot be rounded up leaves its chunk without.
+type columnIndex struct {
+	format.ColumnIndex
+	ok bool
 }
 
 // scratch is the memory that encoding a page takes, pooled: files are
@@ -134,9 +146,11 @@ func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *bu
 		FileOffset: out.n,
 		Ordinal:    int16(len(e.rowGroups)),
 	}
+	cis := make([]columnIndex, len(cols))
+	ois := make([]format.OffsetIndex, len(cols))
 	for i := range cols {
 		cc := &rg.Columns[i]
-		if err := e.writeChunk(out, &cols[i], &e.meta.leaves[i], cc, s); err != nil {
+		if err := e.writeChunk(out, &cols[i], &e.meta.leaves[i], cc, &cis[i], &ois[i], s); err != nil {
 			return fmt.Errorf("column %d: %w", i, err)
 		}
 		cols[i].reset(pool)
@@ -144,13 +158,15 @@ func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *bu
 		rg.TotalCompressedSize += cc.MetaData.TotalCompressedSize
 	}
 	e.rowGroups = append(e.rowGroups, rg)
+	e.columnIndexes = append(e.columnIndexes, cis)
+	e.offsetIndexes = append(e.offsetIndexes, ois)
 	e.rows += int64(rows)
 	return nil
 }
 
 // writeChunk writes the column's rows as one column chunk, in pages of
-// about pageBytes of values.
-func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta, cc *format.ColumnChunk, s *scratch) error {
+// about pageBytes of values, and makes its page index.
+func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta, cc *format.ColumnChunk, ci *columnIndex, oi *format.OffsetIndex, s *scratch) error {
 	md := &cc.MetaData
 	md.Type = format.Type(leaf.kind)
 	md.Encoding = []format.Encoding{format.Plain}
@@ -162,15 +178,17 @@ func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta,
 	md.DataPageOffset = out.n // cc.FileOffset stays 0, as the format now asks
 
 	var st stats
-	vi := 0 // the next value
+	ci.ok = true // BoundaryOrder stays UNORDERED: always true
+	vi := 0      // the next value
 	for r := 0; r < len(c.defs); {
 		first, nulls := r, 0
+		var ps stats // the page's
 		s.values = s.values[:0]
 		for r < len(c.defs) && len(s.values) < pageBytes {
 			if c.defs[r] != c.maxDef {
 				nulls++
 			} else {
-				s.values = c.appendValue(s.values, vi, &st)
+				s.values = c.appendValue(s.values, vi, &ps)
 				vi++
 			}
 			r++
@@ -211,9 +229,24 @@ func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta,
 			return fmt.Errorf("page header: %w", err)
 		}
 		s.page = append(append(append(s.page[:0], hb...), s.levels...), body...)
+		oi.PageLocations = append(oi.PageLocations, format.PageLocation{
+			Offset: out.n, CompressedPageSize: int32(len(s.page)), FirstRowIndex: int64(first),
+		})
 		if _, err := out.Write(s.page); err != nil {
 			return err
 		}
+		st.merge(&ps, c.kind)
+		ci.NullPages = append(ci.NullPages, !ps.set)
+		ci.NullCounts = append(ci.NullCounts, int64(nulls))
+		// A page of nulls has empty bounds, as the format asks.
+		lo, hi := []byte{}, []byte{}
+		if ps.set {
+			if lo, hi = ps.bounds(c.kind); hi == nil {
+				ci.ok = false
+			}
+		}
+		ci.MinValues = append(ci.MinValues, lo)
+		ci.MaxValues = append(ci.MaxValues, hi)
 		md.NumValues += int64(r - first)
 		md.TotalUncompressedSize += int64(len(hb)) + int64(h.UncompressedPageSize)
 		md.TotalCompressedSize += int64(len(s.page))
@@ -304,6 +337,24 @@ func (s *stats) bytes(v []byte) {
 		s.bmin = v
 	} else if bytes.Compare(v, s.bmax) > 0 {
 		s.bmax = v
+	}
+}
+
+// merge widens s with the bounds of o, a part of the same column.
+func (s *stats) merge(o *stats, kind parquet.Kind) {
+	switch {
+	case !o.set:
+	case !s.set:
+		*s = *o
+	case kind == parquet.ByteArray:
+		s.bytes(o.bmin)
+		s.bytes(o.bmax)
+	case kind == parquet.Double:
+		s.float(o.fmin)
+		s.float(o.fmax)
+	default:
+		s.int(o.imin)
+		s.int(o.imax)
 	}
 }
 
@@ -425,9 +476,39 @@ func appendPacked(b, levels []byte, n, width int) []byte {
 	return b
 }
 
-// footer returns the file's footer: its metadata, their length and the
-// magic bytes.
-func (e *fileEncoder) footer() ([]byte, error) {
+// writeFooter writes the page index, then the file's metadata, their
+// length and the magic bytes.
+func (e *fileEncoder) writeFooter(out *countingWriter) error {
+	for g := range e.rowGroups {
+		for j := range e.rowGroups[g].Columns {
+			ci := &e.columnIndexes[g][j]
+			if !ci.ok {
+				continue
+			}
+			cc := &e.rowGroups[g].Columns[j]
+			b, err := thrift.Marshal(new(thrift.CompactProtocol), &ci.ColumnIndex)
+			if err != nil {
+				return fmt.Errorf("column index: %w", err)
+			}
+			cc.ColumnIndexOffset, cc.ColumnIndexLength = out.n, int32(len(b))
+			if _, err := out.Write(b); err != nil {
+				return err
+			}
+		}
+	}
+	for g := range e.rowGroups {
+		for j := range e.rowGroups[g].Columns {
+			cc := &e.rowGroups[g].Columns[j]
+			b, err := thrift.Marshal(new(thrift.CompactProtocol), &e.offsetIndexes[g][j])
+			if err != nil {
+				return fmt.Errorf("offset index: %w", err)
+			}
+			cc.OffsetIndexOffset, cc.OffsetIndexLength = out.n, int32(len(b))
+			if _, err := out.Write(b); err != nil {
+				return err
+			}
+		}
+	}
 	kv := append([]format.KeyValue{}, e.kv...)
 	sort.Slice(kv, func(i, j int) bool { return kv[i].Key < kv[j].Key })
 	md := format.FileMetaData{
@@ -441,8 +522,9 @@ func (e *fileEncoder) footer() ([]byte, error) {
 	}
 	b, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
 	if err != nil {
-		return nil, fmt.Errorf("file metadata: %w", err)
+		return fmt.Errorf("file metadata: %w", err)
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(b)))
-	return append(b, magic...), nil
+	_, err = out.Write(append(b, magic...))
+	return err
 }

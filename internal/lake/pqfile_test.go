@@ -15,6 +15,8 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding/rle"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // checkLevels encodes levels and decodes them with parquet-go's RLE
@@ -327,6 +329,76 @@ func testPagesAndStatistics(t *testing.T, codec string) {
 	// Several pages per chunk: the string column holds ~400 KB per group.
 	if pages := countPages(t, pf, 0); pages < 4 {
 		t.Errorf("%d pages in column s, want several", pages)
+	}
+	checkPageIndex(t, pf)
+}
+
+// checkPageIndex compares each page of pf with its entries in the page
+// index: where it starts, its first row, its null count and bounds.
+func checkPageIndex(t *testing.T, pf *parquet.File) {
+	t.Helper()
+	cis, ois := pf.ColumnIndexes(), pf.OffsetIndexes()
+	columns := len(pf.Metadata().RowGroups[0].Columns)
+	if want := len(pf.RowGroups()) * columns; len(cis) != want || len(ois) != want {
+		t.Fatalf("%d column indexes and %d offset indexes, want %d", len(cis), len(ois), want)
+	}
+	for gi, rg := range pf.RowGroups() {
+		for leaf, chunk := range rg.ColumnChunks() {
+			ci, oi := cis[gi*columns+leaf], ois[gi*columns+leaf]
+			pages := chunk.Pages()
+			row := int64(0)
+			for k := 0; ; k++ {
+				p, err := pages.ReadPage()
+				if err == io.EOF {
+					if k != len(oi.PageLocations) || k != len(ci.NullPages) {
+						t.Errorf("row group %d column %d: %d pages, the index has %d and %d", gi, leaf, k, len(oi.PageLocations), len(ci.NullPages))
+					}
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k >= len(oi.PageLocations) || k >= len(ci.NullPages) {
+					t.Fatalf("row group %d column %d: page %d is not in the index", gi, leaf, k)
+				}
+				at := fmt.Sprintf("row group %d column %d page %d", gi, leaf, k)
+				loc := oi.PageLocations[k]
+				if loc.FirstRowIndex != row {
+					t.Errorf("%s: first row %d, want %d", at, loc.FirstRowIndex, row)
+				}
+				// The location holds a page header and the page it announces.
+				raw := make([]byte, loc.CompressedPageSize)
+				if _, err := pf.ReadAt(raw, loc.Offset); err != nil {
+					t.Fatalf("%s: read at %d: %v", at, loc.Offset, err)
+				}
+				var h format.PageHeader
+				r := bytes.NewReader(raw)
+				if err := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(r)).Decode(&h); err != nil {
+					t.Fatalf("%s: page header at %d: %v", at, loc.Offset, err)
+				}
+				if h.Type != format.DataPageV2 || int(h.CompressedPageSize) != r.Len() {
+					t.Errorf("%s: at %d a %v page header announcing %d bytes, %d left in the location", at, loc.Offset, h.Type, h.CompressedPageSize, r.Len())
+				}
+				if ci.NullCounts[k] != p.NumNulls() || ci.NullPages[k] != (p.NumNulls() == p.NumValues()) {
+					t.Errorf("%s: %d nulls (null page %v), the page has %d of %d", at, ci.NullCounts[k], ci.NullPages[k], p.NumNulls(), p.NumValues())
+				}
+				lo, hi, ok := p.Bounds()
+				wantLo, wantHi := []byte{}, []byte{}
+				if ok {
+					wantLo, wantHi = lo.Bytes(), hi.Bytes()
+					if lo.Kind() == parquet.ByteArray {
+						wantLo = cut(wantLo)
+						wantHi, _ = roundUp(wantHi)
+					}
+				}
+				if !bytes.Equal(ci.MinValues[k], wantLo) || !bytes.Equal(ci.MaxValues[k], wantHi) {
+					t.Errorf("%s: bounds %q %q, want %q %q", at, ci.MinValues[k], ci.MaxValues[k], wantLo, wantHi)
+				}
+				row += p.NumRows()
+				parquet.Release(p)
+			}
+			pages.Close()
+		}
 	}
 }
 
