@@ -12,6 +12,7 @@ type buffers struct {
 	bytes   slicePool[byte]
 	nums    slicePool[uint64]
 	offsets slicePool[uint32]
+	scratch sync.Pool // of *scratch, for encoding pages
 }
 
 // Slice capacities are powers of two from minSlice elements; slices of

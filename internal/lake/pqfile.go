@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/bits"
 	"sort"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
@@ -115,13 +114,12 @@ type columnIndex struct {
 	ok bool
 }
 
-// scratch is the memory that encoding a page takes, pooled: files are
-// finished concurrently, by the partitions and in the background.
+// scratch is the memory that encoding a page takes, pooled (buffers):
+// files are finished concurrently, by the partitions and in the
+// background.
 type scratch struct {
 	levels, values, body, page []byte
 }
-
-var scratches = sync.Pool{New: func() any { return new(scratch) }}
 
 // writeRowGroup writes cols as one row group to out (the file's magic
 // first) and empties them into pool.
@@ -138,8 +136,11 @@ func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *bu
 	if len(e.rowGroups) >= MaxRowGroups {
 		return fmt.Errorf("more than %d row groups", MaxRowGroups)
 	}
-	s := scratches.Get().(*scratch)
-	defer scratches.Put(s)
+	s, _ := pool.scratch.Get().(*scratch)
+	if s == nil {
+		s = new(scratch)
+	}
+	defer pool.scratch.Put(s)
 	rg := format.RowGroup{
 		Columns:    make([]format.ColumnChunk, len(cols)),
 		NumRows:    int64(rows),
@@ -200,41 +201,15 @@ func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta,
 		if c.maxDef > 0 {
 			s.levels = appendLevels(s.levels, c.defs[first:r], bits.Len8(c.maxDef))
 		}
-		body := s.values
-		// A page of nulls has no values to compress.
-		compressed := md.Codec != format.Uncompressed && len(s.values) > 0
-		if compressed {
-			var err error
-			if s.body, err = e.codec.Encode(s.body[:0], s.values); err != nil {
-				return fmt.Errorf("compress page: %w", err)
-			}
-			body = s.body
-		}
-		h := format.PageHeader{
-			Type:                 format.DataPageV2,
-			UncompressedPageSize: int32(len(s.levels) + len(s.values)),
-			CompressedPageSize:   int32(len(s.levels) + len(body)),
-			DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
-				NumValues:                  int32(r - first),
-				NumNulls:                   int32(nulls),
-				NumRows:                    int32(r - first),
-				Encoding:                   format.Plain,
-				DefinitionLevelsByteLength: int32(len(s.levels)),
-				IsCompressed:               thrift.New(compressed),
-				Statistics:                 format.Statistics{NullCount: int64(nulls)},
-			}),
-		}
-		hb, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
+		loc, headerLen, err := e.writePage(out, s, first, r-first, nulls)
 		if err != nil {
-			return fmt.Errorf("page header: %w", err)
-		}
-		s.page = append(append(append(s.page[:0], hb...), s.levels...), body...)
-		oi.PageLocations = append(oi.PageLocations, format.PageLocation{
-			Offset: out.n, CompressedPageSize: int32(len(s.page)), FirstRowIndex: int64(first),
-		})
-		if _, err := out.Write(s.page); err != nil {
 			return err
 		}
+		oi.PageLocations = append(oi.PageLocations, loc)
+		md.NumValues += int64(r - first)
+		md.TotalUncompressedSize += int64(headerLen + len(s.levels) + len(s.values))
+		md.TotalCompressedSize += int64(loc.CompressedPageSize)
+		md.Statistics.NullCount += int64(nulls)
 		st.merge(&ps, c.kind)
 		ci.NullPages = append(ci.NullPages, !ps.set)
 		ci.NullCounts = append(ci.NullCounts, int64(nulls))
@@ -247,15 +222,51 @@ func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta,
 		}
 		ci.MinValues = append(ci.MinValues, lo)
 		ci.MaxValues = append(ci.MaxValues, hi)
-		md.NumValues += int64(r - first)
-		md.TotalUncompressedSize += int64(len(hb)) + int64(h.UncompressedPageSize)
-		md.TotalCompressedSize += int64(len(s.page))
-		md.Statistics.NullCount += int64(nulls)
 	}
 	if st.set {
 		md.Statistics.MinValue, md.Statistics.MaxValue = st.bounds(c.kind)
 	}
 	return nil
+}
+
+// writePage writes a data page of rows rows (nulls of them null) from the
+// levels and values in s, the values compressed (s.values is left as it
+// was). It returns where the page is and how long its header is.
+func (e *fileEncoder) writePage(out *countingWriter, s *scratch, first, rows, nulls int) (format.PageLocation, int, error) {
+	body := s.values
+	// A page of nulls has no values to compress.
+	compressed := e.codec.CompressionCodec() != format.Uncompressed && len(s.values) > 0
+	if compressed {
+		var err error
+		if s.body, err = e.codec.Encode(s.body[:0], s.values); err != nil {
+			return format.PageLocation{}, 0, fmt.Errorf("compress page: %w", err)
+		}
+		body = s.body
+	}
+	h := format.PageHeader{
+		Type:                 format.DataPageV2,
+		UncompressedPageSize: int32(len(s.levels) + len(s.values)),
+		CompressedPageSize:   int32(len(s.levels) + len(body)),
+		DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
+			NumValues:                  int32(rows),
+			NumNulls:                   int32(nulls),
+			NumRows:                    int32(rows),
+			Encoding:                   format.Plain,
+			DefinitionLevelsByteLength: int32(len(s.levels)),
+			IsCompressed:               thrift.New(compressed),
+			Statistics:                 format.Statistics{NullCount: int64(nulls)},
+		}),
+	}
+	hb, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
+	if err != nil {
+		return format.PageLocation{}, 0, fmt.Errorf("page header: %w", err)
+	}
+	s.page = append(append(append(s.page[:0], hb...), s.levels...), body...)
+	loc := format.PageLocation{Offset: out.n, CompressedPageSize: int32(len(s.page)), FirstRowIndex: int64(first)}
+	if _, err := out.Write(s.page); err != nil {
+		return loc, 0, err
+	}
+	return loc, len(hb), nil
 }
 
 // appendValue appends the PLAIN encoding of value vi to b (a boolean as a
