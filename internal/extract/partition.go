@@ -1,7 +1,6 @@
 package extract
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,11 +47,7 @@ type partition struct {
 	sc   scanner
 	date []byte
 
-	closed      []*openFile    // files closed before the commit, published by it
-	closing     sync.WaitGroup // background closes of those
-	closeSlot   chan struct{}  // one background close at a time
-	closeMu     sync.Mutex
-	closeFailed error // the first background close that failed
+	closed []*openFile // files closed before the commit, published by it
 }
 
 // typeFiles are a partition's open files of one event type, one per day.
@@ -75,21 +70,19 @@ type openFile struct {
 func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schemas, partitions int) *partition {
 	p := &partition{
 		e: e, id: id, next: next, committed: next, stop: stop, schemas: schemas,
-		budget:    max(e.cfg.memory/int64(partitions), 16<<10),
-		in:        make(chan []*kgo.Record, 4),
-		flush:     make(chan chan error),
-		finished:  make(chan struct{}),
-		exited:    make(chan struct{}),
-		types:     map[string]*typeFiles{},
-		perType:   map[string]int64{},
-		dirs:      map[string]bool{},
-		closeSlot: make(chan struct{}, 1),
+		budget:   max(e.cfg.memory/int64(partitions), 16<<10),
+		in:       make(chan []*kgo.Record, 4),
+		flush:    make(chan chan error),
+		finished: make(chan struct{}),
+		exited:   make(chan struct{}),
+		types:    map[string]*typeFiles{},
+		perType:  map[string]int64{},
+		dirs:     map[string]bool{},
 	}
 	return p
 }
 
 func (p *partition) run(ctx context.Context) error {
-	defer p.closing.Wait() // no file written to after Run returns
 	var tick <-chan time.Time
 	if p.e.cfg.follow {
 		t := time.NewTicker(min(max(p.e.cfg.maxAge/4, 10*time.Millisecond), time.Second))
@@ -242,8 +235,7 @@ func (p *partition) account(tf *typeFiles, f *openFile) error {
 	n := f.w.Buffered()
 	p.buffered += n - f.buffered
 	f.buffered = n
-	// The roll check comes first: f may be finished below, and a finished
-	// file belongs to its background close.
+	// The roll check comes first: f may be finished below.
 	if f.sinceCheck++; f.sinceCheck >= 1024 || f.w.Rows() >= p.e.cfg.maxRows {
 		f.sinceCheck = 0
 		if f.w.Rows() >= p.e.cfg.maxRows || f.w.Size() >= p.e.cfg.maxBytes {
@@ -390,41 +382,15 @@ func (p *partition) forget(tf *typeFiles, f *openFile) {
 }
 
 // closeFile finishes one file before the partition commits, when its
-// type's schema widened or it holds the most row groups a file may. The
-// file is written and synced in the background, at most one at a time per
-// partition, while the worker goes on with the next records; the commit
-// waits for it and publishes it with the others.
-//
-// It does not take a context: a close in flight always ends, and a
-// stopping extract still finishes (and commits) the batches it holds.
+// type's schema widened or it holds the most row groups a file may; the
+// commit publishes it with the others.
 func (p *partition) closeFile(tf *typeFiles, f *openFile) error {
 	p.forget(tf, f)
-	p.closeSlot <- struct{}{}
-	if err := p.closeErr(); err != nil {
-		<-p.closeSlot
-		f.w.Abort()
+	if err := f.w.Close(); err != nil {
 		return err
 	}
 	p.closed = append(p.closed, f)
-	p.closing.Add(1)
-	go func() {
-		defer p.closing.Done()
-		err := f.w.Close()
-		if err != nil {
-			p.closeMu.Lock()
-			p.closeFailed = cmp.Or(p.closeFailed, err)
-			p.closeMu.Unlock()
-		}
-		<-p.closeSlot
-	}()
 	return nil
-}
-
-// closeErr is the first error of a background close.
-func (p *partition) closeErr() error {
-	p.closeMu.Lock()
-	defer p.closeMu.Unlock()
-	return p.closeFailed
 }
 
 // publish makes a closed file visible; its directory is synced before the
@@ -470,10 +436,6 @@ func (p *partition) commit(ctx context.Context) error {
 	p.roll = false
 	if p.oldest.IsZero() && p.next == p.committed {
 		return nil // nothing new
-	}
-	p.closing.Wait()
-	if err := p.closeErr(); err != nil {
-		return err
 	}
 	var files []*openFile
 	p.each(func(_ *typeFiles, f *openFile) { files = append(files, f) })
