@@ -79,7 +79,9 @@ type named struct {
 func (n named) Name() string                      { return n.name }
 func (n named) Value(reflect.Value) reflect.Value { return reflect.Value{} }
 
-func nodeOf(f Field, dict bool) parquet.Node {
+// nodeOf is the Parquet node of a field: optional, of the field's type.
+// (Encodings are the page writer's: PLAIN for every column.)
+func nodeOf(f Field) parquet.Node {
 	var n parquet.Node
 	switch f.Kind {
 	case KindBool:
@@ -93,14 +95,11 @@ func nodeOf(f Field, dict bool) parquet.Node {
 	case KindStruct:
 		g := make(group, len(f.Fields))
 		for i, sub := range f.Fields {
-			g[i] = named{nodeOf(sub, dict), sub.Name}
+			g[i] = named{nodeOf(sub), sub.Name}
 		}
 		n = g
 	default:
 		n = parquet.String()
-		if dict {
-			n = parquet.Encoded(n, &parquet.RLEDictionary)
-		}
 	}
 	return parquet.Optional(n)
 }
@@ -218,7 +217,7 @@ func (s *Schema) Layout() *Layout {
 	cols.Partition, cols.Offset, cols.KafkaTime = next, next+1, next+2
 	g := make(group, 0, len(s.Fields)+3)
 	for _, f := range s.Fields {
-		g = append(g, named{nodeOf(f, false), f.Name})
+		g = append(g, named{nodeOf(f), f.Name})
 	}
 	g = append(g, lineage()...)
 	l := &Layout{Columns: cols, meta: newFileMeta(parquet.NewSchema(s.EventType, g))}

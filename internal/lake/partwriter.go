@@ -191,12 +191,9 @@ func (w *PartWriter) pop(c *column) {
 	if c.defs[n] == c.maxDef {
 		if c.kind == parquet.ByteArray {
 			e := len(c.ends) - 1
-			start := uint32(0)
-			if e > 0 {
-				start = c.ends[e-1]
-			}
-			w.bytes -= int64(c.ends[e]-start) + 4
-			c.data, c.ends = c.data[:start], c.ends[:e]
+			v := c.value(e)
+			w.bytes -= int64(len(v)) + 4
+			c.data, c.ends = c.data[:len(c.data)-len(v)], c.ends[:e]
 		} else {
 			c.nums = c.nums[:len(c.nums)-1]
 			w.bytes -= 8
@@ -275,6 +272,15 @@ func (w *PartWriter) FlushRowGroup() error {
 	}
 	w.bytes = 0
 	return nil
+}
+
+// value is the byte array column's value i.
+func (c *column) value(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = c.ends[i-1]
+	}
+	return c.data[start:c.ends[i]]
 }
 
 // reset empties the column, its buffers back in the pool.

@@ -16,12 +16,6 @@ import (
 // twice, a dropped row, row groups in between), and reads the file back
 // with parquet-go, definition levels included.
 func TestPartWriterRows(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sc := &Schema{EventType: "probe", Version: 1, Fields: []Field{
 		{Name: "s", Kind: KindString},
 		{Name: "n", Kind: KindInt},
@@ -31,14 +25,7 @@ func TestPartWriterRows(t *testing.T) {
 	}}
 	cols := sc.Layout().Columns
 	// Leaves: s 0, n 1, h.a 2, h.b 3, ok 4, t 5, then the lineage columns.
-	files, err := NewFiles("zstd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := files.Create(ctx, st, Part{EventType: "probe", Date: "2026-03-01", Partition: 2, First: 10}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, dir := createPart(t, "zstd", Part{EventType: "probe", Date: "2026-03-01", Partition: 2, First: 10}, sc)
 	lineage := func(offset int64) {
 		w.Int(cols.Partition, 2)
 		w.Int(cols.Offset, offset)
@@ -142,6 +129,26 @@ func cell(v parquet.Value) string {
 		s = fmt.Sprintf("<%d bytes>", len(s))
 	}
 	return fmt.Sprintf("%d:%s", v.DefinitionLevel(), s)
+}
+
+// createPart starts the data file for part in a new lake, compressed with
+// codec, and returns it with the lake's directory.
+func createPart(t *testing.T, codec string, part Part, sc *Schema) (*PartWriter, string) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := NewFiles(codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := files.Create(context.Background(), st, part, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, dir
 }
 
 // closeAndOpen closes and publishes w in the lake at dir, and opens the

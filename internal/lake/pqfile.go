@@ -100,7 +100,6 @@ type fileEncoder struct {
 	kv        []format.KeyValue
 	createdBy string
 	rowGroups []format.RowGroup
-	rows      int64
 	// The page index of each row group's column chunks, written before
 	// the footer; a chunk without a column index has ok false.
 	columnIndexes [][]columnIndex
@@ -161,7 +160,6 @@ func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *bu
 	e.rowGroups = append(e.rowGroups, rg)
 	e.columnIndexes = append(e.columnIndexes, cis)
 	e.offsetIndexes = append(e.offsetIndexes, ois)
-	e.rows += int64(rows)
 	return nil
 }
 
@@ -274,11 +272,7 @@ func (e *fileEncoder) writePage(out *countingWriter, s *scratch, first, rows, nu
 func (c *column) appendValue(b []byte, vi int, st *stats) []byte {
 	switch c.kind {
 	case parquet.ByteArray:
-		start := uint32(0)
-		if vi > 0 {
-			start = c.ends[vi-1]
-		}
-		v := c.data[start:c.ends[vi]]
+		v := c.value(vi)
 		st.bytes(v)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
 		return append(b, v...)
@@ -314,7 +308,7 @@ func packBools(b []byte) []byte {
 	return b[:n]
 }
 
-// stats are a column chunk's bounds.
+// stats are the bounds of a page's or a column chunk's values.
 type stats struct {
 	set        bool
 	imin, imax int64
@@ -520,12 +514,16 @@ func (e *fileEncoder) writeFooter(out *countingWriter) error {
 			}
 		}
 	}
+	var rows int64
+	for _, rg := range e.rowGroups {
+		rows += rg.NumRows
+	}
 	kv := append([]format.KeyValue{}, e.kv...)
 	sort.Slice(kv, func(i, j int) bool { return kv[i].Key < kv[j].Key })
 	md := format.FileMetaData{
 		Version:          2,
 		Schema:           e.meta.schema,
-		NumRows:          e.rows,
+		NumRows:          rows,
 		RowGroups:        e.rowGroups,
 		KeyValueMetadata: kv,
 		CreatedBy:        e.createdBy,

@@ -2,7 +2,6 @@ package lake
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -152,12 +151,6 @@ func TestPartWriterPagesAndStatistics(t *testing.T) {
 }
 
 func testPagesAndStatistics(t *testing.T, codec string) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	sc := &Schema{EventType: "probe", Version: 3, Fields: []Field{
 		{Name: "s", Kind: KindString},
 		{Name: "n", Kind: KindInt},
@@ -166,14 +159,7 @@ func testPagesAndStatistics(t *testing.T, codec string) {
 		{Name: "h", Kind: KindStruct, Fields: []Field{{Name: "a", Kind: KindString}}},
 	}}
 	cols := sc.Layout().Columns
-	files, err := NewFiles(codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := files.Create(ctx, st, Part{EventType: "probe", Date: "2026-03-01", Partition: 1}, sc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, dir := createPart(t, codec, Part{EventType: "probe", Date: "2026-03-01", Partition: 1}, sc)
 	const rows = 40_000
 	rng := rand.New(rand.NewPCG(1, 2))
 	var want []string // each row as cell() shows it
