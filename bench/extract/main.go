@@ -41,6 +41,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
@@ -156,12 +157,12 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 			fmt.Printf("run %d\n", run)
 		}
 		lakeDir := filepath.Join(dir, fmt.Sprintf("lake-%d", run))
-		brokerCPU := processCPU(broker.Process.Pid)
+		brokerCPU := procstat.CPU(broker.Process.Pid).Seconds()
 		ex, err = child(self, "-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-memory", fmt.Sprint(memory), "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
 		if err != nil {
 			return err
 		}
-		brokerCPU = processCPU(broker.Process.Pid) - brokerCPU
+		brokerCPU = procstat.CPU(broker.Process.Pid).Seconds() - brokerCPU
 		if ex.Records != int64(n) {
 			return fmt.Errorf("extract read %d records, want %d", ex.Records, n)
 		}
@@ -290,29 +291,6 @@ func child(self string, args ...string) (result, error) {
 	}
 	r.CPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return r, nil
-}
-
-// processCPU is the user+system CPU seconds process pid has used so far
-// (0 when /proc cannot say).
-func processCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses: state is
-	// field 3, utime and stime fields 14 and 15, in clock ticks (100/s).
-	_, rest, ok := strings.Cut(string(b), ") ")
-	if !ok {
-		return 0
-	}
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0
-	}
-	var ut, st float64
-	fmt.Sscan(f[11], &ut)
-	fmt.Sscan(f[12], &st)
-	return (ut + st) / 100
 }
 
 // peakRSS is this process's peak resident set (VmHWM). Not getrusage: its

@@ -59,6 +59,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/loadgen"
 )
 
@@ -238,13 +239,13 @@ func run(ctx context.Context, o options) error {
 	}
 	// measure runs load against path on p and adds p's CPU time per request.
 	measure := func(p *process, name, path string, args ...string) (Measurement, loadgen.Summary, error) {
-		cpu0 := cpuTime(p.cmd.Process.Pid)
+		cpu0 := procstat.CPU(p.cmd.Process.Pid)
 		s, err := load(p.url()+path, args...)
 		if err != nil {
 			return Measurement{}, s, fmt.Errorf("%s: %w", name, err)
 		}
 		m := fromSummary(name, "questlog load", s)
-		if cpu1 := cpuTime(p.cmd.Process.Pid); cpu0 > 0 && cpu1 > cpu0 && s.Requests > 0 {
+		if cpu1 := procstat.CPU(p.cmd.Process.Pid); cpu0 > 0 && cpu1 > cpu0 && s.Requests > 0 {
 			m.ServerCPUMicros = float64((cpu1-cpu0)/time.Microsecond) / float64(s.Requests)
 		}
 		return m, s, nil
@@ -528,44 +529,6 @@ type process struct {
 }
 
 func (p *process) url() string { return "http://" + p.addr }
-
-// cpuTime is the CPU time (user + system, every thread) the process has
-// used so far, from /proc/PID/stat; 0 when that cannot be read.
-func cpuTime(pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	d, err := parseProcStat(string(raw))
-	if err != nil {
-		return 0
-	}
-	return d
-}
-
-// parseProcStat reads utime and stime (fields 14 and 15, in clock ticks
-// of USER_HZ, which Linux fixes at 100 for user space) from a
-// /proc/PID/stat line. The command name (field 2) may hold spaces and
-// parentheses, so fields are counted from its closing parenthesis.
-func parseProcStat(line string) (time.Duration, error) {
-	i := strings.LastIndexByte(line, ')')
-	if i < 0 {
-		return 0, errors.New("proc stat: no command name")
-	}
-	f := strings.Fields(line[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("proc stat: %d fields after the command name, want at least 13", len(f))
-	}
-	var ticks int64
-	for _, s := range f[11:13] { // fields 14 and 15 of the line
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("proc stat: %w", err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * (time.Second / 100), nil
-}
 
 func (p *process) stop() {
 	_ = p.cmd.Process.Signal(os.Interrupt)
