@@ -1,8 +1,10 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -33,5 +35,71 @@ func TestParseWrk(t *testing.T) {
 	}
 	if _, err := parseWrk("unable to connect to 127.0.0.1:1 Connection refused\n"); err == nil {
 		t.Error("wrk output without a rate accepted")
+	}
+}
+
+func TestGetRatios(t *testing.T) {
+	const bare, serve = "bare", "serve"
+	m := func(target, tool string, round, conns int, rps float64) Measurement {
+		return Measurement{Target: target, Tool: tool, Round: round, Conns: conns, RequestsPerSecond: rps}
+	}
+	ms := []Measurement{
+		// Round 1: bare peaks at -c 50, serve at -c 200.
+		m(bare, "wrk", 1, 50, 40000), m(serve, "wrk", 1, 50, 20000),
+		m(bare, "wrk", 1, 200, 36000), m(serve, "wrk", 1, 200, 26000),
+		// Round 2.
+		m(bare, "wrk", 2, 50, 50000), m(serve, "wrk", 2, 50, 25000),
+		m(bare, "wrk", 2, 200, 40000), m(serve, "wrk", 2, 200, 32000),
+		// Round 3 lost serve's -c 200 figure: no ratio at that count.
+		m(bare, "wrk", 3, 50, 40000), m(serve, "wrk", 3, 50, 30000),
+		m(bare, "wrk", 3, 200, 40000),
+		// Another tool, one round, one count.
+		m(bare, "questlog load", 1, 50, 20000), m(serve, "questlog load", 1, 50, 14000),
+		// Not GET / rounds: ignored.
+		m(serve, "questlog load", 0, 0, 9000),
+		m("other", "wrk", 1, 50, 1),
+	}
+	want := []Ratio{
+		{Tool: "wrk", Median: 0.65, Rounds: []float64{0.65, 0.64, 0.75}},
+		{Tool: "wrk", Conns: 50, Median: 0.5, Rounds: []float64{0.5, 0.5, 0.75}},
+		{Tool: "wrk", Conns: 200, Median: 0.761111, Rounds: []float64{26000.0 / 36000, 0.8}},
+		{Tool: "questlog load", Median: 0.7, Rounds: []float64{0.7}},
+		{Tool: "questlog load", Conns: 50, Median: 0.7, Rounds: []float64{0.7}},
+	}
+	got := getRatios(ms, bare, serve)
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6 }
+	if len(got) != len(want) {
+		t.Fatalf("got %d ratios, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		ok := g.Tool == w.Tool && g.Conns == w.Conns && near(g.Median, w.Median) && len(g.Rounds) == len(w.Rounds)
+		for j := 0; ok && j < len(w.Rounds); j++ {
+			ok = near(g.Rounds[j], w.Rounds[j])
+		}
+		if !ok {
+			t.Errorf("ratio %d: got %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+func TestParseConns(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []int
+		wantErr bool
+	}{
+		{in: "50", want: []int{50}},
+		{in: "50,200", want: []int{50, 200}},
+		{in: " 64 , 256,64", want: []int{64, 256}},
+		{in: "0", wantErr: true},
+		{in: "50,", wantErr: true},
+		{in: "fifty", wantErr: true},
+	}
+	for _, tc := range tests {
+		got, err := parseConns(tc.in)
+		if (err != nil) != tc.wantErr || !slices.Equal(got, tc.want) {
+			t.Errorf("parseConns(%q) = %v, %v; want %v (error: %v)", tc.in, got, err, tc.want, tc.wantErr)
+		}
 	}
 }
