@@ -299,6 +299,8 @@ func TestServeRefusesBadFlagsAndCreatesNothing(t *testing.T) {
 		flag, want string
 	}{
 		{"--produce-timeout=500ms", "--produce-timeout 500ms: must be at least 1s"},
+		{"--produce-linger=-1ms", "--produce-linger -1ms: must be between 0 and 100ms"},
+		{"--produce-linger=1s", "--produce-linger 1s: must be between 0 and 100ms"},
 		{"--password-cost=99", "password cost 99 out of range"},
 		{"--session-ttl=1ms", "session TTL 1ms is too short"},
 		{"--starting-gold=-5", "starting gold -5 out of range"},

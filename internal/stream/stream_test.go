@@ -163,6 +163,55 @@ func TestNewProducerTimeouts(t *testing.T) {
 	}
 }
 
+// A producer with a linger holds a batch that long for company: concurrent
+// records are all acknowledged, and none before the linger has passed.
+func TestPublishLingers(t *testing.T) {
+	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
+	defer b.Close()
+	const linger = 60 * time.Millisecond
+	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events", Linger: linger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	errs := make(chan error, 10)
+	for i := range cap(errs) {
+		go func() { errs <- p.Publish(context.Background(), []byte("k"), []byte(fmt.Sprintf(`{"n":%d}`, i))) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < linger {
+		t.Errorf("10 records with a %v linger were acknowledged after %v", linger, d)
+	}
+	if got := tail(t, b, "beginning"); len(got["k"]) != cap(errs) {
+		t.Errorf("read %d records, want %d", len(got["k"]), cap(errs))
+	}
+}
+
+func TestNewProducerLinger(t *testing.T) {
+	for _, tt := range []struct {
+		linger time.Duration
+		ok     bool
+	}{{-time.Microsecond, false}, {0, true}, {250 * time.Microsecond, true}, {MaxLinger, true}, {MaxLinger + 1, false}} {
+		p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "events", Linger: tt.linger})
+		if (err == nil) != tt.ok {
+			t.Errorf("NewProducer with Linger %v: %v, want ok %v", tt.linger, err, tt.ok)
+		}
+		if err == nil {
+			p.Close()
+		} else if !strings.Contains(err.Error(), "linger") {
+			t.Errorf("NewProducer with Linger %v: %v, want an error about the linger", tt.linger, err)
+		}
+	}
+}
+
 func TestStartBrokerValidates(t *testing.T) {
 	if _, err := StartBroker(BrokerConfig{Topic: "events"}); err == nil {
 		t.Error("a broker without a directory started")
