@@ -162,9 +162,15 @@ func startStack(ctx context.Context, g *globalOptions, o *serveOptions, out io.W
 	}
 	s.closers = append(s.closers, func() { _ = s.store.Close() })
 
-	if s.producer, err = stream.NewProducer(stream.ProducerConfig{
+	pc := stream.ProducerConfig{
 		Brokers: s.brokers, Topic: g.topic, DeliveryTimeout: o.produceTimeout, Linger: o.produceLinger,
-	}); err != nil {
+	}
+	if s.broker != nil {
+		// The API and the embedded broker share the process: the
+		// producer's connection is in-process, not a loopback socket.
+		pc.Dial = s.broker.DialContext
+	}
+	if s.producer, err = stream.NewProducer(pc); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.producer.Close)

@@ -2,7 +2,9 @@
 // the producer the API records events with, and the reader behind `tail`.
 //
 // It stands on franz-go alone: kfake (persisted to a data directory) is the
-// embedded broker, kgo and kadm talk to it or to any real Kafka cluster. It
+// embedded broker, kgo and kadm talk to it or to any real Kafka cluster. A
+// client in the broker's own process (the API's producer) may connect to it
+// in-process (Broker.DialContext): the same protocol, without a socket. It
 // knows nothing of the game or of HTTP: it moves opaque keys and values.
 package stream
 
@@ -38,6 +40,7 @@ type BrokerConfig struct {
 type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
+	ln      *listener
 }
 
 // StartBroker starts an embedded broker and returns once it accepts
@@ -59,6 +62,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
+	var ln *listener
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.DataDir(cfg.Dir),
@@ -66,7 +70,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		kfake.DefaultNumPartitions(int(cfg.Partitions)),
 		// kfake always asks for 127.0.0.1; --broker-listen decides instead.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, listen)
+			tcp, err := net.Listen(network, listen)
+			if err != nil {
+				return nil, err
+			}
+			ln = newListener(tcp)
+			return ln, nil
 		}),
 	}
 	if cfg.SyncWrites {
@@ -79,11 +88,22 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start broker on %s in %s: %w", listen, cfg.Dir, err)
 	}
-	return &Broker{cluster: c, addr: c.ListenAddrs()[0]}, nil
+	return &Broker{cluster: c, addr: c.ListenAddrs()[0], ln: ln}, nil
 }
 
 // Addr is the host:port clients connect to.
 func (b *Broker) Addr() string { return b.addr }
+
+// DialContext connects a client in this process (ProducerConfig.Dial): to
+// Addr it makes an in-process connection, which costs no system call or
+// socket on either side; to any other address it dials TCP.
+func (b *Broker) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if address == b.addr && b.ln != nil {
+		return b.ln.dial(ctx)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, address)
+}
 
 // Close stops the broker, flushing its log files.
 func (b *Broker) Close() { b.cluster.Close() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,9 @@ type ProducerConfig struct {
 	// 4,500 requests/s of the players scenario, 250µs cut serve's CPU per
 	// request by 8-17%). At most MaxLinger.
 	Linger time.Duration
+	// Dial, when set, makes the producer's connections (Broker.DialContext
+	// for the embedded broker in the same process); default TCP.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // MaxLinger is the longest ProducerConfig.Linger: every acknowledged request
@@ -94,7 +98,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.Linger < 0 || cfg.Linger > MaxLinger {
 		return nil, fmt.Errorf("new producer: linger %v is outside 0..%v", cfg.Linger, MaxLinger)
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
 		// Every acknowledged record is on every in-sync replica.
@@ -121,14 +125,18 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		// MetadataMinAge (default 5s): it would answer up to 5s past
 		// DeliveryTimeout. At 250ms a client whose brokers are in trouble
 		// asks for metadata up to four times a second.
-		kgo.MetadataMinAge(250*time.Millisecond),
+		kgo.MetadataMinAge(250 * time.Millisecond),
 		// Retry soon: a local broker that restarts is back within
 		// moments, and a dead one should be noticed within the timeout.
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
 			return min(time.Duration(tries)*50*time.Millisecond, 250*time.Millisecond)
 		}),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-	)
+	}
+	if cfg.Dial != nil {
+		opts = append(opts, kgo.Dialer(cfg.Dial))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("new producer: %w", err)
 	}
