@@ -144,25 +144,6 @@ func TestPublishFailsWhenBrokerIsGone(t *testing.T) {
 	}
 }
 
-// The shortest --produce-timeout kgo takes (1s) makes a producer, and a
-// shorter one is refused with a clear error.
-func TestNewProducerTimeouts(t *testing.T) {
-	for _, tt := range []struct {
-		timeout time.Duration
-		ok      bool
-	}{{20 * time.Millisecond, false}, {999 * time.Millisecond, false}, {time.Second, true}, {time.Hour, true}} {
-		p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "events", DeliveryTimeout: tt.timeout})
-		if (err == nil) != tt.ok {
-			t.Errorf("NewProducer with DeliveryTimeout %v: %v, want ok %v", tt.timeout, err, tt.ok)
-		}
-		if err == nil {
-			p.Close()
-		} else if !strings.Contains(err.Error(), "timeout") {
-			t.Errorf("NewProducer with DeliveryTimeout %v: %v, want an error about the timeout", tt.timeout, err)
-		}
-	}
-}
-
 // A producer with a linger holds a batch that long for company: concurrent
 // records are all acknowledged, and none before the linger has passed.
 func TestPublishLingers(t *testing.T) {
@@ -195,19 +176,33 @@ func TestPublishLingers(t *testing.T) {
 	}
 }
 
-func TestNewProducerLinger(t *testing.T) {
-	for _, tt := range []struct {
-		linger time.Duration
-		ok     bool
-	}{{-time.Microsecond, false}, {0, true}, {250 * time.Microsecond, true}, {MaxLinger, true}, {MaxLinger + 1, false}} {
-		p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "events", Linger: tt.linger})
-		if (err == nil) != tt.ok {
-			t.Errorf("NewProducer with Linger %v: %v, want ok %v", tt.linger, err, tt.ok)
+// NewProducer refuses a DeliveryTimeout under kgo's shortest (1s) and a
+// Linger outside 0..MaxLinger with an error that names the setting, and
+// takes the bounds themselves.
+func TestNewProducerValidates(t *testing.T) {
+	tests := []struct {
+		timeout, linger time.Duration
+		wantErr         string // "" for a producer
+	}{
+		{timeout: 20 * time.Millisecond, wantErr: "timeout"},
+		{timeout: 999 * time.Millisecond, wantErr: "timeout"},
+		{timeout: time.Second},
+		{timeout: time.Hour},
+		{linger: -time.Microsecond, wantErr: "linger"},
+		{linger: 250 * time.Microsecond},
+		{linger: MaxLinger},
+		{linger: MaxLinger + 1, wantErr: "linger"},
+	}
+	for _, tt := range tests {
+		p, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "events", DeliveryTimeout: tt.timeout, Linger: tt.linger})
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("NewProducer with DeliveryTimeout %v, Linger %v: %v", tt.timeout, tt.linger, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("NewProducer with DeliveryTimeout %v, Linger %v: %v, want an error about the %s", tt.timeout, tt.linger, err, tt.wantErr)
 		}
 		if err == nil {
 			p.Close()
-		} else if !strings.Contains(err.Error(), "linger") {
-			t.Errorf("NewProducer with Linger %v: %v, want an error about the linger", tt.linger, err)
 		}
 	}
 }
