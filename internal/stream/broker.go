@@ -98,7 +98,7 @@ func (b *Broker) Addr() string { return b.addr }
 // Addr it makes an in-process connection, which costs no system call or
 // socket on either side; to any other address it dials TCP.
 func (b *Broker) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	if address == b.addr && b.ln != nil {
+	if address == b.addr {
 		return b.ln.dial(ctx)
 	}
 	var d net.Dialer

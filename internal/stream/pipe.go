@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -38,7 +37,9 @@ func newListener(tcp net.Listener) *listener {
 	return l
 }
 
-// acceptTCP hands the TCP listener's connections to Accept until Close.
+// acceptTCP hands the TCP listener's connections to Accept until its first
+// error, which Accept reports too: kfake stops accepting at an error, as it
+// did on the bare TCP listener.
 func (l *listener) acceptTCP() {
 	for {
 		c, err := l.Listener.Accept()
@@ -51,11 +52,7 @@ func (l *listener) acceptTCP() {
 			return
 		}
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return // closed: Accept reports it
+			return
 		}
 	}
 }
