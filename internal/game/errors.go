@@ -40,6 +40,23 @@ var (
 	ErrEmptyCart        = reject("empty_cart", "the cart is empty")
 	ErrAlreadyInGuild   = reject("already_in_guild", "leave your guild before joining another")
 	ErrNotInGuild       = reject("not_in_guild", "you are in no guild")
+	ErrInvalidItem      = reject("invalid_item", "name an item type from the catalog")
+	ErrRateLimited      = reject("rate_limited", "too many failed logins; wait before trying again")
+	ErrMethodNotAllowed = reject("method_not_allowed", "this route does not take that method")
+)
+
+// Refusals for the server's own state rather than the request's: the
+// request changed nothing and may be retried (HTTP 503 with Retry-After,
+// except ErrClientGone, whose client is no longer there to answer).
+var (
+	// ErrStoreUnavailable: the state store did not answer in time.
+	ErrStoreUnavailable = reject("store_unavailable", "the state store is unreachable; nothing was changed, try again")
+	// ErrPlayerBusy: the player's previous action did not finish (or is
+	// not yet confirmed by the event log) within the request's time.
+	ErrPlayerBusy = reject("player_busy", "your previous action is still being confirmed; try again")
+	// ErrClientGone: the client hung up before the action's event was
+	// recorded, so the action was not carried out.
+	ErrClientGone = reject("client_closed", "the client closed the request before it was carried out")
 )
 
 // ErrLogUnavailable means the event could not be recorded, so nothing was
