@@ -71,9 +71,36 @@ func (o *serveOptions) validate() error {
 	return o.game(nil).Validate()
 }
 
-// game is the game's configuration from the flags, with the catalog.
+// game is the game's configuration from the flags, with the catalog. An
+// action waits for the player and the store no longer than it would for
+// the log, so that every request is answered within about
+// --produce-timeout.
 func (o *serveOptions) game(cat *game.Catalog) game.Config {
-	return game.Config{Catalog: cat, StartingGold: o.startingGold, SessionTTL: o.sessionTTL, PasswordCost: o.passwordCost}
+	return game.Config{
+		Catalog: cat, StartingGold: o.startingGold, SessionTTL: o.sessionTTL, PasswordCost: o.passwordCost,
+		RequestTimeout: o.produceTimeout,
+	}
+}
+
+// faultEnv names a fault point (game.FaultAcked) at which the process kills
+// itself with SIGKILL: the crash tests' hook, never set in production.
+const faultEnv = "QUESTLOG_FAULT"
+
+// faultFromEnv returns the game's fault hook for QUESTLOG_FAULT, or nil.
+func faultFromEnv() func(string) {
+	point := os.Getenv(faultEnv)
+	if point == "" {
+		return nil
+	}
+	return func(at string) {
+		if at == point {
+			fmt.Fprintf(os.Stderr, "%s=%s: killing the process here\n", faultEnv, point)
+			if self, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = self.Kill() // SIGKILL on Unix
+			}
+			select {} // the signal is on its way
+		}
+	}
 }
 
 func newServeCmd(g *globalOptions) *cobra.Command {
@@ -174,14 +201,31 @@ func startStack(ctx context.Context, g *globalOptions, o *serveOptions, out io.W
 		return nil, err
 	}
 	s.closers = append(s.closers, s.producer.Close)
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = s.producer.Start(pctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
 
+	gc := o.game(cat)
+	gc.Fault = faultFromEnv()
 	s.api, err = api.New(api.Config{
 		Store: s.store, Publisher: s.producer, Logger: log,
-		Game: o.game(cat),
+		Game: gc,
 	})
 	if err != nil {
 		return nil, err
 	}
+	// Settle what an earlier run left pending before serving anyone.
+	if err := s.api.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.api.Stop(sctx)
+	})
 	if s.listener, err = net.Listen("tcp", o.http); err != nil {
 		return nil, fmt.Errorf("listen for http: %w", err)
 	}

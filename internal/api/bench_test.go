@@ -31,11 +31,7 @@ func benchServer(b *testing.B) *api.Server {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(prod.Close)
+	prod := startProducer(b, stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic})
 	srv, err := api.New(api.Config{Store: st, Publisher: prod, Game: game.Config{PasswordCost: 4}})
 	if err != nil {
 		b.Fatal(err)

@@ -35,11 +35,7 @@ func TestTwoServersShareRedis(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(prod.Close)
+		prod := startProducer(t, stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic})
 		srv, err := api.New(api.Config{Store: st, Publisher: prod, Game: game.Config{PasswordCost: 4}})
 		if err != nil {
 			t.Fatal(err)

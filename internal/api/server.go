@@ -24,10 +24,13 @@ import (
 	"github.com/questlog/questlog/internal/state"
 )
 
-// Publisher writes one record to the event log and returns once it is
-// acknowledged (stream.Producer).
+// Publisher is the event log (stream.Producer): it writes one record and
+// returns once it is acknowledged, with where it went; says where a key's
+// next record will go; and finds a record again.
 type Publisher interface {
-	Publish(ctx context.Context, key, value []byte) error
+	Publish(ctx context.Context, key, value []byte) (partition int32, offset int64, err error)
+	Next(key []byte) (partition int32, after int64)
+	Contains(ctx context.Context, partition int32, after int64, match func(value []byte) bool) (bool, error)
 	Ping(ctx context.Context) error
 }
 
@@ -86,6 +89,13 @@ func New(cfg Config) (*Server, error) {
 	s.handler = s.routes()
 	return s, nil
 }
+
+// Start starts the game service: it settles what an earlier run left
+// pending, and keeps settling in the background (game.Service.Start).
+func (s *Server) Start(ctx context.Context) error { return s.game.Start(ctx) }
+
+// Stop stops the game service's background work (game.Service.Stop).
+func (s *Server) Stop(ctx context.Context) error { return s.game.Stop(ctx) }
 
 // Handle mounts an extra handler (the dashboard) on the server's mux.
 func (s *Server) Handle(pattern string, h http.Handler) { s.extra.Handle(pattern, h) }
@@ -254,12 +264,12 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // journal records the game's events on the event log.
 type journal struct{ s *Server }
 
-func (j journal) Record(ctx context.Context, ev *event.Event) error {
+func (j journal) Record(ctx context.Context, ev *event.Event) (game.Position, error) {
 	s := j.s
 	bp := s.bufs.Get().(*[]byte)
 	buf := ev.AppendJSON((*bp)[:0])
 	start := time.Now()
-	err := s.pub.Publish(ctx, ev.Key(), buf)
+	partition, offset, err := s.pub.Publish(ctx, ev.Key(), buf)
 	s.metrics.produceDuration.Observe(time.Since(start).Seconds())
 	if cap(buf) <= 64<<10 {
 		*bp = buf[:0]
@@ -268,10 +278,23 @@ func (j journal) Record(ctx context.Context, ev *event.Event) error {
 	if err != nil {
 		s.metrics.eventNotAcked(ev.Type)
 		s.log.WarnContext(ctx, "event not recorded", "event_type", ev.Type, "err", err)
-		return err
+		return game.Position{}, err
 	}
 	s.metrics.eventAcked(ev.Type, ev.Status)
-	return nil
+	return game.Position{Partition: partition, Offset: offset}, nil
+}
+
+func (j journal) Next(user string) game.Position {
+	var key []byte
+	if user != "" {
+		key = []byte(user)
+	}
+	p, after := j.s.pub.Next(key)
+	return game.Position{Partition: p, Offset: after}
+}
+
+func (j journal) Contains(ctx context.Context, at game.Position, eventID string) (bool, error) {
+	return j.s.pub.Contains(ctx, at.Partition, at.Offset, func(v []byte) bool { return event.HasID(v, eventID) })
 }
 
 // statusOf maps the game's outcomes to HTTP status codes: the one place

@@ -119,6 +119,14 @@ func (e *Event) Key() []byte {
 	return []byte(e.User)
 }
 
+// HasID reports whether value, an event as AppendJSON writes it, is the
+// event with that ID, without decoding it: AppendJSON writes the ID first.
+func HasID(value []byte, id string) bool {
+	const head = `{"event_id":"`
+	return len(value) > len(head)+len(id) && string(value[:len(head)]) == head &&
+		string(value[len(head):len(head)+len(id)]) == id && value[len(head)+len(id)] == '"'
+}
+
 // TimeLayout is event_time's format: RFC 3339, UTC, microseconds.
 const TimeLayout = "2006-01-02T15:04:05.000000Z"
 

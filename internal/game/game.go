@@ -2,10 +2,16 @@
 // cart, inventories and guilds. Every action returns its outcome and leaves
 // exactly one event in the Journal, ok or failed.
 //
-// Its guarantee: no state change without its event, no ok event without its
-// state change. An action locks the player, decides, records the event, and
-// only once the journal has acknowledged it applies the change; when the
-// journal fails, nothing changes and ErrLogUnavailable is returned.
+// Its guarantee: an ok event exists exactly when its change is in the state.
+// An action locks the player, decides, stores the change as the player's
+// pending intent, records the event, and applies the intent once the journal
+// acknowledged it; the store applies an intent at most once. When the
+// journal refuses, nothing is applied; when its answer is lost (the event
+// may be in the log after all), the intent stays pending, and the player's
+// next action, or the background settling, looks for the event in the log
+// and applies the change exactly when it is there (see settle). A failing
+// store does not lose an acknowledged change: it is retried, holding the
+// player's lock, until the store takes it.
 //
 // The package stands on internal/state and internal/event alone and knows
 // nothing of HTTP or Kafka: the caller says who asks (Request) and provides
@@ -21,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -29,11 +36,28 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Journal durably records events. Record returns only once the event is
-// stored (for Kafka: acknowledged by the broker), or with an error when it is
-// not. Record must not keep ev after it returns: the Service reuses it.
+// Position is where an event is, or will be, in the log.
+type Position struct {
+	Partition int32
+	Offset    int64
+}
+
+// Journal durably records events: the game's only view of the event log.
 type Journal interface {
-	Record(ctx context.Context, ev *event.Event) error
+	// Record returns once the log acknowledged ev, with its position, or
+	// with an error when it did not. An error does not prove that ev was
+	// not written (a request in flight when a connection broke may have
+	// been): the game finds out later with Contains. Record honours ctx's
+	// deadline but not its cancellation, and must not keep ev after it
+	// returns: the Service reuses it.
+	Record(ctx context.Context, ev *event.Event) (Position, error)
+	// Next says where the next event of user will be recorded: its
+	// partition, and the highest offset known there (-1 when none), so
+	// that an event recorded from now on lies past it.
+	Next(user string) Position
+	// Contains reports whether the event with that ID is in the log, in
+	// at.Partition past at.Offset.
+	Contains(ctx context.Context, at Position, eventID string) (bool, error)
 }
 
 // Request is who asks and from where: what every event of a request carries.
@@ -71,6 +95,10 @@ const (
 	maxPassword  = 72 // bcrypt reads no further
 )
 
+// FaultAcked is the fault point (Config.Fault) between the log's ack of a
+// change's event and the store's applying it.
+const FaultAcked = "acked"
+
 // Config configures a Service. Zero values take the defaults below.
 type Config struct {
 	Catalog      *Catalog         // default DefaultCatalog()
@@ -79,21 +107,52 @@ type Config struct {
 	PasswordCost int              // bcrypt cost, default bcrypt.DefaultCost (10)
 	Now          func() time.Time // default time.Now
 	Logger       *slog.Logger     // default slog.Default()
+	// RequestTimeout bounds the part of an action before its event is
+	// recorded: waiting for the player's lock and for the store. Past it
+	// the action is refused (ErrPlayerBusy, ErrStoreUnavailable), and the
+	// journal gets no more than what is left of it. Default 5s; the API
+	// sets it to the event log's delivery timeout, so that every request
+	// is answered within about that.
+	RequestTimeout time.Duration
+	// SettleAfter is how long after an intent was prepared its event may
+	// still reach the log: a pending intent whose event the log does not
+	// hold is dropped only once it is older. Default RequestTimeout + 2s
+	// (the journal fails a record by then; 2s for a request the broker had
+	// already read when the connection broke).
+	SettleAfter time.Duration
+	// SettleEvery is how often the background settling (Start) looks for
+	// pending intents that no action is settling. Default 1s.
+	SettleEvery time.Duration
+	// Fault, when set, is called at the named points of an action
+	// (FaultAcked); tests make the process die there.
+	Fault func(point string)
 }
 
 // Service plays the game against a store, recording every action's event.
 type Service struct {
-	store   state.Store
-	journal Journal
-	cat     *Catalog
-	gold    int64
-	ttl     time.Duration
-	cost    int
-	now     func() time.Time
-	log     *slog.Logger
-	ids     event.IDs
-	dummy   []byte    // a hash to compare against for unknown users
-	actions sync.Pool // of *action: a request's event is ~500 bytes
+	store       state.Store
+	journal     Journal
+	cat         *Catalog
+	gold        int64
+	ttl         time.Duration
+	cost        int
+	now         func() time.Time
+	log         *slog.Logger
+	timeout     time.Duration
+	settleAfter time.Duration
+	settleEvery time.Duration
+	fault       func(string)
+	ids         event.IDs
+	dummy       []byte    // a hash to compare against for unknown users
+	actions     sync.Pool // of *action: a request's event is ~500 bytes
+
+	storeWarn throttle // at most one warning a few seconds about the store
+
+	// Background work: the settling loop and commits handed over by
+	// requests whose store was failing.
+	stop    chan struct{}
+	stopped sync.Once
+	running sync.WaitGroup
 }
 
 // withDefaults fills in the zero fields that have a default.
@@ -110,6 +169,15 @@ func (cfg Config) withDefaults() Config {
 	if cfg.PasswordCost == 0 {
 		cfg.PasswordCost = bcrypt.DefaultCost
 	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.SettleAfter == 0 {
+		cfg.SettleAfter = cfg.RequestTimeout + 2*time.Second
+	}
+	if cfg.SettleEvery == 0 {
+		cfg.SettleEvery = time.Second
+	}
 	return cfg
 }
 
@@ -125,6 +193,12 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.PasswordCost < bcrypt.MinCost || cfg.PasswordCost > bcrypt.MaxCost {
 		return fmt.Errorf("game: password cost %d out of range %d..%d", cfg.PasswordCost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	if cfg.RequestTimeout < 10*time.Millisecond {
+		return fmt.Errorf("game: request timeout %s is too short", cfg.RequestTimeout)
+	}
+	if cfg.SettleAfter < cfg.RequestTimeout {
+		return fmt.Errorf("game: settle-after %s is shorter than the request timeout %s: an event could reach the log after its intent was dropped", cfg.SettleAfter, cfg.RequestTimeout)
 	}
 	return nil
 }
@@ -144,6 +218,9 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Fault == nil {
+		cfg.Fault = func(string) {}
+	}
 	dummy, err := bcrypt.GenerateFromPassword([]byte("questlog-timing-equalizer"), cfg.PasswordCost)
 	if err != nil {
 		return nil, fmt.Errorf("game: %w", err)
@@ -151,6 +228,8 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 	s := &Service{
 		store: store, journal: journal, cat: cfg.Catalog, gold: cfg.StartingGold,
 		ttl: cfg.SessionTTL, cost: cfg.PasswordCost, now: cfg.Now, log: cfg.Logger, dummy: dummy,
+		timeout: cfg.RequestTimeout, settleAfter: cfg.SettleAfter, settleEvery: cfg.SettleEvery,
+		fault: cfg.Fault, stop: make(chan struct{}),
 	}
 	s.actions.New = func() any { return new(action) }
 	return s, nil
@@ -159,17 +238,141 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 // Catalog is the shop's price list.
 func (s *Service) Catalog() *Catalog { return s.cat }
 
-// action is one request in flight: its event, and whether the event is
-// already in the journal.
+// Start settles the intents that an earlier run left pending, as far as the
+// log and the store allow (what it cannot settle now, the background
+// settling will), and keeps settling in the background until Stop.
+func (s *Service) Start(ctx context.Context) error {
+	if left, err := s.Settle(ctx); err != nil {
+		s.log.WarnContext(ctx, "pending changes not settled yet; their players wait", "pending", left, "err", err)
+	}
+	s.running.Go(s.settleLoop)
+	return nil
+}
+
+// Stop ends the background settling and the commits handed to the
+// background, and waits for them or for ctx. What is still pending stays in
+// the store for the next Start.
+func (s *Service) Stop(ctx context.Context) error {
+	s.stopped.Do(func() { close(s.stop) })
+	done := make(chan struct{})
+	go func() { s.running.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop game service: %w", ctx.Err())
+	}
+}
+
+func (s *Service) settleLoop() {
+	t := time.NewTicker(s.settleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if left, err := s.Settle(ctx); err != nil {
+			s.log.Debug("pending changes not settled yet", "pending", left, "err", err)
+		}
+		cancel()
+	}
+}
+
+// Settle settles every pending intent whose player is not busy: it applies
+// those whose event is in the log, and drops those whose event is not and
+// can no longer be. It returns how many it left pending, with the first
+// reason.
+func (s *Service) Settle(ctx context.Context) (left int, err error) {
+	users, err := s.store.PendingUsers(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list pending changes: %w", err)
+	}
+	var errs []error
+	for _, user := range users {
+		if err := s.settleUser(ctx, user); err != nil {
+			left++
+			if len(errs) == 0 {
+				errs = append(errs, fmt.Errorf("%s: %w", user, err))
+			}
+		}
+	}
+	return left, errors.Join(errs...)
+}
+
+// settleUser settles user's pending intent under the player's lock, unless
+// someone holds it: an action in flight settles it itself.
+func (s *Service) settleUser(ctx context.Context, user string) error {
+	lctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	unlock, err := s.store.Lock(lctx, user)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	defer unlock()
+	in, err := s.store.Pending(ctx, user)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.settle(ctx, user, in)
+}
+
+// settle finds out what became of user's pending intent, holding the
+// player's lock: when the log holds its event, the change is applied; when
+// the log does not and no longer can (SettleAfter), the intent is dropped;
+// otherwise the player stays busy.
+func (s *Service) settle(ctx context.Context, user string, in state.Intent) error {
+	found, err := s.journal.Contains(ctx, Position{in.Partition, in.After}, in.EventID)
+	if err != nil {
+		return fmt.Errorf("%w: look for event %s: %w", ErrLogUnavailable, in.EventID, err)
+	}
+	switch {
+	case found:
+		err = s.store.Commit(ctx, user, in)
+		if errors.Is(err, state.ErrNotFound) {
+			err = nil // settled meanwhile
+		}
+		if err == nil {
+			s.log.InfoContext(ctx, "applied a change whose event the log holds", "user", user, "event_id", in.EventID)
+		}
+	case s.now().Sub(in.Created) < s.settleAfter:
+		return ErrPlayerBusy
+	default:
+		err = s.store.Drop(ctx, user, in.EventID)
+		if err == nil {
+			s.log.InfoContext(ctx, "dropped a change whose event the log does not hold", "user", user, "event_id", in.EventID)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: settle event %s: %w", ErrStoreUnavailable, in.EventID, err)
+	}
+	return nil
+}
+
+// action is one request in flight: its event, its deadline, the player's
+// lock when held, and whether the event is already in the journal.
 type action struct {
 	ev       event.Event
 	recorded bool
+	// parent is the caller's context, done when the client left; ctx is
+	// parent with the request's deadline.
+	parent   context.Context
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+	unlock   func() // the player's lock, while held
+	handed   bool   // the lock went with a commit to the background
 }
 
 // begin starts an action with its event. Actions are pooled: every begin is
 // paired with a deferred end, and nothing keeps an action or its event after
 // end (a Journal does not retain the event).
-func (s *Service) begin(typ string, req Request) *action {
+func (s *Service) begin(ctx context.Context, typ string, req Request) *action {
 	now := s.now()
 	a := s.actions.Get().(*action)
 	a.ev = event.Event{
@@ -179,36 +382,165 @@ func (s *Service) begin(typ string, req Request) *action {
 		Status: event.StatusOK,
 		HTTP:   req.HTTP,
 	}
+	a.parent = ctx
+	a.deadline = time.Now().Add(s.timeout)
+	a.ctx, a.cancel = context.WithDeadline(ctx, a.deadline)
 	return a
 }
 
-// end returns a to the pool, dropping what it referenced.
+// end releases what the action holds and returns it to the pool.
 func (s *Service) end(a *action) {
+	a.cancel()
+	if a.unlock != nil && !a.handed {
+		a.unlock()
+	}
 	*a = action{}
 	s.actions.Put(a)
 }
 
-// commit records the ok event and then applies the change. When recording
-// fails, nothing is applied.
-func (s *Service) commit(ctx context.Context, a *action, apply func() error) error {
-	if err := s.journal.Record(ctx, &a.ev); err != nil {
+// background is the action's deadline without its client: for the steps
+// that must not stop half-way because the client left.
+func (a *action) background() (context.Context, context.CancelFunc) {
+	return context.WithDeadline(context.WithoutCancel(a.parent), a.deadline)
+}
+
+// clientGone says whether the client left.
+func (a *action) clientGone() bool { return a.parent.Err() != nil }
+
+// storeFailure turns a store call that failed into the refusal to report:
+// the client left, the player stayed busy past the deadline, or the store
+// is unavailable.
+func (s *Service) storeFailure(a *action, what string, err error) error {
+	switch {
+	case a.clientGone():
+		return fmt.Errorf("%w: %s: %w", ErrClientGone, what, err)
+	case errors.Is(err, context.DeadlineExceeded) && a.unlock == nil:
+		return fmt.Errorf("%w: %s: %w", ErrPlayerBusy, what, err)
+	}
+	if s.storeWarn.allow(time.Now()) {
+		s.log.Warn("state store unavailable: refusing changes", "op", what, "err", err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, what, err)
+}
+
+// commit records the action's event and carries out its change: with no
+// change (a read), it records the event; with one, it stores the change as
+// the player's intent, records the event, and applies the intent once the
+// log acknowledged it. When the log does not acknowledge, nothing is
+// applied (the intent waits for settle). Once it is acknowledged, the change
+// reaches the store whatever the client does.
+func (s *Service) commit(a *action, user string, change *state.Change) error {
+	if a.clientGone() {
+		return fmt.Errorf("%w: before its event was recorded", ErrClientGone)
+	}
+	if change == nil {
+		if _, err := s.journal.Record(a.ctx, &a.ev); err != nil {
+			return fmt.Errorf("%w: %w", ErrLogUnavailable, err)
+		}
+		a.recorded = true
+		return nil
+	}
+	ctx, cancel := a.background()
+	defer cancel()
+	at := s.journal.Next(user)
+	in := state.Intent{EventID: a.ev.ID, Partition: at.Partition, After: at.Offset, Created: s.now(), Change: *change}
+	if err := s.store.Prepare(ctx, user, in); err != nil {
+		if errors.Is(err, state.ErrExists) {
+			// Another server prepared for this player without our lock
+			// (its lock expired under it): let that settle first.
+			return fmt.Errorf("%w: %w", ErrPlayerBusy, err)
+		}
+		// The write may have reached the store although it failed: undo
+		// it, or leave it to settle, which drops it.
+		s.running.Go(func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = s.store.Drop(dctx, user, in.EventID)
+		})
+		return s.storeFailure(a, "prepare "+a.ev.Type, err)
+	}
+	pos, err := s.journal.Record(ctx, &a.ev)
+	if err != nil {
+		// Not acknowledged, which is not proof that it is not in the log:
+		// the intent stays pending, and settle applies it if the log holds
+		// the event after all, or drops it.
 		return fmt.Errorf("%w: %w", ErrLogUnavailable, err)
 	}
 	a.recorded = true
-	if err := apply(); err != nil {
-		// The event is in the log and the change is not in the store: the
-		// store failed right after answering this request's reads. Nothing
-		// can take the event back, so say it loudly.
-		s.log.ErrorContext(ctx, "state change lost after its event was recorded",
-			"event_id", a.ev.ID, "event_type", a.ev.Type, "user", a.ev.User, "err", err)
-		return fmt.Errorf("apply %s for %s: %w", a.ev.Type, a.ev.User, err)
+	if pos.Partition != in.Partition {
+		s.log.Error("event recorded in another partition than its intent says; settle would not find it",
+			"event_id", a.ev.ID, "user", user, "intent", in.Partition, "recorded", pos.Partition)
 	}
-	return nil
+	s.fault(FaultAcked)
+	return s.apply(a, user, in)
+}
+
+// apply commits an acknowledged intent, retrying while the store fails.
+// Past the request's deadline it hands the commit, and the player's lock
+// with it, to the background, and reports success: the change is in the
+// log, and the player's next action waits until it is in the store too.
+func (s *Service) apply(a *action, user string, in state.Intent) error {
+	ctx, cancel := a.background()
+	err := s.store.Commit(ctx, user, in)
+	cancel()
+	for pause := 10 * time.Millisecond; retryable(err) && time.Until(a.deadline) > pause; pause = min(2*pause, time.Second) {
+		time.Sleep(pause)
+		ctx, cancel := a.background()
+		err = s.store.Commit(ctx, user, in)
+		cancel()
+	}
+	switch {
+	case err == nil || errors.Is(err, state.ErrNotFound): // ErrNotFound: settled by another server meanwhile
+		return nil
+	case retryable(err):
+		if s.storeWarn.allow(time.Now()) {
+			s.log.Warn("state store unavailable: an acknowledged change waits to be applied", "user", user, "event_id", in.EventID, "err", err)
+		}
+		a.handed = true
+		unlock := a.unlock
+		s.running.Go(func() { s.keepCommitting(user, in, unlock) })
+		return nil
+	default:
+		s.log.Error("an acknowledged change cannot be applied: it stays pending and the player waits until it is settled by hand",
+			"user", user, "event_id", in.EventID, "err", err)
+		return fmt.Errorf("apply %s for %s: %w", a.ev.Type, user, err)
+	}
+}
+
+// keepCommitting commits an acknowledged intent whose store kept failing,
+// holding the player's lock until it is applied or the service stops (the
+// intent then stays pending for the next Start).
+func (s *Service) keepCommitting(user string, in state.Intent, unlock func()) {
+	defer unlock()
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(pause):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.store.Commit(ctx, user, in)
+		cancel()
+		switch {
+		case err == nil || errors.Is(err, state.ErrNotFound):
+			s.log.Info("applied an acknowledged change after the store came back", "user", user, "event_id", in.EventID)
+			return
+		case !retryable(err):
+			s.log.Error("an acknowledged change cannot be applied: it stays pending", "user", user, "event_id", in.EventID, "err", err)
+			return
+		}
+	}
+}
+
+// retryable says whether a failed store call may succeed if tried again:
+// anything but the store's refusals.
+func retryable(err error) bool {
+	return err != nil && !errors.Is(err, state.ErrNotFound) && !errors.Is(err, state.ErrConflict) && !errors.Is(err, state.ErrExists)
 }
 
 // finish records the failed event of a refused request, so that every
 // request leaves exactly one event, and returns the error to report.
-func (s *Service) finish(ctx context.Context, a *action, err error) error {
+func (s *Service) finish(a *action, err error) error {
 	if err == nil || a.recorded || errors.Is(err, ErrLogUnavailable) {
 		return err
 	}
@@ -218,7 +550,15 @@ func (s *Service) finish(ctx context.Context, a *action, err error) error {
 	} else {
 		a.ev.Fail("internal_error")
 	}
-	if rerr := s.journal.Record(ctx, &a.ev); rerr != nil {
+	// The failed event is recorded whatever the client does, within the
+	// request's deadline or a moment more when that has passed.
+	until := a.deadline
+	if soon := time.Now().Add(250 * time.Millisecond); until.Before(soon) {
+		until = soon
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(a.parent), until)
+	defer cancel()
+	if _, rerr := s.journal.Record(ctx, &a.ev); rerr != nil {
 		return fmt.Errorf("%w: %w", ErrLogUnavailable, rerr)
 	}
 	return err
@@ -226,48 +566,94 @@ func (s *Service) finish(ctx context.Context, a *action, err error) error {
 
 // authenticate resolves the request's session to a username and sets the
 // event's user.
-func (s *Service) authenticate(ctx context.Context, a *action, req Request) (string, error) {
+func (s *Service) authenticate(a *action, req Request) (string, error) {
 	if req.Token == "" {
 		return "", ErrUnauthenticated
 	}
-	sess, err := s.store.Session(ctx, hashToken(req.Token))
+	sess, err := s.store.Session(a.ctx, hashToken(req.Token))
 	if errors.Is(err, state.ErrNotFound) {
 		return "", ErrUnauthenticated
 	}
 	if err != nil {
-		return "", fmt.Errorf("look up session: %w", err)
+		return "", s.storeFailure(a, "look up session", err)
 	}
 	a.ev.User = sess.User
 	return sess.User, nil
 }
 
-// lockPlayer takes the player's lock and reads the player.
-func (s *Service) lockPlayer(ctx context.Context, user string) (state.Player, func(), error) {
-	unlock, err := s.store.Lock(ctx, user)
+// lock takes the player's lock for the rest of the action and settles
+// what the player has pending.
+func (s *Service) lock(a *action, user string) error {
+	unlock, err := s.store.Lock(a.ctx, user)
 	if err != nil {
-		return state.Player{}, nil, fmt.Errorf("lock %s: %w", user, err)
+		return s.storeFailure(a, "lock "+user, err)
 	}
-	p, err := s.store.Player(ctx, user)
+	a.unlock = unlock
+	return nil
+}
+
+// settlePending settles user's pending intent; the action holds the lock.
+func (s *Service) settlePending(a *action, user string) error {
+	in, err := s.store.Pending(a.ctx, user)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
-		unlock()
-		if errors.Is(err, state.ErrNotFound) {
-			// The session outlived its account: treat it as no session.
-			return state.Player{}, nil, ErrUnauthenticated
+		return s.storeFailure(a, "read pending change of "+user, err)
+	}
+	if err := s.settle(a.ctx, user, in); err != nil {
+		if a.clientGone() {
+			return fmt.Errorf("%w: %w", ErrClientGone, err)
 		}
-		return state.Player{}, nil, fmt.Errorf("read player %s: %w", user, err)
+		return err
 	}
-	return p, unlock, nil
+	return nil
+}
+
+// lockPlayer takes the player's lock and reads the player, settling first
+// what the player has pending.
+func (s *Service) lockPlayer(a *action, user string) (state.Player, error) {
+	if err := s.lock(a, user); err != nil {
+		return state.Player{}, err
+	}
+	return s.readPlayer(a, user)
+}
+
+// readPlayer reads the player; when the player has a pending change, it
+// settles it first (taking the lock if the action does not hold it yet),
+// so that nothing is decided or shown on a state the log has moved past.
+func (s *Service) readPlayer(a *action, user string) (state.Player, error) {
+	for tries := 0; ; tries++ {
+		p, err := s.store.Player(a.ctx, user)
+		switch {
+		case errors.Is(err, state.ErrNotFound):
+			// The session outlived its account: treat it as no session.
+			return state.Player{}, ErrUnauthenticated
+		case err != nil:
+			return state.Player{}, s.storeFailure(a, "read player "+user, err)
+		case p.Pending == "" || tries > 0:
+			return p, nil
+		}
+		if a.unlock == nil {
+			if err := s.lock(a, user); err != nil {
+				return state.Player{}, err
+			}
+		}
+		if err := s.settlePending(a, user); err != nil {
+			return state.Player{}, err
+		}
+	}
 }
 
 // Signup creates an account with the starting gold and logs it in.
 func (s *Service) Signup(ctx context.Context, req Request, username, password string) (Session, error) {
-	a := s.begin(event.TypeSignup, req)
+	a := s.begin(ctx, event.TypeSignup, req)
 	defer s.end(a)
-	sess, err := s.signup(ctx, a, username, password)
-	return sess, s.finish(ctx, a, err)
+	sess, err := s.signup(a, username, password)
+	return sess, s.finish(a, err)
 }
 
-func (s *Service) signup(ctx context.Context, a *action, username, password string) (Session, error) {
+func (s *Service) signup(a *action, username, password string) (Session, error) {
 	if err := validName("username", username); err != nil {
 		return Session{}, ErrInvalidUsername
 	}
@@ -279,38 +665,39 @@ func (s *Service) signup(ctx context.Context, a *action, username, password stri
 	if err != nil {
 		return Session{}, fmt.Errorf("hash password: %w", err)
 	}
-	unlock, err := s.store.Lock(ctx, username)
-	if err != nil {
-		return Session{}, fmt.Errorf("lock %s: %w", username, err)
+	if err := s.lock(a, username); err != nil {
+		return Session{}, err
 	}
-	defer unlock()
-	switch _, err := s.store.Player(ctx, username); {
+	if err := s.settlePending(a, username); err != nil {
+		return Session{}, err
+	}
+	switch _, err := s.store.Player(a.ctx, username); {
 	case err == nil:
 		return Session{}, ErrAlreadyExists
 	case !errors.Is(err, state.ErrNotFound):
-		return Session{}, fmt.Errorf("read player %s: %w", username, err)
+		return Session{}, s.storeFailure(a, "read player "+username, err)
 	}
 	a.ev.GoldAfter = event.Some(s.gold)
-	err = s.commit(ctx, a, func() error {
-		return s.store.CreateAccount(ctx, state.Account{
-			User: username, PasswordHash: hash, Gold: s.gold, CreatedAt: a.ev.Time,
-		})
-	})
+	sess, stored, err := s.newSession(username, s.gold)
 	if err != nil {
 		return Session{}, err
 	}
-	return s.newSession(ctx, username, s.gold)
+	acct := state.Account{User: username, PasswordHash: hash, Gold: s.gold, CreatedAt: a.ev.Time}
+	if err := s.commit(a, username, &state.Change{Create: &acct, Session: &stored}); err != nil {
+		return Session{}, err
+	}
+	return sess, nil
 }
 
 // Login checks a password and opens a session.
 func (s *Service) Login(ctx context.Context, req Request, username, password string) (Session, error) {
-	a := s.begin(event.TypeLogin, req)
+	a := s.begin(ctx, event.TypeLogin, req)
 	defer s.end(a)
-	sess, err := s.login(ctx, a, username, password)
-	return sess, s.finish(ctx, a, err)
+	sess, err := s.login(a, username, password)
+	return sess, s.finish(a, err)
 }
 
-func (s *Service) login(ctx context.Context, a *action, username, password string) (Session, error) {
+func (s *Service) login(a *action, username, password string) (Session, error) {
 	if err := validName("username", username); err != nil {
 		return Session{}, ErrInvalidUsername
 	}
@@ -318,7 +705,7 @@ func (s *Service) login(ctx context.Context, a *action, username, password strin
 	if !validPassword(password) {
 		return Session{}, ErrInvalidPassword
 	}
-	p, err := s.store.Player(ctx, username)
+	p, err := s.store.Player(a.ctx, username)
 	if errors.Is(err, state.ErrNotFound) {
 		// Spend the time a real check takes, so timing does not tell
 		// which usernames exist.
@@ -326,82 +713,97 @@ func (s *Service) login(ctx context.Context, a *action, username, password strin
 		return Session{}, ErrUnknownUser
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("read player %s: %w", username, err)
+		return Session{}, s.storeFailure(a, "read player "+username, err)
 	}
 	if bcrypt.CompareHashAndPassword(p.PasswordHash, []byte(password)) != nil {
 		return Session{}, ErrBadPassword
 	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	if err := s.commit(ctx, a, func() error { return nil }); err != nil {
+	if p, err = s.lockPlayer(a, username); err != nil {
 		return Session{}, err
 	}
-	return s.newSession(ctx, username, p.Gold)
+	a.ev.GoldAfter = event.Some(p.Gold)
+	sess, stored, err := s.newSession(username, p.Gold)
+	if err != nil {
+		return Session{}, err
+	}
+	if err := s.commit(a, username, &state.Change{Session: &stored}); err != nil {
+		return Session{}, err
+	}
+	return sess, nil
 }
 
-func (s *Service) newSession(ctx context.Context, user string, gold int64) (Session, error) {
+// newSession makes a session's token: the player's credentials, and what
+// the store keeps of them.
+func (s *Service) newSession(user string, gold int64) (Session, state.Session, error) {
 	var raw [16]byte // 128 bits
 	if _, err := rand.Read(raw[:]); err != nil {
-		return Session{}, fmt.Errorf("new session token: %w", err)
+		return Session{}, state.Session{}, fmt.Errorf("new session token: %w", err)
 	}
 	token := hex.EncodeToString(raw[:])
 	expires := s.now().Add(s.ttl).UTC().Truncate(time.Second)
-	if err := s.store.CreateSession(ctx, state.Session{TokenHash: hashToken(token), User: user, ExpiresAt: expires}); err != nil {
-		return Session{}, fmt.Errorf("store session for %s: %w", user, err)
-	}
-	return Session{User: user, Token: token, ExpiresAt: expires, Gold: gold}, nil
+	return Session{User: user, Token: token, ExpiresAt: expires, Gold: gold},
+		state.Session{TokenHash: hashToken(token), User: user, ExpiresAt: expires}, nil
 }
 
 // Logout ends the request's session.
 func (s *Service) Logout(ctx context.Context, req Request) error {
-	a := s.begin(event.TypeLogout, req)
+	a := s.begin(ctx, event.TypeLogout, req)
 	defer s.end(a)
-	err := s.logout(ctx, a, req)
-	return s.finish(ctx, a, err)
+	err := s.logout(a, req)
+	return s.finish(a, err)
 }
 
-func (s *Service) logout(ctx context.Context, a *action, req Request) error {
-	if _, err := s.authenticate(ctx, a, req); err != nil {
+func (s *Service) logout(a *action, req Request) error {
+	user, err := s.authenticate(a, req)
+	if err != nil {
 		return err
 	}
-	return s.commit(ctx, a, func() error { return s.store.DeleteSession(ctx, hashToken(req.Token)) })
+	if err := s.lock(a, user); err != nil {
+		return err
+	}
+	if err := s.settlePending(a, user); err != nil {
+		return err
+	}
+	return s.commit(a, user, &state.Change{EndSession: hashToken(req.Token)})
 }
 
 // Visit records a request that is not a game action (the seed's "/"). A
 // valid session attributes it to its player; no session is needed.
 func (s *Service) Visit(ctx context.Context, req Request) error {
-	a := s.begin(event.TypeDefault, req)
+	a := s.begin(ctx, event.TypeDefault, req)
 	defer s.end(a)
+	return s.finish(a, s.anonymousRead(a, req))
+}
+
+// anonymousRead records a read that needs no session, attributing it to the
+// session's player when there is one.
+func (s *Service) anonymousRead(a *action, req Request) error {
 	if req.Token != "" {
-		if _, err := s.authenticate(ctx, a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
-			return s.finish(ctx, a, err)
+		if _, err := s.authenticate(a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
+			return err
 		}
 	}
-	return s.finish(ctx, a, s.commit(ctx, a, func() error { return nil }))
+	return s.commit(a, a.ev.User, nil)
 }
 
 // Reject records a request refused before it reached the game (unreadable
 // body, missing fields) as a failed event of the given type.
 func (s *Service) Reject(ctx context.Context, req Request, eventType string, rej *Rejection) error {
-	a := s.begin(eventType, req)
+	a := s.begin(ctx, eventType, req)
 	defer s.end(a)
 	if req.Token != "" {
-		if _, err := s.authenticate(ctx, a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
-			return s.finish(ctx, a, err)
+		if _, err := s.authenticate(a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
+			return s.finish(a, err)
 		}
 	}
-	return s.finish(ctx, a, rej)
+	return s.finish(a, rej)
 }
 
 // Items lists the catalog.
 func (s *Service) Items(ctx context.Context, req Request) ([]CatalogEntry, error) {
-	a := s.begin(event.TypeViewCatalog, req)
+	a := s.begin(ctx, event.TypeViewCatalog, req)
 	defer s.end(a)
-	if req.Token != "" {
-		if _, err := s.authenticate(ctx, a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
-			return nil, s.finish(ctx, a, err)
-		}
-	}
-	if err := s.finish(ctx, a, s.commit(ctx, a, func() error { return nil })); err != nil {
+	if err := s.finish(a, s.anonymousRead(a, req)); err != nil {
 		return nil, err
 	}
 	return s.cat.Entries(), nil
@@ -418,23 +820,20 @@ func (s *Service) Cart(ctx context.Context, req Request) (state.Player, error) {
 }
 
 func (s *Service) view(ctx context.Context, req Request, typ string) (state.Player, error) {
-	a := s.begin(typ, req)
+	a := s.begin(ctx, typ, req)
 	defer s.end(a)
-	p, err := s.readView(ctx, a, req)
-	return p, s.finish(ctx, a, err)
+	p, err := s.readView(a, req)
+	return p, s.finish(a, err)
 }
 
-func (s *Service) readView(ctx context.Context, a *action, req Request) (state.Player, error) {
-	user, err := s.authenticate(ctx, a, req)
+func (s *Service) readView(a *action, req Request) (state.Player, error) {
+	user, err := s.authenticate(a, req)
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, err := s.store.Player(ctx, user)
-	if errors.Is(err, state.ErrNotFound) {
-		return state.Player{}, ErrUnauthenticated
-	}
+	p, err := s.readPlayer(a, user)
 	if err != nil {
-		return state.Player{}, fmt.Errorf("read player %s: %w", user, err)
+		return state.Player{}, err
 	}
 	a.ev.GoldAfter = event.Some(p.Gold)
 	if a.ev.Type == event.TypeViewCart {
@@ -443,7 +842,7 @@ func (s *Service) readView(ctx context.Context, a *action, req Request) (state.P
 	} else {
 		a.ev.ItemCount = event.Some(units(p.Inventory))
 	}
-	return p, s.commit(ctx, a, func() error { return nil })
+	return p, s.commit(a, user, nil)
 }
 
 // resolve validates an order against the catalog and fills the event's item
@@ -457,6 +856,9 @@ func (s *Service) resolve(a *action, o Order, allowZero bool) (state.Item, int64
 	}
 	if printable(o.Quality) {
 		a.ev.Quality = o.Quality
+	}
+	if o.Item == "" {
+		return state.Item{}, 0, ErrInvalidItem
 	}
 	if o.Quantity < 0 || o.Quantity > maxQuantity || (o.Quantity == 0 && !allowZero) {
 		return state.Item{}, 0, ErrInvalidQuantity
@@ -473,25 +875,25 @@ func (s *Service) resolve(a *action, o Order, allowZero bool) (state.Item, int64
 
 // Buy spends gold on items.
 func (s *Service) Buy(ctx context.Context, req Request, o Order) (Receipt, error) {
-	a := s.begin(event.TypeBuyItem, req)
+	a := s.begin(ctx, event.TypeBuyItem, req)
 	defer s.end(a)
-	r, err := s.trade(ctx, a, req, o, true)
-	return r, s.finish(ctx, a, err)
+	r, err := s.trade(a, req, o, true)
+	return r, s.finish(a, err)
 }
 
 // Sell returns items to the shop for half their price.
 func (s *Service) Sell(ctx context.Context, req Request, o Order) (Receipt, error) {
-	a := s.begin(event.TypeSellItem, req)
+	a := s.begin(ctx, event.TypeSellItem, req)
 	defer s.end(a)
-	r, err := s.trade(ctx, a, req, o, false)
-	return r, s.finish(ctx, a, err)
+	r, err := s.trade(a, req, o, false)
+	return r, s.finish(a, err)
 }
 
 // trade is a purchase (items in, gold out) or a sale (items out, gold in):
 // the same steps with opposite signs, a different price and a different
 // thing to run short of.
-func (s *Service) trade(ctx context.Context, a *action, req Request, o Order, buying bool) (Receipt, error) {
-	user, err := s.authenticate(ctx, a, req)
+func (s *Service) trade(a *action, req Request, o Order, buying bool) (Receipt, error) {
+	user, err := s.authenticate(a, req)
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -504,11 +906,10 @@ func (s *Service) trade(ctx context.Context, a *action, req Request, o Order, bu
 	}
 	total := price * o.Quantity
 	a.ev.UnitPrice, a.ev.TotalPrice = event.Some(price), event.Some(total)
-	p, unlock, err := s.lockPlayer(ctx, user)
+	p, err := s.lockPlayer(a, user)
 	if err != nil {
 		return Receipt{}, err
 	}
-	defer unlock()
 	a.ev.GoldAfter = event.Some(p.Gold)
 	gold, items := -total, o.Quantity // what the player gains
 	switch {
@@ -521,7 +922,7 @@ func (s *Service) trade(ctx context.Context, a *action, req Request, o Order, bu
 	}
 	a.ev.GoldAfter = event.Some(p.Gold + gold)
 	change := state.Change{GoldDelta: gold, Inventory: []state.Stack{{Item: item, Quantity: items}}}
-	if err := s.commit(ctx, a, func() error { return s.store.Apply(ctx, user, change) }); err != nil {
+	if err := s.commit(a, user, &change); err != nil {
 		return Receipt{}, err
 	}
 	p.Gold += gold
@@ -531,14 +932,14 @@ func (s *Service) trade(ctx context.Context, a *action, req Request, o Order, bu
 
 // CartAdd puts items in the cart; nothing is paid until checkout.
 func (s *Service) CartAdd(ctx context.Context, req Request, o Order) (state.Player, error) {
-	a := s.begin(event.TypeCartAdd, req)
+	a := s.begin(ctx, event.TypeCartAdd, req)
 	defer s.end(a)
-	p, err := s.cartAdd(ctx, a, req, o)
-	return p, s.finish(ctx, a, err)
+	p, err := s.cartAdd(a, req, o)
+	return p, s.finish(a, err)
 }
 
-func (s *Service) cartAdd(ctx context.Context, a *action, req Request, o Order) (state.Player, error) {
-	user, err := s.authenticate(ctx, a, req)
+func (s *Service) cartAdd(a *action, req Request, o Order) (state.Player, error) {
+	user, err := s.authenticate(a, req)
 	if err != nil {
 		return state.Player{}, err
 	}
@@ -547,11 +948,10 @@ func (s *Service) cartAdd(ctx context.Context, a *action, req Request, o Order) 
 		return state.Player{}, err
 	}
 	a.ev.UnitPrice = event.Some(price)
-	p, unlock, err := s.lockPlayer(ctx, user)
+	p, err := s.lockPlayer(a, user)
 	if err != nil {
 		return state.Player{}, err
 	}
-	defer unlock()
 	have := quantityOf(p.Cart, item)
 	if have+o.Quantity > maxQuantity || (have == 0 && len(p.Cart) >= maxCartLines) {
 		a.ev.CartSize = event.Some(units(p.Cart))
@@ -560,7 +960,7 @@ func (s *Service) cartAdd(ctx context.Context, a *action, req Request, o Order) 
 	p.Cart = addStack(p.Cart, item, o.Quantity)
 	a.ev.CartSize = event.Some(units(p.Cart))
 	change := state.Change{Cart: []state.Stack{{Item: item, Quantity: o.Quantity}}}
-	if err := s.commit(ctx, a, func() error { return s.store.Apply(ctx, user, change) }); err != nil {
+	if err := s.commit(a, user, &change); err != nil {
 		return state.Player{}, err
 	}
 	return p, nil
@@ -568,14 +968,14 @@ func (s *Service) cartAdd(ctx context.Context, a *action, req Request, o Order) 
 
 // CartRemove takes items out of the cart; a zero quantity removes the line.
 func (s *Service) CartRemove(ctx context.Context, req Request, o Order) (state.Player, error) {
-	a := s.begin(event.TypeCartRemove, req)
+	a := s.begin(ctx, event.TypeCartRemove, req)
 	defer s.end(a)
-	p, err := s.cartRemove(ctx, a, req, o)
-	return p, s.finish(ctx, a, err)
+	p, err := s.cartRemove(a, req, o)
+	return p, s.finish(a, err)
 }
 
-func (s *Service) cartRemove(ctx context.Context, a *action, req Request, o Order) (state.Player, error) {
-	user, err := s.authenticate(ctx, a, req)
+func (s *Service) cartRemove(a *action, req Request, o Order) (state.Player, error) {
+	user, err := s.authenticate(a, req)
 	if err != nil {
 		return state.Player{}, err
 	}
@@ -583,11 +983,10 @@ func (s *Service) cartRemove(ctx context.Context, a *action, req Request, o Orde
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, unlock, err := s.lockPlayer(ctx, user)
+	p, err := s.lockPlayer(a, user)
 	if err != nil {
 		return state.Player{}, err
 	}
-	defer unlock()
 	have := quantityOf(p.Cart, item)
 	qty := o.Quantity
 	if qty == 0 {
@@ -601,7 +1000,7 @@ func (s *Service) cartRemove(ctx context.Context, a *action, req Request, o Orde
 	p.Cart = addStack(p.Cart, item, -qty)
 	a.ev.CartSize = event.Some(units(p.Cart))
 	change := state.Change{Cart: []state.Stack{{Item: item, Quantity: -qty}}}
-	if err := s.commit(ctx, a, func() error { return s.store.Apply(ctx, user, change) }); err != nil {
+	if err := s.commit(a, user, &change); err != nil {
 		return state.Player{}, err
 	}
 	return p, nil
@@ -609,22 +1008,21 @@ func (s *Service) cartRemove(ctx context.Context, a *action, req Request, o Orde
 
 // Checkout buys everything in the cart at once, or nothing.
 func (s *Service) Checkout(ctx context.Context, req Request) (Receipt, error) {
-	a := s.begin(event.TypeCheckout, req)
+	a := s.begin(ctx, event.TypeCheckout, req)
 	defer s.end(a)
-	r, err := s.checkout(ctx, a, req)
-	return r, s.finish(ctx, a, err)
+	r, err := s.checkout(a, req)
+	return r, s.finish(a, err)
 }
 
-func (s *Service) checkout(ctx context.Context, a *action, req Request) (Receipt, error) {
-	user, err := s.authenticate(ctx, a, req)
+func (s *Service) checkout(a *action, req Request) (Receipt, error) {
+	user, err := s.authenticate(a, req)
 	if err != nil {
 		return Receipt{}, err
 	}
-	p, unlock, err := s.lockPlayer(ctx, user)
+	p, err := s.lockPlayer(a, user)
 	if err != nil {
 		return Receipt{}, err
 	}
-	defer unlock()
 	a.ev.GoldAfter = event.Some(p.Gold)
 	a.ev.CartSize = event.Some(units(p.Cart))
 	a.ev.ItemCount = event.Some(int64(len(p.Cart)))
@@ -646,7 +1044,7 @@ func (s *Service) checkout(ctx context.Context, a *action, req Request) (Receipt
 	}
 	a.ev.GoldAfter = event.Some(p.Gold - total)
 	change := state.Change{GoldDelta: -total, Inventory: p.Cart, ClearCart: true}
-	if err := s.commit(ctx, a, func() error { return s.store.Apply(ctx, user, change) }); err != nil {
+	if err := s.commit(a, user, &change); err != nil {
 		return Receipt{}, err
 	}
 	p.Gold -= total
@@ -659,14 +1057,14 @@ func (s *Service) checkout(ctx context.Context, a *action, req Request) (Receipt
 
 // JoinGuild makes the player a member of a guild; one guild at a time.
 func (s *Service) JoinGuild(ctx context.Context, req Request, guild string) (state.Player, error) {
-	a := s.begin(event.TypeJoinGuild, req)
+	a := s.begin(ctx, event.TypeJoinGuild, req)
 	defer s.end(a)
-	p, err := s.joinGuild(ctx, a, req, guild)
-	return p, s.finish(ctx, a, err)
+	p, err := s.joinGuild(a, req, guild)
+	return p, s.finish(a, err)
 }
 
-func (s *Service) joinGuild(ctx context.Context, a *action, req Request, guild string) (state.Player, error) {
-	user, err := s.authenticate(ctx, a, req)
+func (s *Service) joinGuild(a *action, req Request, guild string) (state.Player, error) {
+	user, err := s.authenticate(a, req)
 	if err != nil {
 		return state.Player{}, err
 	}
@@ -674,15 +1072,14 @@ func (s *Service) joinGuild(ctx context.Context, a *action, req Request, guild s
 		return state.Player{}, ErrInvalidGuild
 	}
 	a.ev.Guild = guild
-	p, unlock, err := s.lockPlayer(ctx, user)
+	p, err := s.lockPlayer(a, user)
 	if err != nil {
 		return state.Player{}, err
 	}
-	defer unlock()
 	if p.Guild != "" {
 		return state.Player{}, ErrAlreadyInGuild
 	}
-	if err := s.commit(ctx, a, func() error { return s.store.Apply(ctx, user, state.Change{Guild: &guild}) }); err != nil {
+	if err := s.commit(a, user, &state.Change{Guild: &guild}); err != nil {
 		return state.Player{}, err
 	}
 	p.Guild = guild
@@ -691,32 +1088,42 @@ func (s *Service) joinGuild(ctx context.Context, a *action, req Request, guild s
 
 // LeaveGuild takes the player out of their guild.
 func (s *Service) LeaveGuild(ctx context.Context, req Request) (state.Player, error) {
-	a := s.begin(event.TypeLeaveGuild, req)
+	a := s.begin(ctx, event.TypeLeaveGuild, req)
 	defer s.end(a)
-	p, err := s.leaveGuild(ctx, a, req)
-	return p, s.finish(ctx, a, err)
+	p, err := s.leaveGuild(a, req)
+	return p, s.finish(a, err)
 }
 
-func (s *Service) leaveGuild(ctx context.Context, a *action, req Request) (state.Player, error) {
-	user, err := s.authenticate(ctx, a, req)
+func (s *Service) leaveGuild(a *action, req Request) (state.Player, error) {
+	user, err := s.authenticate(a, req)
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, unlock, err := s.lockPlayer(ctx, user)
+	p, err := s.lockPlayer(a, user)
 	if err != nil {
 		return state.Player{}, err
 	}
-	defer unlock()
 	if p.Guild == "" {
 		return state.Player{}, ErrNotInGuild
 	}
 	a.ev.Guild = p.Guild
 	none := ""
-	if err := s.commit(ctx, a, func() error { return s.store.Apply(ctx, user, state.Change{Guild: &none}) }); err != nil {
+	if err := s.commit(a, user, &state.Change{Guild: &none}); err != nil {
 		return state.Player{}, err
 	}
 	p.Guild = ""
 	return p, nil
+}
+
+// throttle lets one thing through every few seconds: a warning repeated by
+// every request of an outage is said once.
+type throttle struct{ last atomic.Int64 }
+
+const throttleEvery = 5 * time.Second
+
+func (t *throttle) allow(now time.Time) bool {
+	last := t.last.Load()
+	return now.UnixNano()-last >= int64(throttleEvery) && t.last.CompareAndSwap(last, now.UnixNano())
 }
 
 func hashToken(token string) string {

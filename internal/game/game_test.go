@@ -11,28 +11,58 @@ import (
 
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/game/gametest"
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/state/sqlitestore"
 )
 
 // journal keeps recorded events in memory and fails on demand: the game's
-// seam to the event log, so a test can take the log away.
+// seam to the event log, so a test can take the log away (down: nothing is
+// written or read) or lose its answers (lose: written, but Record fails, as
+// when a connection breaks after the broker took the request).
 type journal struct {
 	mu     sync.Mutex
 	events []event.Event
 	down   atomic.Bool
+	lose   atomic.Bool
 }
 
-var errDown = errors.New("log is down")
+var (
+	errDown = errors.New("log is down")
+	errLost = errors.New("the log's answer was lost")
+)
 
-func (j *journal) Record(_ context.Context, ev *event.Event) error {
+func (j *journal) Record(_ context.Context, ev *event.Event) (game.Position, error) {
 	if j.down.Load() {
-		return errDown
+		return game.Position{}, errDown
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.events = append(j.events, *ev)
-	return nil
+	if j.lose.Load() {
+		return game.Position{}, errLost
+	}
+	return game.Position{Offset: int64(len(j.events) - 1)}, nil
+}
+
+func (j *journal) Next(string) game.Position {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return game.Position{Offset: int64(len(j.events) - 1)}
+}
+
+func (j *journal) Contains(_ context.Context, at game.Position, id string) (bool, error) {
+	if j.down.Load() {
+		return false, errDown
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, ev := range j.events[at.Offset+1:] {
+		if ev.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (j *journal) all() []event.Event {
@@ -50,25 +80,77 @@ func (j *journal) last(t *testing.T) event.Event {
 	return evs[len(evs)-1]
 }
 
+// records is the journal as the topic would hold it.
+func (j *journal) records() [][]byte {
+	var out [][]byte
+	for _, ev := range j.all() {
+		out = append(out, ev.AppendJSON(nil))
+	}
+	return out
+}
+
+// clock is a time that tests move forward.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
 type fixture struct {
 	svc   *game.Service
 	store state.Store
 	log   *journal
+	clock *clock
+	cfg   game.Config
 }
 
 func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, openStore(t), game.Config{})
+}
+
+func openStore(t *testing.T) state.Store {
 	t.Helper()
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	j := &journal{}
-	svc, err := game.NewService(st, j, game.Config{PasswordCost: 4})
+	return st
+}
+
+// newFixtureWith is a service on st with cfg (password cost 4 and a test
+// clock unless cfg says otherwise).
+func newFixtureWith(t *testing.T, st state.Store, cfg game.Config) *fixture {
+	t.Helper()
+	f := &fixture{store: st, log: &journal{}, clock: newClock()}
+	if cfg.PasswordCost == 0 {
+		cfg.PasswordCost = 4
+	}
+	if cfg.Now == nil {
+		cfg.Now = f.clock.now
+	}
+	f.cfg = cfg
+	svc, err := game.NewService(st, f.log, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{svc: svc, store: st, log: j}
+	f.svc = svc
+	return f
+}
+
+// checkFold fails the test unless every player's state is the fold of the
+// ok events the journal holds.
+func (f *fixture) checkFold(t *testing.T, users ...string) {
+	t.Helper()
+	if n := gametest.Check(t, f.store, f.log.records(), users...); n == 0 {
+		t.Errorf("the fold compared no player")
+	}
 }
 
 func (f *fixture) signup(t *testing.T, user string) game.Request {
@@ -293,6 +375,13 @@ func TestNoChangeWithoutEvent(t *testing.T) {
 		}
 	}
 	f.log.down.Store(false)
+	// The log's answers were refusals, but the game cannot know they were
+	// not lost answers: the player is busy until the log can no longer
+	// take the events, and then the pending changes are dropped.
+	if _, err := f.svc.Inventory(ctx, ada); !errors.Is(err, game.ErrPlayerBusy) {
+		t.Errorf("inventory right after the log came back = %v, want ErrPlayerBusy", err)
+	}
+	f.clock.advance(time.Minute)
 	after := f.player(t, "ada")
 	if after.Gold != before.Gold || len(after.Inventory) != len(before.Inventory) || len(after.Cart) != len(before.Cart) || after.Guild != before.Guild {
 		t.Errorf("state changed without events: before %+v after %+v", before, after)
@@ -303,8 +392,15 @@ func TestNoChangeWithoutEvent(t *testing.T) {
 	if _, err := f.svc.Inventory(ctx, ada); err != nil {
 		t.Errorf("session lost by a refused logout: %v", err)
 	}
-	if n := len(f.log.all()); n != nEvents+1 {
-		t.Errorf("%d events recorded while the log was down", n-nEvents-1)
+	if n := len(f.log.all()); n != nEvents+2 {
+		t.Errorf("%d events recorded while the log was down", n-nEvents-2)
+	}
+	f.checkFold(t, "bob")
+	if left, err := f.svc.Settle(ctx); err != nil || left != 0 {
+		t.Errorf("Settle = %d left, %v; want bob's signup dropped", left, err)
+	}
+	if _, err := f.store.Pending(ctx, "bob"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("bob's signup still pending after Settle: %v", err)
 	}
 }
 

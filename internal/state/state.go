@@ -56,6 +56,9 @@ type Player struct {
 	Account
 	Inventory []Stack // sorted by type, then quality (byte order); no zero quantities; never nil
 	Cart      []Stack // sorted by type, then quality (byte order); no zero quantities; never nil
+	// Pending is the event ID of the player's pending intent, "" when none:
+	// the state may still lack that change.
+	Pending string
 }
 
 // Session is a login. Only a hash of the token is stored, so a copy of the
@@ -73,11 +76,39 @@ type Session struct {
 // order of the stacks never matters; deltas that sum to zero are ignored. A
 // stack with an empty type or quality is an error.
 type Change struct {
-	GoldDelta int64
-	Inventory []Stack // quantity deltas, positive or negative
-	Cart      []Stack // quantity deltas, positive or negative
-	ClearCart bool    // applied before Cart deltas
-	Guild     *string // new guild; "" leaves the current one; nil keeps it
+	// Create makes the account first (a signup): ErrExists when the name
+	// is taken. Its User must be the player the change is for.
+	Create    *Account `json:",omitempty"`
+	GoldDelta int64    `json:",omitempty"`
+	Inventory []Stack  `json:",omitempty"` // quantity deltas, positive or negative
+	Cart      []Stack  `json:",omitempty"` // quantity deltas, positive or negative
+	ClearCart bool     `json:",omitempty"` // applied before Cart deltas
+	Guild     *string  `json:",omitempty"` // new guild; "" leaves the current one; nil keeps it
+	// Session opens a session for the player (a login): its User must be
+	// the player; ErrExists when a live session has its token hash.
+	Session *Session `json:",omitempty"`
+	// EndSession closes the session with this token hash (a logout); a
+	// missing one is not an error.
+	EndSession string `json:",omitempty"`
+}
+
+// Intent is a change the game decided for a player and is recording in the
+// event log: the store keeps it from before the event is published until the
+// change is applied (Commit, once the log holds the event) or dropped (Drop,
+// once the log is known not to hold it). It is what lets a server that
+// crashed, or lost its store, or did not hear the log's answer, find out
+// later which changes the log holds and apply exactly those.
+//
+// A player has at most one pending intent.
+type Intent struct {
+	EventID string // the event that records the change
+	// Partition is where the event is published, and After the highest
+	// offset known on it before publishing (-1 when none was known): the
+	// event, if the log holds it, is past After.
+	Partition int32
+	After     int64
+	Created   time.Time // when it was prepared, by the preparing server's clock
+	Change    Change
 }
 
 // Store keeps the game's state.
@@ -101,10 +132,30 @@ type Store interface {
 	CreateAccount(ctx context.Context, a Account) error
 	// Player reads an account with its inventory and cart, or ErrNotFound.
 	Player(ctx context.Context, user string) (Player, error)
-	// Apply applies c to the player atomically. It returns ErrNotFound for
-	// an unknown player and ErrConflict, changing nothing, when gold or a
-	// quantity would become negative.
+	// Apply applies c to the player atomically, without an intent (for
+	// set-up and tests; the game commits intents). It returns ErrNotFound
+	// for an unknown player (unless c creates it), ErrExists when c.Create
+	// names a taken account, and ErrConflict, changing nothing, when gold
+	// or a quantity would become negative.
 	Apply(ctx context.Context, user string, c Change) error
+
+	// Prepare stores in as the player's pending intent, before its event
+	// is published. It returns ErrExists, storing nothing, when the player
+	// already has one. The player need not exist (a signup's intent).
+	Prepare(ctx context.Context, user string, in Intent) error
+	// Pending returns the player's pending intent, or ErrNotFound.
+	Pending(ctx context.Context, user string) (Intent, error)
+	// Commit applies in.Change and removes the pending intent, atomically,
+	// if the player's pending intent is in.EventID; otherwise (it was
+	// committed or dropped already) it returns ErrNotFound and changes
+	// nothing, so committing twice applies once. A change that cannot be
+	// applied (ErrConflict, ErrExists) leaves the intent pending.
+	Commit(ctx context.Context, user string, in Intent) error
+	// Drop removes the player's pending intent if it is eventID, applying
+	// nothing; it is not an error when there is none.
+	Drop(ctx context.Context, user, eventID string) error
+	// PendingUsers lists the players with a pending intent.
+	PendingUsers(ctx context.Context) ([]string, error)
 
 	// CreateSession stores a session until its ExpiresAt. It returns
 	// ErrNotFound when the user has no account, ErrExists when a live

@@ -25,12 +25,9 @@ func TestBrokerDialsInProcess(t *testing.T) {
 	}
 	c.Close()
 
-	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events", Dial: b.DialContext})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := startProducer(t, ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events", Dial: b.DialContext})
 	for _, k := range []string{"ada", "bob", "ada"} {
-		if err := p.Publish(ctx, []byte(k), []byte(`{}`)); err != nil {
+		if _, _, err := p.Publish(ctx, []byte(k), []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
 	}

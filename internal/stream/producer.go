@@ -47,15 +47,29 @@ const MaxLinger = 100 * time.Millisecond
 // record timeout).
 const MinDeliveryTimeout = time.Second
 
-// Producer writes records to one topic and reports each one's ack. Records
-// produced concurrently share produce requests: while one request is in
-// flight the next batch fills, so the cost of an ack is spread over every
-// request waiting for one.
+// Producer writes records to one topic and reports each one's ack and
+// position. Records produced concurrently share produce requests: while one
+// request is in flight the next batch fills, so the cost of an ack is spread
+// over every request waiting for one.
+//
+// It chooses each record's partition itself, as Kafka's default partitioner
+// does for a keyed record (murmur2 of the key), so that it can say before
+// publishing where a key's next record will go (Next); records without a
+// key take turns over the partitions.
 type Producer struct {
 	client  *kgo.Client
+	cfg     ProducerConfig
 	topic   string
 	timeout time.Duration
 	waits   sync.Pool
+
+	// Set by Start: the topic's partitions, the key partitioner, and the
+	// highest offset acknowledged (or seen at Start) on each partition.
+	parts    int
+	keyed    kgo.TopicPartitioner
+	known    []atomic.Int64
+	unkeyed  atomic.Uint64
+	started  atomic.Bool
 	// deadline is the context records are produced with, shared by every
 	// record published within deadlineSlot of its creation.
 	deadline atomic.Pointer[deadline]
@@ -82,9 +96,10 @@ type deadline struct {
 	ctx   context.Context
 	stop  context.CancelFunc // only at Close: records still use ctx after renew
 	renew time.Time
+	end   time.Time // ctx's deadline
 }
 
-// NewProducer connects a producer. It does not wait for the brokers: use Ping.
+// NewProducer validates cfg and makes a producer; Start connects it.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("new producer: no brokers")
@@ -132,6 +147,8 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 			return min(time.Duration(tries)*50*time.Millisecond, 250*time.Millisecond)
 		}),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		// Publish sets each record's partition (see Producer).
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	}
 	if cfg.Dial != nil {
 		opts = append(opts, kgo.Dialer(cfg.Dial))
@@ -140,7 +157,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new producer: %w", err)
 	}
-	p := &Producer{client: cl, topic: cfg.Topic, timeout: cfg.DeliveryTimeout}
+	p := &Producer{client: cl, cfg: cfg, topic: cfg.Topic, timeout: cfg.DeliveryTimeout}
 	p.waits.New = func() any {
 		w := &wait{done: make(chan error, 1)}
 		w.promise = w.finish
@@ -149,44 +166,179 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	return p, nil
 }
 
-// Publish writes one record and returns once the broker acknowledged it, or
-// with an error wrapping ErrUnavailable when it did not. The value is not
-// retained after Publish returns, so the caller may reuse its buffer.
-//
-// Publish waits for the record's final outcome, at most about the
-// DeliveryTimeout. ctx does not cancel the record: records share produce
-// requests, and a caller that gave up (a client that went away) must not
-// interrupt a request that carries other callers' records; a record already
-// sent may still be written, and a caller must never be told "not written"
-// about a record that was.
-func (p *Producer) Publish(_ context.Context, key, value []byte) error {
-	w := p.waits.Get().(*wait)
-	w.rec = kgo.Record{Key: key, Value: value}
-	p.client.Produce(p.deadlineCtx(), &w.rec, w.promise)
-	err := <-w.done
-	w.rec = kgo.Record{}
-	p.waits.Put(w)
-	if err != nil {
-		return fmt.Errorf("%w: produce to %s: %w", ErrUnavailable, p.topic, err)
+// Start connects the producer: it reads the topic's partitions and the end
+// of each, and returns once the brokers answered, or with the error that
+// stopped it.
+func (p *Producer) Start(ctx context.Context) error {
+	adm := kadm.NewClient(p.client)
+	ends, err := adm.ListEndOffsets(ctx, p.topic)
+	if err == nil {
+		err = ends.Error()
 	}
+	if err != nil {
+		return fmt.Errorf("%w: start producer: read the end of %s: %w", ErrUnavailable, p.topic, err)
+	}
+	n := 0
+	ends.Each(func(o kadm.ListedOffset) { n = max(n, int(o.Partition)+1) })
+	if n == 0 {
+		return fmt.Errorf("start producer: topic %s has no partitions (does it exist?)", p.topic)
+	}
+	p.parts = n
+	p.keyed = kgo.StickyKeyPartitioner(nil).ForTopic(p.topic)
+	p.known = make([]atomic.Int64, n)
+	for i := range p.known {
+		p.known[i].Store(-1)
+	}
+	ends.Each(func(o kadm.ListedOffset) { p.known[o.Partition].Store(o.Offset - 1) })
+	p.started.Store(true)
 	return nil
 }
 
-// deadlineCtx returns a context that ends at most DeliveryTimeout from now.
-// The deadline lets kgo fail a record it has not managed to deliver by
-// then, also one whose request was lost with its connection. Records
-// published in the same deadlineSlot share one context, so a publish costs
-// no timer of its own.
-func (p *Producer) deadlineCtx() context.Context {
+// errNotStarted is returned by a producer used before Start.
+var errNotStarted = errors.New("producer not started")
+
+// Partition is the partition a record with this key goes to: for a key,
+// always the same (Kafka's murmur2 partitioning); without one, the
+// partitions in turn, 256 records at a time, so that records published
+// together share a batch.
+func (p *Producer) Partition(key []byte) int32 {
+	if key == nil {
+		return int32(p.unkeyed.Add(1) >> 8 % uint64(p.parts))
+	}
+	return int32(p.keyed.Partition(&kgo.Record{Key: key}, p.parts))
+}
+
+// Next says where the next record with this key will go: its partition,
+// and the highest offset this producer knows on it (-1 when none). A
+// record published from now on lands past that offset.
+func (p *Producer) Next(key []byte) (partition int32, after int64) {
+	if !p.started.Load() {
+		return -1, -1
+	}
+	partition = p.Partition(key)
+	return partition, p.known[partition].Load()
+}
+
+// Publish writes one record and returns once the broker acknowledged it,
+// with its partition and offset, or with an error wrapping ErrUnavailable
+// when it did not. The value is not retained after Publish returns, so the
+// caller may reuse its buffer.
+//
+// Publish waits for the record's final outcome, at most about the
+// DeliveryTimeout, or until ctx's deadline when that comes sooner. ctx's
+// cancellation does not cancel the record: records share produce requests,
+// and a caller that gave up (a client that went away) must not interrupt a
+// request that carries other callers' records; a record already sent may
+// still be written. An error therefore means "not acknowledged", which is
+// not always "not written": a record whose request was in flight when the
+// connection broke may be in the log (see Contains).
+func (p *Producer) Publish(ctx context.Context, key, value []byte) (partition int32, offset int64, err error) {
+	if !p.started.Load() {
+		return -1, -1, fmt.Errorf("%w: produce to %s: %w", ErrUnavailable, p.topic, errNotStarted)
+	}
+	w := p.waits.Get().(*wait)
+	w.rec = kgo.Record{Key: key, Value: value, Partition: p.Partition(key)}
+	deadline, _ := ctx.Deadline()
+	p.client.Produce(p.deadlineCtx(deadline), &w.rec, w.promise)
+	err = <-w.done
+	partition, offset = w.rec.Partition, w.rec.Offset
+	w.rec = kgo.Record{}
+	p.waits.Put(w)
+	if err != nil {
+		return -1, -1, fmt.Errorf("%w: produce to %s: %w", ErrUnavailable, p.topic, err)
+	}
+	k := &p.known[partition]
+	for {
+		cur := k.Load()
+		if offset <= cur || k.CompareAndSwap(cur, offset) {
+			break
+		}
+	}
+	return partition, offset, nil
+}
+
+// Contains reports whether partition holds, past offset after, a record
+// whose value satisfies match. It reads the partition from after+1 to its
+// end as it is when Contains begins (a record acknowledged before that is
+// there to find).
+func (p *Producer) Contains(ctx context.Context, partition int32, after int64, match func(value []byte) bool) (bool, error) {
+	ends, err := kadm.NewClient(p.client).ListEndOffsets(ctx, p.topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: read the end of %s/%d: %w", ErrUnavailable, p.topic, partition, err)
+	}
+	end, ok := ends.Lookup(p.topic, partition)
+	if !ok {
+		return false, fmt.Errorf("read the end of %s/%d: no such partition", p.topic, partition)
+	}
+	if end.Offset <= after+1 {
+		return false, nil
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(p.cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.topic: {partition: kgo.NewOffset().At(after + 1)}}),
+		kgo.FetchMaxWait(100 * time.Millisecond),
+		kgo.DialTimeout(time.Second),
+	}
+	if p.cfg.Dial != nil {
+		opts = append(opts, kgo.Dialer(p.cfg.Dial))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return false, fmt.Errorf("read %s/%d: %w", p.topic, partition, err)
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return false, fmt.Errorf("%w: read %s/%d from %d: %w", ErrUnavailable, p.topic, partition, after+1, err)
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return false, fmt.Errorf("%w: read %s/%d from %d: %w", ErrUnavailable, p.topic, partition, after+1, ferr)
+		}
+		found, done := false, false
+		fs.EachRecord(func(r *kgo.Record) {
+			if found || done {
+				return
+			}
+			if r.Offset >= end.Offset {
+				done = true
+				return
+			}
+			found = match(r.Value)
+			done = r.Offset >= end.Offset-1
+		})
+		if found || done {
+			return found, nil
+		}
+	}
+}
+
+// deadlineCtx returns a context that ends at most DeliveryTimeout from now,
+// or at until when that is sooner (and not zero). The deadline lets kgo
+// fail a record it has not managed to deliver by then, also one whose
+// request was lost with its connection. Records published in the same
+// deadlineSlot, with deadlines in the same slot, share one context, so a
+// publish costs no timer of its own.
+func (p *Producer) deadlineCtx(until time.Time) context.Context {
 	now := time.Now()
-	if d := p.deadline.Load(); d != nil && now.Before(d.renew) {
+	end := now.Add(p.timeout)
+	if !until.IsZero() && until.Before(end) {
+		// Round up to the slot, so that requests arriving together share.
+		end = until.Truncate(deadlineSlot).Add(deadlineSlot)
+	}
+	if d := p.deadline.Load(); d != nil && now.Before(d.renew) && !end.Before(d.end) && end.Sub(d.end) < deadlineSlot {
 		return d.ctx
 	}
 	// Racing publishers may each make one; the last stored wins, and the
 	// others still serve the records they were given. None is cancelled
 	// before its deadline, when its timer releases it.
-	d := &deadline{renew: now.Add(min(deadlineSlot, p.timeout/10))}
-	d.ctx, d.stop = context.WithDeadline(context.Background(), now.Add(p.timeout))
+	d := &deadline{renew: now.Add(min(deadlineSlot, p.timeout/10)), end: end}
+	d.ctx, d.stop = context.WithDeadline(context.Background(), end)
 	p.deadline.Store(d)
 	return d.ctx
 }

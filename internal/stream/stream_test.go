@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,15 +44,28 @@ func startBroker(t *testing.T, dir string) *Broker {
 	return b
 }
 
-func publish(t *testing.T, b *Broker, keys ...string) {
+// startProducer makes and starts a producer, closed when the test ends.
+func startProducer(t *testing.T, cfg ProducerConfig) *Producer {
 	t.Helper()
-	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events"})
+	p, err := NewProducer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func publish(t *testing.T, b *Broker, keys ...string) {
+	t.Helper()
+	p := startProducer(t, ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events"})
 	defer p.Close()
 	for i, k := range keys {
-		if err := p.Publish(context.Background(), []byte(k), []byte(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+		if _, _, err := p.Publish(context.Background(), []byte(k), []byte(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,19 +137,15 @@ func TestTailStartsAndEnds(t *testing.T) {
 
 func TestPublishFailsWhenBrokerIsGone(t *testing.T) {
 	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
-	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events", DeliveryTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Publish(context.Background(), []byte("k"), []byte("v")); err != nil {
+	p := startProducer(t, ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events", DeliveryTimeout: time.Second})
+	if _, _, err := p.Publish(context.Background(), []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
 	// The topic's partitions are known: the record waits on the broker,
 	// which never comes back, and fails about DeliveryTimeout later.
 	start := time.Now()
-	err = p.Publish(context.Background(), []byte("k"), []byte("v"))
+	_, _, err := p.Publish(context.Background(), []byte("k"), []byte("v"))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Publish with the broker gone = %v, want ErrUnavailable", err)
 	}
@@ -150,18 +160,17 @@ func TestPublishLingers(t *testing.T) {
 	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
 	defer b.Close()
 	const linger = 60 * time.Millisecond
-	p, err := NewProducer(ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events", Linger: linger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := startProducer(t, ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events", Linger: linger})
 	if err := p.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	errs := make(chan error, 10)
 	for i := range cap(errs) {
-		go func() { errs <- p.Publish(context.Background(), []byte("k"), []byte(fmt.Sprintf(`{"n":%d}`, i))) }()
+		go func() {
+			_, _, err := p.Publish(context.Background(), []byte("k"), []byte(fmt.Sprintf(`{"n":%d}`, i)))
+			errs <- err
+		}()
 	}
 	for range cap(errs) {
 		if err := <-errs; err != nil {
@@ -213,5 +222,142 @@ func TestStartBrokerValidates(t *testing.T) {
 	}
 	if _, err := StartBroker(BrokerConfig{Dir: t.TempDir()}); err == nil {
 		t.Error("a broker without a topic started")
+	}
+}
+
+// The producer chooses a keyed record's partition as Kafka's default
+// partitioner does (so a player's events stay on the partition they were
+// on before), says where a key's next record goes, and reports each
+// record's position.
+func TestProducerPositions(t *testing.T) {
+	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
+	defer b.Close()
+	ctx := context.Background()
+
+	// A plain kgo client with its default partitioner writes first.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaultPart := map[string]int32{}
+	for _, k := range []string{"ada", "bob", "cy", "dee", "ada"} {
+		r := &kgo.Record{Key: []byte(k), Value: []byte(`{}`)}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		defaultPart[k] = r.Partition
+	}
+	cl.Close()
+
+	p := startProducer(t, ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events"})
+	for k, want := range defaultPart {
+		part, after := p.Next([]byte(k))
+		if part != want {
+			t.Errorf("Next(%q) partition = %d, kgo's default partitioner chose %d", k, part, want)
+		}
+		if after < 0 {
+			t.Errorf("Next(%q) after = %d, want the offset of the records already there", k, after)
+		}
+	}
+	for range 3 {
+		part, after := p.Next([]byte("ada"))
+		gotPart, off, err := p.Publish(ctx, []byte("ada"), []byte(`{"event_id":"x"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gotPart != part || off <= after {
+			t.Errorf("Publish(ada) at %d/%d, Next said partition %d past offset %d", gotPart, off, part, after)
+		}
+		if _, now := p.Next([]byte("ada")); now != off {
+			t.Errorf("Next(ada) after a publish at offset %d says %d", off, now)
+		}
+	}
+	// Records without a key spread over the partitions.
+	seen := map[int32]bool{}
+	for range 2 * 256 {
+		part, _ := p.Next(nil)
+		seen[part] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("records without a key went to partitions %v, want both", seen)
+	}
+}
+
+// Contains finds a record past an offset, and only there.
+func TestProducerContains(t *testing.T) {
+	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	p := startProducer(t, ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events"})
+	var part int32
+	offsets := map[string]int64{}
+	for i := range 20 {
+		id := fmt.Sprintf("e%02d", i)
+		pt, off, err := p.Publish(ctx, []byte("ada"), []byte(`{"event_id":"`+id+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, offsets[id] = pt, off
+	}
+	is := func(id string) func([]byte) bool {
+		return func(v []byte) bool { return string(v) == `{"event_id":"`+id+`"}` }
+	}
+	tests := []struct {
+		name  string
+		id    string
+		after int64
+		want  bool
+	}{
+		{"from the start", "e07", -1, true},
+		{"just past the one before", "e07", offsets["e07"] - 1, true},
+		{"the last one", "e19", offsets["e19"] - 1, true},
+		{"not past its own offset", "e07", offsets["e07"], false},
+		{"never written", "e99", -1, false},
+		{"past the end", "e19", offsets["e19"] + 5, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := p.Contains(ctx, part, tt.after, is(tt.id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("Contains(%d, after %d, %s) = %v, want %v", part, tt.after, tt.id, got, tt.want)
+			}
+		})
+	}
+	if _, err := p.Contains(ctx, 99, -1, is("e01")); err == nil {
+		t.Errorf("Contains(no such partition) = nil error")
+	}
+}
+
+// A publish ends by its context's deadline when that comes before the
+// DeliveryTimeout, and a producer that was not started refuses.
+func TestPublishHonoursDeadline(t *testing.T) {
+	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
+	p := startProducer(t, ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events", DeliveryTimeout: 10 * time.Second})
+	if _, _, err := p.Publish(context.Background(), []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := p.Publish(ctx, []byte("k"), []byte("v"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Publish with the broker gone = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Publish with a 500ms deadline answered after %v (DeliveryTimeout 10s)", d)
+	}
+
+	idle, err := NewProducer(ProducerConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if _, _, err := idle.Publish(context.Background(), []byte("k"), []byte("v")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Publish before Start = %v, want ErrUnavailable", err)
 	}
 }

@@ -15,6 +15,8 @@
 //	inventory:{USER} hash: ITEM -> quantity
 //	cart:{USER}      hash: ITEM -> quantity
 //	lock:{USER}      string: holder's random token, expires
+//	intent:{USER}    hash: event_id, partition, after, created (unix ns), change (JSON)
+//	intents          set: the USERs with an intent
 //	session:HASH     string: "EXPIRES_UNIX_NS:USER", expires
 //
 // where ITEM is len(type) ":" type quality, unambiguous whatever the names.
@@ -26,6 +28,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -168,13 +171,14 @@ func (s *Store) CreateAccount(ctx context.Context, a state.Account) error {
 }
 
 var playerScript = redis.NewScript(`
--- KEYS: account, inventory, cart
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}`)
+-- KEYS: account, inventory, cart, intent
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]),
+	redis.call('HGET', KEYS[4], 'event_id')}`)
 
 // Player reads the account with its inventory and cart in one script, so
 // in one atomic snapshot and one round trip.
 func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
-	keys := []string{s.key("account", user), s.key("inventory", user), s.key("cart", user)}
+	keys := []string{s.key("account", user), s.key("inventory", user), s.key("cart", user), s.key("intent", user)}
 	res, err := playerScript.Run(ctx, s.rdb, keys).Slice()
 	if err != nil {
 		return state.Player{}, fmt.Errorf("read player %q: %w", user, err)
@@ -212,6 +216,9 @@ func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
 	}
 	if p.Cart, err = stacks(h[2]); err != nil {
 		return state.Player{}, fmt.Errorf("read player %q: cart: %w", user, err)
+	}
+	if len(res) > 3 {
+		p.Pending, _ = res[3].(string) // false (nil) when there is none
 	}
 	return p, nil
 }
@@ -253,23 +260,39 @@ func stacks(h map[string]string) ([]state.Stack, error) {
 }
 
 // applyScript checks every part of a change, then applies it all, so a
-// refused change writes nothing.
+// refused change writes nothing. With an intent's event ID it applies only
+// if that intent is pending, and removes it.
 var applyScript = redis.NewScript(`
--- KEYS: account, inventory, cart
--- ARGV: gold delta, set guild (0/1), guild, clear cart (0/1), number of
--- inventory deltas, then (field, delta) pairs: the inventory's, then the cart's.
-if redis.call('EXISTS', KEYS[1]) == 0 then return {1, ''} end
-local gold = tonumber(ARGV[1])
-if gold < 0 and tonumber(redis.call('HGET', KEYS[1], 'gold')) + gold < 0 then
-	return {2, 'gold'}
+-- KEYS: account, inventory, cart, intent, intents set, new session or '',
+-- ended session or ''
+-- ARGV: 1 intent event ID or '', 2 user,
+-- 3 create (0/1), 4 password hash, 5 gold, 6 guild, 7 created_at,
+-- 8 new session's value or '', 9 its expiry (unix ms),
+-- 10 gold delta, 11 set guild (0/1), 12 guild, 13 clear cart (0/1),
+-- 14 number of inventory deltas, then (field, delta) pairs: the
+-- inventory's, then the cart's.
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[4], 'event_id') ~= ARGV[1] then return {3, ''} end
+local create = ARGV[3] == '1'
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	if create then return {4, 'account'} end
+elseif not create then
+	return {1, ''}
 end
-local clear = ARGV[4] == '1'
-local cart_from = 6 + 2 * tonumber(ARGV[5])
-for i = 6, #ARGV, 2 do
+local gold = tonumber(ARGV[10])
+if gold < 0 then
+	local have = tonumber(ARGV[5])
+	if not create then have = tonumber(redis.call('HGET', KEYS[1], 'gold')) end
+	if have + gold < 0 then return {2, 'gold'} end
+end
+local clear = ARGV[13] == '1'
+local cart_from = 15 + 2 * tonumber(ARGV[14])
+for i = 15, #ARGV, 2 do
 	local d = tonumber(ARGV[i + 1])
 	if d < 0 then
 		local have = 0
-		if i < cart_from then
+		if create then
+			have = 0
+		elseif i < cart_from then
 			have = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
 		elseif not clear then
 			have = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
@@ -280,30 +303,94 @@ for i = 6, #ARGV, 2 do
 		end
 	end
 end
-if gold ~= 0 then redis.call('HINCRBY', KEYS[1], 'gold', ARGV[1]) end
-if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'guild', ARGV[3]) end
+if ARGV[8] ~= '' and redis.call('EXISTS', KEYS[6]) == 1 then return {4, 'session'} end
+if create then
+	redis.call('DEL', KEYS[2], KEYS[3])
+	redis.call('HSET', KEYS[1], 'password_hash', ARGV[4], 'gold', ARGV[5], 'guild', ARGV[6], 'created_at', ARGV[7])
+end
+if gold ~= 0 then redis.call('HINCRBY', KEYS[1], 'gold', ARGV[10]) end
+if ARGV[11] == '1' then redis.call('HSET', KEYS[1], 'guild', ARGV[12]) end
 if clear then redis.call('DEL', KEYS[3]) end
-for i = 6, #ARGV, 2 do
+for i = 15, #ARGV, 2 do
 	local key = KEYS[2]
 	if i >= cart_from then key = KEYS[3] end
 	if redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]) == 0 then
 		redis.call('HDEL', key, ARGV[i])
 	end
 end
+if ARGV[8] ~= '' then redis.call('SET', KEYS[6], ARGV[8], 'PXAT', ARGV[9]) end
+if KEYS[7] ~= '' then redis.call('DEL', KEYS[7]) end
+if ARGV[1] ~= '' then
+	redis.call('DEL', KEYS[4])
+	redis.call('SREM', KEYS[5], ARGV[2])
+end
 return {0, ''}`)
 
 // Apply applies c atomically in one Lua script.
 func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
+	if err := s.apply(ctx, user, "", c); err != nil {
+		return fmt.Errorf("apply change to %q: %w", user, err)
+	}
+	return nil
+}
+
+// Commit applies the pending intent's change and removes it, in one Lua
+// script (state.Store).
+func (s *Store) Commit(ctx context.Context, user string, in state.Intent) error {
+	if in.EventID == "" {
+		return fmt.Errorf("commit intent of %q: empty event ID", user)
+	}
+	if err := s.apply(ctx, user, in.EventID, in.Change); err != nil {
+		return fmt.Errorf("commit intent %s of %q: %w", in.EventID, user, err)
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, user, eventID string, c state.Change) error {
 	if user == "" {
-		return errors.New("apply change: empty user name")
+		return errors.New("empty user name")
 	}
 	inv, err := state.SumDeltas(c.Inventory)
 	if err != nil {
-		return fmt.Errorf("apply change to %q: inventory: %w", user, err)
+		return fmt.Errorf("inventory: %w", err)
 	}
 	cart, err := state.SumDeltas(c.Cart)
 	if err != nil {
-		return fmt.Errorf("apply change to %q: cart: %w", user, err)
+		return fmt.Errorf("cart: %w", err)
+	}
+	keys := []string{s.key("account", user), s.key("inventory", user), s.key("cart", user),
+		s.key("intent", user), s.prefix + "intents", "", ""}
+	args := make([]any, 0, 14+2*(len(inv)+len(cart)))
+	args = append(args, eventID, user)
+	if a := c.Create; a != nil {
+		switch {
+		case a.User != user:
+			return fmt.Errorf("create account %q in a change to %q", a.User, user)
+		case a.Gold < 0:
+			return fmt.Errorf("create account %q: negative gold %d", a.User, a.Gold)
+		}
+		created := a.CreatedAt
+		if created.IsZero() {
+			created = time.Now()
+		}
+		args = append(args, 1, a.PasswordHash, a.Gold, a.Guild, created.UnixNano())
+	} else {
+		args = append(args, 0, "", 0, "", 0)
+	}
+	if sess := c.Session; sess != nil {
+		if err := validSession(*sess); err != nil {
+			return err
+		}
+		if sess.User != user {
+			return fmt.Errorf("session of %q in a change to %q", sess.User, user)
+		}
+		keys[5] = s.sessionKey(sess.TokenHash)
+		args = append(args, sessionValue(*sess), sess.ExpiresAt.UnixMilli())
+	} else {
+		args = append(args, "", 0)
+	}
+	if c.EndSession != "" {
+		keys[6] = s.sessionKey(c.EndSession)
 	}
 	setGuild, guild := 0, ""
 	if c.Guild != nil {
@@ -313,26 +400,102 @@ func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
 	if c.ClearCart {
 		clearCart = 1
 	}
-	args := make([]any, 0, 5+2*(len(inv)+len(cart)))
 	args = append(args, c.GoldDelta, setGuild, guild, clearCart, len(inv))
 	for _, st := range append(inv, cart...) {
 		args = append(args, itemField(st.Item), st.Quantity)
 	}
-	keys := []string{s.key("account", user), s.key("inventory", user), s.key("cart", user)}
 	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		return fmt.Errorf("apply change to %q: %w", user, err)
+		return err
 	}
 	code, _ := res[0].(int64)
 	switch code {
 	case 0:
 		return nil
-	case 1:
-		return fmt.Errorf("apply change to %q: %w", user, state.ErrNotFound)
+	case 1, 3:
+		return state.ErrNotFound
 	case 2:
-		return fmt.Errorf("apply change to %q: %v: %w", user, res[1], state.ErrConflict)
+		return fmt.Errorf("%v: %w", res[1], state.ErrConflict)
+	case 4:
+		return fmt.Errorf("%v: %w", res[1], state.ErrExists)
 	}
-	return fmt.Errorf("apply change to %q: unexpected script result %v", user, res)
+	return fmt.Errorf("unexpected script result %v", res)
+}
+
+var prepareScript = redis.NewScript(`
+-- KEYS: intent, intents set; ARGV: user, event_id, partition, after, created, change
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'event_id', ARGV[2], 'partition', ARGV[3], 'after', ARGV[4], 'created', ARGV[5], 'change', ARGV[6])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1`)
+
+// Prepare stores the player's pending intent (state.Store).
+func (s *Store) Prepare(ctx context.Context, user string, in state.Intent) error {
+	switch {
+	case user == "":
+		return errors.New("prepare intent: empty user name")
+	case in.EventID == "":
+		return fmt.Errorf("prepare intent for %q: empty event ID", user)
+	}
+	change, err := json.Marshal(in.Change)
+	if err != nil {
+		return fmt.Errorf("prepare intent %s for %q: encode change: %w", in.EventID, user, err)
+	}
+	ok, err := prepareScript.Run(ctx, s.rdb, []string{s.key("intent", user), s.prefix + "intents"},
+		user, in.EventID, in.Partition, in.After, in.Created.UnixNano(), change).Int()
+	if err != nil {
+		return fmt.Errorf("prepare intent %s for %q: %w", in.EventID, user, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("prepare intent %s for %q: %w", in.EventID, user, state.ErrExists)
+	}
+	return nil
+}
+
+// Pending returns the player's pending intent, or ErrNotFound.
+func (s *Store) Pending(ctx context.Context, user string) (state.Intent, error) {
+	h, err := s.rdb.HGetAll(ctx, s.key("intent", user)).Result()
+	if err != nil {
+		return state.Intent{}, fmt.Errorf("pending intent of %q: %w", user, err)
+	}
+	if len(h) == 0 {
+		return state.Intent{}, fmt.Errorf("pending intent of %q: %w", user, state.ErrNotFound)
+	}
+	in := state.Intent{EventID: h["event_id"]}
+	part, err1 := strconv.ParseInt(h["partition"], 10, 32)
+	after, err2 := strconv.ParseInt(h["after"], 10, 64)
+	created, err3 := strconv.ParseInt(h["created"], 10, 64)
+	err4 := json.Unmarshal([]byte(h["change"]), &in.Change)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return state.Intent{}, fmt.Errorf("pending intent of %q: %w", user, err)
+	}
+	in.Partition, in.After, in.Created = int32(part), after, time.Unix(0, created).UTC()
+	return in, nil
+}
+
+var dropScript = redis.NewScript(`
+-- KEYS: intent, intents set; ARGV: user, event_id
+if redis.call('HGET', KEYS[1], 'event_id') == ARGV[2] then
+	redis.call('DEL', KEYS[1])
+	redis.call('SREM', KEYS[2], ARGV[1])
+end
+return 0`)
+
+// Drop removes the pending intent without applying it (state.Store).
+func (s *Store) Drop(ctx context.Context, user, eventID string) error {
+	if err := dropScript.Run(ctx, s.rdb, []string{s.key("intent", user), s.prefix + "intents"}, user, eventID).Err(); err != nil {
+		return fmt.Errorf("drop intent %s of %q: %w", eventID, user, err)
+	}
+	return nil
+}
+
+// PendingUsers lists the players with a pending intent.
+func (s *Store) PendingUsers(ctx context.Context) ([]string, error) {
+	users, err := s.rdb.SMembers(ctx, s.prefix+"intents").Result()
+	if err != nil {
+		return nil, fmt.Errorf("list pending intents: %w", err)
+	}
+	return users, nil
 }
 
 var createSessionScript = redis.NewScript(`
@@ -345,15 +508,10 @@ return 0`)
 // the user has no account and ErrExists when a live session has the same
 // token hash.
 func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
-	switch {
-	case sess.TokenHash == "":
-		return errors.New("create session: empty token hash")
-	case sess.User == "":
-		return errors.New("create session: empty user name")
-	case !sess.ExpiresAt.After(time.Now()):
-		return fmt.Errorf("create session for %q: expires in the past (%s)", sess.User, sess.ExpiresAt.UTC().Format(time.RFC3339))
+	if err := validSession(sess); err != nil {
+		return fmt.Errorf("create session: %w", err)
 	}
-	value := strconv.FormatInt(sess.ExpiresAt.UnixNano(), 10) + ":" + sess.User
+	value := sessionValue(sess)
 	// Redis expires it at the millisecond, never later than ExpiresAt.
 	code, err := createSessionScript.Run(ctx, s.rdb,
 		[]string{s.sessionKey(sess.TokenHash), s.key("account", sess.User)},
@@ -368,6 +526,24 @@ func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 		return fmt.Errorf("create session for %q: token hash: %w", sess.User, state.ErrExists)
 	}
 	return nil
+}
+
+// validSession checks a new session's fields.
+func validSession(sess state.Session) error {
+	switch {
+	case sess.TokenHash == "":
+		return errors.New("empty token hash")
+	case sess.User == "":
+		return errors.New("empty user name")
+	case !sess.ExpiresAt.After(time.Now()):
+		return fmt.Errorf("session for %q expires in the past (%s)", sess.User, sess.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// sessionValue is a session key's value: "EXPIRES_UNIX_NS:USER".
+func sessionValue(sess state.Session) string {
+	return strconv.FormatInt(sess.ExpiresAt.UnixNano(), 10) + ":" + sess.User
 }
 
 // Session returns the live session with that token hash, or ErrNotFound.

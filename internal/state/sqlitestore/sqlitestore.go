@@ -21,6 +21,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -75,7 +76,14 @@ type Store struct {
 	sessions  sync.Map
 	nSessions atomic.Int64
 
+	// intents mirrors the intents table (user -> state.Intent): exact,
+	// because one process owns the file and every change to the table goes
+	// through the committer, which updates it after each commit.
+	intents sync.Map
+
 	createAccount *sql.Stmt
+	prepareIntent *sql.Stmt
+	removeIntent  *sql.Stmt
 	player        *sql.Stmt
 	accountExists *sql.Stmt
 	updateAccount *sql.Stmt
@@ -170,6 +178,10 @@ func open(ctx context.Context, path string, every time.Duration) (*Store, error)
 		s.Close()
 		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
 	}
+	if err := s.loadIntents(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite state %s: %w", path, err)
+	}
 	s.applies = make(chan *pendingApply) // unbuffered: a change handed over is always answered
 	s.stopCommits = make(chan struct{})
 	s.commitsDone = make(chan struct{})
@@ -212,6 +224,17 @@ var migrations = []string{
 	) WITHOUT ROWID, STRICT;
 	CREATE INDEX sessions_by_expiry ON sessions (expires_at);
 	CREATE INDEX sessions_by_user ON sessions (user);`,
+	// Intents: a change decided and being recorded in the event log, kept
+	// until it is committed or dropped (state.Intent). No foreign key: a
+	// signup's intent comes before its account.
+	`CREATE TABLE intents (
+		user         TEXT    NOT NULL PRIMARY KEY,
+		event_id     TEXT    NOT NULL,
+		partition    INTEGER NOT NULL,
+		after_offset INTEGER NOT NULL,
+		created_at   INTEGER NOT NULL, -- unix nanoseconds
+		change       BLOB    NOT NULL  -- state.Change as JSON
+	) WITHOUT ROWID, STRICT;`,
 }
 
 // SchemaVersion is the schema version this package writes.
@@ -272,6 +295,9 @@ func (s *Store) prepare(ctx context.Context) error {
 			SELECT 2, item_type, quality, quantity, NULL, NULL, NULL FROM cart WHERE user = ?1
 			ORDER BY 1, 2, 3`},
 		{&s.accountExists, s.write, `SELECT EXISTS (SELECT 1 FROM accounts WHERE user = ?)`},
+		{&s.prepareIntent, s.write, `INSERT INTO intents (user, event_id, partition, after_offset, created_at, change)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO NOTHING`},
+		{&s.removeIntent, s.write, `DELETE FROM intents WHERE user = ? AND event_id = ?`},
 		{&s.updateAccount, s.write, `UPDATE accounts
 			SET gold = gold + ?2, guild = CASE WHEN ?3 THEN ?4 ELSE guild END
 			WHERE user = ?1 AND gold + ?2 >= 0`},
@@ -442,14 +468,17 @@ func (s *Store) CreateAccount(ctx context.Context, a state.Account) error {
 // from the cache when this process read or changed the player before.
 func (s *Store) Player(ctx context.Context, user string) (state.Player, error) {
 	p, ok, ticket := s.cache.get(user)
-	if ok {
-		return p, nil
-	}
-	p, err := s.readPlayer(ctx, user)
-	if err == nil {
+	if !ok {
+		var err error
+		if p, err = s.readPlayer(ctx, user); err != nil {
+			return p, err
+		}
 		s.cache.put(user, p, ticket)
 	}
-	return p, err
+	if v, pending := s.intents.Load(user); pending {
+		p.Pending = v.(state.Intent).EventID
+	}
+	return p, nil
 }
 
 // readPlayer reads the player from the file.
@@ -498,45 +527,164 @@ func (s *Store) readPlayer(ctx context.Context, user string) (state.Player, erro
 	return p, nil
 }
 
-// Apply applies c atomically. Changes that wait for the writer together
-// are committed in one IMMEDIATE transaction, each in a savepoint of its
-// own, so one commit (and its WAL write) serves them all and a change that
-// fails is rolled back alone. ctx bounds the wait for the writer; once the
-// writer has taken the change, it is applied and Apply reports the outcome.
+// Apply applies c atomically, without an intent. Changes that wait for the
+// writer together are committed in one IMMEDIATE transaction, each in a
+// savepoint of its own, so one commit (and its WAL write) serves them all
+// and a change that fails is rolled back alone. ctx bounds the wait for the
+// writer; once the writer has taken the change, it is applied and Apply
+// reports the outcome.
 func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
-	if user == "" {
-		return errors.New("apply change: empty user name")
-	}
-	p := &pendingApply{user: user, c: c, done: make(chan error, 1)}
-	var err error
-	if p.deltas[0], err = state.SumDeltas(c.Inventory); err != nil {
-		return fmt.Errorf("apply change to %q: inventory: %w", user, err)
-	}
-	if p.deltas[1], err = state.SumDeltas(c.Cart); err != nil {
-		return fmt.Errorf("apply change to %q: cart: %w", user, err)
-	}
-	select {
-	case s.applies <- p:
-	case <-ctx.Done():
-		return fmt.Errorf("apply change to %q: %w", user, ctx.Err())
-	case <-s.stopCommits:
-		return fmt.Errorf("apply change to %q: %w", user, errClosed)
-	}
-	if err := <-p.done; err != nil {
+	if err := s.write1(ctx, &pendingApply{op: opApply, user: user, c: c}); err != nil {
 		return fmt.Errorf("apply change to %q: %w", user, err)
 	}
 	return nil
 }
 
-// errClosed is returned by Apply after Close.
+// Prepare stores the player's pending intent (state.Store).
+func (s *Store) Prepare(ctx context.Context, user string, in state.Intent) error {
+	if in.EventID == "" {
+		return fmt.Errorf("prepare intent for %q: empty event ID", user)
+	}
+	if _, pending := s.intents.Load(user); pending {
+		return fmt.Errorf("prepare intent %s for %q: %w", in.EventID, user, state.ErrExists)
+	}
+	if err := s.write1(ctx, &pendingApply{op: opPrepare, user: user, c: in.Change, in: in}); err != nil {
+		return fmt.Errorf("prepare intent %s for %q: %w", in.EventID, user, err)
+	}
+	return nil
+}
+
+// Pending returns the player's pending intent, or ErrNotFound.
+func (s *Store) Pending(_ context.Context, user string) (state.Intent, error) {
+	if v, ok := s.intents.Load(user); ok {
+		return v.(state.Intent), nil
+	}
+	return state.Intent{}, fmt.Errorf("pending intent of %q: %w", user, state.ErrNotFound)
+}
+
+// Commit applies the pending intent's change and removes it (state.Store).
+func (s *Store) Commit(ctx context.Context, user string, in state.Intent) error {
+	if v, ok := s.intents.Load(user); !ok || v.(state.Intent).EventID != in.EventID {
+		return fmt.Errorf("commit intent %s of %q: %w", in.EventID, user, state.ErrNotFound)
+	}
+	if err := s.write1(ctx, &pendingApply{op: opCommit, user: user, c: in.Change, in: in}); err != nil {
+		return fmt.Errorf("commit intent %s of %q: %w", in.EventID, user, err)
+	}
+	return nil
+}
+
+// Drop removes the pending intent without applying it (state.Store).
+func (s *Store) Drop(ctx context.Context, user, eventID string) error {
+	if v, ok := s.intents.Load(user); !ok || v.(state.Intent).EventID != eventID {
+		return nil
+	}
+	if err := s.write1(ctx, &pendingApply{op: opDrop, user: user, in: state.Intent{EventID: eventID}}); err != nil {
+		return fmt.Errorf("drop intent %s of %q: %w", eventID, user, err)
+	}
+	return nil
+}
+
+// PendingUsers lists the players with a pending intent.
+func (s *Store) PendingUsers(context.Context) ([]string, error) {
+	var users []string
+	s.intents.Range(func(k, _ any) bool {
+		users = append(users, k.(string))
+		return true
+	})
+	return users, nil
+}
+
+// loadIntents fills the mirror of the intents table.
+func (s *Store) loadIntents(ctx context.Context) error {
+	rows, err := s.write.QueryContext(ctx, `SELECT user, event_id, partition, after_offset, created_at, change FROM intents`)
+	if err != nil {
+		return fmt.Errorf("read intents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			user    string
+			in      state.Intent
+			created int64
+			change  []byte
+		)
+		if err := rows.Scan(&user, &in.EventID, &in.Partition, &in.After, &created, &change); err != nil {
+			return fmt.Errorf("read intents: %w", err)
+		}
+		if err := json.Unmarshal(change, &in.Change); err != nil {
+			return fmt.Errorf("read intent %s of %q: %w", in.EventID, user, err)
+		}
+		in.Created = time.Unix(0, created).UTC()
+		s.intents.Store(user, in)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read intents: %w", err)
+	}
+	return nil
+}
+
+// write1 validates p, hands it to the committer and waits for its outcome.
+func (s *Store) write1(ctx context.Context, p *pendingApply) error {
+	if p.user == "" {
+		return errors.New("empty user name")
+	}
+	if p.op != opDrop {
+		if err := validChange(p.user, p.c, time.Now()); err != nil {
+			return err
+		}
+		var err error
+		if p.deltas[0], err = state.SumDeltas(p.c.Inventory); err != nil {
+			return fmt.Errorf("inventory: %w", err)
+		}
+		if p.deltas[1], err = state.SumDeltas(p.c.Cart); err != nil {
+			return fmt.Errorf("cart: %w", err)
+		}
+	}
+	if p.op == opPrepare {
+		change, err := json.Marshal(p.c)
+		if err != nil {
+			return fmt.Errorf("encode change: %w", err)
+		}
+		p.encoded = change
+	}
+	if p.op != opPrepare && p.c.EndSession != "" {
+		// Forget the session before the file does: a lookup that misses
+		// the cache reads the file, which is right either way.
+		s.forgetSession(p.c.EndSession)
+	}
+	p.done = make(chan error, 1)
+	select {
+	case s.applies <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopCommits:
+		return errClosed
+	}
+	return <-p.done
+}
+
+// errClosed is returned by writes after Close.
 var errClosed = errors.New("sqlite state is closed")
 
-// pendingApply is one change waiting for the committer.
+// op is what a pendingApply asks of the committer.
+type op uint8
+
+const (
+	opApply   op = iota // apply c
+	opPrepare           // store the intent in
+	opCommit            // apply c and remove the intent in.EventID
+	opDrop              // remove the intent in.EventID
+)
+
+// pendingApply is one write waiting for the committer.
 type pendingApply struct {
-	user   string
-	c      state.Change
-	deltas [2][]state.Stack
-	done   chan error
+	op      op
+	user    string
+	c       state.Change
+	in      state.Intent
+	encoded []byte // opPrepare: c as JSON
+	deltas  [2][]state.Stack
+	done    chan error
 }
 
 // groupMax bounds how many changes share one transaction.
@@ -579,10 +727,63 @@ func (s *Store) commits() {
 		}
 		s.commitGroup(group, errs[:len(group)])
 		for i, p := range group {
-			s.cache.end(p.user, errs[i], p.c, p.deltas)
+			s.committed(p, errs[i])
 			p.done <- errs[i]
 		}
 		clear(group)
+	}
+}
+
+// committed brings the caches and the intents' mirror up to date with the
+// outcome of p.
+func (s *Store) committed(p *pendingApply, err error) {
+	changed := p.op == opApply || p.op == opCommit
+	if changed {
+		s.cache.end(p.user, err, p.c, p.deltas)
+	} else {
+		s.cache.end(p.user, nil, state.Change{}, [2][]state.Stack{})
+	}
+	if err != nil {
+		if errors.Is(err, state.ErrConflict) || errors.Is(err, state.ErrNotFound) || errors.Is(err, state.ErrExists) {
+			return // refused: nothing reached the file
+		}
+		// The outcome is unsure (a failed COMMIT may still have reached
+		// the file): read the intent back so the mirror says what the file
+		// says. If that fails too, keep the mirror's view of a pending
+		// intent, which only makes the game settle it again.
+		if p.op != opApply {
+			s.reloadIntent(p.user)
+		}
+		return
+	}
+	switch p.op {
+	case opPrepare:
+		s.intents.Store(p.user, p.in)
+	case opCommit, opDrop:
+		s.intents.Delete(p.user)
+	}
+	if changed && p.c.Session != nil {
+		s.rememberSession(*p.c.Session)
+	}
+}
+
+// reloadIntent reads user's intent back from the file into the mirror.
+func (s *Store) reloadIntent(user string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var (
+		in      state.Intent
+		created int64
+		change  []byte
+	)
+	err := s.write.QueryRowContext(ctx, `SELECT event_id, partition, after_offset, created_at, change FROM intents WHERE user = ?`, user).
+		Scan(&in.EventID, &in.Partition, &in.After, &created, &change)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		s.intents.Delete(user)
+	case err == nil && json.Unmarshal(change, &in.Change) == nil:
+		in.Created = time.Unix(0, created).UTC()
+		s.intents.Store(user, in)
 	}
 }
 
@@ -605,8 +806,7 @@ func (s *Store) commitGroup(group []*pendingApply, errs []error) {
 	}
 	defer tx.Rollback() // after Commit, a no-op
 	if len(group) == 1 {
-		p := group[0]
-		if errs[0] = s.apply(ctx, tx, p.user, p.c, p.deltas); errs[0] != nil {
+		if errs[0] = s.do(ctx, tx, group[0]); errs[0] != nil {
 			return
 		}
 	} else {
@@ -616,7 +816,7 @@ func (s *Store) commitGroup(group []*pendingApply, errs []error) {
 				fail(fmt.Errorf("savepoint: %w", err))
 				return
 			}
-			if errs[i] = s.apply(ctx, tx, p.user, p.c, p.deltas); errs[i] != nil {
+			if errs[i] = s.do(ctx, tx, p); errs[i] != nil {
 				if _, err := tx.ExecContext(ctx, "ROLLBACK TO change"); err != nil {
 					fail(fmt.Errorf("roll back to savepoint: %w", err))
 					return
@@ -638,7 +838,52 @@ func (s *Store) commitGroup(group []*pendingApply, errs []error) {
 	}
 }
 
+// do carries out one write in tx.
+func (s *Store) do(ctx context.Context, tx *sql.Tx, p *pendingApply) error {
+	switch p.op {
+	case opPrepare:
+		n, err := rowsAffected(tx.StmtContext(ctx, s.prepareIntent).ExecContext(ctx,
+			p.user, p.in.EventID, p.in.Partition, p.in.After, p.in.Created.UnixNano(), p.encoded))
+		if err != nil {
+			return fmt.Errorf("store intent: %w", err)
+		}
+		if n == 0 {
+			return state.ErrExists
+		}
+		return nil
+	case opCommit, opDrop:
+		n, err := rowsAffected(tx.StmtContext(ctx, s.removeIntent).ExecContext(ctx, p.user, p.in.EventID))
+		if err != nil {
+			return fmt.Errorf("remove intent: %w", err)
+		}
+		if n == 0 {
+			if p.op == opDrop {
+				return nil
+			}
+			return state.ErrNotFound
+		}
+		if p.op == opDrop {
+			return nil
+		}
+	}
+	return s.apply(ctx, tx, p.user, p.c, p.deltas)
+}
+
 func (s *Store) apply(ctx context.Context, tx *sql.Tx, user string, c state.Change, deltas [2][]state.Stack) error {
+	if a := c.Create; a != nil {
+		ph := a.PasswordHash
+		if ph == nil {
+			ph = []byte{} // NOT NULL
+		}
+		n, err := rowsAffected(tx.StmtContext(ctx, s.createAccount).ExecContext(ctx, a.User, ph, a.Gold, a.Guild,
+			a.CreatedAt.UTC().Format(time.RFC3339Nano)))
+		if err != nil {
+			return fmt.Errorf("create account: %w", err)
+		}
+		if n == 0 {
+			return state.ErrExists
+		}
+	}
 	guild := ""
 	if c.Guild != nil {
 		guild = *c.Guild
@@ -668,6 +913,42 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, user string, c state.Chan
 			if err := s.applyStack(ctx, tx, i, user, d); err != nil {
 				return fmt.Errorf("%s %s/%s %+d: %w", table, d.Type, d.Quality, d.Quantity, err)
 			}
+		}
+	}
+	if sess := c.Session; sess != nil {
+		now := time.Now()
+		n, err := rowsAffected(tx.StmtContext(ctx, s.createSession).ExecContext(ctx, sess.TokenHash, sess.User, sess.ExpiresAt.UnixNano(), now.UnixNano()))
+		if err != nil {
+			return fmt.Errorf("create session: %w", err)
+		}
+		if n == 0 {
+			return fmt.Errorf("session token hash: %w", state.ErrExists)
+		}
+	}
+	if c.EndSession != "" {
+		if _, err := tx.StmtContext(ctx, s.deleteSession).ExecContext(ctx, c.EndSession); err != nil {
+			return fmt.Errorf("delete session: %w", err)
+		}
+	}
+	return nil
+}
+
+// validChange checks what a change names besides its stacks.
+func validChange(user string, c state.Change, now time.Time) error {
+	if a := c.Create; a != nil {
+		if a.User != user {
+			return fmt.Errorf("create account %q in a change to %q", a.User, user)
+		}
+		if err := validAccount(*a); err != nil {
+			return err
+		}
+	}
+	if sess := c.Session; sess != nil {
+		if sess.User != user {
+			return fmt.Errorf("session of %q in a change to %q", sess.User, user)
+		}
+		if err := validSession(*sess, now); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -713,17 +994,35 @@ func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 		}
 		return fmt.Errorf("create session for %q: token hash: %w", sess.User, state.ErrExists)
 	}
+	s.rememberSession(sess)
+	return nil
+}
+
+// rememberSession caches a session the file now holds, and now and then
+// purges the expired ones.
+func (s *Store) rememberSession(sess state.Session) {
 	if _, cached := s.sessions.Load(sess.TokenHash); cached || s.nSessions.Load() < maxCachedSessions {
 		if _, replaced := s.sessions.Swap(sess.TokenHash, cachedSession{user: sess.User, expires: sess.ExpiresAt.UnixNano()}); !replaced {
 			s.nSessions.Add(1)
 		}
 	}
+	now := time.Now()
 	if last := s.lastPurge.Load(); now.UnixNano()-last > int64(purgeEvery) && s.lastPurge.CompareAndSwap(last, now.UnixNano()) {
-		if err := s.purge(ctx, now); err != nil {
-			return fmt.Errorf("create session for %q: %w", sess.User, err)
-		}
+		// In the background: the committer may be the caller, and the
+		// purge is a write of its own.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = s.purge(ctx, now)
+		}()
 	}
-	return nil
+}
+
+// forgetSession drops a session from the cache.
+func (s *Store) forgetSession(tokenHash string) {
+	if _, deleted := s.sessions.LoadAndDelete(tokenHash); deleted {
+		s.nSessions.Add(-1)
+	}
 }
 
 // maxCachedSessions bounds the session cache (about 150 bytes each);
@@ -777,9 +1076,7 @@ func (s *Store) Session(ctx context.Context, tokenHash string) (state.Session, e
 
 // DeleteSession removes a session; deleting a missing one is not an error.
 func (s *Store) DeleteSession(ctx context.Context, tokenHash string) error {
-	if _, deleted := s.sessions.LoadAndDelete(tokenHash); deleted {
-		s.nSessions.Add(-1)
-	}
+	s.forgetSession(tokenHash)
 	if _, err := s.deleteSession.ExecContext(ctx, tokenHash); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}

@@ -49,6 +49,10 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 	t.Run("LockHonoursContext", func(t *testing.T) { testLockContext(t, fresh(t)) })
 	t.Run("ConcurrentPurchasesUnderLock", func(t *testing.T) { testConcurrentPurchases(t, fresh(t)) })
 	t.Run("ConcurrentApplyNeverNegative", func(t *testing.T) { testConcurrentApplyNeverNegative(t, fresh(t)) })
+	t.Run("Intents", func(t *testing.T) { testIntents(t, fresh(t)) })
+	t.Run("IntentConflictStaysPending", func(t *testing.T) { testIntentConflictStaysPending(t, fresh(t)) })
+	t.Run("SignupIntent", func(t *testing.T) { testSignupIntent(t, fresh(t)) })
+	t.Run("ChangeSessions", func(t *testing.T) { testChangeSessions(t, fresh(t)) })
 }
 
 // newAccount creates an account with gold and returns it as stored.
@@ -690,5 +694,187 @@ func testConcurrentApplyNeverNegative(t *testing.T, s state.Store) {
 	}
 	if want := []state.Stack{stack("sword", "common", successes)}; !reflect.DeepEqual(p.Inventory, want) {
 		t.Errorf("inventory = %v, want %v", p.Inventory, want)
+	}
+}
+
+// intent returns an intent for event id with change c.
+func intent(id string, c state.Change) state.Intent {
+	return state.Intent{EventID: id, Partition: 2, After: 41, Created: time.Date(2026, 12, 1, 9, 0, 0, 123456000, time.UTC), Change: c}
+}
+
+func testIntents(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s, "ada", 1000)
+	buy := state.Change{GoldDelta: -50, Inventory: []state.Stack{stack("sword", "common", 1)}, Guild: ptr("knights")}
+	in := intent("e1", buy)
+
+	if _, err := s.Pending(ctx, "ada"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Pending before Prepare = %v, want ErrNotFound", err)
+	}
+	if err := s.Prepare(ctx, "ada", in); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	got, err := s.Pending(ctx, "ada")
+	if err != nil {
+		t.Fatalf("Pending: %v", err)
+	}
+	if !reflect.DeepEqual(got, in) {
+		t.Errorf("Pending = %+v, want %+v", got, in)
+	}
+	if p := player(t, s, "ada"); p.Pending != "e1" || p.Gold != 1000 {
+		t.Errorf("Player while pending: gold %d, Pending %q; want 1000 (nothing applied yet), e1", p.Gold, p.Pending)
+	}
+	if users, err := s.PendingUsers(ctx); err != nil || !reflect.DeepEqual(users, []string{"ada"}) {
+		t.Errorf("PendingUsers = %v, %v; want [ada]", users, err)
+	}
+	if err := s.Prepare(ctx, "ada", intent("e2", state.Change{GoldDelta: -1})); !errors.Is(err, state.ErrExists) {
+		t.Errorf("second Prepare = %v, want ErrExists", err)
+	}
+	if err := s.Commit(ctx, "ada", intent("e-other", buy)); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("Commit(another event) = %v, want ErrNotFound", err)
+	}
+	if p := player(t, s, "ada"); p.Gold != 1000 {
+		t.Errorf("a refused Commit changed gold to %d", p.Gold)
+	}
+
+	if err := s.Commit(ctx, "ada", in); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	a.Gold, a.Guild = 950, "knights"
+	want := state.Player{Account: a, Inventory: []state.Stack{stack("sword", "common", 1)}}
+	samePlayer(t, player(t, s, "ada"), want)
+	if p := player(t, s, "ada"); p.Pending != "" {
+		t.Errorf("Pending after Commit = %q, want none", p.Pending)
+	}
+	if err := s.Commit(ctx, "ada", in); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("second Commit = %v, want ErrNotFound (committing twice applies once)", err)
+	}
+	samePlayer(t, player(t, s, "ada"), want)
+	if _, err := s.Pending(ctx, "ada"); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("Pending after Commit = %v, want ErrNotFound", err)
+	}
+	if users, err := s.PendingUsers(ctx); err != nil || len(users) != 0 {
+		t.Errorf("PendingUsers after Commit = %v, %v; want none", users, err)
+	}
+
+	// Drop removes without applying; dropping another event's intent or
+	// nothing is harmless.
+	if err := s.Prepare(ctx, "ada", intent("e3", state.Change{GoldDelta: -900})); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if err := s.Drop(ctx, "ada", "e-other"); err != nil {
+		t.Fatalf("Drop(another event): %v", err)
+	}
+	if p := player(t, s, "ada"); p.Pending != "e3" {
+		t.Fatalf("Drop of another event removed the intent (Pending %q)", p.Pending)
+	}
+	if err := s.Drop(ctx, "ada", "e3"); err != nil {
+		t.Fatalf("Drop: %v", err)
+	}
+	samePlayer(t, player(t, s, "ada"), want)
+	if err := s.Commit(ctx, "ada", intent("e3", state.Change{GoldDelta: -900})); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("Commit after Drop = %v, want ErrNotFound", err)
+	}
+	if err := s.Drop(ctx, "ada", "e3"); err != nil {
+		t.Errorf("Drop of nothing = %v, want nil", err)
+	}
+	samePlayer(t, player(t, s, "ada"), want)
+}
+
+func testIntentConflictStaysPending(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	newAccount(t, s, "ada", 10)
+	in := intent("e1", state.Change{GoldDelta: -50})
+	if err := s.Prepare(ctx, "ada", in); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	before := player(t, s, "ada")
+	if err := s.Commit(ctx, "ada", in); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("Commit of an impossible change = %v, want ErrConflict", err)
+	}
+	samePlayer(t, player(t, s, "ada"), before)
+	if got, err := s.Pending(ctx, "ada"); err != nil || got.EventID != "e1" {
+		t.Fatalf("after a refused Commit, Pending = %+v, %v; want e1 still pending", got, err)
+	}
+}
+
+// testSignupIntent is a signup's intent: the account does not exist until
+// it is committed, with its first session.
+func testSignupIntent(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour).Round(time.Millisecond).UTC() // as a JSON round trip gives it back
+	acct := state.Account{User: "bob", PasswordHash: []byte("$2a$04$hash"), Gold: 1000,
+		CreatedAt: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	sess := state.Session{TokenHash: "th-bob", User: "bob", ExpiresAt: exp}
+	in := intent("e1", state.Change{Create: &acct, Session: &sess})
+	if err := s.Prepare(ctx, "bob", in); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if _, err := s.Player(ctx, "bob"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Player before the signup's Commit = %v, want ErrNotFound", err)
+	}
+	if got, err := s.Pending(ctx, "bob"); err != nil || !reflect.DeepEqual(got, in) {
+		t.Fatalf("Pending = %+v, %v; want %+v", got, err, in)
+	}
+	if err := s.Commit(ctx, "bob", in); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	samePlayer(t, player(t, s, "bob"), state.Player{Account: acct})
+	if got, err := s.Session(ctx, "th-bob"); err != nil || got.User != "bob" {
+		t.Fatalf("Session after the signup's Commit = %+v, %v", got, err)
+	}
+
+	// A second signup of the name is refused by Commit and stays pending.
+	dup := acct
+	dup.Gold = 5
+	in2 := intent("e2", state.Change{Create: &dup})
+	if err := s.Prepare(ctx, "bob", in2); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if err := s.Commit(ctx, "bob", in2); !errors.Is(err, state.ErrExists) {
+		t.Fatalf("Commit creating a taken name = %v, want ErrExists", err)
+	}
+	samePlayer(t, player(t, s, "bob"), state.Player{Account: acct})
+	if err := s.Drop(ctx, "bob", "e2"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A logout's change ends the session.
+	out := intent("e3", state.Change{EndSession: "th-bob"})
+	if err := s.Prepare(ctx, "bob", out); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if err := s.Commit(ctx, "bob", out); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if _, err := s.Session(ctx, "th-bob"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Session after the logout's Commit = %v, want ErrNotFound", err)
+	}
+}
+
+// testChangeSessions: Apply opens and closes sessions as part of a change,
+// and a change naming another player's session is refused.
+func testChangeSessions(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	newAccount(t, s, "ada", 100)
+	exp := time.Now().Add(time.Hour).Round(time.Millisecond)
+	sess := state.Session{TokenHash: "th-ada", User: "ada", ExpiresAt: exp}
+	apply(t, s, "ada", state.Change{Session: &sess})
+	if got, err := s.Session(ctx, "th-ada"); err != nil || got.User != "ada" || !got.ExpiresAt.Equal(exp) {
+		t.Fatalf("Session = %+v, %v", got, err)
+	}
+	if err := s.Apply(ctx, "ada", state.Change{GoldDelta: -1, Session: &sess}); !errors.Is(err, state.ErrExists) {
+		t.Errorf("Apply with a taken session = %v, want ErrExists", err)
+	}
+	if p := player(t, s, "ada"); p.Gold != 100 {
+		t.Errorf("a refused Apply changed gold to %d", p.Gold)
+	}
+	other := state.Session{TokenHash: "th-x", User: "bob", ExpiresAt: exp}
+	if err := s.Apply(ctx, "ada", state.Change{Session: &other}); err == nil {
+		t.Errorf("Apply with another player's session = nil, want an error")
+	}
+	apply(t, s, "ada", state.Change{EndSession: "th-ada"})
+	if _, err := s.Session(ctx, "th-ada"); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Session after EndSession = %v, want ErrNotFound", err)
 	}
 }
