@@ -65,11 +65,11 @@ type Producer struct {
 
 	// Set by Start: the topic's partitions, the key partitioner, and the
 	// highest offset acknowledged (or seen at Start) on each partition.
-	parts    int
-	keyed    kgo.TopicPartitioner
-	known    []atomic.Int64
-	unkeyed  atomic.Uint64
-	started  atomic.Bool
+	parts   int
+	keyed   kgo.TopicPartitioner
+	known   []atomic.Int64
+	unkeyed atomic.Uint64
+	started atomic.Bool
 	// deadline is the context records are produced with, shared by every
 	// record published within deadlineSlot of its creation.
 	deadline atomic.Pointer[deadline]
