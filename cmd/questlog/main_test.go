@@ -65,8 +65,14 @@ var (
 // start runs questlog with args and waits until it printed "ready".
 func start(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with more environment variables.
+func startEnv(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "QUESTLOG_LOG_LEVEL=warn")
+	cmd.Env = append(append(os.Environ(), "QUESTLOG_LOG_LEVEL=warn"), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -38,22 +39,52 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	br, err := stream.StartBroker(stream.BrokerConfig{Dir: filepath.Join(dir, "broker"), Topic: topic, Partitions: 3})
+	return newHarnessWith(t, harnessOptions{})
+}
+
+// harnessOptions vary the harness for the fault tests.
+type harnessOptions struct {
+	dir     string                                     // data directory; default a temporary one
+	store   func(t *testing.T, dir string) state.Store // default SQLite in dir
+	timeout time.Duration                              // the request and delivery timeout; default 1s
+	logger  *slog.Logger                               // default slog.Default()
+	gold    int64                                      // starting gold; default the game's
+}
+
+func newHarnessWith(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	if o.timeout == 0 {
+		o.timeout = time.Second
+	}
+	br, err := stream.StartBroker(stream.BrokerConfig{Dir: filepath.Join(o.dir, "broker"), Topic: topic, Partitions: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(br.Close)
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "state.db"))
+	var st state.Store
+	if o.store != nil {
+		st = o.store(t, o.dir)
+	} else {
+		sq, err := sqlitestore.Open(context.Background(), filepath.Join(o.dir, "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sq.Close() })
+		st = sq
+	}
+	prod := startProducer(t, stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic, DeliveryTimeout: max(o.timeout, stream.MinDeliveryTimeout)})
+	srv, err := api.New(api.Config{Store: st, Publisher: prod, Logger: o.logger, MaxBody: 4 << 10,
+		Game: game.Config{PasswordCost: 4, RequestTimeout: o.timeout, SettleEvery: 50 * time.Millisecond, StartingGold: o.gold}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	prod := startProducer(t, stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic, DeliveryTimeout: time.Second})
-	srv, err := api.New(api.Config{Store: st, Publisher: prod, Game: game.Config{PasswordCost: 4}, MaxBody: 4 << 10})
-	if err != nil {
+	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { srv.Stop(context.Background()) })
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	return &harness{t: t, url: ts.URL, broker: br, store: st, api: srv}

@@ -135,11 +135,13 @@ func inventoryText(p state.Player) string {
 func (s *Server) failText(w http.ResponseWriter, err error) {
 	code := statusOf(err)
 	var rej *game.Rejection
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	switch {
 	case errors.As(err, &rej):
 		writeText(w, code, fmt.Sprintf("Error: %s (%s)\n", rej.Message, rej.Reason))
 	case code == http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
 		writeText(w, code, "Error: the event log is unreachable; nothing was changed, try again (log_unavailable)\n")
 	default:
 		s.log.Error("request failed", "err", err)

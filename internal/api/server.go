@@ -276,8 +276,7 @@ func (j journal) Record(ctx context.Context, ev *event.Event) (game.Position, er
 		s.bufs.Put(bp)
 	}
 	if err != nil {
-		s.metrics.eventNotAcked(ev.Type)
-		s.log.WarnContext(ctx, "event not recorded", "event_type", ev.Type, "err", err)
+		s.metrics.eventNotAcked(ev.Type) // the game logs the outage
 		return game.Position{}, err
 	}
 	s.metrics.eventAcked(ev.Type, ev.Status)
@@ -296,6 +295,11 @@ func (j journal) Next(user string) game.Position {
 func (j journal) Contains(ctx context.Context, at game.Position, eventID string) (bool, error) {
 	return j.s.pub.Contains(ctx, at.Partition, at.Offset, func(v []byte) bool { return event.HasID(v, eventID) })
 }
+
+// statusClientClosed is the status of a request whose client left before
+// its event was recorded: nobody reads it, but the metrics count it (nginx's
+// 499).
+const statusClientClosed = 499
 
 // statusOf maps the game's outcomes to HTTP status codes: the one place
 // where that mapping lives.
@@ -319,6 +323,10 @@ func statusOf(err error) int {
 			return http.StatusConflict
 		case reasonTooLarge:
 			return http.StatusRequestEntityTooLarge
+		case game.ErrStoreUnavailable.Reason, game.ErrPlayerBusy.Reason:
+			return http.StatusServiceUnavailable
+		case game.ErrClientGone.Reason:
+			return statusClientClosed
 		default:
 			return http.StatusBadRequest
 		}

@@ -92,12 +92,14 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	code := statusOf(err)
 	var rej *game.Rejection
 	body := errorBody{Error: "internal_error", Message: "something went wrong on our side"}
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	switch {
 	case errors.As(err, &rej):
 		body = errorBody{Error: rej.Reason, Message: rej.Message}
 	case code == http.StatusServiceUnavailable:
 		body = errorBody{Error: "log_unavailable", Message: "the event log is unreachable; nothing was changed, try again"}
-		w.Header().Set("Retry-After", "1")
 	default:
 		s.log.Error("request failed", "err", err)
 	}

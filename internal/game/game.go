@@ -147,6 +147,7 @@ type Service struct {
 	actions     sync.Pool // of *action: a request's event is ~500 bytes
 
 	storeWarn throttle // at most one warning a few seconds about the store
+	logWarn   throttle // and about the event log
 
 	// Background work: the settling loop and commits handed over by
 	// requests whose store was failing.
@@ -435,7 +436,7 @@ func (s *Service) commit(a *action, user string, change *state.Change) error {
 	}
 	if change == nil {
 		if _, err := s.journal.Record(a.ctx, &a.ev); err != nil {
-			return fmt.Errorf("%w: %w", ErrLogUnavailable, err)
+			return s.logFailure(err)
 		}
 		a.recorded = true
 		return nil
@@ -464,7 +465,7 @@ func (s *Service) commit(a *action, user string, change *state.Change) error {
 		// Not acknowledged, which is not proof that it is not in the log:
 		// the intent stays pending, and settle applies it if the log holds
 		// the event after all, or drops it.
-		return fmt.Errorf("%w: %w", ErrLogUnavailable, err)
+		return s.logFailure(err)
 	}
 	a.recorded = true
 	if pos.Partition != in.Partition {
@@ -529,6 +530,7 @@ func (s *Service) keepCommitting(user string, in state.Intent, unlock func()) {
 			s.log.Error("an acknowledged change cannot be applied: it stays pending", "user", user, "event_id", in.EventID, "err", err)
 			return
 		}
+		s.log.Debug("an acknowledged change still waits for the store", "user", user, "event_id", in.EventID, "err", err)
 	}
 }
 
@@ -559,9 +561,18 @@ func (s *Service) finish(a *action, err error) error {
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(a.parent), until)
 	defer cancel()
 	if _, rerr := s.journal.Record(ctx, &a.ev); rerr != nil {
-		return fmt.Errorf("%w: %w", ErrLogUnavailable, rerr)
+		return s.logFailure(rerr)
 	}
 	return err
+}
+
+// logFailure reports an event the journal did not acknowledge: as
+// ErrLogUnavailable to the caller, and now and then in the log.
+func (s *Service) logFailure(err error) error {
+	if s.logWarn.allow(time.Now()) {
+		s.log.Warn("event log unavailable: refusing changes", "err", err)
+	}
+	return fmt.Errorf("%w: %w", ErrLogUnavailable, err)
 }
 
 // authenticate resolves the request's session to a username and sets the

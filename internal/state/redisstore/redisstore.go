@@ -601,8 +601,10 @@ func (s *Store) Lock(ctx context.Context, user string) (func(), error) {
 		}
 		ok, err := s.rdb.SetNX(ctx, key, token, s.ttl).Result()
 		if err != nil {
-			// The SET may have landed even though the answer was lost.
-			s.release(key, token)
+			// The SET may have landed even though the answer was lost:
+			// release it, without making the caller wait for a Redis
+			// that is failing.
+			go s.release(key, token, s.ttl)
 			return nil, fmt.Errorf("lock player %q: %w", user, err)
 		}
 		if ok {
@@ -624,7 +626,12 @@ func (s *Store) Lock(ctx context.Context, user string) (func(), error) {
 	return func() {
 		once.Do(func() {
 			close(released)
-			s.release(key, token)
+			// A prompt release lets the player's next action in at
+			// once; a Redis too slow to answer it must not hold up the
+			// caller (the lock expires by itself after the TTL).
+			if !s.release(key, token, releaseWait) {
+				go s.release(key, token, s.ttl)
+			}
 		})
 	}, nil
 }
@@ -651,10 +658,15 @@ func (s *Store) renew(key, token string, released <-chan struct{}) {
 	}
 }
 
-// release deletes the lock if this token still holds it.
-func (s *Store) release(key, token string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// releaseWait bounds how long an unlock waits for Redis before it leaves
+// the release to the background.
+const releaseWait = 200 * time.Millisecond
+
+// release deletes the lock if this token still holds it, trying for at
+// most wait, and says whether Redis answered. On failure the lock expires
+// by itself after the TTL.
+func (s *Store) release(key, token string, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	// On failure the lock expires by itself after the TTL.
-	_ = unlockScript.Run(ctx, s.rdb, []string{key}, token).Err()
+	return unlockScript.Run(ctx, s.rdb, []string{key}, token).Err() == nil
 }

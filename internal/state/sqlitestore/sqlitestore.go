@@ -834,6 +834,11 @@ func (s *Store) commitGroup(group []*pendingApply, errs []error) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		// A COMMIT that failed (SQLITE_FULL, SQLITE_IOERR, ...) may leave
+		// the transaction open on the connection, and every later BEGIN
+		// would fail: roll it back explicitly, as SQLite advises (an error
+		// when it was rolled back already is harmless).
+		_, _ = s.write.ExecContext(ctx, "ROLLBACK")
 		fail(fmt.Errorf("commit: %w", err))
 	}
 }
