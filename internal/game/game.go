@@ -148,6 +148,7 @@ type Service struct {
 
 	storeWarn throttle // at most one warning a few seconds about the store
 	logWarn   throttle // and about the event log
+	deadlines deadlines
 
 	// Background work: the settling loop and commits handed over by
 	// requests whose store was failing.
@@ -360,11 +361,12 @@ func (s *Service) settle(ctx context.Context, user string, in state.Intent) erro
 type action struct {
 	ev       event.Event
 	recorded bool
-	// parent is the caller's context, done when the client left; ctx is
-	// parent with the request's deadline.
+	// parent is the caller's context, done when the client left. ctx ends
+	// at the request's deadline, whatever the client does: every step
+	// runs under it, and the client's leaving is checked where it
+	// matters, before the event is recorded (clientGone).
 	parent   context.Context
 	ctx      context.Context
-	cancel   context.CancelFunc
 	deadline time.Time
 	unlock   func() // the player's lock, while held
 	handed   bool   // the lock went with a commit to the background
@@ -385,24 +387,17 @@ func (s *Service) begin(ctx context.Context, typ string, req Request) *action {
 	}
 	a.parent = ctx
 	a.deadline = time.Now().Add(s.timeout)
-	a.ctx, a.cancel = context.WithDeadline(ctx, a.deadline)
+	a.ctx = s.deadlines.until(a.deadline)
 	return a
 }
 
 // end releases what the action holds and returns it to the pool.
 func (s *Service) end(a *action) {
-	a.cancel()
 	if a.unlock != nil && !a.handed {
 		a.unlock()
 	}
 	*a = action{}
 	s.actions.Put(a)
-}
-
-// background is the action's deadline without its client: for the steps
-// that must not stop half-way because the client left.
-func (a *action) background() (context.Context, context.CancelFunc) {
-	return context.WithDeadline(context.WithoutCancel(a.parent), a.deadline)
 }
 
 // clientGone says whether the client left.
@@ -441,8 +436,7 @@ func (s *Service) commit(a *action, user string, change *state.Change) error {
 		a.recorded = true
 		return nil
 	}
-	ctx, cancel := a.background()
-	defer cancel()
+	ctx := a.ctx
 	at := s.journal.Next(user)
 	in := state.Intent{EventID: a.ev.ID, Partition: at.Partition, After: at.Offset, Created: s.now(), Change: *change}
 	if err := s.store.Prepare(ctx, user, in); err != nil {
@@ -481,14 +475,10 @@ func (s *Service) commit(a *action, user string, change *state.Change) error {
 // with it, to the background, and reports success: the change is in the
 // log, and the player's next action waits until it is in the store too.
 func (s *Service) apply(a *action, user string, in state.Intent) error {
-	ctx, cancel := a.background()
-	err := s.store.Commit(ctx, user, in)
-	cancel()
+	err := s.store.Commit(a.ctx, user, in)
 	for pause := 10 * time.Millisecond; retryable(err) && time.Until(a.deadline) > pause; pause = min(2*pause, time.Second) {
 		time.Sleep(pause)
-		ctx, cancel := a.background()
-		err = s.store.Commit(ctx, user, in)
-		cancel()
+		err = s.store.Commit(a.ctx, user, in)
 	}
 	switch {
 	case err == nil || errors.Is(err, state.ErrNotFound): // ErrNotFound: settled by another server meanwhile
@@ -554,12 +544,10 @@ func (s *Service) finish(a *action, err error) error {
 	}
 	// The failed event is recorded whatever the client does, within the
 	// request's deadline or a moment more when that has passed.
-	until := a.deadline
-	if soon := time.Now().Add(250 * time.Millisecond); until.Before(soon) {
-		until = soon
+	ctx := a.ctx
+	if soon := time.Now().Add(250 * time.Millisecond); a.deadline.Before(soon) {
+		ctx = s.deadlines.until(soon)
 	}
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(a.parent), until)
-	defer cancel()
 	if _, rerr := s.journal.Record(ctx, &a.ev); rerr != nil {
 		return s.logFailure(rerr)
 	}
@@ -1124,6 +1112,33 @@ func (s *Service) leaveGuild(a *action, req Request) (state.Player, error) {
 	}
 	p.Guild = ""
 	return p, nil
+}
+
+// deadlines hands out contexts that end at a given time, shared by the
+// actions whose deadlines fall in the same deadlineSlot: an action costs no
+// context and timer of its own. A context ends at most deadlineSlot after
+// the time asked for, never before.
+type deadlines struct{ cur atomic.Pointer[slot] }
+
+type slot struct {
+	ctx  context.Context
+	stop context.CancelFunc // never called: the deadline's timer releases it
+	end  time.Time
+}
+
+const deadlineSlot = 10 * time.Millisecond
+
+func (d *deadlines) until(t time.Time) context.Context {
+	end := t.Truncate(deadlineSlot).Add(deadlineSlot)
+	if c := d.cur.Load(); c != nil && c.end.Equal(end) {
+		return c.ctx
+	}
+	// Racing actions may each make one; the last stored wins, and the
+	// others serve the actions they were made for.
+	c := &slot{end: end}
+	c.ctx, c.stop = context.WithDeadline(context.Background(), end)
+	d.cur.Store(c)
+	return c.ctx
 }
 
 // throttle lets one thing through every few seconds: a warning repeated by
