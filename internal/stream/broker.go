@@ -33,7 +33,9 @@ type BrokerConfig struct {
 	// events survive a power loss; without it they survive the process
 	// being killed (the batch is written to the log file before the ack).
 	SyncWrites bool
-	Logger     *slog.Logger
+	// Logger receives the broker's warnings and errors (and the listener's
+	// note that it accepts again after failing); default none.
+	Logger *slog.Logger
 }
 
 // Broker is a running embedded broker.
@@ -58,6 +60,10 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	listen := cfg.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -74,7 +80,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 			if err != nil {
 				return nil, err
 			}
-			ln = newListener(tcp)
+			ln = newListener(tcp, log)
 			return ln, nil
 		}),
 	}
