@@ -4,7 +4,8 @@
 // It stands on franz-go alone: kfake (persisted to a data directory) is the
 // embedded broker, kgo and kadm talk to it or to any real Kafka cluster. A
 // client in the broker's own process (the API's producer) may connect to it
-// in-process (Broker.DialContext): the same protocol, without a socket. It
+// in-process (Broker.DialContext): the same protocol, without a socket;
+// Broker.Ping checks what clients in other processes see, over TCP. It
 // knows nothing of the game or of HTTP: it moves opaque keys and values.
 package stream
 
@@ -17,6 +18,7 @@ import (
 	"os"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // BrokerConfig configures the embedded broker.
@@ -109,6 +111,23 @@ func (b *Broker) DialContext(ctx context.Context, network, address string) (net.
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, network, address)
+}
+
+// Ping checks that a client in another process can reach the broker: it
+// connects to Addr over TCP, as kcat would, and asks for the cluster's
+// metadata. Every call makes a new connection: a kept one would go on
+// answering after the listener stopped accepting, which is the failure this
+// check is for. The error wraps ErrUnavailable.
+func (b *Broker) Ping(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr))
+	if err != nil {
+		return fmt.Errorf("%w: ping broker at %s: %w", ErrUnavailable, b.addr, err)
+	}
+	defer cl.Close()
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: ping broker at %s: %w", ErrUnavailable, b.addr, err)
+	}
+	return nil
 }
 
 // Close stops the broker, flushing its log files.

@@ -260,3 +260,29 @@ func TestListenerReportsTCPListenerClosedUnderIt(t *testing.T) {
 		t.Errorf("Close of a closed listener = %v, want net.ErrClosed", err)
 	}
 }
+
+// Ping answers for clients outside the process: once the TCP listener is
+// gone it fails, although the broker still runs and a connection made
+// earlier would still be answered.
+func TestBrokerPingFailsWhenItsListenerStopsAccepting(t *testing.T) {
+	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
+	defer b.Close()
+	ping := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return b.Ping(ctx)
+	}
+	if err := ping(); err != nil {
+		t.Fatalf("Ping on a running broker: %v", err)
+	}
+	b.ln.Listener.Close()
+	start := time.Now()
+	if err := ping(); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping with the listener closed = %v, want ErrUnavailable", err)
+	}
+	t.Logf("Ping failed after %v", time.Since(start))
+	b.Close()
+	if err := ping(); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping on a closed broker = %v, want ErrUnavailable", err)
+	}
+}
