@@ -175,9 +175,16 @@ func startStack(ctx context.Context, g *globalOptions, o *serveOptions, out io.W
 	}
 	s.closers = append(s.closers, s.producer.Close)
 
+	var checks []api.Check
+	if s.broker != nil {
+		// The producer's ping goes through its in-process connection;
+		// /readyz also answers for kcat, tail and extract, which connect
+		// over TCP.
+		checks = append(checks, api.Check{Name: "embedded broker at " + s.broker.Addr(), Check: s.broker.Ping})
+	}
 	s.api, err = api.New(api.Config{
 		Store: s.store, Publisher: s.producer, Logger: log,
-		Game: o.game(cat),
+		Game: o.game(cat), Checks: checks,
 	})
 	if err != nil {
 		return nil, err
