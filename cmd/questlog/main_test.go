@@ -65,7 +65,13 @@ var (
 // start runs questlog with args and waits until it printed "ready".
 func start(t *testing.T, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return startCmd(t, exec.Command(binary, args...))
+}
+
+// startCmd runs cmd, questlog or a wrapper that execs it, and waits until
+// it printed "ready".
+func startCmd(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "QUESTLOG_LOG_LEVEL=warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
