@@ -27,7 +27,7 @@ type listener struct {
 	log      *slog.Logger
 	pipes    chan net.Conn
 	accepted chan net.Conn
-	done     chan struct{} // closed by Close
+	done     chan struct{} // closed by Close, or once the TCP listener is closed under it
 	tcpDone  chan struct{} // closed when acceptTCP returns
 	close    sync.Once
 }
