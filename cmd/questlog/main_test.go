@@ -65,14 +65,22 @@ var (
 // start runs questlog with args and waits until it printed "ready".
 func start(t *testing.T, args ...string) *process {
 	t.Helper()
-	return startEnv(t, nil, args...)
+	return startCmd(t, exec.Command(binary, args...))
 }
 
 // startEnv is start with more environment variables.
 func startEnv(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(append(os.Environ(), "QUESTLOG_LOG_LEVEL=warn"), env...)
+	cmd.Env = env
+	return startCmd(t, cmd)
+}
+
+// startCmd runs cmd, questlog or a wrapper that execs it, and waits until
+// it printed "ready". cmd.Env holds environment variables to add.
+func startCmd(t *testing.T, cmd *exec.Cmd) *process {
+	t.Helper()
+	cmd.Env = append(append(os.Environ(), "QUESTLOG_LOG_LEVEL=warn"), cmd.Env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

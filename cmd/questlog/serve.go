@@ -208,11 +208,18 @@ func startStack(ctx context.Context, g *globalOptions, o *serveOptions, out io.W
 		return nil, err
 	}
 
+	var checks []api.Check
+	if s.broker != nil {
+		// The producer's ping goes through its in-process connection;
+		// /readyz also answers for kcat, tail and extract, which connect
+		// over TCP.
+		checks = append(checks, api.Check{Name: "embedded broker at " + s.broker.Addr(), Check: s.broker.Ping})
+	}
 	gc := o.game(cat)
 	gc.Fault = faultFromEnv()
 	s.api, err = api.New(api.Config{
 		Store: s.store, Publisher: s.producer, Logger: log,
-		Game: gc,
+		Game: gc, Checks: checks,
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,13 @@ type Publisher interface {
 	Ping(ctx context.Context) error
 }
 
+// Check is a readiness check beyond the store's and the publisher's pings,
+// such as whether clients outside the process reach the embedded broker.
+type Check struct {
+	Name  string // in /readyz's answer: "<Name> unavailable"
+	Check func(context.Context) error
+}
+
 // Config configures a Server.
 type Config struct {
 	Store     state.Store
@@ -42,6 +50,9 @@ type Config struct {
 	Logger    *slog.Logger // default slog.Default()
 	// MaxBody bounds a request body; default 64 KiB.
 	MaxBody int64
+	// Checks run, in order, after the store and the publisher answered
+	// /readyz's pings; default none.
+	Checks []Check
 }
 
 // Server serves the API.
@@ -56,6 +67,7 @@ type Server struct {
 	handler http.Handler
 	extra   *http.ServeMux
 	rates   rates
+	checks  []Check
 }
 
 // New builds a Server and its game service.
@@ -69,6 +81,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 10
 	}
+	for _, c := range cfg.Checks {
+		if c.Name == "" || c.Check == nil {
+			return nil, errors.New("api: a readiness check needs a name and a function")
+		}
+	}
 	s := &Server{
 		store:   cfg.Store,
 		pub:     cfg.Publisher,
@@ -76,6 +93,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		maxBody: cfg.MaxBody,
 		extra:   http.NewServeMux(),
+		checks:  slices.Clone(cfg.Checks),
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if cfg.Game.Logger == nil {
@@ -195,6 +213,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "not ready: event log", "err", err)
 		writeText(w, http.StatusServiceUnavailable, "event log unavailable\n")
 		return
+	}
+	for _, c := range s.checks {
+		if err := c.Check(ctx); err != nil {
+			s.log.WarnContext(ctx, "not ready: "+c.Name, "err", err)
+			writeText(w, http.StatusServiceUnavailable, c.Name+" unavailable\n")
+			return
+		}
 	}
 	writeText(w, http.StatusOK, "ready\n")
 }

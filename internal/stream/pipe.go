@@ -2,9 +2,12 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // listener is the embedded broker's listener: it accepts the connections of
@@ -12,55 +15,108 @@ import (
 // An in-process connection is a net.Pipe: the same Kafka protocol bytes,
 // handed from goroutine to goroutine without a socket, a system call or a
 // wake-up through the network poller on either side.
+//
+// kfake stops accepting, and closes the listener, at the first error Accept
+// returns. So Accept returns an error only once the listener is closed: a
+// failed TCP accept (EMFILE when the process is out of file descriptors,
+// ECONNABORTED, ...) is retried after a backoff, as net/http's Server does,
+// and in-process connections are accepted meanwhile.
 type listener struct {
 	net.Listener // TCP
 
+	log      *slog.Logger
 	pipes    chan net.Conn
-	accepted chan acceptResult
-	done     chan struct{}
+	accepted chan net.Conn
+	done     chan struct{} // closed by Close, or once the TCP listener is closed under it
+	tcpDone  chan struct{} // closed when acceptTCP returns
 	close    sync.Once
 }
 
-type acceptResult struct {
-	conn net.Conn
-	err  error
-}
+// The TCP accept backoff, net/http's: 5ms, doubling up to 1s, reset by the
+// next connection accepted.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
 
-func newListener(tcp net.Listener) *listener {
+func newListener(tcp net.Listener, log *slog.Logger) *listener {
 	l := &listener{
 		Listener: tcp,
+		log:      log,
 		pipes:    make(chan net.Conn),
-		accepted: make(chan acceptResult),
+		accepted: make(chan net.Conn),
 		done:     make(chan struct{}),
+		tcpDone:  make(chan struct{}),
 	}
 	go l.acceptTCP()
 	return l
 }
 
-// acceptTCP hands the TCP listener's connections to Accept until its first
-// error, which Accept reports too: kfake stops accepting at an error, as it
-// did on the bare TCP listener.
+// acceptTCP hands the TCP listener's connections to Accept until Close. An
+// accept error starts a backoff episode: it is logged once, at its first
+// error, and retried at growing intervals until a connection comes.
 func (l *listener) acceptTCP() {
+	defer close(l.tcpDone)
+	var (
+		backoff time.Duration
+		failed  int
+		since   time.Time
+	)
 	for {
 		c, err := l.Listener.Accept()
-		select {
-		case l.accepted <- acceptResult{c, err}:
-		case <-l.done:
-			if c != nil {
-				c.Close()
-			}
-			return
-		}
 		if err != nil {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				// Closed under us, not by Close: nothing more will
+				// come, so let kfake stop as it would on its own
+				// listener. Its deferred Close ends the pipes too.
+				l.closed()
+				return
+			}
+			if backoff == 0 {
+				backoff, since = minAcceptBackoff, time.Now()
+				l.log.Warn("accept failed; retrying with backoff", "component", "broker", "addr", l.Addr().String(), "err", err)
+			} else {
+				backoff = min(2*backoff, maxAcceptBackoff)
+			}
+			failed++
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-l.done:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		if backoff != 0 {
+			l.log.Info("accepting again", "component", "broker", "addr", l.Addr().String(),
+				"failed_accepts", failed, "after", time.Since(since).Round(time.Millisecond))
+			backoff, failed = 0, 0
+		}
+		select {
+		case l.accepted <- c:
+		case <-l.done:
+			c.Close()
 			return
 		}
 	}
 }
 
+// closed makes Accept report net.ErrClosed, without waiting for acceptTCP
+// (which calls it).
+func (l *listener) closed() {
+	l.close.Do(func() { close(l.done) })
+}
+
 func (l *listener) Accept() (net.Conn, error) {
 	select {
-	case r := <-l.accepted:
-		return r.conn, r.err
+	case c := <-l.accepted:
+		return c, nil
 	case c := <-l.pipes:
 		return c, nil
 	case <-l.done:
@@ -68,12 +124,15 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
+// Close stops accepting, TCP and in-process, and returns once acceptTCP
+// has returned.
 func (l *listener) Close() error {
 	err := net.ErrClosed
 	l.close.Do(func() {
 		close(l.done)
 		err = l.Listener.Close()
 	})
+	<-l.tcpDone
 	return err
 }
 
