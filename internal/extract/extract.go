@@ -148,6 +148,10 @@ type Extractor struct {
 
 	hookMu sync.Mutex // the hook sees one call at a time
 
+	// ready, when set, is closed by Run once it holds the lake's writer
+	// lock and has recovered the lake: the Follower's readiness.
+	ready chan struct{}
+
 	mu      sync.Mutex
 	running []*partition // the workers of the current Run, nil when idle
 	cp      *lake.Checkpoint
@@ -305,6 +309,9 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 	}
 	e.cp = cp
 	e.cfg.logger.Debug("lake recovered", "checkpoint", cp.String())
+	if e.ready != nil {
+		close(e.ready)
+	}
 
 	if len(workers) > 0 {
 		if err := e.consume(ctx, consume, workers); err != nil {

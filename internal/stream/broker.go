@@ -40,27 +40,48 @@ type BrokerConfig struct {
 	Logger *slog.Logger
 }
 
-// Broker is a running embedded broker.
+// Broker is the embedded broker (a service.Part): NewBroker checks its
+// configuration, Start starts it, Stop closes it.
 type Broker struct {
+	cfg     BrokerConfig
 	cluster *kfake.Cluster
 	addr    string
 	ln      *listener
 }
 
-// StartBroker starts an embedded broker and returns once it accepts
-// connections. Reopening the same Dir keeps every topic and record.
-func StartBroker(cfg BrokerConfig) (*Broker, error) {
+// NewBroker checks cfg and returns a broker to Start.
+func NewBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.Dir == "" {
-		return nil, errors.New("start broker: a data directory is required")
+		return nil, errors.New("embedded broker: a data directory is required")
 	}
 	if cfg.Topic == "" {
-		return nil, errors.New("start broker: a topic name is required")
+		return nil, errors.New("embedded broker: a topic name is required")
 	}
 	if cfg.Partitions < 1 {
 		cfg.Partitions = 1
 	}
+	return &Broker{cfg: cfg}, nil
+}
+
+// StartBroker is NewBroker and Start, for callers with nothing to do in
+// between.
+func StartBroker(cfg BrokerConfig) (*Broker, error) {
+	b, err := NewBroker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Start(context.Background()); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Start starts the broker and returns once it accepts connections.
+// Reopening the same Dir keeps every topic and record.
+func (b *Broker) Start(context.Context) error {
+	cfg := b.cfg
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("start broker: %w", err)
+		return fmt.Errorf("start broker: %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -101,9 +122,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("start broker on %s in %s: %w", listen, cfg.Dir, err)
+		return fmt.Errorf("start broker on %s in %s: %w", listen, cfg.Dir, err)
 	}
-	return &Broker{cluster: c, addr: c.ListenAddrs()[0], ln: ln}, nil
+	b.cluster, b.addr, b.ln = c, c.ListenAddrs()[0], ln
+	return nil
+}
+
+// Stop closes the broker, flushing its log files.
+func (b *Broker) Stop(context.Context) error {
+	b.Close()
+	return nil
 }
 
 // Addr is the host:port clients connect to.

@@ -351,6 +351,12 @@ func (p *Producer) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Stop flushes what is buffered and disconnects (Close).
+func (p *Producer) Stop(context.Context) error {
+	p.Close()
+	return nil
+}
+
 // Close flushes what is buffered and disconnects.
 func (p *Producer) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
