@@ -57,8 +57,11 @@ type Store struct {
 	// caughtUp tells the committer that a background checkpoint ended,
 	// so that it finishes it before its next transaction (catchUp).
 	caughtUp chan struct{}
-	// ckpts counts the background checkpoints that succeeded.
-	ckpts atomic.Int64
+	// ckpts counts the background checkpoints that succeeded, and
+	// emptied the catch-ups after which the WAL held nothing the database
+	// file lacked (so that the next write starts it over).
+	ckpts   atomic.Int64
+	emptied atomic.Int64
 
 	// applies hands changes to the committer goroutine, which commits
 	// the changes waiting together in one transaction (group commit).
@@ -391,7 +394,12 @@ func (s *Store) checkpoint(ctx context.Context, db *sql.DB) error {
 func (s *Store) catchUp() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_ = s.checkpoint(ctx, s.write)
+	// The checkpoint's row: busy, frames in the WAL, frames copied.
+	var busy, frames, copied int64
+	err := s.write.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+	if err == nil && busy == 0 && frames == copied {
+		s.emptied.Add(1)
+	}
 }
 
 // Close closes the file. It does not wait for held locks.
