@@ -71,11 +71,15 @@ func TestWALStartsOverUnderContinuousWrites(t *testing.T) {
 	}
 	defer wal.Close()
 	salts := map[[8]byte]bool{}
+	var biggest int64
 	deadline := time.Now().Add(30 * time.Second)
 	for s.ckpts.Load() < checkpoints && time.Now().Before(deadline) && failed.Load() == nil {
 		var salt [8]byte
 		if _, err := wal.ReadAt(salt[:], 16); err == nil {
 			salts[salt] = true
+		}
+		if fi, err := wal.Stat(); err == nil {
+			biggest = max(biggest, fi.Size())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -87,11 +91,17 @@ func TestWALStartsOverUnderContinuousWrites(t *testing.T) {
 	// Each catch-up that left the WAL with nothing the file lacks lets it
 	// start over; counting them does not depend on the sampling above
 	// keeping up on a loaded machine, which the salts are kept for.
-	if n, e := s.ckpts.Load(), s.emptied.Load(); n < checkpoints || e < checkpoints/4 {
-		t.Fatalf("%d of %d checkpoints were caught up to an empty WAL under continuous writes (%d restarts seen), want at least %d",
-			e, n, len(salts)-1, checkpoints/4)
+	// Without the committer catching up none is (0 in every run tried);
+	// with it, 5 to 22 of 40 on a loaded machine under -race.
+	if n, e := s.ckpts.Load(), s.emptied.Load(); n < checkpoints || e < 2 {
+		t.Fatalf("%d of %d checkpoints were caught up to an empty WAL under continuous writes (%d restarts seen), want at least 2",
+			e, n, len(salts)-1)
 	}
-	t.Logf("%d checkpoints, %d caught up to an empty WAL, %d restarts seen", s.ckpts.Load(), s.emptied.Load(), len(salts)-1)
+	var total int64
+	for i := range players {
+		total += applied[i].Load()
+	}
+	t.Logf("%d checkpoints, %d caught up to an empty WAL, %d restarts seen; %d changes, WAL at most %d bytes", s.ckpts.Load(), s.emptied.Load(), len(salts)-1, total, biggest)
 
 	// Reopened, the file holds every change that was reported applied.
 	if err := s.Close(); err != nil {
