@@ -369,8 +369,13 @@ func TestBadInputChangesNothing(t *testing.T) {
 		code                     int
 		reason                   string
 	}{
-		{"missing item", "POST", "/v1/buy", `{}`, 404, "unknown_item"},
-		{"empty item", "POST", "/v1/buy", `{"item":""}`, 404, "unknown_item"},
+		{"missing item", "POST", "/v1/buy", `{}`, 400, "invalid_item"},
+		{"empty item", "POST", "/v1/buy", `{"item":""}`, 400, "invalid_item"},
+		{"null item", "POST", "/v1/buy", `{"item":null,"quantity":1}`, 400, "invalid_item"},
+		{"no body", "POST", "/v1/buy", "", 400, "invalid_item"},
+		{"seed missing item", "GET", "/buy?quality=epic", "", 400, "invalid_item"},
+		{"cart missing item", "POST", "/v1/cart/items", `{"quantity":2}`, 400, "invalid_item"},
+		{"sell null item", "POST", "/v1/sell", `{"item":null}`, 400, "invalid_item"},
 		{"unknown quality", "POST", "/v1/buy", `{"item":"sword","quality":"shiny"}`, 404, "unknown_quality"},
 		{"zero quantity", "POST", "/v1/buy", `{"item":"sword","quantity":0}`, 400, "invalid_quantity"},
 		{"negative quantity", "POST", "/v1/buy", `{"item":"sword","quantity":-3}`, 400, "invalid_quantity"},
