@@ -297,8 +297,8 @@ func TestV1API(t *testing.T) {
 		check              map[string]any
 	}{
 		{"POST", "/v1/login", `{"username":"bob","password":"pw"}`, 200, map[string]any{"user": "bob", "gold": 1000.0}},
-		{"POST", "/v1/login", `{"username":"bob","password":"wrong"}`, 401, map[string]any{"error": "bad_password"}},
-		{"POST", "/v1/login", `{"username":"nobody","password":"pw"}`, 401, map[string]any{"error": "unknown_user"}},
+		{"POST", "/v1/login", `{"username":"bob","password":"wrong"}`, 401, map[string]any{"error": "bad_credentials"}},
+		{"POST", "/v1/login", `{"username":"nobody","password":"pw"}`, 401, map[string]any{"error": "bad_credentials"}},
 		{"POST", "/v1/signup", `{"username":"bob","password":"pw"}`, 409, map[string]any{"error": "already_exists"}},
 		{"POST", "/v1/buy", `{"item":"bow","quality":"rare","quantity":2}`, 200, map[string]any{"gold": 640.0, "total_price": 360.0}},
 		{"POST", "/v1/sell", `{"item":"bow","quality":"rare"}`, 200, map[string]any{"gold": 730.0, "total_price": 90.0}},

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -133,16 +132,6 @@ func inventoryText(p state.Player) string {
 
 // failText answers a refused seed request in plain text.
 func (s *Server) failText(w http.ResponseWriter, err error) {
-	code := statusOf(err)
-	var rej *game.Rejection
-	switch {
-	case errors.As(err, &rej):
-		writeText(w, code, fmt.Sprintf("Error: %s (%s)\n", rej.Message, rej.Reason))
-	case code == http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
-		writeText(w, code, "Error: the event log is unreachable; nothing was changed, try again (log_unavailable)\n")
-	default:
-		s.log.Error("request failed", "err", err)
-		writeText(w, code, "Error: something went wrong on our side (internal_error)\n")
-	}
+	code, reason, message := s.refusal(w, err)
+	writeText(w, code, "Error: "+message+" ("+reason+")\n")
 }

@@ -291,15 +291,63 @@ func statusOf(err error) int {
 			return http.StatusPaymentRequired
 		case game.ErrUnknownItem.Reason, game.ErrUnknownQuality.Reason, game.ErrNotInCart.Reason:
 			return http.StatusNotFound
+		case game.ErrMethodNotAllowed.Reason:
+			return http.StatusMethodNotAllowed
 		case game.ErrAlreadyExists.Reason, game.ErrInsufficientItem.Reason, game.ErrCartFull.Reason,
 			game.ErrEmptyCart.Reason, game.ErrAlreadyInGuild.Reason, game.ErrNotInGuild.Reason:
 			return http.StatusConflict
 		case reasonTooLarge:
 			return http.StatusRequestEntityTooLarge
+		case game.ErrRateLimited.Reason:
+			return http.StatusTooManyRequests
+		case game.ErrClientGone.Reason:
+			return statusClientClosed
+		case game.ErrStoreUnavailable.Reason, game.ErrPlayerBusy.Reason:
+			return http.StatusServiceUnavailable
 		default:
+			// bad_request and every invalid_* (invalid_item included).
 			return http.StatusBadRequest
 		}
 	default:
 		return http.StatusInternalServerError
 	}
 }
+
+// statusClientClosed is nginx's 499, for a client that hung up before its
+// action was carried out: nobody reads the answer, the metrics count it.
+const statusClientClosed = 499
+
+// The answer to a wrong password and to an unknown user: byte for byte the
+// same, so that it does not tell which usernames exist (the timing is the
+// same too). The events keep the precise reason.
+const (
+	reasonBadCredentials  = "bad_credentials"
+	messageBadCredentials = "wrong username or password"
+)
+
+// refusal is how a refused request is answered: its status, reason and
+// message. It sets Retry-After on a 503 (a caller may have set a longer
+// one), and logs only what no rejection explains.
+func (s *Server) refusal(w http.ResponseWriter, err error) (code int, reason, message string) {
+	code = statusOf(err)
+	var rej *game.Rejection
+	switch {
+	case code == http.StatusServiceUnavailable && errors.Is(err, game.ErrLogUnavailable):
+		reason, message = "log_unavailable", "the event log is unreachable; nothing was changed, try again"
+	case errors.As(err, &rej) && (rej.Reason == game.ErrBadPassword.Reason || rej.Reason == game.ErrUnknownUser.Reason):
+		reason, message = reasonBadCredentials, messageBadCredentials
+	case rej != nil:
+		reason, message = rej.Reason, rej.Message
+	default:
+		s.log.Error("request failed", "err", err)
+		reason, message = "internal_error", "something went wrong on our side"
+	}
+	if code == http.StatusServiceUnavailable {
+		if h := w.Header(); h.Get("Retry-After") == "" {
+			h["Retry-After"] = retryAfterOne
+		}
+	}
+	return code, reason, message
+}
+
+var retryAfterOne = []string{"1"}

@@ -89,19 +89,8 @@ func (o orderBody) order() game.Order {
 
 // fail answers a refused request as JSON.
 func (s *Server) fail(w http.ResponseWriter, err error) {
-	code := statusOf(err)
-	var rej *game.Rejection
-	body := errorBody{Error: "internal_error", Message: "something went wrong on our side"}
-	switch {
-	case errors.As(err, &rej):
-		body = errorBody{Error: rej.Reason, Message: rej.Message}
-	case code == http.StatusServiceUnavailable:
-		body = errorBody{Error: "log_unavailable", Message: "the event log is unreachable; nothing was changed, try again"}
-		w.Header().Set("Retry-After", "1")
-	default:
-		s.log.Error("request failed", "err", err)
-	}
-	writeJSON(w, code, body)
+	code, reason, message := s.refusal(w, err)
+	writeJSON(w, code, errorBody{Error: reason, Message: message})
 }
 
 type errorBody struct {
