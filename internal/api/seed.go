@@ -36,7 +36,7 @@ func (s *Server) seedSignup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) seedLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sess, err := s.game.Login(r.Context(), request(r), q.Get("username"), q.Get("password"))
+	sess, err := s.login(w, r, q.Get("username"), q.Get("password"))
 	if err != nil {
 		s.failText(w, err)
 		return

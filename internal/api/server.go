@@ -39,6 +39,8 @@ type Config struct {
 	Logger    *slog.Logger // default slog.Default()
 	// MaxBody bounds a request body; default 64 KiB.
 	MaxBody int64
+	// LoginLimits bounds failed logins; nil means DefaultLoginLimits().
+	LoginLimits *LoginLimits
 }
 
 // Server serves the API.
@@ -53,6 +55,7 @@ type Server struct {
 	handler http.Handler
 	extra   *http.ServeMux
 	rates   rates
+	logins  *loginLimiter
 }
 
 // New builds a Server and its game service.
@@ -66,6 +69,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 64 << 10
 	}
+	limits := DefaultLoginLimits()
+	if cfg.LoginLimits != nil {
+		limits = *cfg.LoginLimits
+	}
+	if err := limits.validate(); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	s := &Server{
 		store:   cfg.Store,
 		pub:     cfg.Publisher,
@@ -73,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		maxBody: cfg.MaxBody,
 		extra:   http.NewServeMux(),
+		logins:  newLoginLimiter(limits),
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if cfg.Game.Logger == nil {
