@@ -55,7 +55,9 @@ type Server struct {
 	handler http.Handler
 	extra   *http.ServeMux
 	rates   rates
-	logins  *loginLimiter
+	// byPattern maps each ServeMux pattern of a game route to its route.
+	byPattern map[string]*gameRoute
+	logins    *loginLimiter
 }
 
 // New builds a Server and its game service.
@@ -151,37 +153,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	// The JSON API.
-	mux.HandleFunc("POST /v1/signup", s.v1Signup)
-	mux.HandleFunc("POST /v1/login", s.v1Login)
-	mux.HandleFunc("POST /v1/logout", s.v1Logout)
-	mux.HandleFunc("GET /v1/items", s.v1Items)
-	mux.HandleFunc("GET /v1/inventory", s.v1Inventory)
-	mux.HandleFunc("POST /v1/buy", s.v1Buy)
-	mux.HandleFunc("POST /v1/sell", s.v1Sell)
-	mux.HandleFunc("GET /v1/cart", s.v1Cart)
-	mux.HandleFunc("POST /v1/cart/items", s.v1CartAdd)
-	mux.HandleFunc("DELETE /v1/cart/items/{item}", s.v1CartRemove)
-	mux.HandleFunc("POST /v1/cart/checkout", s.v1Checkout)
-	mux.HandleFunc("POST /v1/guild/join", s.v1JoinGuild)
-	mux.HandleFunc("POST /v1/guild/leave", s.v1LeaveGuild)
-	// The seed's GET routes, plain text.
-	mux.HandleFunc("GET /{$}", s.seedDefault)
-	mux.HandleFunc("GET /signup", s.seedSignup)
-	mux.HandleFunc("GET /login", s.seedLogin)
-	mux.HandleFunc("GET /logout", s.seedLogout)
-	mux.HandleFunc("GET /buy_sword", s.seedBuySword)
-	mux.HandleFunc("GET /buy", s.seedBuy)
-	mux.HandleFunc("GET /join_guild", s.seedJoinGuild)
-	mux.HandleFunc("GET /leave_guild", s.seedLeaveGuild)
-	mux.HandleFunc("GET /inventory", s.seedInventory)
+	s.handleGameRoutes(mux)
 	// Operations.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/dashboard", s.extra)
 	mux.Handle("/dashboard/", s.extra)
-	return s.instrument(mux)
+	return s.instrument(s.canonicalPaths(mux))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
