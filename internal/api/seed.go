@@ -30,7 +30,7 @@ func (s *Server) seedSignup(w http.ResponseWriter, r *http.Request) {
 		s.failText(w, err)
 		return
 	}
-	setSessionCookie(w, sess)
+	setSessionCookie(w, r, sess)
 	writeText(w, http.StatusCreated, fmt.Sprintf("Signed up as %s. You have %d gold.\n", sess.User, sess.Gold))
 }
 
@@ -41,7 +41,7 @@ func (s *Server) seedLogin(w http.ResponseWriter, r *http.Request) {
 		s.failText(w, err)
 		return
 	}
-	setSessionCookie(w, sess)
+	setSessionCookie(w, r, sess)
 	writeText(w, http.StatusOK, fmt.Sprintf("Logged in as %s. You have %d gold.\n", sess.User, sess.Gold))
 }
 
@@ -50,7 +50,7 @@ func (s *Server) seedLogout(w http.ResponseWriter, r *http.Request) {
 		s.failText(w, err)
 		return
 	}
-	clearSessionCookie(w)
+	clearSessionCookie(w, r)
 	writeText(w, http.StatusOK, "Logged out.\n")
 }
 

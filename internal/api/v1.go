@@ -161,15 +161,48 @@ func (s *Server) cartOf(p state.Player) cartBody {
 	return b
 }
 
-func setSessionCookie(w http.ResponseWriter, sess game.Session) {
+// setSessionCookie sets the session cookie: SameSite=Strict, because the
+// seed's GET routes change state and a link on another site must not carry
+// the cookie to them; HttpOnly; Secure when the request came over TLS.
+func setSessionCookie(w http.ResponseWriter, r *http.Request, sess game.Session) {
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),
 	})
 }
 
-func clearSessionCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),
+	})
+}
+
+// overTLS says whether the client reached us over https: directly, or
+// through a proxy that says so in X-Forwarded-Proto or Forwarded (the
+// client-side hop, the first). Trusting a client that lies here is
+// harmless: a Secure cookie is only one that its browser keeps off plain
+// http.
+func overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if v := r.Header["X-Forwarded-Proto"]; len(v) > 0 {
+		first, _, _ := strings.Cut(v[0], ",")
+		if strings.EqualFold(strings.TrimSpace(first), "https") {
+			return true
+		}
+	}
+	if v := r.Header["Forwarded"]; len(v) > 0 {
+		hop, _, _ := strings.Cut(v[0], ",")
+		for pair := range strings.SplitSeq(hop, ";") {
+			name, value, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if strings.EqualFold(name, "proto") && strings.EqualFold(strings.Trim(value, `"`), "https") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) v1Signup(w http.ResponseWriter, r *http.Request) { s.v1Credentials(w, r, true) }
@@ -196,7 +229,7 @@ func (s *Server) v1Credentials(w http.ResponseWriter, r *http.Request, signup bo
 		s.fail(w, err)
 		return
 	}
-	setSessionCookie(w, sess)
+	setSessionCookie(w, r, sess)
 	code := http.StatusOK
 	if signup {
 		code = http.StatusCreated
@@ -226,7 +259,7 @@ func (s *Server) v1Logout(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	clearSessionCookie(w)
+	clearSessionCookie(w, r)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "logged_out"})
 }
 
