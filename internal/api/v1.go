@@ -1,11 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,33 +55,117 @@ type guildBody struct {
 	Guild string `json:"guild"`
 }
 
-// decode reads a JSON body into v. An empty body leaves v as it is. The
-// rejection says what was wrong, for the failed event and the answer.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *game.Rejection {
-	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
-	dec := json.NewDecoder(r.Body)
-	err := dec.Decode(v)
-	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
-			return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "the body must be one JSON object"}
+// decode reads a JSON body into v, whose fields are keys. An empty body
+// leaves v as it is. The body must be one JSON object whose keys are among
+// keys, each at most once and spelled exactly: encoding/json alone would
+// take "Item" for "item", let a repeated key win silently, and skip
+// unknown keys, so that a client's typo or a proxy's rewrite would pass for
+// something else. The rejection says what was wrong, for the failed event
+// and the answer.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, keys []string) *game.Rejection {
+	bp := s.bufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			s.bufs.Put(bp)
 		}
-		return nil
-	}
+	}()
+	body := bytes.NewBuffer((*bp)[:0])
+	_, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, s.maxBody))
+	*bp = body.Bytes()[:0]
 	var tooLarge *http.MaxBytesError
-	var typeErr *json.UnmarshalTypeError
 	switch {
-	case errors.Is(err, io.EOF):
-		return nil
 	case errors.As(err, &tooLarge):
 		return errTooLarge
+	case err != nil:
+		return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "the body could not be read"}
+	case len(bytes.TrimSpace(body.Bytes())) == 0:
+		return nil
+	}
+	if rej := checkKeys(body.Bytes(), keys); rej != nil {
+		return rej
+	}
+	var typeErr *json.UnmarshalTypeError
+	switch err := json.Unmarshal(body.Bytes(), v); {
+	case err == nil:
+		return nil
 	case errors.As(err, &typeErr) && typeErr.Field == "quantity":
 		return game.ErrInvalidQuantity
 	case errors.As(err, &typeErr):
-		return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "field " + typeErr.Field + " has the wrong type"}
+		return badRequest("field %q has the wrong type", typeErr.Field)
 	default:
-		return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "malformed JSON: " + err.Error()}
+		return badRequest("malformed JSON: %v", err)
 	}
 }
+
+// checkKeys checks that body is one JSON object whose keys are among keys,
+// none repeated.
+func checkKeys(body []byte, keys []string) *game.Rejection {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil {
+		return badRequest("malformed JSON: %v", err)
+	} else if tok != json.Delim('{') {
+		return badRequest("the body must be a JSON object")
+	}
+	var seen [4]bool // bodies have at most len(seen) keys
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return badRequest("malformed JSON: %v", err)
+		}
+		key, _ := tok.(string) // an object's key is always a string
+		i := slices.Index(keys, key)
+		switch {
+		case i < 0 && slices.ContainsFunc(keys, func(k string) bool { return strings.EqualFold(k, key) }):
+			return badRequest("unknown field %q: field names are lower case", clipKey(key))
+		case i < 0:
+			return badRequest("unknown field %q (expected %s)", clipKey(key), strings.Join(keys, ", "))
+		case seen[i]:
+			return badRequest("field %q appears twice", key)
+		}
+		seen[i] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return badRequest("malformed JSON: %v", err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return badRequest("malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("the body must be one JSON object")
+	}
+	return nil
+}
+
+// clipKey bounds a client's key quoted back in a message.
+func clipKey(k string) string {
+	if len(k) > 40 {
+		return k[:40] + "..."
+	}
+	return k
+}
+
+func badRequest(format string, args ...any) *game.Rejection {
+	return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// keysOf lists the JSON keys of a body type's fields.
+func keysOf(v any) []string {
+	t := reflect.TypeOf(v)
+	keys := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys = append(keys, name)
+	}
+	return keys
+}
+
+// The keys of each body.
+var (
+	credentialKeys = keysOf(credentials{})
+	orderKeys      = keysOf(orderBody{})
+	guildKeys      = keysOf(guildBody{})
+)
 
 func (o orderBody) order() game.Order {
 	q := int64(1)
@@ -214,7 +302,7 @@ func (s *Server) v1Credentials(w http.ResponseWriter, r *http.Request, signup bo
 		typ = event.TypeSignup
 	}
 	var c credentials
-	if rej := s.decode(w, r, &c); rej != nil {
+	if rej := s.decode(w, r, &c, credentialKeys); rej != nil {
 		s.reject(w, r, typ, rej)
 		return
 	}
@@ -291,7 +379,7 @@ func (s *Server) v1Sell(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v1Trade(w http.ResponseWriter, r *http.Request, typ string, trade func(ctx context.Context, req game.Request, o game.Order) (game.Receipt, error)) {
 	var o orderBody
-	if rej := s.decode(w, r, &o); rej != nil {
+	if rej := s.decode(w, r, &o, orderKeys); rej != nil {
 		s.reject(w, r, typ, rej)
 		return
 	}
@@ -314,7 +402,7 @@ func (s *Server) v1Cart(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v1CartAdd(w http.ResponseWriter, r *http.Request) {
 	var o orderBody
-	if rej := s.decode(w, r, &o); rej != nil {
+	if rej := s.decode(w, r, &o, orderKeys); rej != nil {
 		s.reject(w, r, event.TypeCartAdd, rej)
 		return
 	}
@@ -358,7 +446,7 @@ func (s *Server) v1Checkout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v1JoinGuild(w http.ResponseWriter, r *http.Request) {
 	var g guildBody
-	if rej := s.decode(w, r, &g); rej != nil {
+	if rej := s.decode(w, r, &g, guildKeys); rej != nil {
 		s.reject(w, r, event.TypeJoinGuild, rej)
 		return
 	}

@@ -1,13 +1,16 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +31,7 @@ type fakeGame struct {
 	prices    map[string]int64  // "item/quality" -> price
 	tokens    int
 	badAuth   int             // requests whose session did not match any player
+	badKeys   []string        // bodies with a key the API does not take
 	used      map[string]bool // sessions that authenticated a request
 	counts    map[string]int
 }
@@ -93,6 +97,16 @@ func (g *fakeGame) cartAnswer(w http.ResponseWriter, user string, p *fakePlayer)
 	_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "items": items, "cart_size": size})
 }
 
+// bodyKeys are the JSON keys each route takes (README, "The HTTP API").
+var bodyKeys = map[string][]string{
+	"POST /v1/signup":     {"username", "password"},
+	"POST /v1/login":      {"username", "password"},
+	"POST /v1/buy":        {"item", "quality", "quantity"},
+	"POST /v1/sell":       {"item", "quality", "quantity"},
+	"POST /v1/cart/items": {"item", "quality", "quantity"},
+	"POST /v1/guild/join": {"guild"},
+}
+
 func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -106,7 +120,23 @@ func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Quantity                                 int64
 	}
 	if r.Method == http.MethodPost && r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		raw, _ := io.ReadAll(r.Body)
+		// The API refuses a key it does not know, spelled otherwise or
+		// repeated; checking the names is enough here, as every body is
+		// one flat object.
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &keys); err != nil {
+			g.fail(w, 400, "bad_request")
+			return
+		}
+		for k := range keys {
+			if !slices.Contains(bodyKeys[route], k) || bytes.Count(raw, []byte(`"`+k+`":`)) != 1 {
+				g.badKeys = append(g.badKeys, route+" "+string(raw))
+				g.fail(w, 400, "bad_request")
+				return
+			}
+		}
+		if err := json.Unmarshal(raw, &body); err != nil {
 			g.fail(w, 400, "bad_request")
 			return
 		}
@@ -314,6 +344,9 @@ func TestPlayersScenario(t *testing.T) {
 			}
 			if game.badAuth != 0 {
 				t.Errorf("%d requests carried a session the server never issued", game.badAuth)
+			}
+			if len(game.badKeys) != 0 {
+				t.Errorf("%d bodies with keys the API refuses, such as %s", len(game.badKeys), game.badKeys[0])
 			}
 			byName := map[string]Counts{}
 			for _, a := range res.Actions {
