@@ -32,11 +32,11 @@ type fakeGame struct {
 	tokens    int
 	badAuth   int             // requests whose session did not match any player
 	badKeys   []string        // bodies with a key the API does not take
+	used      map[string]bool // sessions that authenticated a request
+	counts    map[string]int
 	// refuseLogins answers every login 429, as the API does past its
 	// limit on failed logins per address.
 	refuseLogins bool
-	used      map[string]bool // sessions that authenticated a request
-	counts    map[string]int
 }
 
 type fakePlayer struct {
