@@ -106,7 +106,7 @@ func checkKeys(body []byte, keys []string) *game.Rejection {
 	} else if tok != json.Delim('{') {
 		return badRequest("the body must be a JSON object")
 	}
-	var seen [4]bool // bodies have at most len(seen) keys
+	var seen uint64 // bit i: keys[i] was seen (keysOf allows 64 keys)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -119,10 +119,10 @@ func checkKeys(body []byte, keys []string) *game.Rejection {
 			return badRequest("unknown field %q: field names are lower case", clipKey(key))
 		case i < 0:
 			return badRequest("unknown field %q (expected %s)", clipKey(key), strings.Join(keys, ", "))
-		case seen[i]:
+		case seen&(1<<i) != 0:
 			return badRequest("field %q appears twice", key)
 		}
-		seen[i] = true
+		seen |= 1 << i
 		var value json.RawMessage
 		if err := dec.Decode(&value); err != nil {
 			return badRequest("malformed JSON: %v", err)
@@ -152,6 +152,9 @@ func badRequest(format string, args ...any) *game.Rejection {
 // keysOf lists the JSON keys of a body type's fields.
 func keysOf(v any) []string {
 	t := reflect.TypeOf(v)
+	if t.NumField() > 64 {
+		panic("api: a body type with more than 64 fields") // checkKeys's bit set
+	}
 	keys := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
@@ -251,7 +254,7 @@ func (s *Server) cartOf(p state.Player) cartBody {
 
 // setSessionCookie sets the session cookie: SameSite=Strict, because the
 // seed's GET routes change state and a link on another site must not carry
-// the cookie to them; HttpOnly; Secure when the request came over TLS.
+// the cookie to them; HttpOnly; Secure when the client came over https.
 func setSessionCookie(w http.ResponseWriter, r *http.Request, sess game.Session) {
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
