@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run test test-short lint bench build
+.PHONY: run test test-short fuzz lint bench build
 
 run:
 	$(GO) run ./cmd/questlog up
@@ -15,6 +15,18 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target of the API for FUZZTIME, about a minute in all (a
+# crasher is written to internal/api/testdata/fuzz/, where plain `go test`
+# replays it with the seeds). `go test -fuzz` takes one target at a time.
+FUZZTIME ?= 10s
+API_FUZZ = FuzzSeedQuery FuzzV1Body FuzzHeaders
+fuzz:
+	@for target in $(API_FUZZ); do \
+		echo "fuzz $$target for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./internal/api || exit 1; \
+	done
 
 test-short:
 	$(GO) test -count=1 ./...

@@ -318,6 +318,8 @@ func TestServeRefusesBadFlagsAndCreatesNothing(t *testing.T) {
 		{"--password-cost=99", "password cost 99 out of range"},
 		{"--session-ttl=1ms", "session TTL 1ms is too short"},
 		{"--starting-gold=-5", "starting gold -5 out of range"},
+		{"--login-failures-per-user=-1", "--login-failures-per-user -1: must be 0 (no limit) or more"},
+		{"--login-failures-per-address=-3", "--login-failures-per-address -3: must be 0 (no limit) or more"},
 	}
 	for _, cmd := range []string{"serve", "up"} {
 		for _, tt := range tests {

@@ -46,6 +46,10 @@ type serveOptions struct {
 	sessionTTL     time.Duration
 	produceTimeout time.Duration
 	produceLinger  time.Duration
+	// Failed logins allowed per username and per client address in
+	// api.LoginLimits' window; 0 is no limit.
+	loginFailuresPerUser    int
+	loginFailuresPerAddress int
 }
 
 func (o *serveOptions) register(fs *pflag.FlagSet) {
@@ -57,6 +61,12 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.passwordCost, "password-cost", 10, "bcrypt cost of stored password hashes (4..31; each step doubles the work)")
 	fs.DurationVar(&o.sessionTTL, "session-ttl", 24*time.Hour, "how long a session lasts")
 	fs.DurationVar(&o.produceTimeout, "produce-timeout", 5*time.Second, "how long a request waits for the event log before answering 503 (at least 1s)")
+	limits := api.DefaultLoginLimits()
+	window := int(limits.Window.Minutes())
+	fs.IntVar(&o.loginFailuresPerUser, "login-failures-per-user", limits.PerUser,
+		fmt.Sprintf("failed logins (wrong password or unknown user) one username may have in %d minutes; past it, its logins get 429 until the window closes (0: no limit)", window))
+	fs.IntVar(&o.loginFailuresPerAddress, "login-failures-per-address", limits.PerAddress,
+		fmt.Sprintf("failed logins one client address (an IPv6 /64; loopback clients are not counted) may cause in %d minutes; past it, its logins get 429 (0: no limit; raise it behind a remote proxy)", window))
 	fs.DurationVar(&o.produceLinger, "produce-linger", 250*time.Microsecond, "how long an event waits for others to share its produce request (0: send at once; at most 100ms): fewer, larger produce requests for up to this much latency")
 }
 
@@ -67,6 +77,12 @@ func (o *serveOptions) validate() error {
 	}
 	if o.produceLinger < 0 || o.produceLinger > stream.MaxLinger {
 		return fmt.Errorf("--produce-linger %v: must be between 0 and %v", o.produceLinger, stream.MaxLinger)
+	}
+	if o.loginFailuresPerUser < 0 {
+		return fmt.Errorf("--login-failures-per-user %d: must be 0 (no limit) or more", o.loginFailuresPerUser)
+	}
+	if o.loginFailuresPerAddress < 0 {
+		return fmt.Errorf("--login-failures-per-address %d: must be 0 (no limit) or more", o.loginFailuresPerAddress)
 	}
 	return o.game(nil).Validate()
 }
@@ -220,6 +236,7 @@ func startStack(ctx context.Context, g *globalOptions, o *serveOptions, out io.W
 	s.api, err = api.New(api.Config{
 		Store: s.store, Publisher: s.producer, Logger: log,
 		Game: gc, Checks: checks,
+		LoginLimits: &api.LoginLimits{PerUser: o.loginFailuresPerUser, PerAddress: o.loginFailuresPerAddress},
 	})
 	if err != nil {
 		return nil, err

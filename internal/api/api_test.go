@@ -340,8 +340,8 @@ func TestV1API(t *testing.T) {
 		check              map[string]any
 	}{
 		{"POST", "/v1/login", `{"username":"bob","password":"pw"}`, 200, map[string]any{"user": "bob", "gold": 1000.0}},
-		{"POST", "/v1/login", `{"username":"bob","password":"wrong"}`, 401, map[string]any{"error": "bad_password"}},
-		{"POST", "/v1/login", `{"username":"nobody","password":"pw"}`, 401, map[string]any{"error": "unknown_user"}},
+		{"POST", "/v1/login", `{"username":"bob","password":"wrong"}`, 401, map[string]any{"error": "bad_credentials"}},
+		{"POST", "/v1/login", `{"username":"nobody","password":"pw"}`, 401, map[string]any{"error": "bad_credentials"}},
 		{"POST", "/v1/signup", `{"username":"bob","password":"pw"}`, 409, map[string]any{"error": "already_exists"}},
 		{"POST", "/v1/buy", `{"item":"bow","quality":"rare","quantity":2}`, 200, map[string]any{"gold": 640.0, "total_price": 360.0}},
 		{"POST", "/v1/sell", `{"item":"bow","quality":"rare"}`, 200, map[string]any{"gold": 730.0, "total_price": 90.0}},
@@ -414,6 +414,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}{
 		{"missing item", "POST", "/v1/buy", `{}`, 400, "invalid_item"},
 		{"empty item", "POST", "/v1/buy", `{"item":""}`, 400, "invalid_item"},
+		{"null item", "POST", "/v1/buy", `{"item":null,"quantity":1}`, 400, "invalid_item"},
+		{"no body", "POST", "/v1/buy", "", 400, "invalid_item"},
+		{"seed missing item", "GET", "/buy?quality=epic", "", 400, "invalid_item"},
+		{"cart missing item", "POST", "/v1/cart/items", `{"quantity":2}`, 400, "invalid_item"},
+		{"sell null item", "POST", "/v1/sell", `{"item":null}`, 400, "invalid_item"},
 		{"unknown quality", "POST", "/v1/buy", `{"item":"sword","quality":"shiny"}`, 404, "unknown_quality"},
 		{"zero quantity", "POST", "/v1/buy", `{"item":"sword","quantity":0}`, 400, "invalid_quantity"},
 		{"negative quantity", "POST", "/v1/buy", `{"item":"sword","quantity":-3}`, 400, "invalid_quantity"},

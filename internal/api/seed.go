@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -31,18 +30,18 @@ func (s *Server) seedSignup(w http.ResponseWriter, r *http.Request) {
 		s.failText(w, err)
 		return
 	}
-	setSessionCookie(w, sess)
+	setSessionCookie(w, r, sess)
 	writeText(w, http.StatusCreated, fmt.Sprintf("Signed up as %s. You have %d gold.\n", sess.User, sess.Gold))
 }
 
 func (s *Server) seedLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sess, err := s.game.Login(r.Context(), request(r), q.Get("username"), q.Get("password"))
+	sess, err := s.login(w, r, q.Get("username"), q.Get("password"))
 	if err != nil {
 		s.failText(w, err)
 		return
 	}
-	setSessionCookie(w, sess)
+	setSessionCookie(w, r, sess)
 	writeText(w, http.StatusOK, fmt.Sprintf("Logged in as %s. You have %d gold.\n", sess.User, sess.Gold))
 }
 
@@ -51,7 +50,7 @@ func (s *Server) seedLogout(w http.ResponseWriter, r *http.Request) {
 		s.failText(w, err)
 		return
 	}
-	clearSessionCookie(w)
+	clearSessionCookie(w, r)
 	writeText(w, http.StatusOK, "Logged out.\n")
 }
 
@@ -133,18 +132,6 @@ func inventoryText(p state.Player) string {
 
 // failText answers a refused seed request in plain text.
 func (s *Server) failText(w http.ResponseWriter, err error) {
-	code := statusOf(err)
-	var rej *game.Rejection
-	if code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	switch {
-	case errors.As(err, &rej):
-		writeText(w, code, fmt.Sprintf("Error: %s (%s)\n", rej.Message, rej.Reason))
-	case code == http.StatusServiceUnavailable:
-		writeText(w, code, "Error: the event log is unreachable; nothing was changed, try again (log_unavailable)\n")
-	default:
-		s.log.Error("request failed", "err", err)
-		writeText(w, code, "Error: something went wrong on our side (internal_error)\n")
-	}
+	code, reason, message := s.refusal(w, err)
+	writeText(w, code, "Error: "+message+" ("+reason+")\n")
 }

@@ -53,6 +53,8 @@ type Config struct {
 	// Checks run, in order, after the store and the publisher answered
 	// /readyz's pings; default none.
 	Checks []Check
+	// LoginLimits bounds failed logins; nil means DefaultLoginLimits().
+	LoginLimits *LoginLimits
 }
 
 // Server serves the API.
@@ -68,6 +70,9 @@ type Server struct {
 	extra   *http.ServeMux
 	rates   rates
 	checks  []Check
+	// byPattern maps each ServeMux pattern of a game route to its route.
+	byPattern map[string]*gameRoute
+	logins    *loginLimiter
 }
 
 // New builds a Server and its game service.
@@ -86,6 +91,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("api: a readiness check needs a name and a function")
 		}
 	}
+	limits := DefaultLoginLimits()
+	if cfg.LoginLimits != nil {
+		limits = *cfg.LoginLimits
+	}
+	if err := limits.validate(); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	s := &Server{
 		store:   cfg.Store,
 		pub:     cfg.Publisher,
@@ -94,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 		maxBody: cfg.MaxBody,
 		extra:   http.NewServeMux(),
 		checks:  slices.Clone(cfg.Checks),
+		logins:  newLoginLimiter(limits),
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if cfg.Game.Logger == nil {
@@ -168,37 +181,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	// The JSON API.
-	mux.HandleFunc("POST /v1/signup", s.v1Signup)
-	mux.HandleFunc("POST /v1/login", s.v1Login)
-	mux.HandleFunc("POST /v1/logout", s.v1Logout)
-	mux.HandleFunc("GET /v1/items", s.v1Items)
-	mux.HandleFunc("GET /v1/inventory", s.v1Inventory)
-	mux.HandleFunc("POST /v1/buy", s.v1Buy)
-	mux.HandleFunc("POST /v1/sell", s.v1Sell)
-	mux.HandleFunc("GET /v1/cart", s.v1Cart)
-	mux.HandleFunc("POST /v1/cart/items", s.v1CartAdd)
-	mux.HandleFunc("DELETE /v1/cart/items/{item}", s.v1CartRemove)
-	mux.HandleFunc("POST /v1/cart/checkout", s.v1Checkout)
-	mux.HandleFunc("POST /v1/guild/join", s.v1JoinGuild)
-	mux.HandleFunc("POST /v1/guild/leave", s.v1LeaveGuild)
-	// The seed's GET routes, plain text.
-	mux.HandleFunc("GET /{$}", s.seedDefault)
-	mux.HandleFunc("GET /signup", s.seedSignup)
-	mux.HandleFunc("GET /login", s.seedLogin)
-	mux.HandleFunc("GET /logout", s.seedLogout)
-	mux.HandleFunc("GET /buy_sword", s.seedBuySword)
-	mux.HandleFunc("GET /buy", s.seedBuy)
-	mux.HandleFunc("GET /join_guild", s.seedJoinGuild)
-	mux.HandleFunc("GET /leave_guild", s.seedLeaveGuild)
-	mux.HandleFunc("GET /inventory", s.seedInventory)
+	s.handleGameRoutes(mux)
 	// Operations.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/dashboard", s.extra)
 	mux.Handle("/dashboard/", s.extra)
-	return s.instrument(mux)
+	return s.instrument(s.canonicalPaths(mux))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -321,11 +311,6 @@ func (j journal) Contains(ctx context.Context, at game.Position, eventID string)
 	return j.s.pub.Contains(ctx, at.Partition, at.Offset, func(v []byte) bool { return event.HasID(v, eventID) })
 }
 
-// statusClientClosed is the status of a request whose client left before
-// its event was recorded: nobody reads it, but the metrics count it (nginx's
-// 499).
-const statusClientClosed = 499
-
 // statusOf maps the game's outcomes to HTTP status codes: the one place
 // where that mapping lives.
 func statusOf(err error) int {
@@ -343,19 +328,65 @@ func statusOf(err error) int {
 			return http.StatusPaymentRequired
 		case game.ErrUnknownItem.Reason, game.ErrUnknownQuality.Reason, game.ErrNotInCart.Reason:
 			return http.StatusNotFound
+		case game.ErrMethodNotAllowed.Reason:
+			return http.StatusMethodNotAllowed
 		case game.ErrAlreadyExists.Reason, game.ErrInsufficientItem.Reason, game.ErrCartFull.Reason,
 			game.ErrEmptyCart.Reason, game.ErrAlreadyInGuild.Reason, game.ErrNotInGuild.Reason:
 			return http.StatusConflict
 		case reasonTooLarge:
 			return http.StatusRequestEntityTooLarge
-		case game.ErrStoreUnavailable.Reason, game.ErrPlayerBusy.Reason:
-			return http.StatusServiceUnavailable
+		case game.ErrRateLimited.Reason:
+			return http.StatusTooManyRequests
 		case game.ErrClientGone.Reason:
 			return statusClientClosed
+		case game.ErrStoreUnavailable.Reason, game.ErrPlayerBusy.Reason:
+			return http.StatusServiceUnavailable
 		default:
+			// bad_request and every invalid_* (invalid_item included).
 			return http.StatusBadRequest
 		}
 	default:
 		return http.StatusInternalServerError
 	}
 }
+
+// statusClientClosed is nginx's 499, for a client that hung up before its
+// action was carried out: nobody reads the answer, the metrics count it.
+const statusClientClosed = 499
+
+// The answer to a wrong password and to an unknown user: byte for byte the
+// same, so that it does not tell which usernames exist (the timing is the
+// same too). The events keep the precise reason.
+const (
+	reasonBadCredentials  = "bad_credentials"
+	messageBadCredentials = "wrong username or password"
+)
+
+// refusal is how a refused request is answered: its status, reason and
+// message. It sets Retry-After on a 503 (a caller may have set a longer
+// one), and logs only what no rejection explains.
+func (s *Server) refusal(w http.ResponseWriter, err error) (code int, reason, message string) {
+	code = statusOf(err)
+	var rej *game.Rejection
+	switch {
+	case code == http.StatusServiceUnavailable && errors.Is(err, game.ErrLogUnavailable):
+		// Not acknowledged is not proof of not written: the change is
+		// applied if the log took the event after all (game.settle).
+		reason, message = "log_unavailable", "the event log did not acknowledge the action, so it was not applied (unless the log took it after all: look before trying again)"
+	case errors.As(err, &rej) && (rej.Reason == game.ErrBadPassword.Reason || rej.Reason == game.ErrUnknownUser.Reason):
+		reason, message = reasonBadCredentials, messageBadCredentials
+	case rej != nil:
+		reason, message = rej.Reason, rej.Message
+	default:
+		s.log.Error("request failed", "err", err)
+		reason, message = "internal_error", "something went wrong on our side"
+	}
+	if code == http.StatusServiceUnavailable {
+		if h := w.Header(); h.Get("Retry-After") == "" {
+			h["Retry-After"] = retryAfterOne
+		}
+	}
+	return code, reason, message
+}
+
+var retryAfterOne = []string{"1"}

@@ -1,11 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,33 +55,120 @@ type guildBody struct {
 	Guild string `json:"guild"`
 }
 
-// decode reads a JSON body into v. An empty body leaves v as it is. The
-// rejection says what was wrong, for the failed event and the answer.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *game.Rejection {
-	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
-	dec := json.NewDecoder(r.Body)
-	err := dec.Decode(v)
-	if err == nil {
-		if _, extra := dec.Token(); extra != io.EOF {
-			return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "the body must be one JSON object"}
+// decode reads a JSON body into v, whose fields are keys. An empty body
+// leaves v as it is. The body must be one JSON object whose keys are among
+// keys, each at most once and spelled exactly: encoding/json alone would
+// take "Item" for "item", let a repeated key win silently, and skip
+// unknown keys, so that a client's typo or a proxy's rewrite would pass for
+// something else. The rejection says what was wrong, for the failed event
+// and the answer.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any, keys []string) *game.Rejection {
+	bp := s.bufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			s.bufs.Put(bp)
 		}
-		return nil
-	}
+	}()
+	body := bytes.NewBuffer((*bp)[:0])
+	_, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, s.maxBody))
+	*bp = body.Bytes()[:0]
 	var tooLarge *http.MaxBytesError
-	var typeErr *json.UnmarshalTypeError
 	switch {
-	case errors.Is(err, io.EOF):
-		return nil
 	case errors.As(err, &tooLarge):
 		return errTooLarge
+	case err != nil:
+		return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "the body could not be read"}
+	case len(bytes.TrimSpace(body.Bytes())) == 0:
+		return nil
+	}
+	if rej := checkKeys(body.Bytes(), keys); rej != nil {
+		return rej
+	}
+	var typeErr *json.UnmarshalTypeError
+	switch err := json.Unmarshal(body.Bytes(), v); {
+	case err == nil:
+		return nil
 	case errors.As(err, &typeErr) && typeErr.Field == "quantity":
 		return game.ErrInvalidQuantity
 	case errors.As(err, &typeErr):
-		return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "field " + typeErr.Field + " has the wrong type"}
+		return badRequest("field %q has the wrong type", typeErr.Field)
 	default:
-		return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: "malformed JSON: " + err.Error()}
+		return badRequest("malformed JSON: %v", err)
 	}
 }
+
+// checkKeys checks that body is one JSON object whose keys are among keys,
+// none repeated.
+func checkKeys(body []byte, keys []string) *game.Rejection {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil {
+		return badRequest("malformed JSON: %v", err)
+	} else if tok != json.Delim('{') {
+		return badRequest("the body must be a JSON object")
+	}
+	var seen uint64 // bit i: keys[i] was seen (keysOf allows 64 keys)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return badRequest("malformed JSON: %v", err)
+		}
+		key, _ := tok.(string) // an object's key is always a string
+		i := slices.Index(keys, key)
+		switch {
+		case i < 0 && slices.ContainsFunc(keys, func(k string) bool { return strings.EqualFold(k, key) }):
+			return badRequest("unknown field %q: field names are lower case", clipKey(key))
+		case i < 0:
+			return badRequest("unknown field %q (expected %s)", clipKey(key), strings.Join(keys, ", "))
+		case seen&(1<<i) != 0:
+			return badRequest("field %q appears twice", key)
+		}
+		seen |= 1 << i
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return badRequest("malformed JSON: %v", err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return badRequest("malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("the body must be one JSON object")
+	}
+	return nil
+}
+
+// clipKey bounds a client's key quoted back in a message.
+func clipKey(k string) string {
+	if len(k) > 40 {
+		return k[:40] + "..."
+	}
+	return k
+}
+
+func badRequest(format string, args ...any) *game.Rejection {
+	return &game.Rejection{Reason: game.ErrBadRequest.Reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// keysOf lists the JSON keys of a body type's fields.
+func keysOf(v any) []string {
+	t := reflect.TypeOf(v)
+	if t.NumField() > 64 {
+		panic("api: a body type with more than 64 fields") // checkKeys's bit set
+	}
+	keys := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys = append(keys, name)
+	}
+	return keys
+}
+
+// The keys of each body.
+var (
+	credentialKeys = keysOf(credentials{})
+	orderKeys      = keysOf(orderBody{})
+	guildKeys      = keysOf(guildBody{})
+)
 
 func (o orderBody) order() game.Order {
 	q := int64(1)
@@ -89,21 +180,8 @@ func (o orderBody) order() game.Order {
 
 // fail answers a refused request as JSON.
 func (s *Server) fail(w http.ResponseWriter, err error) {
-	code := statusOf(err)
-	var rej *game.Rejection
-	body := errorBody{Error: "internal_error", Message: "something went wrong on our side"}
-	if code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	switch {
-	case errors.As(err, &rej):
-		body = errorBody{Error: rej.Reason, Message: rej.Message}
-	case code == http.StatusServiceUnavailable:
-		body = errorBody{Error: "log_unavailable", Message: "the event log is unreachable; nothing was changed, try again"}
-	default:
-		s.log.Error("request failed", "err", err)
-	}
-	writeJSON(w, code, body)
+	code, reason, message := s.refusal(w, err)
+	writeJSON(w, code, errorBody{Error: reason, Message: message})
 }
 
 type errorBody struct {
@@ -174,15 +252,48 @@ func (s *Server) cartOf(p state.Player) cartBody {
 	return b
 }
 
-func setSessionCookie(w http.ResponseWriter, sess game.Session) {
+// setSessionCookie sets the session cookie: SameSite=Strict, because the
+// seed's GET routes change state and a link on another site must not carry
+// the cookie to them; HttpOnly; Secure when the client came over https.
+func setSessionCookie(w http.ResponseWriter, r *http.Request, sess game.Session) {
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: sess.Token, Path: "/", Expires: sess.ExpiresAt,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),
 	})
 }
 
-func clearSessionCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+func clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r),
+	})
+}
+
+// overTLS says whether the client reached us over https: directly, or
+// through a proxy that says so in X-Forwarded-Proto or Forwarded (the
+// client-side hop, the first). Trusting a client that lies here is
+// harmless: a Secure cookie is only one that its browser keeps off plain
+// http.
+func overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if v := r.Header["X-Forwarded-Proto"]; len(v) > 0 {
+		first, _, _ := strings.Cut(v[0], ",")
+		if strings.EqualFold(strings.TrimSpace(first), "https") {
+			return true
+		}
+	}
+	if v := r.Header["Forwarded"]; len(v) > 0 {
+		hop, _, _ := strings.Cut(v[0], ",")
+		for pair := range strings.SplitSeq(hop, ";") {
+			name, value, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if strings.EqualFold(name, "proto") && strings.EqualFold(strings.Trim(value, `"`), "https") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) v1Signup(w http.ResponseWriter, r *http.Request) { s.v1Credentials(w, r, true) }
@@ -194,7 +305,7 @@ func (s *Server) v1Credentials(w http.ResponseWriter, r *http.Request, signup bo
 		typ = event.TypeSignup
 	}
 	var c credentials
-	if rej := s.decode(w, r, &c); rej != nil {
+	if rej := s.decode(w, r, &c, credentialKeys); rej != nil {
 		s.reject(w, r, typ, rej)
 		return
 	}
@@ -203,13 +314,13 @@ func (s *Server) v1Credentials(w http.ResponseWriter, r *http.Request, signup bo
 	if signup {
 		sess, err = s.game.Signup(r.Context(), request(r), c.Username, c.Password)
 	} else {
-		sess, err = s.game.Login(r.Context(), request(r), c.Username, c.Password)
+		sess, err = s.login(w, r, c.Username, c.Password)
 	}
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	setSessionCookie(w, sess)
+	setSessionCookie(w, r, sess)
 	code := http.StatusOK
 	if signup {
 		code = http.StatusCreated
@@ -217,12 +328,29 @@ func (s *Server) v1Credentials(w http.ResponseWriter, r *http.Request, signup bo
 	writeJSON(w, code, sessionBody{User: sess.User, Token: sess.Token, ExpiresAt: sess.ExpiresAt, Gold: sess.Gold})
 }
 
+// login logs a player in within the login limits. A refused login is a
+// failed login event with error rate_limited, its password unchecked, and
+// the answer's Retry-After says when to try again.
+func (s *Server) login(w http.ResponseWriter, r *http.Request, username, password string) (game.Session, error) {
+	at, wait, ok := s.logins.begin(username, clientAddress(r.RemoteAddr))
+	if !ok {
+		err := s.game.Reject(r.Context(), request(r), event.TypeLogin, game.ErrRateLimited)
+		if errors.Is(err, game.ErrRateLimited) {
+			w.Header()["Retry-After"] = []string{strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10)}
+		}
+		return game.Session{}, err
+	}
+	sess, err := s.game.Login(r.Context(), request(r), username, password)
+	at.end(errors.Is(err, game.ErrBadPassword) || errors.Is(err, game.ErrUnknownUser), err == nil)
+	return sess, err
+}
+
 func (s *Server) v1Logout(w http.ResponseWriter, r *http.Request) {
 	if err := s.game.Logout(r.Context(), request(r)); err != nil {
 		s.fail(w, err)
 		return
 	}
-	clearSessionCookie(w)
+	clearSessionCookie(w, r)
 	writeJSON(w, http.StatusOK, map[string]string{"status": "logged_out"})
 }
 
@@ -254,7 +382,7 @@ func (s *Server) v1Sell(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v1Trade(w http.ResponseWriter, r *http.Request, typ string, trade func(ctx context.Context, req game.Request, o game.Order) (game.Receipt, error)) {
 	var o orderBody
-	if rej := s.decode(w, r, &o); rej != nil {
+	if rej := s.decode(w, r, &o, orderKeys); rej != nil {
 		s.reject(w, r, typ, rej)
 		return
 	}
@@ -277,7 +405,7 @@ func (s *Server) v1Cart(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v1CartAdd(w http.ResponseWriter, r *http.Request) {
 	var o orderBody
-	if rej := s.decode(w, r, &o); rej != nil {
+	if rej := s.decode(w, r, &o, orderKeys); rej != nil {
 		s.reject(w, r, event.TypeCartAdd, rej)
 		return
 	}
@@ -321,7 +449,7 @@ func (s *Server) v1Checkout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v1JoinGuild(w http.ResponseWriter, r *http.Request) {
 	var g guildBody
-	if rej := s.decode(w, r, &g); rej != nil {
+	if rej := s.decode(w, r, &g, guildKeys); rej != nil {
 		s.reject(w, r, event.TypeJoinGuild, rej)
 		return
 	}

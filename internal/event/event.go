@@ -55,7 +55,7 @@ type Int struct {
 func Some(v int64) Int { return Int{V: v, Set: true} }
 
 // HTTP describes the request an event came from. Only allow-listed headers are
-// kept (see FromHeaders); credentials never are.
+// kept (see FromRequest); credentials never are.
 type HTTP struct {
 	Method         string
 	Path           string // without the query string, which may carry a password
@@ -66,8 +66,8 @@ type HTTP struct {
 	AcceptLanguage string
 	AcceptEncoding string
 	ContentType    string
-	Referer        string
-	Origin         string
+	Referer        string // scheme, host and path only (no userinfo, query or fragment)
+	Origin         string // scheme and host only
 	ForwardedFor   string
 	RequestID      string
 	ClientVersion  string

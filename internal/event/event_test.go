@@ -191,3 +191,66 @@ func BenchmarkAppendJSON(b *testing.B) {
 		buf = ev.AppendJSON(buf[:0])
 	}
 }
+
+// URL-valued headers keep no userinfo, query or fragment, and a value that
+// is not a URL with a host is dropped rather than kept raw.
+func TestFromRequestURLHeadersKeepNoSecrets(t *testing.T) {
+	tests := []struct {
+		name, header, value, want string
+	}{
+		{"referer plain", "Referer", "https://game.example/shop", "https://game.example/shop"},
+		{"referer userinfo", "Referer", "http://u:hunter2@game.example/shop", "http://game.example/shop"},
+		{"referer user only", "Referer", "http://hunter2@game.example/", "http://game.example/"},
+		{"referer userinfo with @", "Referer", "http://u:hun@ter2@game.example/x", "http://game.example/x"},
+		{"referer query", "Referer", "http://game.example/login?username=ada&password=hunter2", "http://game.example/login"},
+		{"referer fragment", "Referer", "http://game.example/#token=hunter2", "http://game.example/"},
+		{"referer userinfo query fragment", "Referer", "HTTP://a:hunter2@GAME.example:8080/p;x?password=hunter2#hunter2", "http://GAME.example:8080/p;x"},
+		{"referer port only", "Referer", "http://game.example:5000", "http://game.example:5000"},
+		{"referer escaped path", "Referer", "http://game.example/a%2Fb", "http://game.example/a%2Fb"},
+		{"referer bad escape in userinfo", "Referer", "http://u:hunter2%zz@game.example/", ""},
+		{"referer backslash authority", "Referer", `http:/\u:hunter2@game.example/`, ""},
+		{"referer one slash", "Referer", "http:/u:hunter2@game.example/", ""},
+		{"referer no scheme", "Referer", "u:hunter2@game.example/shop", ""},
+		{"referer network path", "Referer", "//u:hunter2@game.example/shop", ""},
+		{"referer relative", "Referer", "/login?password=hunter2", ""},
+		{"referer opaque", "Referer", "mailto:hunter2@game.example", ""},
+		{"referer control char", "Referer", "http://u:hunter2@game.example/\x7f", ""},
+		{"referer space in host", "Referer", "http://u:hunter2@game example/", ""},
+		{"referer not a URL", "Referer", "hunter2", ""},
+		{"referer non-UTF-8", "Referer", "http://game.example/\xff\xfe", "http://game.example/%FF%FE"},
+		{"origin plain", "Origin", "https://game.example", "https://game.example"},
+		{"origin null", "Origin", "null", "null"},
+		{"origin userinfo", "Origin", "https://u:hunter2@game.example:443", "https://game.example:443"},
+		{"origin path and query", "Origin", "https://game.example/x?password=hunter2", "https://game.example"},
+		{"origin garbage", "Origin", "hunter2 hunter2", ""},
+		{"origin extension", "Origin", "chrome-extension://abcdef", "chrome-extension://abcdef"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header[tt.header] = []string{tt.value}
+			h := FromRequest(r)
+			got := h.Referer
+			if tt.header == "Origin" {
+				got = h.Origin
+			}
+			if got != tt.want {
+				t.Errorf("%s %q kept as %q, want %q", tt.header, tt.value, got, tt.want)
+			}
+			ev := Event{ID: "x", Type: TypeDefault, Status: StatusOK, HTTP: h}
+			if raw := ev.AppendJSON(nil); strings.Contains(string(raw), "hunter2") {
+				t.Errorf("event holds the secret: %s", raw)
+			}
+		})
+	}
+}
+
+// A Host with userinfo (which net/http's server refuses, but a handler may
+// be called with) keeps only the host.
+func TestFromRequestHostKeepsNoUserinfo(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Host = "u:hunter2@game.example:5000"
+	if got := FromRequest(r).Host; got != "game.example:5000" {
+		t.Errorf("host = %q", got)
+	}
+}

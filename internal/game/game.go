@@ -865,6 +865,9 @@ func (s *Service) resolve(a *action, o Order, allowZero bool) (state.Item, int64
 	if o.Quantity > 0 {
 		a.ev.Quantity = event.Some(o.Quantity)
 	}
+	if o.Item == "" {
+		return state.Item{}, 0, ErrInvalidItem
+	}
 	price, err := s.cat.Price(o.Item, o.Quality)
 	if err != nil {
 		return state.Item{}, 0, err

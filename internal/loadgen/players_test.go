@@ -1,13 +1,16 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +31,12 @@ type fakeGame struct {
 	prices    map[string]int64  // "item/quality" -> price
 	tokens    int
 	badAuth   int             // requests whose session did not match any player
+	badKeys   []string        // bodies with a key the API does not take
 	used      map[string]bool // sessions that authenticated a request
 	counts    map[string]int
+	// refuseLogins answers every login 429, as the API does past its
+	// limit on failed logins per address.
+	refuseLogins bool
 }
 
 type fakePlayer struct {
@@ -93,6 +100,16 @@ func (g *fakeGame) cartAnswer(w http.ResponseWriter, user string, p *fakePlayer)
 	_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "items": items, "cart_size": size})
 }
 
+// bodyKeys are the JSON keys each route takes (README, "The HTTP API").
+var bodyKeys = map[string][]string{
+	"POST /v1/signup":     {"username", "password"},
+	"POST /v1/login":      {"username", "password"},
+	"POST /v1/buy":        {"item", "quality", "quantity"},
+	"POST /v1/sell":       {"item", "quality", "quantity"},
+	"POST /v1/cart/items": {"item", "quality", "quantity"},
+	"POST /v1/guild/join": {"guild"},
+}
+
 func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -106,7 +123,23 @@ func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Quantity                                 int64
 	}
 	if r.Method == http.MethodPost && r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		raw, _ := io.ReadAll(r.Body)
+		// The API refuses a key it does not know, spelled otherwise or
+		// repeated; checking the names is enough here, as every body is
+		// one flat object.
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &keys); err != nil {
+			g.fail(w, 400, "bad_request")
+			return
+		}
+		for k := range keys {
+			if !slices.Contains(bodyKeys[route], k) || bytes.Count(raw, []byte(`"`+k+`":`)) != 1 {
+				g.badKeys = append(g.badKeys, route+" "+string(raw))
+				g.fail(w, 400, "bad_request")
+				return
+			}
+		}
+		if err := json.Unmarshal(raw, &body); err != nil {
 			g.fail(w, 400, "bad_request")
 			return
 		}
@@ -140,6 +173,11 @@ func (g *fakeGame) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.login(w, 201, body.Username)
 		return
 	case "POST /v1/login":
+		if g.refuseLogins {
+			w.Header().Set("Retry-After", "900")
+			g.fail(w, 429, "rate_limited")
+			return
+		}
 		p, ok := g.players[body.Username]
 		if !ok || p.password != body.Password {
 			g.fail(w, 401, "bad_password")
@@ -315,6 +353,9 @@ func TestPlayersScenario(t *testing.T) {
 			if game.badAuth != 0 {
 				t.Errorf("%d requests carried a session the server never issued", game.badAuth)
 			}
+			if len(game.badKeys) != 0 {
+				t.Errorf("%d bodies with keys the API refuses, such as %s", len(game.badKeys), game.badKeys[0])
+			}
 			byName := map[string]Counts{}
 			for _, a := range res.Actions {
 				byName[a.Name] = a.Counts
@@ -378,6 +419,51 @@ func describeActions(r *Result) string {
 		}
 	}
 	return b.String()
+}
+
+// When the server refuses logins (its limit on failed logins per address,
+// which the scenario's own wrong passwords reach), a setup stops with an
+// error that says what to do, and a replaced player plays on with its
+// signup's session instead of asking to log in again and again.
+func TestPlayersWhenLoginsAreLimited(t *testing.T) {
+	game := newFakeGame(60)
+	srv := httptest.NewServer(game)
+	defer srv.Close()
+	tr := NewTransport(3, 10*time.Second)
+	defer tr.CloseIdleConnections()
+	players, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 3, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := players.Setup(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	game.mu.Lock()
+	game.refuseLogins = true
+	game.mu.Unlock()
+	res, err := Run(context.Background(), Config{Requests: 1500, Actions: ScenarioActions()}, players.Clients())
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, signup := res.Actions[actLogin].Counts, res.Actions[actSignup].Counts
+	if signup.OK == 0 {
+		t.Fatal("no player was replaced")
+	}
+	if login.Requests != signup.OK || login.Unexpected4xx != login.Requests || res.Unexpected4xx != login.Requests {
+		t.Errorf("%d logins (%d refused) for %d replacements, %d unexpected 4xx in all; want one refused login each and nothing else",
+			login.Requests, login.Unexpected4xx, signup.OK, res.Unexpected4xx)
+	}
+	if res.Actions[actBuy].Counts.OK == 0 {
+		t.Error("nobody played")
+	}
+
+	again, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Setup(context.Background(), 2); err == nil || !strings.Contains(err.Error(), "--login-failures-per-address 0") {
+		t.Errorf("setup with logins refused: %v, want an error that names --login-failures-per-address 0", err)
+	}
 }
 
 func TestPlayersRerunsDoNotCollide(t *testing.T) {
