@@ -16,6 +16,7 @@ import (
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/pqwrite"
 	"github.com/questlog/questlog/internal/query/lakefixture"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -445,13 +446,13 @@ func TestFilesKeepFewRowGroups(t *testing.T) {
 	sameCounts(t, "duckdb", duckCounts(t, db, dir), want.perType)
 	var most, full int
 	err = db.QueryRow(`SELECT max(n), count(*) FILTER (n = ?) FROM (SELECT file_name, count(DISTINCT row_group_id) AS n
-		FROM parquet_metadata('`+filepath.ToSlash(dir)+`/events/*/*/*.parquet') GROUP BY ALL)`, lake.MaxRowGroups).Scan(&most, &full)
+		FROM parquet_metadata('`+filepath.ToSlash(dir)+`/events/*/*/*.parquet') GROUP BY ALL)`, pqwrite.MaxRowGroups).Scan(&most, &full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if most != lake.MaxRowGroups || full == 0 {
+	if most != pqwrite.MaxRowGroups || full == 0 {
 		t.Errorf("%d files: at most %d row groups in a file, %d files with %d; want some files full, none fuller",
-			sum.Files, most, full, lake.MaxRowGroups)
+			sum.Files, most, full, pqwrite.MaxRowGroups)
 	}
 }
 

@@ -1,12 +1,29 @@
-package lake
+package pqwrite
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/format"
 )
+
+// Codec names a compression codec: "zstd" (default), "snappy" or "none".
+func Codec(name string) (compress.Codec, error) {
+	switch strings.ToLower(name) {
+	case "", "zstd":
+		return newZstdCodec()
+	case "snappy":
+		return &snappy.Codec{}, nil
+	case "none", "uncompressed":
+		return &parquet.Uncompressed, nil
+	}
+	return nil, fmt.Errorf("unknown compression %q: want zstd, snappy or none", name)
+}
 
 // zstdCodec is Parquet's ZSTD codec on one shared encoder, whose EncodeAll
 // serves concurrent callers from a fixed set of encoder states.
