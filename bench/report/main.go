@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/query/lakefixture"
 	"github.com/questlog/questlog/internal/report"
 )
@@ -120,15 +121,15 @@ func dashboard(ctx context.Context, lake string, runs int) error {
 	return nil
 }
 
-func lakeSize(lake string) (files int, size int64) {
-	_ = filepath.WalkDir(lake, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Ext(path) == ".parquet" {
-			if fi, err := d.Info(); err == nil {
+func lakeSize(dir string) (files int, size int64) {
+	for _, glob := range []string{lake.EventsGlob, lake.QuarantineGlob} {
+		names, _ := filepath.Glob(filepath.Join(dir, filepath.FromSlash(glob)))
+		for _, name := range names {
+			if fi, err := os.Stat(name); err == nil {
 				files++
 				size += fi.Size()
 			}
 		}
-		return nil
-	})
+	}
 	return files, size
 }

@@ -492,7 +492,7 @@ func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends 
 // pending files, and published files whose first offset is at or past
 // their partition's checkpoint (their records will be extracted again).
 func recoverLake(ctx context.Context, st lake.Storage, cp *lake.Checkpoint, log *slog.Logger) error {
-	for _, dir := range []string{lake.EventsDir, lake.QuarantineDir} {
+	for _, dir := range lake.DataDirs() {
 		names, err := st.List(ctx, dir)
 		if err != nil {
 			return err

@@ -16,6 +16,54 @@ const (
 	SchemasDir     = "_schemas"
 )
 
+// DataDirs are the directories that hold data files: events, then
+// quarantine.
+func DataDirs() []string { return []string{EventsDir, QuarantineDir} }
+
+// The hive folders of an events file, and a data file's name around its
+// partition and offsets.
+const (
+	typeKey    = "event_type="
+	dateKey    = "event_date="
+	partPrefix = "part-"
+	partSuffix = ".parquet"
+)
+
+// partGlob matches the name of a published data file, and not the pending
+// file a writer is still filling (Storage publishes a file by renaming it).
+const partGlob = partPrefix + "*" + partSuffix
+
+// Globs of the published data files, relative to the lake's root: every
+// events file (hive-partitioned by event type and day) and every
+// quarantine file.
+const (
+	EventsGlob     = EventsDir + "/*/*/" + partGlob
+	QuarantineGlob = QuarantineDir + "/" + partGlob
+)
+
+// TypeGlob matches the published events files of one event type, relative
+// to the lake's root.
+func TypeGlob(eventType string) string {
+	return EventsDir + "/" + typeKey + eventType + "/*/" + partGlob
+}
+
+// EventFolders reads the hive keys of an events file from the folders its
+// path ends in (relative to the lake or not, / or \ separated): its event
+// type and day, each empty when its folder is not one.
+func EventFolders(file string) (eventType, date string) {
+	dateDir := path.Dir(strings.ReplaceAll(file, `\`, "/"))
+	return hiveValue(path.Base(path.Dir(dateDir)), typeKey), hiveValue(path.Base(dateDir), dateKey)
+}
+
+// hiveValue is the value of a key=value folder, or empty for another folder.
+func hiveValue(folder, key string) string {
+	v, ok := strings.CutPrefix(folder, key)
+	if !ok {
+		return ""
+	}
+	return v
+}
+
 // Part names a data file: the records of one Kafka partition from offset
 // First to offset Last (both included; records of other event types or days
 // in between live in other files).
@@ -29,11 +77,11 @@ type Part struct {
 
 // Name is the part's path in the lake.
 func (p Part) Name() string {
-	file := "part-" + strconv.Itoa(int(p.Partition)) + "-" + strconv.FormatInt(p.First, 10) + "-" + strconv.FormatInt(p.Last, 10) + ".parquet"
+	file := partPrefix + strconv.Itoa(int(p.Partition)) + "-" + strconv.FormatInt(p.First, 10) + "-" + strconv.FormatInt(p.Last, 10) + partSuffix
 	if p.EventType == "" {
 		return QuarantineDir + "/" + file
 	}
-	return EventsDir + "/event_type=" + p.EventType + "/event_date=" + p.Date + "/" + file
+	return EventsDir + "/" + typeKey + p.EventType + "/" + dateKey + p.Date + "/" + file
 }
 
 // Quarantined reports whether the part is a quarantine file.
@@ -42,11 +90,11 @@ func (p Part) Quarantined() bool { return p.EventType == "" }
 // ParsePart reads a data file's name back; ok is false for any other file.
 func ParsePart(name string) (Part, bool) {
 	dir, file := path.Split(name)
-	rest, ok := strings.CutPrefix(file, "part-")
+	rest, ok := strings.CutPrefix(file, partPrefix)
 	if !ok {
 		return Part{}, false
 	}
-	rest, ok = strings.CutSuffix(rest, ".parquet")
+	rest, ok = strings.CutSuffix(rest, partSuffix)
 	if !ok {
 		return Part{}, false
 	}
@@ -70,8 +118,8 @@ func ParsePart(name string) (Part, bool) {
 	if len(dirs) != 3 || dirs[0] != EventsDir {
 		return Part{}, false
 	}
-	t, ok1 := strings.CutPrefix(dirs[1], "event_type=")
-	d, ok2 := strings.CutPrefix(dirs[2], "event_date=")
+	t, ok1 := strings.CutPrefix(dirs[1], typeKey)
+	d, ok2 := strings.CutPrefix(dirs[2], dateKey)
 	if !ok1 || !ok2 || ValidEventType(t) != nil {
 		return Part{}, false
 	}
