@@ -22,7 +22,7 @@ import (
 
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/lake"
-	"github.com/questlog/questlog/internal/query/lakefixture"
+	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/report"
 )
 
@@ -58,8 +58,8 @@ func run(ctx context.Context, n, players int, span time.Duration, runs int, lake
 	} else {
 		start := time.Now()
 		count := 0
-		cfg := lakefixture.Config{Players: players, Events: n, Span: span, Guilds: 50}
-		err := lakefixture.Build(ctx, lake, cfg, lakefixture.Layout{Partitions: 6}, func(*event.Event) { count++ })
+		cfg := laketest.Config{Players: players, Events: n, Span: span, Guilds: 50}
+		err := laketest.Build(ctx, lake, cfg, laketest.Layout{Partitions: 6}, func(*event.Event) { count++ })
 		if err != nil {
 			return fmt.Errorf("build lake: %w", err)
 		}

@@ -16,8 +16,8 @@ import (
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/lake/pqwrite"
-	"github.com/questlog/questlog/internal/query/lakefixture"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -61,7 +61,7 @@ func produceEdited(t *testing.T, addr string, n int, seed uint64, edit func(*eve
 	ctx := context.Background()
 	got := &produced{events: map[string]event.Event{}, perType: map[string]int64{}, garbage: len(garbage)}
 	var recs []*kgo.Record
-	err = lakefixture.Generate(lakefixture.Config{Events: n, Seed: seed, Players: 40, Span: 50 * time.Hour}, func(ev *event.Event) error {
+	err = laketest.Generate(laketest.Config{Events: n, Seed: seed, Players: 40, Span: 50 * time.Hour}, func(ev *event.Event) error {
 		if edit != nil {
 			edit(ev)
 		}
