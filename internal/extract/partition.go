@@ -496,7 +496,7 @@ func (p *partition) hook(pt Point, part lake.Part) error {
 	err := p.e.cfg.hook(pt, p.id, part)
 	p.e.hookMu.Unlock()
 	if err != nil {
-		return fmt.Errorf("extract: stopped at hook: %w", err)
+		return fmt.Errorf("stopped at hook: %w", err)
 	}
 	return nil
 }

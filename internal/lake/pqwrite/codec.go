@@ -47,7 +47,7 @@ func newZstdCodec() (*zstdCodec, error) {
 		zstd.WithEncoderCRC(false),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("zstd encoder: %w", err)
+		return nil, fmt.Errorf("make zstd encoder: %w", err)
 	}
 	return &zstdCodec{
 		enc: enc,
@@ -65,11 +65,11 @@ func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
 func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
 	d, err := c.dec()
 	if err != nil {
-		return dst[:0], fmt.Errorf("zstd decoder: %w", err)
+		return dst[:0], fmt.Errorf("make zstd decoder: %w", err)
 	}
 	out, err := d.DecodeAll(src, dst[:0])
 	if err != nil {
-		return out, fmt.Errorf("zstd decode: %w", err)
+		return out, fmt.Errorf("decode zstd: %w", err)
 	}
 	return out, nil
 }

@@ -183,7 +183,7 @@ func (e *fileEncoder) writePage(out *countingWriter, s *scratch, first, rows, nu
 	}
 	hb, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
 	if err != nil {
-		return format.PageLocation{}, 0, fmt.Errorf("page header: %w", err)
+		return format.PageLocation{}, 0, fmt.Errorf("encode page header: %w", err)
 	}
 	s.page = append(append(append(s.page[:0], hb...), s.levels...), body...)
 	loc := format.PageLocation{Offset: out.n, CompressedPageSize: int32(len(s.page)), FirstRowIndex: int64(first)}
@@ -419,7 +419,7 @@ func (e *fileEncoder) writeFooter(out *countingWriter) error {
 			cc := &e.rowGroups[g].Columns[j]
 			b, err := thrift.Marshal(new(thrift.CompactProtocol), &ci.ColumnIndex)
 			if err != nil {
-				return fmt.Errorf("column index: %w", err)
+				return fmt.Errorf("encode column index: %w", err)
 			}
 			cc.ColumnIndexOffset, cc.ColumnIndexLength = out.n, int32(len(b))
 			if _, err := out.Write(b); err != nil {
@@ -432,7 +432,7 @@ func (e *fileEncoder) writeFooter(out *countingWriter) error {
 			cc := &e.rowGroups[g].Columns[j]
 			b, err := thrift.Marshal(new(thrift.CompactProtocol), &e.offsetIndexes[g][j])
 			if err != nil {
-				return fmt.Errorf("offset index: %w", err)
+				return fmt.Errorf("encode offset index: %w", err)
 			}
 			cc.OffsetIndexOffset, cc.OffsetIndexLength = out.n, int32(len(b))
 			if _, err := out.Write(b); err != nil {
@@ -457,7 +457,7 @@ func (e *fileEncoder) writeFooter(out *countingWriter) error {
 	}
 	b, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
 	if err != nil {
-		return fmt.Errorf("file metadata: %w", err)
+		return fmt.Errorf("encode file metadata: %w", err)
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(b)))
 	_, err = out.Write(append(b, magic...))
