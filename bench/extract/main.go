@@ -1,6 +1,6 @@
 // Command extract benchmarks questlog's extract: it fills a topic on a kfake
 // broker with N game events, byte-identical to the API's (internal/event's
-// AppendJSON, the realistic mix of internal/query/lakefixture), extracts it
+// AppendJSON, the realistic mix of internal/lake/laketest), extracts it
 // into a fresh lake and reports throughput and peak RSS; then it converts
 // the same events, written as NDJSON, with DuckDB's own
 // COPY (SELECT * FROM read_json_auto(...)) TO '...parquet' and prints both
@@ -45,7 +45,7 @@ import (
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
-	"github.com/questlog/questlog/internal/query/lakefixture"
+	"github.com/questlog/questlog/internal/lake/laketest"
 )
 
 const topic = "events"
@@ -247,7 +247,7 @@ func fill(addr string, n, players int, ndjson string) (int64, error) {
 		mu       sync.Mutex
 		firstErr error
 	)
-	err = lakefixture.Generate(lakefixture.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
+	err = laketest.Generate(laketest.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
 		v := ev.AppendJSON(nil)
 		total += int64(len(v))
 		if w != nil {

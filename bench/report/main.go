@@ -21,7 +21,8 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/event"
-	"github.com/questlog/questlog/internal/query/lakefixture"
+	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/report"
 )
 
@@ -57,8 +58,8 @@ func run(ctx context.Context, n, players int, span time.Duration, runs int, lake
 	} else {
 		start := time.Now()
 		count := 0
-		cfg := lakefixture.Config{Players: players, Events: n, Span: span, Guilds: 50}
-		err := lakefixture.Build(ctx, lake, cfg, lakefixture.Layout{Partitions: 6}, func(*event.Event) { count++ })
+		cfg := laketest.Config{Players: players, Events: n, Span: span, Guilds: 50}
+		err := laketest.Build(ctx, lake, cfg, laketest.Layout{Partitions: 6}, func(*event.Event) { count++ })
 		if err != nil {
 			return fmt.Errorf("build lake: %w", err)
 		}
@@ -120,15 +121,15 @@ func dashboard(ctx context.Context, lake string, runs int) error {
 	return nil
 }
 
-func lakeSize(lake string) (files int, size int64) {
-	_ = filepath.WalkDir(lake, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Ext(path) == ".parquet" {
-			if fi, err := d.Info(); err == nil {
+func lakeSize(dir string) (files int, size int64) {
+	for _, glob := range []string{lake.EventsGlob, lake.QuarantineGlob} {
+		names, _ := filepath.Glob(filepath.Join(dir, filepath.FromSlash(glob)))
+		for _, name := range names {
+			if fi, err := os.Stat(name); err == nil {
 				files++
 				size += fi.Size()
 			}
 		}
-		return nil
-	})
+	}
 	return files, size
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/lake"
-	"github.com/questlog/questlog/internal/query/lakefixture"
+	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -30,7 +30,7 @@ func BenchmarkPartition(b *testing.B) {
 	const n = 50_000
 	recs := make([]*kgo.Record, 0, n)
 	var bytes int64
-	err := lakefixture.Generate(lakefixture.Config{Events: n, Players: 500, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
+	err := laketest.Generate(laketest.Config{Events: n, Players: 500, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
 		v := ev.AppendJSON(nil)
 		bytes += int64(len(v))
 		recs = append(recs, &kgo.Record{Value: v, Offset: int64(len(recs)), Timestamp: time.Now()})
@@ -82,7 +82,7 @@ func BenchmarkPartition(b *testing.B) {
 func BenchmarkScan(b *testing.B) {
 	var recs [][]byte
 	var bytes int64
-	err := lakefixture.Generate(lakefixture.Config{Events: 10_000, Players: 500, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
+	err := laketest.Generate(laketest.Config{Events: 10_000, Players: 500, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
 		v := ev.AppendJSON(nil)
 		bytes += int64(len(v))
 		recs = append(recs, v)

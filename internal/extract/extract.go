@@ -175,23 +175,23 @@ func New(opts ...Option) (*Extractor, error) {
 	}
 	switch {
 	case len(c.brokers) == 0:
-		return nil, errors.New("extract: no brokers given")
+		return nil, errors.New("no brokers given")
 	case c.topic == "":
-		return nil, errors.New("extract: no topic given")
+		return nil, errors.New("no topic given")
 	case c.lake == nil:
-		return nil, errors.New("extract: no lake given")
+		return nil, errors.New("no lake given")
 	case c.maxRows < 1:
-		return nil, fmt.Errorf("extract: max rows %d must be at least 1", c.maxRows)
+		return nil, fmt.Errorf("max rows %d must be at least 1", c.maxRows)
 	case c.maxBytes < 1<<10:
-		return nil, fmt.Errorf("extract: max bytes %d must be at least 1 KiB", c.maxBytes)
+		return nil, fmt.Errorf("max bytes %d must be at least 1 KiB", c.maxBytes)
 	case c.maxAge <= 0:
-		return nil, fmt.Errorf("extract: max age %s must be positive", c.maxAge)
+		return nil, fmt.Errorf("max age %s must be positive", c.maxAge)
 	case c.memory < 64<<10:
-		return nil, fmt.Errorf("extract: memory budget %d must be at least 64 KiB", c.memory)
+		return nil, fmt.Errorf("memory budget %d must be at least 64 KiB", c.memory)
 	}
 	files, err := lake.NewFiles(c.codec)
 	if err != nil {
-		return nil, fmt.Errorf("extract: %w", err)
+		return nil, err
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -244,7 +244,7 @@ func (e *Extractor) Flush(ctx context.Context) error {
 func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 	release, err := lake.LockWriter(e.cfg.lake, e.cfg.topic)
 	if err != nil {
-		return Summary{}, fmt.Errorf("extract: %w", err)
+		return Summary{}, err
 	}
 	defer release()
 	start := e.cfg.now()
@@ -256,7 +256,7 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cfg.brokers...))
 	if err != nil {
-		return Summary{}, fmt.Errorf("extract: connect to %v: %w", e.cfg.brokers, err)
+		return Summary{}, fmt.Errorf("connect to %v: %w", e.cfg.brokers, err)
 	}
 	starts, ends, err := offsets(ctx, kadm.NewClient(cl), e.cfg.topic)
 	cl.Close()
@@ -267,14 +267,14 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 	e.cfg.logger.Debug("offsets listed", "starts", starts, "ends", ends)
 	cp, _, err := lake.ReadCheckpoint(ctx, e.cfg.lake, e.cfg.topic)
 	if err != nil {
-		return Summary{}, fmt.Errorf("extract: %w", err)
+		return Summary{}, err
 	}
 	if err := recoverLake(ctx, e.cfg.lake, cp, e.cfg.logger); err != nil {
-		return Summary{}, fmt.Errorf("extract: %w", err)
+		return Summary{}, fmt.Errorf("recover the lake: %w", err)
 	}
 	schemas, err := lake.LoadSchemas(ctx, e.cfg.lake)
 	if err != nil {
-		return Summary{}, fmt.Errorf("extract: %w", err)
+		return Summary{}, err
 	}
 
 	var workers []*partition
@@ -291,10 +291,10 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 			cp.Partitions[p] = mark
 		}
 		if mark.Next < starts[p] {
-			return Summary{}, fmt.Errorf("extract: %w", &LostError{Partition: p, Next: mark.Next, LogStart: starts[p]})
+			return Summary{}, &LostError{Partition: p, Next: mark.Next, LogStart: starts[p]}
 		}
 		if mark.Next > ends[p] {
-			return Summary{}, fmt.Errorf("extract: partition %d: the checkpoint is at offset %d, past the topic's end %d: is this lake from another topic?", p, mark.Next, ends[p])
+			return Summary{}, fmt.Errorf("partition %d: the checkpoint is at offset %d, past the topic's end %d: is this lake from another topic?", p, mark.Next, ends[p])
 		}
 		stop := int64(-1)
 		if !e.cfg.follow {
@@ -325,7 +325,7 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 		err := e.cp.Write(context.WithoutCancel(ctx), e.cfg.lake, e.cfg.now())
 		e.mu.Unlock()
 		if err != nil {
-			return Summary{}, fmt.Errorf("extract: %w", err)
+			return Summary{}, err
 		}
 	}
 	e.mu.Lock()
@@ -349,7 +349,7 @@ func (e *Extractor) consume(ctx context.Context, from map[int32]kgo.Offset, work
 		kgo.FetchMaxWait(time.Second),
 	)
 	if err != nil {
-		return fmt.Errorf("extract: connect to %v: %w", e.cfg.brokers, err)
+		return fmt.Errorf("connect to %v: %w", e.cfg.brokers, err)
 	}
 	defer cl.Close()
 
@@ -469,11 +469,11 @@ func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends 
 	defer cancel()
 	so, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
-		return nil, nil, fmt.Errorf("extract: list start offsets of %s: %w", topic, err)
+		return nil, nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
 	}
 	eo, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
-		return nil, nil, fmt.Errorf("extract: list end offsets of %s: %w", topic, err)
+		return nil, nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
 	starts, ends = map[int32]int64{}, map[int32]int64{}
 	for _, lists := range []struct {
@@ -481,7 +481,7 @@ func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends 
 		out map[int32]int64
 	}{{so, starts}, {eo, ends}} {
 		if err := lists.l.Error(); err != nil {
-			return nil, nil, fmt.Errorf("extract: offsets of %s: %w", topic, err)
+			return nil, nil, fmt.Errorf("list offsets of %s: %w", topic, err)
 		}
 		lists.l.Each(func(o kadm.ListedOffset) {
 			if o.Topic == topic {
@@ -490,7 +490,7 @@ func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends 
 		})
 	}
 	if len(ends) == 0 {
-		return nil, nil, fmt.Errorf("extract: topic %s not found", topic)
+		return nil, nil, fmt.Errorf("list offsets of %s: topic not found", topic)
 	}
 	return starts, ends, nil
 }
@@ -499,7 +499,7 @@ func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends 
 // pending files, and published files whose first offset is at or past
 // their partition's checkpoint (their records will be extracted again).
 func recoverLake(ctx context.Context, st lake.Storage, cp *lake.Checkpoint, log *slog.Logger) error {
-	for _, dir := range []string{lake.EventsDir, lake.QuarantineDir} {
+	for _, dir := range lake.DataDirs() {
 		names, err := st.List(ctx, dir)
 		if err != nil {
 			return err

@@ -16,7 +16,8 @@ import (
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
-	"github.com/questlog/questlog/internal/query/lakefixture"
+	"github.com/questlog/questlog/internal/lake/laketest"
+	"github.com/questlog/questlog/internal/lake/pqwrite"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -60,7 +61,7 @@ func produceEdited(t *testing.T, addr string, n int, seed uint64, edit func(*eve
 	ctx := context.Background()
 	got := &produced{events: map[string]event.Event{}, perType: map[string]int64{}, garbage: len(garbage)}
 	var recs []*kgo.Record
-	err = lakefixture.Generate(lakefixture.Config{Events: n, Seed: seed, Players: 40, Span: 50 * time.Hour}, func(ev *event.Event) error {
+	err = laketest.Generate(laketest.Config{Events: n, Seed: seed, Players: 40, Span: 50 * time.Hour}, func(ev *event.Event) error {
 		if edit != nil {
 			edit(ev)
 		}
@@ -445,13 +446,13 @@ func TestFilesKeepFewRowGroups(t *testing.T) {
 	sameCounts(t, "duckdb", duckCounts(t, db, dir), want.perType)
 	var most, full int
 	err = db.QueryRow(`SELECT max(n), count(*) FILTER (n = ?) FROM (SELECT file_name, count(DISTINCT row_group_id) AS n
-		FROM parquet_metadata('`+filepath.ToSlash(dir)+`/events/*/*/*.parquet') GROUP BY ALL)`, lake.MaxRowGroups).Scan(&most, &full)
+		FROM parquet_metadata('`+filepath.ToSlash(dir)+`/events/*/*/*.parquet') GROUP BY ALL)`, pqwrite.MaxRowGroups).Scan(&most, &full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if most != lake.MaxRowGroups || full == 0 {
+	if most != pqwrite.MaxRowGroups || full == 0 {
 		t.Errorf("%d files: at most %d row groups in a file, %d files with %d; want some files full, none fuller",
-			sum.Files, most, full, lake.MaxRowGroups)
+			sum.Files, most, full, pqwrite.MaxRowGroups)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/pqwrite"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -266,7 +267,7 @@ func (p *partition) account(tf *typeFiles, f *openFile) error {
 // as after a schema change.
 func (p *partition) spill(tf *typeFiles, f *openFile) error {
 	// One row group stays for the rows Close writes.
-	if f.w.RowGroups() < lake.MaxRowGroups-1 {
+	if f.w.RowGroups() < pqwrite.MaxRowGroups-1 {
 		return p.flushRowGroup(f)
 	}
 	return p.closeFile(tf, f)
@@ -495,7 +496,7 @@ func (p *partition) hook(pt Point, part lake.Part) error {
 	err := p.e.cfg.hook(pt, p.id, part)
 	p.e.hookMu.Unlock()
 	if err != nil {
-		return fmt.Errorf("extract: stopped at hook: %w", err)
+		return fmt.Errorf("stopped at hook: %w", err)
 	}
 	return nil
 }

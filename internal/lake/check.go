@@ -67,7 +67,7 @@ func Check(ctx context.Context, st Storage, topic string) (*Report, error) {
 	for p, m := range cp.Partitions {
 		seen[p] = make([]uint64, (m.Next-m.Start+63)/64)
 	}
-	for _, dir := range []string{EventsDir, QuarantineDir} {
+	for _, dir := range DataDirs() {
 		names, err := st.List(ctx, dir)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,6 +71,60 @@ func TestParsePart(t *testing.T) {
 				t.Errorf("Name() = %s", got.Name())
 			}
 		})
+	}
+}
+
+// TestGlobs matches the globs against the public layout (DESIGN.md, "Lake
+// layout"): each matches its data files and not a pending file, a checkpoint
+// or a schema.
+func TestGlobs(t *testing.T) {
+	names := []string{
+		"events/event_type=buy_item/event_date=2026-11-29/part-3-10-42.parquet",
+		"events/event_type=signup/event_date=2026-11-30/part-0-1-1.parquet",
+		"events/event_type=buy_item/event_date=2026-11-29/.pending-ab-part-3-1-1.parquet.tmp",
+		"quarantine/part-0-5-5.parquet",
+		"quarantine/.pending-ab-part-0-6-6.parquet.tmp",
+		"_checkpoints/events.json",
+		"_schemas/buy_item.json",
+	}
+	tests := []struct {
+		glob string
+		want []string
+	}{
+		{EventsGlob, names[:2]},
+		{TypeGlob("buy_item"), names[:1]},
+		{QuarantineGlob, names[3:4]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.glob, func(t *testing.T) {
+			var got []string
+			for _, n := range names {
+				if ok, err := path.Match(tt.glob, n); err != nil {
+					t.Fatal(err)
+				} else if ok {
+					got = append(got, n)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("matches %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEventFolders(t *testing.T) {
+	tests := []struct{ file, eventType, date string }{
+		{"/lake/events/event_type=buy_item/event_date=2026-11-29/part-3-10-42.parquet", "buy_item", "2026-11-29"},
+		{"events/event_type=signup/event_date=2026-11-30/part-0-1-1.parquet", "signup", "2026-11-30"},
+		{`C:\lake\events\event_type=login\event_date=2026-01-02\part-0-1-1.parquet`, "login", "2026-01-02"},
+		{"/lake/events/other/event_date=2026-11-29/part-3-10-42.parquet", "", "2026-11-29"},
+		{"/lake/quarantine/part-0-5-5.parquet", "", ""},
+	}
+	for _, tt := range tests {
+		typ, date := EventFolders(tt.file)
+		if typ != tt.eventType || date != tt.date {
+			t.Errorf("EventFolders(%s) = %q, %q; want %q, %q", tt.file, typ, date, tt.eventType, tt.date)
+		}
 	}
 }
 

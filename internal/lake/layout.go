@@ -1,36 +1,3 @@
-// Package lake is questlog's Parquet lake: its layout (DESIGN.md, "Lake
-// layout"), the schema inferred for each event type and its versions, the
-// Parquet files, the checkpoint that says how far the topic is in the lake,
-// and Check, which proves a lake holds every record exactly once.
-//
-// It knows nothing of Kafka clients or of the game: records arrive as
-// partition, offset, timestamp and JSON values already parsed by the caller.
-// File I/O goes through Storage, so the lake can move to an object store.
-//
-// Decisions a reader of the files relies on:
-//
-//   - The hive keys live only in the paths, as Spark's partitionBy writes
-//     them: event_type=<type> and event_date=<YYYY-MM-DD> (the UTC day of
-//     event_time) are not columns of the files, so no reader (DuckDB's
-//     hive_partitioning, Spark, pyarrow) sees the same column twice; each
-//     file still names its type in its key-value metadata
-//     (questlog.event_type).
-//   - Columns are the event's fields in the order first seen, new fields
-//     appended, then kafka_partition (INT32), kafka_offset (INT64),
-//     kafka_timestamp. event_time and kafka_timestamp are
-//     TIMESTAMP(MICROS, isAdjustedToUTC=true); JSON integers are INT64,
-//     other numbers DOUBLE, strings UTF-8 BYTE_ARRAY, objects (http) groups
-//     of nullable columns, arrays their JSON text. Every event column is
-//     nullable; lineage columns are required.
-//   - A type's schema only widens (int+float: float; any other conflict:
-//     string; new field: new column) and each widening is a new version in
-//     _schemas/<type>.json; each file records its version in its key-value
-//     metadata (questlog.schema_version). A file is rolled only when its
-//     type's schema widens under it: Parquet files have one schema.
-//   - Quarantine files hold kafka_partition, kafka_offset, kafka_timestamp,
-//     value (the raw bytes, BLOB: they need not be UTF-8) and error.
-//   - Strings are PLAIN encoded and pages zstd-compressed (fastest level):
-//     dictionaries cost more CPU and memory than they save once compressed.
 package lake
 
 import (
@@ -49,6 +16,54 @@ const (
 	SchemasDir     = "_schemas"
 )
 
+// DataDirs are the directories that hold data files: events, then
+// quarantine.
+func DataDirs() []string { return []string{EventsDir, QuarantineDir} }
+
+// The hive folders of an events file, and a data file's name around its
+// partition and offsets.
+const (
+	typeKey    = "event_type="
+	dateKey    = "event_date="
+	partPrefix = "part-"
+	partSuffix = ".parquet"
+)
+
+// partGlob matches the name of a published data file, and not the pending
+// file a writer is still filling (Storage publishes a file by renaming it).
+const partGlob = partPrefix + "*" + partSuffix
+
+// Globs of the published data files, relative to the lake's root: every
+// events file (hive-partitioned by event type and day) and every
+// quarantine file.
+const (
+	EventsGlob     = EventsDir + "/*/*/" + partGlob
+	QuarantineGlob = QuarantineDir + "/" + partGlob
+)
+
+// TypeGlob matches the published events files of one event type, relative
+// to the lake's root.
+func TypeGlob(eventType string) string {
+	return EventsDir + "/" + typeKey + eventType + "/*/" + partGlob
+}
+
+// EventFolders reads the hive keys of an events file from the folders its
+// path ends in (relative to the lake or not, / or \ separated): its event
+// type and day, each empty when its folder is not one.
+func EventFolders(file string) (eventType, date string) {
+	dateDir := path.Dir(strings.ReplaceAll(file, `\`, "/"))
+	return hiveValue(path.Base(path.Dir(dateDir)), typeKey), hiveValue(path.Base(dateDir), dateKey)
+}
+
+// hiveValue is the value of a key=value folder, or empty for another folder.
+func hiveValue(folder, key string) string {
+	v, ok := strings.CutPrefix(folder, key)
+	if !ok {
+		return ""
+	}
+	return v
+}
+
 // Part names a data file: the records of one Kafka partition from offset
 // First to offset Last (both included; records of other event types or days
 // in between live in other files).
@@ -62,11 +77,11 @@ type Part struct {
 
 // Name is the part's path in the lake.
 func (p Part) Name() string {
-	file := "part-" + strconv.Itoa(int(p.Partition)) + "-" + strconv.FormatInt(p.First, 10) + "-" + strconv.FormatInt(p.Last, 10) + ".parquet"
+	file := partPrefix + strconv.Itoa(int(p.Partition)) + "-" + strconv.FormatInt(p.First, 10) + "-" + strconv.FormatInt(p.Last, 10) + partSuffix
 	if p.EventType == "" {
 		return QuarantineDir + "/" + file
 	}
-	return EventsDir + "/event_type=" + p.EventType + "/event_date=" + p.Date + "/" + file
+	return EventsDir + "/" + typeKey + p.EventType + "/" + dateKey + p.Date + "/" + file
 }
 
 // Quarantined reports whether the part is a quarantine file.
@@ -75,11 +90,11 @@ func (p Part) Quarantined() bool { return p.EventType == "" }
 // ParsePart reads a data file's name back; ok is false for any other file.
 func ParsePart(name string) (Part, bool) {
 	dir, file := path.Split(name)
-	rest, ok := strings.CutPrefix(file, "part-")
+	rest, ok := strings.CutPrefix(file, partPrefix)
 	if !ok {
 		return Part{}, false
 	}
-	rest, ok = strings.CutSuffix(rest, ".parquet")
+	rest, ok = strings.CutSuffix(rest, partSuffix)
 	if !ok {
 		return Part{}, false
 	}
@@ -103,8 +118,8 @@ func ParsePart(name string) (Part, bool) {
 	if len(dirs) != 3 || dirs[0] != EventsDir {
 		return Part{}, false
 	}
-	t, ok1 := strings.CutPrefix(dirs[1], "event_type=")
-	d, ok2 := strings.CutPrefix(dirs[2], "event_date=")
+	t, ok1 := strings.CutPrefix(dirs[1], typeKey)
+	d, ok2 := strings.CutPrefix(dirs[2], dateKey)
 	if !ok1 || !ok2 || ValidEventType(t) != nil {
 		return Part{}, false
 	}

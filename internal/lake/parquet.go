@@ -2,16 +2,11 @@ package lake
 
 import (
 	"fmt"
-	"reflect"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress"
-	"github.com/parquet-go/parquet-go/compress/snappy"
-	"github.com/parquet-go/parquet-go/encoding"
 	"github.com/parquet-go/parquet-go/format"
+	"github.com/questlog/questlog/internal/lake/pqwrite"
 )
 
 // Metadata keys every events file carries, so a reader (and Check) can tell
@@ -54,31 +49,6 @@ func columnsOf(fields []Field, next *int) []Column {
 	return cols
 }
 
-// group is a Parquet group whose columns keep the order given, where
-// parquet.Group sorts them by name: the lake's columns read in the order
-// the events hold them, and only ever grow at the end.
-type group []parquet.Field
-
-func (g group) ID() int                     { return 0 }
-func (g group) String() string              { return "group(" + strconv.Itoa(len(g)) + " fields)" }
-func (g group) Type() parquet.Type          { return parquet.Group{}.Type() }
-func (g group) Optional() bool              { return false }
-func (g group) Repeated() bool              { return false }
-func (g group) Required() bool              { return true }
-func (g group) Leaf() bool                  { return false }
-func (g group) Fields() []parquet.Field     { return g }
-func (g group) Encoding() encoding.Encoding { return nil }
-func (g group) Compression() compress.Codec { return nil }
-func (g group) GoType() reflect.Type        { return reflect.TypeFor[map[string]any]() }
-
-type named struct {
-	parquet.Node
-	name string
-}
-
-func (n named) Name() string                      { return n.name }
-func (n named) Value(reflect.Value) reflect.Value { return reflect.Value{} }
-
 // nodeOf is the Parquet node of a field: optional, of the field's type.
 // (Encodings are the page writer's: PLAIN for every column.)
 func nodeOf(f Field) parquet.Node {
@@ -93,9 +63,9 @@ func nodeOf(f Field) parquet.Node {
 	case KindTimestamp:
 		n = parquet.Timestamp(parquet.Microsecond)
 	case KindStruct:
-		g := make(group, len(f.Fields))
+		g := make(pqwrite.Group, len(f.Fields))
 		for i, sub := range f.Fields {
-			g[i] = named{nodeOf(sub), sub.Name}
+			g[i] = pqwrite.Field(sub.Name, nodeOf(sub))
 		}
 		n = g
 	default:
@@ -107,9 +77,9 @@ func nodeOf(f Field) parquet.Node {
 // lineage are the columns every events file ends with.
 func lineage() []parquet.Field {
 	return []parquet.Field{
-		named{parquet.Int(32), ColPartition},
-		named{parquet.Int(64), ColOffset},
-		named{parquet.Timestamp(parquet.Microsecond), ColTimestamp},
+		pqwrite.Field(ColPartition, parquet.Int(32)),
+		pqwrite.Field(ColOffset, parquet.Int(64)),
+		pqwrite.Field(ColTimestamp, parquet.Timestamp(parquet.Microsecond)),
 	}
 }
 
@@ -187,22 +157,19 @@ const (
 	QColError
 )
 
-// quarantineMeta is the Parquet shape of a quarantine file.
-var quarantineMeta = sync.OnceValue(func() *fileMeta {
-	return newFileMeta(parquet.NewSchema("quarantine", group{
-		named{parquet.Int(32), ColPartition},
-		named{parquet.Int(64), ColOffset},
-		named{parquet.Timestamp(parquet.Microsecond), ColTimestamp},
-		named{parquet.Leaf(parquet.ByteArrayType), "value"},
-		named{parquet.String(), "error"},
-	}))
+// quarantineSchema is the Parquet schema of a quarantine file.
+var quarantineSchema = sync.OnceValue(func() *pqwrite.Schema {
+	return pqwrite.NewSchema(parquet.NewSchema("quarantine", append(pqwrite.Group(lineage()),
+		pqwrite.Field("value", parquet.Leaf(parquet.ByteArrayType)),
+		pqwrite.Field("error", parquet.String()),
+	)))
 })
 
 // Layout is the Parquet shape of one schema version: its columns and its
 // Parquet schema. Made once per version (see Schema.Layout).
 type Layout struct {
 	Columns Columns
-	meta    *fileMeta // the Parquet schema flattened, as footers list it
+	parquet *pqwrite.Schema
 }
 
 var layouts sync.Map // *Schema → *Layout; schemas are immutable, so this is a cache, not state
@@ -215,25 +182,12 @@ func (s *Schema) Layout() *Layout {
 	next := 0
 	cols := Columns{Fields: columnsOf(s.Fields, &next)}
 	cols.Partition, cols.Offset, cols.KafkaTime = next, next+1, next+2
-	g := make(group, 0, len(s.Fields)+3)
+	g := make(pqwrite.Group, 0, len(s.Fields)+3)
 	for _, f := range s.Fields {
-		g = append(g, named{nodeOf(f), f.Name})
+		g = append(g, pqwrite.Field(f.Name, nodeOf(f)))
 	}
 	g = append(g, lineage()...)
-	l := &Layout{Columns: cols, meta: newFileMeta(parquet.NewSchema(s.EventType, g))}
+	l := &Layout{Columns: cols, parquet: pqwrite.NewSchema(parquet.NewSchema(s.EventType, g))}
 	actual, _ := layouts.LoadOrStore(s, l)
 	return actual.(*Layout)
-}
-
-// Codec names a compression codec: "zstd" (default), "snappy" or "none".
-func Codec(name string) (compress.Codec, error) {
-	switch strings.ToLower(name) {
-	case "", "zstd":
-		return newZstdCodec()
-	case "snappy":
-		return &snappy.Codec{}, nil
-	case "none", "uncompressed":
-		return &parquet.Uncompressed, nil
-	}
-	return nil, fmt.Errorf("unknown compression %q: want zstd, snappy or none", name)
 }

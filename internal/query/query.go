@@ -4,8 +4,8 @@
 // events_user.
 //
 // It reads the lake's files and nothing else: it knows nothing of Kafka, the
-// API or how the files were written, only the lake's layout (DESIGN.md, "Lake
-// layout"). A view whose event type has no files yet exists and is empty.
+// API or how the files were written, and asks package lake where they are. A
+// view whose event type has no files yet exists and is empty.
 package query
 
 import (
@@ -14,13 +14,13 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
 	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/lake"
 )
 
 // Subset views of the classic stack: the item, guild and user events.
@@ -87,10 +87,6 @@ var quarantineColumns = []column{
 	{"error", "VARCHAR"},
 }
 
-// partGlob matches the lake's data files and not the ".pending-..." files a
-// writer is still filling (internal/lake publishes a file by renaming it).
-const partGlob = "part-*.parquet"
-
 // DB is a DuckDB database whose views read one lake. Safe for concurrent
 // use; Refresh rebuilds the views while queries wait.
 type DB struct {
@@ -155,6 +151,9 @@ func (d *DB) Close() error { return d.db.Close() }
 // Lake is the location the views read.
 func (d *DB) Lake() string { return d.lake }
 
+// path is where a name (or glob) relative to the lake's root is.
+func (d *DB) path(rel string) string { return d.lake + "/" + rel }
+
 // Views lists the view names, sorted.
 func (d *DB) Views() []string {
 	d.mu.RLock()
@@ -170,7 +169,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
-	eventsGlob := d.lake + "/events/*/*/" + partGlob
+	eventsGlob := d.path(lake.EventsGlob)
 	files, err := d.glob(ctx, eventsGlob)
 	if err != nil {
 		return err
@@ -201,7 +200,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 			bodies[t] = emptySelect(eventColumns)
 			continue
 		}
-		src := readParquet(d.lake+"/events/event_type="+t+"/*/"+partGlob, true)
+		src := readParquet(d.path(lake.TypeGlob(t)), true)
 		present, err := d.columns(ctx, src)
 		if err != nil {
 			return err
@@ -238,7 +237,7 @@ func (d *DB) Refresh(ctx context.Context) error {
 		}
 	}
 
-	qGlob := d.lake + "/quarantine/" + partGlob
+	qGlob := d.path(lake.QuarantineGlob)
 	qFiles, err := d.glob(ctx, qGlob)
 	if err != nil {
 		return err
@@ -258,12 +257,12 @@ func (d *DB) Refresh(ctx context.Context) error {
 
 // EventFiles lists the lake's published event files, sorted.
 func (d *DB) EventFiles(ctx context.Context) ([]string, error) {
-	return d.glob(ctx, d.lake+"/events/*/*/"+partGlob)
+	return d.glob(ctx, d.path(lake.EventsGlob))
 }
 
 // QuarantineFiles lists the lake's published quarantine files, sorted.
 func (d *DB) QuarantineFiles(ctx context.Context) ([]string, error) {
-	return d.glob(ctx, d.lake+"/quarantine/"+partGlob)
+	return d.glob(ctx, d.path(lake.QuarantineGlob))
 }
 
 // SelectEvents is a SELECT of the named standard event columns (see the
@@ -362,11 +361,10 @@ func (d *DB) glob(ctx context.Context, pattern string) ([]string, error) {
 	return files, nil
 }
 
-// typeOf reads the event type from a file's event_type=<type> directory.
+// typeOf reads the event type from an events file's folders.
 func typeOf(file string) (string, bool) {
-	dir := path.Dir(path.Dir(strings.ReplaceAll(file, `\`, "/")))
-	t, ok := strings.CutPrefix(path.Base(dir), "event_type=")
-	return t, ok && t != ""
+	t, _ := lake.EventFolders(file)
+	return t, t != ""
 }
 
 // reserved reports whether an event type's name is taken by another view.

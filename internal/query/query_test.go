@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/query"
-	"github.com/questlog/questlog/internal/query/lakefixture"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -28,11 +28,11 @@ type sent struct {
 	anonymous int
 }
 
-func buildLake(t *testing.T, cfg lakefixture.Config, layout lakefixture.Layout) (string, *sent) {
+func buildLake(t *testing.T, cfg laketest.Config, layout laketest.Layout) (string, *sent) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "lake")
 	s := &sent{byType: map[string]int{}, failed: map[string]int{}, bought: map[string]int64{}}
-	err := lakefixture.Build(context.Background(), dir, cfg, layout, func(ev *event.Event) {
+	err := laketest.Build(context.Background(), dir, cfg, layout, func(ev *event.Event) {
 		s.total++
 		s.byType[ev.Type]++
 		if ev.Status == event.StatusFailed {
@@ -89,13 +89,13 @@ func scalar(t *testing.T, db *query.DB, q string) int64 {
 func TestViewsAnswerWhatWasSent(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		layout lakefixture.Layout
+		layout laketest.Layout
 	}{
-		{"event_type in files", lakefixture.Layout{Partitions: 3, Quarantine: 4}},
-		{"event_type only in path", lakefixture.Layout{Partitions: 2, TypeOnlyInPath: true}},
+		{"event_type in files", laketest.Layout{Partitions: 3, Quarantine: 4}},
+		{"event_type only in path", laketest.Layout{Partitions: 2, TypeOnlyInPath: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			lake, want := buildLake(t, lakefixture.Config{Players: 40, Events: 3000, Seed: 7}, tc.layout)
+			lake, want := buildLake(t, laketest.Config{Players: 40, Events: 3000, Seed: 7}, tc.layout)
 			db := open(t, lake)
 
 			if got := scalar(t, db, "SELECT count(*) FROM events"); got != int64(want.total) {
@@ -188,7 +188,7 @@ func TestViewsExistBeforeTheirFiles(t *testing.T) {
 		}
 	})
 	t.Run("a type without files and columns no file has", func(t *testing.T) {
-		lake, want := buildLake(t, lakefixture.Config{Players: 10, Events: 400}, lakefixture.Layout{})
+		lake, want := buildLake(t, laketest.Config{Players: 10, Events: 400}, laketest.Layout{})
 		if err := os.RemoveAll(filepath.Join(lake, "events", "event_type=view_cart")); err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestViewsExistBeforeTheirFiles(t *testing.T) {
 		}
 		_, want := func() (string, *sent) {
 			s := &sent{byType: map[string]int{}}
-			err := lakefixture.Build(ctx, lake, lakefixture.Config{Events: 300}, lakefixture.Layout{}, func(ev *event.Event) { s.total++ })
+			err := laketest.Build(ctx, lake, laketest.Config{Events: 300}, laketest.Layout{}, func(ev *event.Event) { s.total++ })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,7 +299,7 @@ func golden(t *testing.T, path string, got []byte) {
 // A writer's unfinished file sits next to the published ones until it is
 // renamed; no view may read it.
 func TestPendingFilesAreNotRead(t *testing.T) {
-	lake, want := buildLake(t, lakefixture.Config{Events: 300}, lakefixture.Layout{Quarantine: 2})
+	lake, want := buildLake(t, laketest.Config{Events: 300}, laketest.Layout{Quarantine: 2})
 	dirs, err := filepath.Glob(filepath.Join(lake, "events", "event_type=buy_item", "event_date=*"))
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no buy_item directory: %v", err)

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/query"
-	"github.com/questlog/questlog/internal/query/lakefixture"
 )
 
 // lines feeds a Shell as a user at the prompt would, and records the prompts.
@@ -29,7 +29,7 @@ func lines(input []string, prompts *[]string) func(string) (string, error) {
 }
 
 func TestShell(t *testing.T) {
-	lake, want := buildLake(t, lakefixture.Config{Events: 500}, lakefixture.Layout{})
+	lake, want := buildLake(t, laketest.Config{Events: 500}, laketest.Layout{})
 	db := open(t, lake)
 	var out, errs bytes.Buffer
 	sh := &query.Shell{DB: db, Out: &out, Err: &errs, Format: query.FormatTable}

@@ -91,23 +91,23 @@ func NewDashboard(ctx context.Context, location string, counters func() map[stri
 	}
 	switch {
 	case cfg.refresh <= 0:
-		return nil, errors.New("dashboard: the refresh interval must be positive")
+		return nil, errors.New("the dashboard's refresh interval must be positive")
 	case cfg.window < 0:
-		return nil, errors.New("dashboard: the window must not be negative")
+		return nil, errors.New("the dashboard's window must not be negative")
 	case cfg.prefix == "/":
-		return nil, errors.New("dashboard: the prefix must not be the root")
+		return nil, errors.New("the dashboard's prefix must not be the root")
 	}
 	if counters == nil {
 		counters = func() map[string]float64 { return nil }
 	}
 	db, err := query.Open(ctx, location, query.WithoutViews())
 	if err != nil {
-		return nil, fmt.Errorf("dashboard: %w", err)
+		return nil, err
 	}
 	events, err := newSnapshot(db, time.Time{})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("dashboard: %w", err)
+		return nil, fmt.Errorf("start the events snapshot: %w", err)
 	}
 	return &Dashboard{db: db, counters: counters, cfg: cfg, events: events}, nil
 }

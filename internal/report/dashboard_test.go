@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/event"
-	"github.com/questlog/questlog/internal/query/lakefixture"
+	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/report"
 	"github.com/questlog/questlog/internal/report/browsertest"
 	"github.com/questlog/questlog/internal/report/dashboardtest"
@@ -105,7 +105,7 @@ func TestDashboardRoutes(t *testing.T) {
 	ctx := context.Background()
 	lake := filepath.Join(t.TempDir(), "lake")
 	var n1, n2 int
-	if err := lakefixture.Build(ctx, lake, lakefixture.Config{Events: 700, Start: day(1)}, lakefixture.Layout{}, countEvents(&n1)); err != nil {
+	if err := laketest.Build(ctx, lake, laketest.Config{Events: 700, Start: day(1)}, laketest.Layout{}, countEvents(&n1)); err != nil {
 		t.Fatal(err)
 	}
 	live := &rates{m: map[string]float64{"buy_item": 12.5, "signup": 2, "login": 0.5}}
@@ -159,7 +159,7 @@ func TestDashboardRoutes(t *testing.T) {
 		}
 	})
 	t.Run("charts follow the lake", func(t *testing.T) {
-		if err := lakefixture.Build(ctx, lake, lakefixture.Config{Events: 500, Start: day(2), Seed: 2}, lakefixture.Layout{}, countEvents(&n2)); err != nil {
+		if err := laketest.Build(ctx, lake, laketest.Config{Events: 500, Start: day(2), Seed: 2}, laketest.Layout{}, countEvents(&n2)); err != nil {
 			t.Fatal(err)
 		}
 		_, _, body := get(t, srv.URL+"/dashboard/report")
@@ -180,7 +180,7 @@ func TestDashboardRoutes(t *testing.T) {
 		if err := os.RemoveAll(lake); err != nil {
 			t.Fatal(err)
 		}
-		if err := lakefixture.Build(ctx, lake, lakefixture.Config{Events: 300, Start: day(5), Seed: 3}, lakefixture.Layout{}, countEvents(&n3)); err != nil {
+		if err := laketest.Build(ctx, lake, laketest.Config{Events: 300, Start: day(5), Seed: 3}, laketest.Layout{}, countEvents(&n3)); err != nil {
 			t.Fatal(err)
 		}
 		clk.Add(10 * time.Second)
@@ -252,7 +252,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	lake := filepath.Join(t.TempDir(), "lake")
 	var n1, n2 int
-	if err := lakefixture.Build(ctx, lake, lakefixture.Config{Events: 1500, Start: day(1)}, lakefixture.Layout{Quarantine: 1}, countEvents(&n1)); err != nil {
+	if err := laketest.Build(ctx, lake, laketest.Config{Events: 1500, Start: day(1)}, laketest.Layout{Quarantine: 1}, countEvents(&n1)); err != nil {
 		t.Fatal(err)
 	}
 	live := &rates{m: map[string]float64{"buy_item": 40, "view_catalog": 7.5, "signup": 1}}
@@ -275,7 +275,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 
 	// New files in the lake reach the open page without a reload.
-	if err := lakefixture.Build(ctx, lake, lakefixture.Config{Events: 400, Start: day(2), Seed: 4}, lakefixture.Layout{}, countEvents(&n2)); err != nil {
+	if err := laketest.Build(ctx, lake, laketest.Config{Events: 400, Start: day(2), Seed: 4}, laketest.Layout{}, countEvents(&n2)); err != nil {
 		t.Fatal(err)
 	}
 	total := fmtCount(float64(n1 + n2))

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/query"
-	"github.com/questlog/questlog/internal/query/lakefixture"
 	"github.com/questlog/questlog/internal/report"
 )
 
@@ -102,12 +102,12 @@ func (s *sent) guilds(w report.Window) map[string]float64 {
 	return sizes
 }
 
-func build(t *testing.T, cfg lakefixture.Config, layout lakefixture.Layout, w report.Window) (string, *sent, *report.Report) {
+func build(t *testing.T, cfg laketest.Config, layout laketest.Layout, w report.Window) (string, *sent, *report.Report) {
 	t.Helper()
 	ctx := context.Background()
 	lake := filepath.Join(t.TempDir(), "lake")
 	s, seen := record(w)
-	if err := lakefixture.Build(ctx, lake, cfg, layout, seen); err != nil {
+	if err := laketest.Build(ctx, lake, cfg, layout, seen); err != nil {
 		t.Fatal(err)
 	}
 	db, err := query.Open(ctx, lake)
@@ -158,18 +158,18 @@ func TestChartsAnswerWhatWasSent(t *testing.T) {
 	start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name   string
-		cfg    lakefixture.Config
-		layout lakefixture.Layout
+		cfg    laketest.Config
+		layout laketest.Layout
 		window report.Window
 		empty  []string // charts that may be empty in the window
 	}{
-		{"whole lake", lakefixture.Config{Players: 60, Events: 4000, Seed: 3}, lakefixture.Layout{Partitions: 3}, report.Window{}, nil},
-		{"window of the middle, type only in path", lakefixture.Config{Players: 30, Events: 3000, Seed: 5, Start: start, Span: time.Hour},
-			lakefixture.Layout{Partitions: 2, TypeOnlyInPath: true},
+		{"whole lake", laketest.Config{Players: 60, Events: 4000, Seed: 3}, laketest.Layout{Partitions: 3}, report.Window{}, nil},
+		{"window of the middle, type only in path", laketest.Config{Players: 30, Events: 3000, Seed: 5, Start: start, Span: time.Hour},
+			laketest.Layout{Partitions: 2, TypeOnlyInPath: true},
 			report.Window{Since: start.Add(10 * time.Minute), Until: start.Add(40 * time.Minute)},
 			[]string{report.ChartFunnel}}, // every player signed up in the first minutes
-		{"a day and more, coarse buckets", lakefixture.Config{Players: 80, Events: 3000, Seed: 9, Span: 30 * time.Hour}, lakefixture.Layout{}, report.Window{}, nil},
-		{"a game that just started, buckets of seconds", lakefixture.Config{Players: 20, Events: 1500, Seed: 13, Span: 3 * time.Minute}, lakefixture.Layout{}, report.Window{}, nil},
+		{"a day and more, coarse buckets", laketest.Config{Players: 80, Events: 3000, Seed: 9, Span: 30 * time.Hour}, laketest.Layout{}, report.Window{}, nil},
+		{"a game that just started, buckets of seconds", laketest.Config{Players: 20, Events: 1500, Seed: 13, Span: 3 * time.Minute}, laketest.Layout{}, report.Window{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, want, r := build(t, tc.cfg, tc.layout, tc.window)
@@ -318,7 +318,7 @@ func TestEmptyLake(t *testing.T) {
 func TestReportFileIsSelfContained(t *testing.T) {
 	ctx := context.Background()
 	lake := filepath.Join(t.TempDir(), "lake")
-	if err := lakefixture.Build(ctx, lake, lakefixture.Config{Events: 800}, lakefixture.Layout{}, nil); err != nil {
+	if err := laketest.Build(ctx, lake, laketest.Config{Events: 800}, laketest.Layout{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "report.html")
@@ -385,7 +385,7 @@ var svgElement = regexp.MustCompile(`(?s)<svg.*?</svg>`)
 
 // The page's skeleton (everything but the drawings) is a golden file.
 func TestReportHTMLSkeleton(t *testing.T) {
-	lake, _, r := build(t, lakefixture.Config{Players: 12, Events: 600, Seed: 11}, lakefixture.Layout{Quarantine: 2}, report.Window{})
+	lake, _, r := build(t, laketest.Config{Players: 12, Events: 600, Seed: 11}, laketest.Layout{Quarantine: 2}, report.Window{})
 	var buf bytes.Buffer
 	if err := r.WriteHTML(&buf); err != nil {
 		t.Fatal(err)

@@ -5,10 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"path"
-	"strings"
 	"time"
 
+	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/query"
 )
 
@@ -47,7 +46,7 @@ func (s *snapshot) sync(ctx context.Context) error {
 		last := s.until.UTC().Format(time.DateOnly)
 		kept := files[:0]
 		for _, f := range files {
-			if d, ok := strings.CutPrefix(path.Base(path.Dir(f)), "event_date="); !ok || d <= last {
+			if _, d := lake.EventFolders(f); d == "" || d <= last {
 				kept = append(kept, f)
 			}
 		}

@@ -1,17 +1,8 @@
-// Package browsertest starts a headless Chromium for tests and drives its
-// pages over the DevTools protocol: load a URL, evaluate JavaScript, wait
-// for a condition, take a screenshot, and collect every error the page
-// logged (console errors, uncaught exceptions, failed loads, CSP reports).
-//
-// It speaks the protocol over a small built-in WebSocket client, so it needs
-// no dependency beyond a chromium binary. It knows nothing of questlog's
-// pages: tests say what to wait for and what to check.
+// Package browsertest starts a headless Chromium for tests and drives its pages with chromedp (load a URL, evaluate JavaScript, wait for a condition, take a screenshot, collect every error a page logged), knowing nothing of questlog's pages.
 package browsertest
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +13,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
 )
 
 // Binaries are the names Chromium is looked for under, in order, after the
@@ -60,42 +57,19 @@ func ArtifactDir(t testing.TB) string {
 }
 
 // Flags are the command-line flags Chromium starts with, besides
-// --user-data-dir and --remote-debugging-port.
+// --user-data-dir and how chromedp talks to it. Without the network ones, a
+// machine with no way out refuses its connections.
 var Flags = []string{
-	"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+	"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
 	"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-default-apps",
 	"--disable-extensions", "--mute-audio", "--hide-scrollbars", "--window-size=1280,1600",
 }
 
 // Browser is a running headless Chromium.
 type Browser struct {
-	cmd    *exec.Cmd
-	conn   *wsConn
-	done   chan struct{} // closed when the read loop ends
-	exited chan struct{} // closed when the process has been waited for
-	stderr *lockedBuffer
-
-	mu      sync.Mutex
-	nextID  int64
-	pending map[int64]chan reply
-	pages   map[string]*Page // by session id
-	readErr error
-}
-
-type reply struct {
-	Result json.RawMessage `json:"result"`
-	Error  *struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-type message struct {
-	ID        int64           `json:"id"`
-	Method    string          `json:"method"`
-	Params    json.RawMessage `json:"params"`
-	SessionID string          `json:"sessionId"`
-	reply
+	ctx         context.Context // the browser's chromedp context
+	cancel      context.CancelFunc
+	cancelAlloc context.CancelFunc
 }
 
 // Start runs a headless Chromium for the test, and stops it when the test
@@ -124,311 +98,157 @@ func Start(t testing.TB) *Browser {
 	return b
 }
 
-// Launch starts Chromium at path with its profile in userDataDir and
-// connects to it. Close stops it.
+// Launch starts Chromium at path with its profile in userDataDir, waiting
+// for it no longer than ctx allows. Close stops it.
 func Launch(ctx context.Context, path, userDataDir string) (*Browser, error) {
-	args := append(append([]string{}, Flags...), "--user-data-dir="+userDataDir, "--remote-debugging-port=0", "about:blank")
-	cmd := exec.Command(path, args...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(path), chromedp.UserDataDir(userDataDir)}
+	for _, f := range Flags {
+		if name, value, ok := strings.Cut(strings.TrimPrefix(f, "--"), "="); ok {
+			opts = append(opts, chromedp.Flag(name, value))
+		} else {
+			opts = append(opts, chromedp.Flag(name, true))
+		}
 	}
-	if err := cmd.Start(); err != nil {
+	// The browser lives as long as these contexts, not as long as ctx.
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancel := chromedp.NewContext(allocCtx)
+	if err := start(ctx, bctx, cancel); err != nil {
+		cancelAlloc()
 		return nil, fmt.Errorf("run %s: %w", path, err)
 	}
-	log := &lockedBuffer{}
-	endpoint := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			log.add(line)
-			if u, ok := strings.CutPrefix(line, "DevTools listening on "); ok {
-				select {
-				case endpoint <- strings.TrimSpace(u):
-				default:
-				}
-			}
-		}
-	}()
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	var wsURL string
+	return &Browser{ctx: bctx, cancel: cancel, cancelAlloc: cancelAlloc}, nil
+}
+
+// start runs the first action of a chromedp context, which starts its
+// browser or opens its tab for as long as the context lives, waiting no
+// longer than ctx allows.
+func start(ctx, cctx context.Context, cancel context.CancelFunc) error {
+	done := make(chan error, 1)
+	go func() { done <- chromedp.Do(cctx) }()
 	select {
-	case wsURL = <-endpoint:
-	case <-exited:
-		return nil, fmt.Errorf("chromium exited before listening (%v):\n%s", waitErr, log.String())
+	case err := <-done:
+		if err != nil {
+			cancel()
+		}
+		return err
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		<-exited
-		return nil, fmt.Errorf("chromium did not listen: %w\n%s", ctx.Err(), log.String())
+		cancel()
+		<-done
+		return ctx.Err()
 	}
-	conn, err := dialWebSocket(wsURL)
-	if err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
-		return nil, err
-	}
-	b := &Browser{
-		cmd: cmd, conn: conn, done: make(chan struct{}), exited: exited, stderr: log,
-		pending: map[int64]chan reply{}, pages: map[string]*Page{},
-	}
-	go b.read()
-	go func() {
-		<-exited
-		conn.conn.Close() // ends the read loop
-	}()
-	return b, nil
 }
 
 // Close asks Chromium to quit, kills it if it does not within a few
 // seconds, and waits for it to be gone.
 func (b *Browser) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
-	_ = b.call(ctx, "", "Browser.close", nil, nil)
-	select {
-	case <-b.exited:
-	case <-ctx.Done():
-		_ = b.cmd.Process.Kill()
-		<-b.exited
+	err := chromedp.Cancel(ctx)
+	b.cancel()
+	b.cancelAlloc()
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil // it was killed instead
 	}
-	_ = b.conn.close()
-	<-b.done
-	return nil
-}
-
-// Log is what Chromium wrote to its standard error so far.
-func (b *Browser) Log() string { return b.stderr.String() }
-
-func (b *Browser) read() {
-	defer close(b.done)
-	for {
-		data, err := b.conn.readMessage()
-		if err != nil {
-			b.mu.Lock()
-			b.readErr = fmt.Errorf("devtools connection: %w", err)
-			for id, ch := range b.pending {
-				close(ch)
-				delete(b.pending, id)
-			}
-			b.mu.Unlock()
-			return
-		}
-		var m message
-		if err := json.Unmarshal(data, &m); err != nil {
-			continue
-		}
-		b.mu.Lock()
-		if m.ID != 0 {
-			if ch, ok := b.pending[m.ID]; ok {
-				ch <- m.reply
-				delete(b.pending, m.ID)
-			}
-		} else if p := b.pages[m.SessionID]; p != nil {
-			p.event(m.Method, m.Params)
-		}
-		b.mu.Unlock()
-	}
-}
-
-// call sends one DevTools command and waits for its answer.
-func (b *Browser) call(ctx context.Context, session, method string, params any, result any) error {
-	ch := make(chan reply, 1)
-	b.mu.Lock()
-	if b.readErr != nil {
-		b.mu.Unlock()
-		return b.readErr
-	}
-	b.nextID++
-	id := b.nextID
-	b.pending[id] = ch
-	b.mu.Unlock()
-	msg := map[string]any{"id": id, "method": method}
-	if params != nil {
-		msg["params"] = params
-	}
-	if session != "" {
-		msg["sessionId"] = session
-	}
-	data, err := json.Marshal(msg)
-	if err != nil {
-		return err
-	}
-	if err := b.conn.write(opText, data); err != nil {
-		return err
-	}
-	select {
-	case r, ok := <-ch:
-		if !ok {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			return b.readErr
-		}
-		if r.Error != nil {
-			return fmt.Errorf("%s: %s (%d)", method, r.Error.Message, r.Error.Code)
-		}
-		if result != nil {
-			return json.Unmarshal(r.Result, result)
-		}
-		return nil
-	case <-ctx.Done():
-		b.mu.Lock()
-		delete(b.pending, id)
-		b.mu.Unlock()
-		return fmt.Errorf("%s: %w", method, ctx.Err())
-	}
+	return err
 }
 
 // Page is one browser tab.
 type Page struct {
-	b       *Browser
-	session string
+	ctx    context.Context // the tab's chromedp context
+	cancel context.CancelFunc
 
-	// guarded by b.mu
+	mu     sync.Mutex
 	errors []string
-	loaded chan struct{}
 }
 
 // Open loads url in a new tab and waits for its load event. Errors the page
-// logs from then on are collected (see Errors).
+// logs are collected (see Errors).
 func (b *Browser) Open(ctx context.Context, url string) (*Page, error) {
-	var target struct {
-		TargetID string `json:"targetId"`
+	p := &Page{}
+	p.ctx, p.cancel = chromedp.NewContext(b.ctx, chromedp.WithListener(p.event))
+	if err := start(ctx, p.ctx, p.cancel); err != nil {
+		return nil, fmt.Errorf("open a tab: %w", err)
 	}
-	if err := b.call(ctx, "", "Target.createTarget", map[string]any{"url": "about:blank"}, &target); err != nil {
-		return nil, err
-	}
-	var attached struct {
-		SessionID string `json:"sessionId"`
-	}
-	if err := b.call(ctx, "", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &attached); err != nil {
-		return nil, err
-	}
-	p := &Page{b: b, session: attached.SessionID}
-	b.mu.Lock()
-	b.pages[p.session] = p
-	b.mu.Unlock()
-	for _, domain := range []string{"Runtime.enable", "Log.enable", "Page.enable"} {
-		if err := b.call(ctx, p.session, domain, nil, nil); err != nil {
-			return nil, err
-		}
-	}
-	loaded := make(chan struct{})
-	b.mu.Lock()
-	p.loaded = loaded
-	b.mu.Unlock()
-	var nav struct {
-		ErrorText string `json:"errorText"`
-	}
-	if err := b.call(ctx, p.session, "Page.navigate", map[string]any{"url": url}, &nav); err != nil {
-		return nil, err
-	}
-	if nav.ErrorText != "" {
-		return nil, fmt.Errorf("load %s: %s", url, nav.ErrorText)
-	}
-	select {
-	case <-loaded:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("load %s: %w", url, ctx.Err())
+	if _, err := run(ctx, p, chromedp.Navigate(url)); err != nil {
+		p.cancel()
+		return nil, fmt.Errorf("load %s: %w", url, err)
 	}
 	return p, nil
 }
 
-// event records what the page reports; called with b.mu held.
-func (p *Page) event(method string, params json.RawMessage) {
-	switch method {
-	case "Page.loadEventFired":
-		if p.loaded != nil {
-			close(p.loaded)
-			p.loaded = nil
-		}
-	case "Runtime.consoleAPICalled":
-		var e struct {
-			Type string `json:"type"`
-			Args []struct {
-				Value       any    `json:"value"`
-				Description string `json:"description"`
-			} `json:"args"`
-		}
-		if json.Unmarshal(params, &e) == nil && (e.Type == "error" || e.Type == "assert") {
-			var parts []string
-			for _, a := range e.Args {
-				if a.Description != "" {
-					parts = append(parts, a.Description)
-				} else {
-					parts = append(parts, fmt.Sprint(a.Value))
-				}
-			}
-			p.errors = append(p.errors, "console."+e.Type+": "+strings.Join(parts, " "))
-		}
-	case "Runtime.exceptionThrown":
-		var e struct {
-			Details struct {
-				Text      string `json:"text"`
-				URL       string `json:"url"`
-				Line      int    `json:"lineNumber"`
-				Exception struct {
-					Description string `json:"description"`
-				} `json:"exception"`
-			} `json:"exceptionDetails"`
-		}
-		if json.Unmarshal(params, &e) == nil {
-			d := e.Details
-			p.errors = append(p.errors, fmt.Sprintf("exception: %s %s (%s:%d)", d.Text, d.Exception.Description, d.URL, d.Line+1))
-		}
-	case "Log.entryAdded":
-		var e struct {
-			Entry struct {
-				Level  string `json:"level"`
-				Source string `json:"source"`
-				Text   string `json:"text"`
-				URL    string `json:"url"`
-			} `json:"entry"`
-		}
-		if json.Unmarshal(params, &e) == nil && e.Entry.Level == "error" {
-			p.errors = append(p.errors, fmt.Sprintf("log (%s): %s %s", e.Entry.Source, e.Entry.Text, e.Entry.URL))
-		}
+// run runs an action in p's tab for as long as ctx allows.
+func run[T any](ctx context.Context, p *Page, a chromedp.Action[T]) (T, error) {
+	rctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	v, err := chromedp.Run(rctx, a)
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
 	}
+	return v, err
+}
+
+// event records what the page reports. It runs on the goroutine that reads
+// the tab's messages, before the answers that follow the event.
+func (p *Page) event(ev any) {
+	var msg string
+	switch e := ev.(type) {
+	case *runtime.EventConsoleAPICalled:
+		if e.Type != runtime.ConsoleAPICalledTypeError && e.Type != runtime.ConsoleAPICalledTypeAssert {
+			return
+		}
+		var parts []string
+		for _, a := range e.Args {
+			var v any
+			if a.Description != "" {
+				parts = append(parts, a.Description)
+			} else if json.Unmarshal(a.Value, &v) == nil {
+				parts = append(parts, fmt.Sprint(v))
+			}
+		}
+		msg = "console." + string(e.Type) + ": " + strings.Join(parts, " ")
+	case *runtime.EventExceptionThrown:
+		d := e.ExceptionDetails
+		var desc string
+		if d.Exception != nil {
+			desc = d.Exception.Description
+		}
+		msg = fmt.Sprintf("exception: %s %s (%s:%d)", d.Text, desc, d.URL, d.LineNumber+1)
+	case *log.EventEntryAdded:
+		if e.Entry.Level != log.EntryLevelError {
+			return
+		}
+		msg = fmt.Sprintf("log (%s): %s %s", e.Entry.Source, e.Entry.Text, e.Entry.URL)
+	default:
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.errors = append(p.errors, msg)
 }
 
 // Errors returns every error the page logged so far.
 func (p *Page) Errors() []string {
-	p.b.mu.Lock()
-	defer p.b.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return append([]string(nil), p.errors...)
 }
 
 // Eval evaluates a JavaScript expression in the page (awaiting a promise)
 // and decodes its JSON value into out, which may be nil.
 func (p *Page) Eval(ctx context.Context, expr string, out any) error {
-	var res struct {
-		Result struct {
-			Value json.RawMessage `json:"value"`
-		} `json:"result"`
-		Exception *struct {
-			Text      string `json:"text"`
-			Exception struct {
-				Description string `json:"description"`
-			} `json:"exception"`
-		} `json:"exceptionDetails"`
+	raw, err := run(ctx, p, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	var thrown *chromedp.ExceptionError
+	if errors.As(err, &thrown) && thrown.Exception != nil {
+		return fmt.Errorf("evaluate %q: %s %s", expr, thrown.Text, thrown.Exception.Description)
 	}
-	params := map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": true}
-	if err := p.b.call(ctx, p.session, "Runtime.evaluate", params, &res); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("evaluate %q: %w", expr, err)
 	}
-	if res.Exception != nil {
-		return fmt.Errorf("evaluate %q: %s %s", expr, res.Exception.Text, res.Exception.Exception.Description)
-	}
-	if out == nil || len(res.Result.Value) == 0 {
+	if out == nil || len(raw) == 0 {
 		return nil
 	}
-	return json.Unmarshal(res.Result.Value, out)
+	return json.Unmarshal(raw, out)
 }
 
 // WaitFor evaluates expr until it is truthy, or fails when ctx ends first.
@@ -453,42 +273,18 @@ func (p *Page) WaitFor(ctx context.Context, expr string) error {
 
 // Screenshot writes a PNG of the whole page to path.
 func (p *Page) Screenshot(ctx context.Context, path string) error {
-	var res struct {
-		Data string `json:"data"`
-	}
-	params := map[string]any{"format": "png", "captureBeyondViewport": true}
-	if err := p.b.call(ctx, p.session, "Page.captureScreenshot", params, &res); err != nil {
-		return err
-	}
-	png, err := base64.StdEncoding.DecodeString(res.Data)
+	beyond := true
+	shot, err := run(ctx, p, func(ctx context.Context, t *chromedp.Target) (page.CaptureScreenshotResult, error) {
+		return cdp.Call(ctx, t, page.CaptureScreenshot, page.CaptureScreenshotParams{Format: page.CaptureScreenshotFormatPng, CaptureBeyondViewport: &beyond})
+	})
 	if err != nil {
-		return fmt.Errorf("decode screenshot: %w", err)
+		return fmt.Errorf("take screenshot: %w", err)
 	}
-	if len(png) == 0 {
-		return errors.New("empty screenshot")
+	if len(shot.Data) == 0 {
+		return errors.New("take screenshot: empty")
 	}
-	if err := os.WriteFile(path, png, 0o644); err != nil {
+	if err := os.WriteFile(path, shot.Data, 0o644); err != nil {
 		return fmt.Errorf("write screenshot %s: %w", path, err)
 	}
 	return nil
-}
-
-// lockedBuffer keeps Chromium's log lines.
-type lockedBuffer struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *lockedBuffer) add(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.lines) < 10000 {
-		l.lines = append(l.lines, s)
-	}
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
 }

@@ -1,12 +1,5 @@
-// Package lakefixture builds Parquet lakes of generated game events, laid out
-// as the extract lays them out, for the tests and benchmarks of query and
-// report.
-//
-// Events are internal/event's Event encoded by its AppendJSON, so they are
-// exactly the API's events; DuckDB turns them into Parquet. It knows nothing
-// of the extract or Kafka: the lineage columns are made up consistently
-// (partition by player, offsets counting up per partition).
-package lakefixture
+// Package laketest builds lakes of generated game events, laid out as package lake lays them out, for the tests and benchmarks of extract, query and report.
+package laketest
 
 import (
 	"bufio"
@@ -23,6 +16,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "duckdb" driver
 	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/lake"
 )
 
 // Prices are the default catalog's base prices (DESIGN.md, "Default economy").
@@ -255,11 +249,15 @@ type Layout struct {
 	// TypeOnlyInPath leaves event_type out of the files: the hive key
 	// event_type=<type> in the path is then its only source.
 	TypeOnlyInPath bool
-	// Quarantine is how many invalid records to add to lake/quarantine.
+	// Quarantine is how many invalid records to add to the quarantine.
 	Quarantine int
 }
 
-// Writer collects events and writes them as a lake.
+// Writer collects events and writes them as a lake: events encoded by
+// event.Event's AppendJSON, as the API encodes them, that DuckDB turns into
+// Parquet. It knows nothing of the extract or Kafka: the lineage columns are
+// made up consistently (partition by player, offsets counting up per
+// partition).
 type Writer struct {
 	dir    string
 	layout Layout
@@ -269,7 +267,7 @@ type Writer struct {
 	offset []int64
 }
 
-// NewWriter starts a lake under dir (dir/events, dir/quarantine).
+// NewWriter starts a lake under dir.
 func NewWriter(dir string, layout Layout) (*Writer, error) {
 	if layout.Partitions <= 0 {
 		layout.Partitions = 3
@@ -277,7 +275,7 @@ func NewWriter(dir string, layout Layout) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("make lake %s: %w", dir, err)
 	}
-	tmp, err := os.CreateTemp("", "lakefixture-*.ndjson")
+	tmp, err := os.CreateTemp("", "laketest-*.ndjson")
 	if err != nil {
 		return nil, fmt.Errorf("create ndjson: %w", err)
 	}
@@ -326,8 +324,8 @@ var columns = [][2]string{
 }
 
 // Close writes the Parquet files: one per event type, day and partition,
-// named part-<partition>-<first>-<last>.parquet, each holding only the
-// columns its type uses (as the extract's per-type schemas do).
+// named by lake.Part, each holding only the columns its type uses (as the
+// extract's per-type schemas do).
 func (w *Writer) Close(ctx context.Context) error {
 	defer os.Remove(w.tmp.Name())
 	if err := w.buf.Flush(); err != nil {
@@ -412,11 +410,10 @@ func (w *Writer) Close(ctx context.Context) error {
 		return fmt.Errorf("columns by type: %w", err)
 	}
 	for _, g := range groups {
-		dir := filepath.Join(w.dir, "events", "event_type="+g.typ, "event_date="+g.date)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("make %s: %w", dir, err)
+		file, err := w.create(lake.Part{EventType: g.typ, Date: g.date, Partition: int32(g.part), First: g.first, Last: g.last})
+		if err != nil {
+			return err
 		}
-		file := filepath.Join(dir, fmt.Sprintf("part-%d-%d-%d.parquet", g.part, g.first, g.last))
 		q := "COPY (SELECT " + strings.Join(used[g.typ], ", ") + " FROM ev WHERE event_type = " + quote(g.typ) +
 			" AND event_date = DATE " + quote(g.date) + " AND kafka_partition = " + strconv.Itoa(g.part) +
 			" ORDER BY kafka_offset) TO " + quote(file) + " (FORMAT parquet)"
@@ -425,13 +422,12 @@ func (w *Writer) Close(ctx context.Context) error {
 		}
 	}
 	if w.layout.Quarantine > 0 {
-		dir := filepath.Join(w.dir, "quarantine")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("make %s: %w", dir, err)
-		}
 		n := w.layout.Quarantine
 		off := w.offset[0]
-		file := filepath.Join(dir, fmt.Sprintf("part-0-%d-%d.parquet", off, off+int64(n)-1))
+		file, err := w.create(lake.Part{Partition: 0, First: off, Last: off + int64(n) - 1})
+		if err != nil {
+			return err
+		}
 		q := fmt.Sprintf(`COPY (SELECT 0::INTEGER AS kafka_partition, %d + i AS kafka_offset, TIMESTAMPTZ '2026-01-01 10:00:00+00' AS kafka_timestamp,
 			'{"event_type": broken ' || i AS value, 'invalid character ''b'' looking for beginning of value' AS error
 			FROM range(%d) t(i)) TO %s (FORMAT parquet)`, off, n, quote(file))
@@ -440,6 +436,15 @@ func (w *Writer) Close(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// create makes the folders of part's file and returns its path.
+func (w *Writer) create(part lake.Part) (string, error) {
+	file := filepath.Join(w.dir, filepath.FromSlash(part.Name()))
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return "", fmt.Errorf("make lake folder: %w", err)
+	}
+	return file, nil
 }
 
 // Build generates a game with cfg, writes it as a lake under dir, and calls

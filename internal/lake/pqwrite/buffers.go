@@ -1,11 +1,11 @@
-package lake
+package pqwrite
 
 import (
 	"math/bits"
 	"sync"
 )
 
-// buffers pools the slices that PartWriters buffer rows in. A column's
+// buffers pools the slices that Writers buffer rows in. A column's
 // slice grows by doubling; without a pool each doubling is a new, zeroed
 // allocation, and every file closed throws its slices away.
 type buffers struct {

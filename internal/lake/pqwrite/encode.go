@@ -1,4 +1,4 @@
-package lake
+package pqwrite
 
 import (
 	"bytes"
@@ -15,87 +15,13 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// This file writes the Parquet format from PartWriter's column buffers:
-// data pages v2 with PLAIN values and RLE/bit-packed definition levels, the
-// values compressed with the file's codec, min/max and null count per
-// column chunk, the page index (each page's bounds, null count and place)
-// and the footer. parquet-go's writer took Go values one by
-// one (a parquet.Value each) and buffered them again in its own column
-// buffers before encoding: a third of the extract's CPU. The structures of
-// the format and their thrift encoding are parquet-go's.
-
 // magic starts and ends every Parquet file.
 const magic = "PAR1"
-
-// maxStatBytes bounds a byte array column's min and max in the footer:
-// longer ones are cut (the max then rounded up), as the format allows.
-const maxStatBytes = 64
-
-// MaxRowGroups is how many row groups a file holds at most: each keeps its
-// column chunks' metadata in memory until the footer is written.
-const MaxRowGroups = 64
-
-// fileMeta is what every file of one Parquet schema shares: the schema as
-// the footer lists it and, per leaf column, its path, type, order and
-// maximal definition level.
-type fileMeta struct {
-	schema []format.SchemaElement
-	leaves []leafMeta
-	orders []format.ColumnOrder
-}
-
-type leafMeta struct {
-	path   []string
-	kind   parquet.Kind
-	maxDef byte
-}
-
-// newFileMeta flattens a Parquet schema the way the footer lists it: depth
-// first, a group followed by its fields.
-func newFileMeta(s *parquet.Schema) *fileMeta {
-	m := &fileMeta{}
-	var walk func(name string, n parquet.Node, path []string, def byte, root bool)
-	walk = func(name string, n parquet.Node, path []string, def byte, root bool) {
-		e := format.SchemaElement{Name: name}
-		if !root {
-			rep := format.Required
-			if n.Optional() {
-				rep = format.Optional
-				def++
-			}
-			e.RepetitionType = thrift.New(rep)
-			path = append(path[:len(path):len(path)], name)
-		}
-		t := n.Type()
-		if !n.Leaf() {
-			e.NumChildren = thrift.New(int32(len(n.Fields())))
-			m.schema = append(m.schema, e)
-			for _, f := range n.Fields() {
-				walk(f.Name(), f, path, def, false)
-			}
-			return
-		}
-		if lt := t.LogicalType(); lt != nil {
-			e.LogicalType = *lt
-		}
-		if pt := t.PhysicalType(); pt != nil {
-			e.Type = thrift.New(*pt)
-		}
-		if ct := t.ConvertedType(); ct != nil {
-			e.ConvertedType = thrift.New(*ct)
-		}
-		m.schema = append(m.schema, e)
-		m.leaves = append(m.leaves, leafMeta{path: path, kind: t.Kind(), maxDef: def})
-		m.orders = append(m.orders, *t.ColumnOrder())
-	}
-	walk(s.Name(), s, nil, 0, true)
-	return m
-}
 
 // fileEncoder is a file's state between row groups: where it is, and the
 // row groups written so far for the footer.
 type fileEncoder struct {
-	meta      *fileMeta
+	schema    *Schema
 	codec     compress.Codec
 	kv        []format.KeyValue
 	createdBy string
@@ -150,7 +76,7 @@ func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *bu
 	ois := make([]format.OffsetIndex, len(cols))
 	for i := range cols {
 		cc := &rg.Columns[i]
-		if err := e.writeChunk(out, &cols[i], &e.meta.leaves[i], cc, &cis[i], &ois[i], s); err != nil {
+		if err := e.writeChunk(out, &cols[i], &e.schema.leaves[i], cc, &cis[i], &ois[i], s); err != nil {
 			return fmt.Errorf("column %d: %w", i, err)
 		}
 		cols[i].reset(pool)
@@ -257,7 +183,7 @@ func (e *fileEncoder) writePage(out *countingWriter, s *scratch, first, rows, nu
 	}
 	hb, err := thrift.Marshal(new(thrift.CompactProtocol), &h)
 	if err != nil {
-		return format.PageLocation{}, 0, fmt.Errorf("page header: %w", err)
+		return format.PageLocation{}, 0, fmt.Errorf("encode page header: %w", err)
 	}
 	s.page = append(append(append(s.page[:0], hb...), s.levels...), body...)
 	loc := format.PageLocation{Offset: out.n, CompressedPageSize: int32(len(s.page)), FirstRowIndex: int64(first)}
@@ -493,7 +419,7 @@ func (e *fileEncoder) writeFooter(out *countingWriter) error {
 			cc := &e.rowGroups[g].Columns[j]
 			b, err := thrift.Marshal(new(thrift.CompactProtocol), &ci.ColumnIndex)
 			if err != nil {
-				return fmt.Errorf("column index: %w", err)
+				return fmt.Errorf("encode column index: %w", err)
 			}
 			cc.ColumnIndexOffset, cc.ColumnIndexLength = out.n, int32(len(b))
 			if _, err := out.Write(b); err != nil {
@@ -506,7 +432,7 @@ func (e *fileEncoder) writeFooter(out *countingWriter) error {
 			cc := &e.rowGroups[g].Columns[j]
 			b, err := thrift.Marshal(new(thrift.CompactProtocol), &e.offsetIndexes[g][j])
 			if err != nil {
-				return fmt.Errorf("offset index: %w", err)
+				return fmt.Errorf("encode offset index: %w", err)
 			}
 			cc.OffsetIndexOffset, cc.OffsetIndexLength = out.n, int32(len(b))
 			if _, err := out.Write(b); err != nil {
@@ -522,16 +448,16 @@ func (e *fileEncoder) writeFooter(out *countingWriter) error {
 	sort.Slice(kv, func(i, j int) bool { return kv[i].Key < kv[j].Key })
 	md := format.FileMetaData{
 		Version:          2,
-		Schema:           e.meta.schema,
+		Schema:           e.schema.elements,
 		NumRows:          rows,
 		RowGroups:        e.rowGroups,
 		KeyValueMetadata: kv,
 		CreatedBy:        e.createdBy,
-		ColumnOrders:     e.meta.orders,
+		ColumnOrders:     e.schema.orders,
 	}
 	b, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
 	if err != nil {
-		return fmt.Errorf("file metadata: %w", err)
+		return fmt.Errorf("encode file metadata: %w", err)
 	}
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(b)))
 	_, err = out.Write(append(b, magic...))

@@ -1,12 +1,29 @@
-package lake
+package pqwrite
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/parquet-go/parquet-go/format"
 )
+
+// Codec names a compression codec: "zstd" (default), "snappy" or "none".
+func Codec(name string) (compress.Codec, error) {
+	switch strings.ToLower(name) {
+	case "", "zstd":
+		return newZstdCodec()
+	case "snappy":
+		return &snappy.Codec{}, nil
+	case "none", "uncompressed":
+		return &parquet.Uncompressed, nil
+	}
+	return nil, fmt.Errorf("unknown compression %q: want zstd, snappy or none", name)
+}
 
 // zstdCodec is Parquet's ZSTD codec on one shared encoder, whose EncodeAll
 // serves concurrent callers from a fixed set of encoder states.
@@ -30,7 +47,7 @@ func newZstdCodec() (*zstdCodec, error) {
 		zstd.WithEncoderCRC(false),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("zstd encoder: %w", err)
+		return nil, fmt.Errorf("make zstd encoder: %w", err)
 	}
 	return &zstdCodec{
 		enc: enc,
@@ -48,11 +65,11 @@ func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
 func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
 	d, err := c.dec()
 	if err != nil {
-		return dst[:0], fmt.Errorf("zstd decoder: %w", err)
+		return dst[:0], fmt.Errorf("make zstd decoder: %w", err)
 	}
 	out, err := d.DecodeAll(src, dst[:0])
 	if err != nil {
-		return out, fmt.Errorf("zstd decode: %w", err)
+		return out, fmt.Errorf("decode zstd: %w", err)
 	}
 	return out, nil
 }
