@@ -18,7 +18,8 @@ func TestFollowerIsAPart(t *testing.T) {
 	addr := startBroker(t)
 	dir := filepath.Join(t.TempDir(), "lake")
 	ctx := context.Background()
-	f, err := newExtractor(t, addr, dir, extract.Follow(), extract.MaxAge(time.Hour)).Follower()
+	e := newExtractor(t, addr, dir, extract.Follow(), extract.MaxAge(time.Hour))
+	f, err := e.Follower()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,14 +36,11 @@ func TestFollowerIsAPart(t *testing.T) {
 
 	want := produce(t, addr, 300, 7)
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := f.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if rows := checkLake(t, dir).Rows; countOf(rows) >= 300 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	for d, _ := e.Progress(); d < 300 && time.Now().Before(deadline); d, _ = e.Progress() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := f.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if err := f.Stop(ctx); err != nil {
 		t.Fatalf("Stop: %v", err)
@@ -83,12 +81,4 @@ func TestFollowerReportsARunThatEnds(t *testing.T) {
 	if err := f.Stop(context.Background()); !errors.Is(err, crash) {
 		t.Errorf("Stop after the failure = %v, want the commit's error", err)
 	}
-}
-
-func countOf(rows map[string]int64) int64 {
-	var n int64
-	for _, v := range rows {
-		n += v
-	}
-	return n
 }
