@@ -21,7 +21,7 @@ test:
 # crasher is written to internal/api/testdata/fuzz/, where plain `go test`
 # replays it with the seeds). `go test -fuzz` takes one target at a time.
 FUZZTIME ?= 10s
-API_FUZZ = FuzzSeedQuery FuzzV1Body FuzzHeaders
+API_FUZZ = FuzzClassicQuery FuzzV1Body FuzzHeaders
 fuzz:
 	@for target in $(API_FUZZ); do \
 		echo "fuzz $$target for $(FUZZTIME)"; \

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/questlog/questlog/internal/envflag"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 // globalOptions are the flags every command shares (DESIGN.md, "Flags shared by
@@ -66,7 +64,7 @@ wins over the environment.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return bindEnv(cmd.Flags())
+			return envflag.Bind(cmd.Flags())
 		},
 	}
 	pf := root.PersistentFlags()
@@ -89,25 +87,4 @@ wins over the environment.`,
 		newLoadCmd(g),
 	)
 	return root
-}
-
-// bindEnv sets every flag that was not given on the command line from
-// QUESTLOG_<NAME>, so that the environment configures a deployment and the
-// command line still wins.
-func bindEnv(fs *pflag.FlagSet) error {
-	var err error
-	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed {
-			return
-		}
-		name := "QUESTLOG_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		v, ok := os.LookupEnv(name)
-		if !ok {
-			return
-		}
-		if serr := fs.Set(f.Name, v); serr != nil {
-			err = fmt.Errorf("environment %s: %w", name, serr)
-		}
-	})
-	return err
 }

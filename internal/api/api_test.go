@@ -10,31 +10,29 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/questlog/questlog/internal/api"
 	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/node"
 	"github.com/questlog/questlog/internal/state"
-	"github.com/questlog/questlog/internal/state/sqlitestore"
 	"github.com/questlog/questlog/internal/stream"
 )
 
 const topic = "events"
 
-// harness is a real API over HTTP, on the embedded broker and SQLite.
+// harness is a real API over HTTP, on the embedded broker and SQLite (or
+// another store): the node that `questlog serve` runs, in-process.
 type harness struct {
 	t      *testing.T
 	url    string
+	node   *node.Node
 	broker *stream.Broker
 	store  state.Store
-	api    *api.Server
 }
 
 func newHarness(t *testing.T) *harness {
@@ -59,51 +57,37 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	if o.timeout == 0 {
 		o.timeout = time.Second
 	}
-	br, err := stream.StartBroker(stream.BrokerConfig{Dir: filepath.Join(o.dir, "broker"), Topic: topic, Partitions: 3})
-	if err != nil {
-		t.Fatal(err)
+	cfg := node.Config{
+		Role: node.Serve, DataDir: o.dir, HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic, Partitions: 3,
+		Game:           game.Config{PasswordCost: 4, RequestTimeout: o.timeout, SettleEvery: 50 * time.Millisecond, StartingGold: o.gold},
+		ProduceTimeout: max(o.timeout, stream.MinDeliveryTimeout),
+		Logger:         o.logger,
 	}
-	t.Cleanup(br.Close)
-	var st state.Store
 	if o.store != nil {
-		st = o.store(t, o.dir)
-	} else {
-		sq, err := sqlitestore.Open(context.Background(), filepath.Join(o.dir, "state.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { sq.Close() })
-		st = sq
+		cfg.Store = o.store(t, o.dir)
 	}
-	prod := startProducer(t, stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic, DeliveryTimeout: max(o.timeout, stream.MinDeliveryTimeout)})
-	srv, err := api.New(api.Config{Store: st, Publisher: prod, Logger: o.logger, MaxBody: 4 << 10,
-		Game: game.Config{PasswordCost: 4, RequestTimeout: o.timeout, SettleEvery: 50 * time.Millisecond, StartingGold: o.gold}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(context.Background()) })
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	return &harness{t: t, url: ts.URL, broker: br, store: st, api: srv}
+	n := startNode(t, cfg)
+	return &harness{t: t, url: n.URL(), node: n, broker: n.Broker, store: n.Store}
 }
 
-// startProducer makes and starts a producer, closed when the test ends.
-func startProducer(t testing.TB, cfg stream.ProducerConfig) *stream.Producer {
+// startNode starts a node, stopped when the test ends.
+func startNode(t testing.TB, cfg node.Config) *node.Node {
 	t.Helper()
-	prod, err := stream.NewProducer(cfg)
+	n, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(prod.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := prod.Start(ctx); err != nil {
+	if err := n.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return prod
+	t.Cleanup(func() {
+		if err := n.Stop(context.Background()); err != nil {
+			t.Errorf("stop the node: %v", err)
+		}
+	})
+	return n
 }
 
 // client is a player with a cookie jar, like curl -c jar -b jar.
@@ -428,7 +412,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"malformed JSON", "POST", "/v1/buy", `{"item":`, 400, "bad_request"},
 		{"two objects", "POST", "/v1/buy", `{"item":"sword"}{"item":"sword"}`, 400, "bad_request"},
 		{"wrong type", "POST", "/v1/buy", `{"item":7}`, 400, "bad_request"},
-		{"oversized body", "POST", "/v1/buy", `{"item":"sword","pad":"` + strings.Repeat("a", 8<<10) + `"}`, 413, "body_too_large"},
+		{"oversized body", "POST", "/v1/buy", `{"item":"sword","pad":"` + strings.Repeat("a", 80<<10) + `"}`, 413, "body_too_large"},
 		{"over-long guild", "POST", "/v1/guild/join", `{"guild":"` + long + `"}`, 400, "invalid_guild"},
 		{"empty guild", "GET", "/join_guild?guild=", "", 400, "invalid_guild"},
 		{"non-UTF-8 guild", "GET", "/join_guild?guild=%ff%fe", "", 400, "invalid_guild"},
@@ -592,7 +576,7 @@ func TestOpsEndpoints(t *testing.T) {
 			t.Errorf("metrics lack %s\n%s", want, grep(m, "questlog_"))
 		}
 	}
-	counts := h.api.EventCounts()
+	counts := h.node.Journal.EventCounts()
 	if counts["signup"] != 1 || counts["buy_item"] != 1 {
 		t.Errorf("EventCounts = %v", counts)
 	}

@@ -1,42 +1,27 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
-	"github.com/questlog/questlog/internal/api"
 	"github.com/questlog/questlog/internal/game"
-	"github.com/questlog/questlog/internal/state/sqlitestore"
-	"github.com/questlog/questlog/internal/stream"
+	"github.com/questlog/questlog/internal/node"
 )
 
 // benchServer is the real API handler over the embedded broker and SQLite,
 // called without a network in between so a profile shows the server's own
 // cost per request: game, event encoding, the produce and its ack, metrics.
-func benchServer(b *testing.B) *api.Server {
+func benchServer(b *testing.B) http.Handler {
 	b.Helper()
-	dir := b.TempDir()
-	br, err := stream.StartBroker(stream.BrokerConfig{Dir: filepath.Join(dir, "broker"), Topic: topic, Partitions: 4})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(br.Close)
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	prod := startProducer(b, stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic})
-	srv, err := api.New(api.Config{Store: st, Publisher: prod, Game: game.Config{PasswordCost: 4}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return srv
+	n := startNode(b, node.Config{
+		Role: node.Serve, DataDir: b.TempDir(), HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic,
+		Game: game.Config{PasswordCost: 4}, Logger: slog.New(slog.DiscardHandler),
+	})
+	return n.API
 }
 
 // discard is a ResponseWriter that keeps only the status, reused across

@@ -200,9 +200,9 @@ func newRequest(method, path, rawQuery string, body string) *http.Request {
 	return r
 }
 
-// FuzzSeedQuery sends a query string to each of the seed's routes, with
+// FuzzClassicQuery sends a query string to each of the seed's routes, with
 // the player's session cookie.
-func FuzzSeedQuery(f *testing.F) {
+func FuzzClassicQuery(f *testing.F) {
 	g := newFuzzGame(f)
 	f.Fuzz(func(t *testing.T, route uint8, query string) {
 		g.session(t)

@@ -61,7 +61,7 @@ func TestLoginRateLimits(t *testing.T) {
 	type step struct {
 		what       string
 		advance    time.Duration
-		seed       bool
+		classic    bool
 		user, pw   string
 		from       string
 		code       int
@@ -73,10 +73,10 @@ func TestLoginRateLimits(t *testing.T) {
 		{what: "ada guesses 2", user: "ada", pw: "x2", from: here, code: 401, reason: "bad_password"},
 		{what: "ada logs in, clearing her failures", user: "ada", pw: "pw-ada", from: here, code: 200},
 		{what: "ada guesses 3", user: "ada", pw: "x3", from: here, code: 401, reason: "bad_password"},
-		{what: "ada guesses 4", user: "ada", pw: "x4", seed: true, from: there, code: 401, reason: "bad_password"},
+		{what: "ada guesses 4", user: "ada", pw: "x4", classic: true, from: there, code: 401, reason: "bad_password"},
 		{what: "ada guesses 5: her third failure since the success", user: "ada", pw: "x5", from: there, code: 401, reason: "bad_password"},
 		{what: "ada's right password is refused", user: "ada", pw: "pw-ada", from: there, code: 429, retryAfter: "900", reason: "rate_limited"},
-		{what: "and through the seed route", advance: 5 * time.Minute, seed: true, user: "ada", pw: "pw-ada", from: here, code: 429, retryAfter: "600", reason: "rate_limited"},
+		{what: "and through the seed route", advance: 5 * time.Minute, classic: true, user: "ada", pw: "pw-ada", from: here, code: 429, retryAfter: "600", reason: "rate_limited"},
 		{what: "bob is not ada", user: "bob", pw: "pw-bob", from: here, code: 200},
 		{what: "an unknown user counts the same", user: "nobody", pw: "a", from: third, code: 401, reason: "unknown_user"},
 		{what: "unknown 2", user: "nobody", pw: "b", from: third, code: 401, reason: "unknown_user"},
@@ -101,7 +101,7 @@ func TestLoginRateLimits(t *testing.T) {
 	for i, s := range steps {
 		m.clock.advance(s.advance)
 		method, target, body := "POST", "/v1/login", `{"username":"`+s.user+`","password":"`+s.pw+`"}`
-		if s.seed {
+		if s.classic {
 			method, target, body = "GET", "/login?username="+s.user+"&password="+s.pw, ""
 		}
 		a, ev := m.oneEvent(t, method, target, body, "RemoteAddr", s.from)

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/questlog/questlog/internal/api"
 	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/journal"
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/state/sqlitestore"
 )
@@ -124,8 +126,13 @@ func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 		limits = &d
 	}
 	limits.Now = m.clock.Now
+	reg := prometheus.NewRegistry()
+	g, err := game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), game.Config{PasswordCost: 4})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	m.srv, err = api.New(api.Config{
-		Store: st, Publisher: m.log, Game: game.Config{PasswordCost: 4}, MaxBody: 4 << 10,
+		Game: g, Store: st, Log: m.log, Registry: reg, MaxBody: 4 << 10,
 		LoginLimits: limits,
 	})
 	if err != nil {

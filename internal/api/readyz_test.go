@@ -9,23 +9,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/questlog/questlog/internal/api"
 	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/journal"
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/state/sqlitestore"
 )
 
-// readyPublisher answers pings and refuses to publish: /readyz needs no more.
-type readyPublisher struct{}
-
-func (readyPublisher) Publish(context.Context, []byte, []byte) (int32, int64, error) {
-	return -1, -1, errors.New("not in this test")
+// readyGame is a game service on st and an event log in memory: /readyz
+// needs no more.
+func readyGame(t *testing.T, st state.Store) *game.Service {
+	t.Helper()
+	g, err := game.NewService(st, journal.New(&memLog{}, journal.NewMetrics(prometheus.NewRegistry())), game.Config{PasswordCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
-func (readyPublisher) Next([]byte) (int32, int64) { return 0, -1 }
-func (readyPublisher) Contains(context.Context, int32, int64, func([]byte) bool) (bool, error) {
-	return false, errors.New("not in this test")
-}
-func (readyPublisher) Ping(context.Context) error { return nil }
 
 func readyzStore(t *testing.T) state.Store {
 	t.Helper()
@@ -57,7 +58,7 @@ func TestReadyzRunsExtraChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, err := api.New(api.Config{Store: st, Publisher: readyPublisher{}, Game: game.Config{PasswordCost: 4}, Checks: tt.checks})
+			srv, err := api.New(api.Config{Game: readyGame(t, st), Store: st, Log: &memLog{}, Checks: tt.checks})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +75,7 @@ func TestReadyzRunsExtraChecks(t *testing.T) {
 func TestNewRefusesIncompleteChecks(t *testing.T) {
 	st := readyzStore(t)
 	for _, c := range []api.Check{{Name: "broker"}, {Check: func(context.Context) error { return nil }}} {
-		_, err := api.New(api.Config{Store: st, Publisher: readyPublisher{}, Checks: []api.Check{c}})
+		_, err := api.New(api.Config{Game: readyGame(t, st), Store: st, Log: &memLog{}, Checks: []api.Check{c}})
 		if err == nil || !strings.Contains(err.Error(), "readiness check") {
 			t.Errorf("New with check %+v: %v", c, err)
 		}

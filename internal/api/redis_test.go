@@ -1,19 +1,14 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/questlog/questlog/internal/api"
 	"github.com/questlog/questlog/internal/game"
-	"github.com/questlog/questlog/internal/state/redisstore"
+	"github.com/questlog/questlog/internal/node"
 	"github.com/questlog/questlog/internal/state/redistest"
-	"github.com/questlog/questlog/internal/stream"
 )
 
 // Two stateless API servers share one Redis and one broker, as behind a
@@ -22,31 +17,18 @@ import (
 // in Redis).
 func TestTwoServersShareRedis(t *testing.T) {
 	url := redistest.Start(t)
-	ctx := context.Background()
-	br, err := stream.StartBroker(stream.BrokerConfig{Dir: filepath.Join(t.TempDir(), "broker"), Topic: topic, Partitions: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(br.Close)
-	var servers []string
-	for range 2 {
-		st, err := redisstore.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		prod := startProducer(t, stream.ProducerConfig{Brokers: []string{br.Addr()}, Topic: topic})
-		srv, err := api.New(api.Config{Store: st, Publisher: prod, Game: game.Config{PasswordCost: 4}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := httptest.NewServer(srv)
-		t.Cleanup(ts.Close)
-		servers = append(servers, ts.URL)
-	}
+	// The first server runs the embedded broker; the second produces to
+	// it as to a Kafka cluster. Both keep their state in the one Redis.
+	cfg := node.Config{Role: node.Serve, HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic, Partitions: 2,
+		Redis: url, Game: game.Config{PasswordCost: 4}}
+	cfg.DataDir = t.TempDir()
+	first := startNode(t, cfg)
+	cfg.DataDir, cfg.Brokers = t.TempDir(), first.BrokerAddrs()
+	second := startNode(t, cfg)
+	servers := []string{first.URL(), second.URL()}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	h := &harness{t: t, broker: br}
+	h := &harness{t: t, broker: first.Broker, store: first.Store}
 	h.url = servers[0]
 	if r := h.get(c, "/signup?username=ada&password=pw"); r.code != 201 {
 		t.Fatal(r)
@@ -64,4 +46,5 @@ func TestTwoServersShareRedis(t *testing.T) {
 	if n := len(h.events()); n != 1+1+8+1 {
 		t.Fatalf("%d events, want %d", n, 1+1+8+1)
 	}
+	h.checkFold("ada")
 }

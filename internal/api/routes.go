@@ -20,10 +20,10 @@ type gameRoute struct {
 	typ    string // the event type of its requests
 	serve  http.HandlerFunc
 	// readOnly GET routes serve HEAD like GET (net/http drops the body);
-	// the seed's state-changing GET routes refuse HEAD, which must never
+	// the classic state-changing GET routes refuse HEAD, which must never
 	// change anything.
 	readOnly bool
-	seed     bool // plain-text answers
+	classic  bool // plain-text answers
 }
 
 // allow is the route's Allow header.
@@ -50,16 +50,16 @@ func (s *Server) gameRoutes() []*gameRoute {
 		{method: "POST", path: "/v1/cart/checkout", typ: event.TypeCheckout, serve: s.v1Checkout},
 		{method: "POST", path: "/v1/guild/join", typ: event.TypeJoinGuild, serve: s.v1JoinGuild},
 		{method: "POST", path: "/v1/guild/leave", typ: event.TypeLeaveGuild, serve: s.v1LeaveGuild},
-		// The seed's GET routes, plain text.
-		{method: "GET", path: "/{$}", typ: event.TypeDefault, serve: s.seedDefault, readOnly: true, seed: true},
-		{method: "GET", path: "/signup", typ: event.TypeSignup, serve: s.seedSignup, seed: true},
-		{method: "GET", path: "/login", typ: event.TypeLogin, serve: s.seedLogin, seed: true},
-		{method: "GET", path: "/logout", typ: event.TypeLogout, serve: s.seedLogout, seed: true},
-		{method: "GET", path: "/buy_sword", typ: event.TypeBuyItem, serve: s.seedBuySword, seed: true},
-		{method: "GET", path: "/buy", typ: event.TypeBuyItem, serve: s.seedBuy, seed: true},
-		{method: "GET", path: "/join_guild", typ: event.TypeJoinGuild, serve: s.seedJoinGuild, seed: true},
-		{method: "GET", path: "/leave_guild", typ: event.TypeLeaveGuild, serve: s.seedLeaveGuild, seed: true},
-		{method: "GET", path: "/inventory", typ: event.TypeViewInventory, serve: s.seedInventory, readOnly: true, seed: true},
+		// The classic GET routes (the seed course's), plain text.
+		{method: "GET", path: "/{$}", typ: event.TypeDefault, serve: s.classicDefault, readOnly: true, classic: true},
+		{method: "GET", path: "/signup", typ: event.TypeSignup, serve: s.classicSignup, classic: true},
+		{method: "GET", path: "/login", typ: event.TypeLogin, serve: s.classicLogin, classic: true},
+		{method: "GET", path: "/logout", typ: event.TypeLogout, serve: s.classicLogout, classic: true},
+		{method: "GET", path: "/buy_sword", typ: event.TypeBuyItem, serve: s.classicBuySword, classic: true},
+		{method: "GET", path: "/buy", typ: event.TypeBuyItem, serve: s.classicBuy, classic: true},
+		{method: "GET", path: "/join_guild", typ: event.TypeJoinGuild, serve: s.classicJoinGuild, classic: true},
+		{method: "GET", path: "/leave_guild", typ: event.TypeLeaveGuild, serve: s.classicLeaveGuild, classic: true},
+		{method: "GET", path: "/inventory", typ: event.TypeViewInventory, serve: s.classicInventory, readOnly: true, classic: true},
 	}
 }
 
@@ -100,7 +100,7 @@ func (s *Server) methodNotAllowed(rt *gameRoute) http.HandlerFunc {
 // in the route's format.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rt *gameRoute, rej *game.Rejection) {
 	err := s.game.Reject(r.Context(), request(r), rt.typ, rej)
-	if rt.seed {
+	if rt.classic {
 		s.failText(w, err)
 		return
 	}

@@ -1,10 +1,11 @@
 // Package api is questlog's HTTP API: the JSON API under /v1/, the seed's
-// plain-text GET routes, and /healthz, /readyz and /metrics.
+// plain-text GET routes, /healthz, /readyz and /metrics, and the listener
+// that serves them.
 //
 // It parses requests, asks the game service, and maps outcomes to status
-// codes in one place (statusOf). It holds a state.Store (for readiness), a
-// game service and a producer, and knows nothing of SQLite, Redis or Kafka
-// beyond the interfaces it is given.
+// codes in one place (statusOf). It is handed the game service, and for
+// readiness the state store and the event log, and knows nothing of SQLite,
+// Redis or Kafka beyond the interfaces it is given.
 package api
 
 import (
@@ -13,25 +14,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/game"
-	"github.com/questlog/questlog/internal/state"
 )
 
-// Publisher is the event log (stream.Producer): it writes one record and
-// returns once it is acknowledged, with where it went; says where a key's
-// next record will go; and finds a record again.
-type Publisher interface {
-	Publish(ctx context.Context, key, value []byte) (partition int32, offset int64, err error)
-	Next(key []byte) (partition int32, after int64)
-	Contains(ctx context.Context, partition int32, after int64, match func(value []byte) bool) (bool, error)
+// Pinger is what /readyz asks: the state store, the event log.
+type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
@@ -44,10 +38,13 @@ type Check struct {
 
 // Config configures a Server.
 type Config struct {
-	Store     state.Store
-	Publisher Publisher
-	Game      game.Config
-	Logger    *slog.Logger // default slog.Default()
+	Game  *game.Service // required
+	Store Pinger        // the state store, for readiness; required
+	Log   Pinger        // the event log, for readiness; required
+	// Registry is where the server's metrics go and what /metrics
+	// serves; default a new registry.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger // default slog.Default()
 	// MaxBody bounds a request body; default 64 KiB.
 	MaxBody int64
 	// Checks run, in order, after the store and the publisher answered
@@ -59,26 +56,28 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	store   state.Store
-	pub     Publisher
-	game    *game.Service
-	log     *slog.Logger
-	metrics *metrics
-	maxBody int64
-	bufs    sync.Pool
-	handler http.Handler
-	extra   *http.ServeMux
-	rates   rates
-	checks  []Check
+	store    Pinger
+	eventLog Pinger
+	game     *game.Service
+	log      *slog.Logger
+	registry *prometheus.Registry
+	metrics  *metrics
+	maxBody  int64
+	handler  http.Handler
+	bufs     sync.Pool // of *[]byte: request bodies, reused
+	checks   []Check
 	// byPattern maps each ServeMux pattern of a game route to its route.
 	byPattern map[string]*gameRoute
 	logins    *loginLimiter
 }
 
-// New builds a Server and its game service.
+// New builds a Server on a game service.
 func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil || cfg.Publisher == nil {
-		return nil, errors.New("api: a store and a publisher are required")
+	if cfg.Game == nil || cfg.Store == nil || cfg.Log == nil {
+		return nil, errors.New("api: a game service, a store and an event log are required")
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -99,85 +98,23 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s := &Server{
-		store:   cfg.Store,
-		pub:     cfg.Publisher,
-		log:     cfg.Logger,
-		metrics: newMetrics(),
-		maxBody: cfg.MaxBody,
-		extra:   http.NewServeMux(),
-		checks:  slices.Clone(cfg.Checks),
-		logins:  newLoginLimiter(limits),
+		store:    cfg.Store,
+		eventLog: cfg.Log,
+		game:     cfg.Game,
+		log:      cfg.Logger,
+		registry: cfg.Registry,
+		metrics:  newMetrics(cfg.Registry),
+		maxBody:  cfg.MaxBody,
+		checks:   slices.Clone(cfg.Checks),
+		logins:   newLoginLimiter(limits),
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
-	if cfg.Game.Logger == nil {
-		cfg.Game.Logger = cfg.Logger
-	}
-	g, err := game.NewService(cfg.Store, journal{s}, cfg.Game)
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	s.game = g
 	s.handler = s.routes()
 	return s, nil
 }
 
-// Start starts the game service: it settles what an earlier run left
-// pending, and keeps settling in the background (game.Service.Start).
-func (s *Server) Start(ctx context.Context) error { return s.game.Start(ctx) }
-
-// Stop stops the game service's background work (game.Service.Stop).
-func (s *Server) Stop(ctx context.Context) error { return s.game.Stop(ctx) }
-
-// Handle mounts an extra handler (the dashboard) on the server's mux.
-func (s *Server) Handle(pattern string, h http.Handler) { s.extra.Handle(pattern, h) }
-
-// EventCounts returns how many events of each type the log acknowledged since
-// the server started, for live counters.
-func (s *Server) EventCounts() map[string]uint64 { return s.metrics.eventCounts() }
-
-// EventRates returns acknowledged events per second by type, measured over
-// the second (or more) before the previous call: the dashboard's live
-// counters poll it.
-func (s *Server) EventRates() map[string]float64 {
-	return s.rates.sample(time.Now(), s.metrics.eventCounts())
-}
-
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
-
-// HTTPServer wraps the API in an http.Server with timeouts that bound slow
-// clients (no slowloris).
-func (s *Server) HTTPServer(addr string) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-}
-
-// Serve serves on ln until ctx ends, then shuts down gracefully, letting
-// requests in flight finish.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := s.HTTPServer(ln.Addr().String())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
-		return fmt.Errorf("shut down http: %w", err)
-	}
-	return nil
-}
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -185,9 +122,7 @@ func (s *Server) routes() http.Handler {
 	// Operations.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeText(w, http.StatusOK, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	mux.Handle("/dashboard", s.extra)
-	mux.Handle("/dashboard/", s.extra)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	return s.instrument(s.canonicalPaths(mux))
 }
 
@@ -199,7 +134,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, "state store unavailable\n")
 		return
 	}
-	if err := s.pub.Ping(ctx); err != nil {
+	if err := s.eventLog.Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready: event log", "err", err)
 		writeText(w, http.StatusServiceUnavailable, "event log unavailable\n")
 		return
@@ -275,41 +210,6 @@ func (w *statusWriter) WriteString(s string) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// journal records the game's events on the event log.
-type journal struct{ s *Server }
-
-func (j journal) Record(ctx context.Context, ev *event.Event) (game.Position, error) {
-	s := j.s
-	bp := s.bufs.Get().(*[]byte)
-	buf := ev.AppendJSON((*bp)[:0])
-	start := time.Now()
-	partition, offset, err := s.pub.Publish(ctx, ev.Key(), buf)
-	s.metrics.produceDuration.Observe(time.Since(start).Seconds())
-	if cap(buf) <= 64<<10 {
-		*bp = buf[:0]
-		s.bufs.Put(bp)
-	}
-	if err != nil {
-		s.metrics.eventNotAcked(ev.Type) // the game logs the outage
-		return game.Position{}, err
-	}
-	s.metrics.eventAcked(ev.Type, ev.Status)
-	return game.Position{Partition: partition, Offset: offset}, nil
-}
-
-func (j journal) Next(user string) game.Position {
-	var key []byte
-	if user != "" {
-		key = []byte(user)
-	}
-	p, after := j.s.pub.Next(key)
-	return game.Position{Partition: p, Offset: after}
-}
-
-func (j journal) Contains(ctx context.Context, at game.Position, eventID string) (bool, error) {
-	return j.s.pub.Contains(ctx, at.Partition, at.Offset, func(v []byte) bool { return event.HasID(v, eventID) })
-}
 
 // statusOf maps the game's outcomes to HTTP status codes: the one place
 // where that mapping lives.

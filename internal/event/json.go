@@ -54,9 +54,10 @@ func appendString(b []byte, s string) []byte {
 // Header is the part of an event that routing and filtering need, decoded
 // from a record's JSON without the rest of the event.
 type Header struct {
-	ID   string `json:"event_id"`
-	Type string `json:"event_type"`
-	User string `json:"user"`
+	ID     string `json:"event_id"`
+	Type   string `json:"event_type"`
+	User   string `json:"user"`
+	Status string `json:"status"`
 }
 
 // DecodeHeader reads the routing fields of one record's JSON value.

@@ -24,6 +24,9 @@ type flakyStore struct {
 	down        atomic.Bool
 	failCommits atomic.Int32
 	commits     atomic.Int32
+	// lostPrepares makes that many Prepares store the intent and then
+	// fail, as when the store's answer is lost.
+	lostPrepares atomic.Int32
 }
 
 var errStoreDown = errors.New("store is down")
@@ -53,7 +56,11 @@ func (s *flakyStore) Prepare(ctx context.Context, user string, in state.Intent) 
 	if s.down.Load() {
 		return errStoreDown
 	}
-	return s.Store.Prepare(ctx, user, in)
+	err := s.Store.Prepare(ctx, user, in)
+	if err == nil && s.lostPrepares.Add(-1) >= 0 {
+		return errStoreDown
+	}
+	return err
 }
 
 func (s *flakyStore) Commit(ctx context.Context, user string, in state.Intent) error {
@@ -294,4 +301,31 @@ func TestBusyPlayerIsAnsweredWithinTheTimeout(t *testing.T) {
 			t.Errorf("buy %d = %v, want ErrLogUnavailable or ErrPlayerBusy", i, errs[i])
 		}
 	}
+}
+
+// The store takes an intent but its answer is lost: the action is refused
+// (a failed event with the action's event ID), and the stored intent must
+// be dropped, not applied because a record with its ID is in the log. (The
+// Redis kill test found this: settle matched the failed event.)
+func TestLostPrepareIsNotAppliedFromItsFailedEvent(t *testing.T) {
+	ctx := context.Background()
+	fs := &flakyStore{Store: openStore(t)}
+	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
+	ada := f.signup(t, "ada")
+	fs.lostPrepares.Store(1)
+	if _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 1}); !errors.Is(err, game.ErrStoreUnavailable) {
+		t.Fatalf("buy whose Prepare answer was lost = %v, want ErrStoreUnavailable", err)
+	}
+	if ev := f.log.last(t); ev.Status != event.StatusFailed || ev.Error != "store_unavailable" {
+		t.Fatalf("event = %s/%s, want failed/store_unavailable", ev.Status, ev.Error)
+	}
+	f.clock.advance(time.Minute) // the intent can no longer be recorded
+	p, err := f.svc.Inventory(ctx, ada)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Gold != 1000 || len(p.Inventory) != 0 {
+		t.Errorf("a refused buy was applied: %+v", p)
+	}
+	f.checkFold(t)
 }

@@ -55,8 +55,10 @@ type Journal interface {
 	// partition, and the highest offset known there (-1 when none), so
 	// that an event recorded from now on lies past it.
 	Next(user string) Position
-	// Contains reports whether the event with that ID is in the log, in
-	// at.Partition past at.Offset.
+	// Contains reports whether the ok event with that ID is in the log,
+	// in at.Partition past at.Offset. The failed event of an action
+	// refused after its intent was stored has the same ID, and does not
+	// count.
 	Contains(ctx context.Context, at Position, eventID string) (bool, error)
 }
 

@@ -58,7 +58,7 @@ func (j *journal) Contains(_ context.Context, at game.Position, id string) (bool
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for _, ev := range j.events[at.Offset+1:] {
-		if ev.ID == id {
+		if ev.ID == id && ev.Status == event.StatusOK {
 			return true, nil
 		}
 	}

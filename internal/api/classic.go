@@ -11,11 +11,11 @@ import (
 	"github.com/questlog/questlog/internal/state"
 )
 
-// The seed's GET routes answer in plain text, for curl and ab, with the same
+// The classic GET routes (the seed course's) answer in plain text, for curl and ab, with the same
 // status codes as the JSON API. They take their input as query parameters
 // and authenticate with the session cookie that /signup and /login set.
 
-func (s *Server) seedDefault(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicDefault(w http.ResponseWriter, r *http.Request) {
 	if err := s.game.Visit(r.Context(), request(r)); err != nil {
 		s.failText(w, err)
 		return
@@ -23,7 +23,7 @@ func (s *Server) seedDefault(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "This is the default response!\n")
 }
 
-func (s *Server) seedSignup(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicSignup(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sess, err := s.game.Signup(r.Context(), request(r), q.Get("username"), q.Get("password"))
 	if err != nil {
@@ -34,7 +34,7 @@ func (s *Server) seedSignup(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusCreated, fmt.Sprintf("Signed up as %s. You have %d gold.\n", sess.User, sess.Gold))
 }
 
-func (s *Server) seedLogin(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sess, err := s.login(w, r, q.Get("username"), q.Get("password"))
 	if err != nil {
@@ -45,7 +45,7 @@ func (s *Server) seedLogin(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, fmt.Sprintf("Logged in as %s. You have %d gold.\n", sess.User, sess.Gold))
 }
 
-func (s *Server) seedLogout(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicLogout(w http.ResponseWriter, r *http.Request) {
 	if err := s.game.Logout(r.Context(), request(r)); err != nil {
 		s.failText(w, err)
 		return
@@ -54,7 +54,7 @@ func (s *Server) seedLogout(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "Logged out.\n")
 }
 
-func (s *Server) seedBuySword(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicBuySword(w http.ResponseWriter, r *http.Request) {
 	rc, err := s.game.Buy(r.Context(), request(r), game.Order{Item: "sword", Quantity: 1})
 	if err != nil {
 		s.failText(w, err)
@@ -63,7 +63,7 @@ func (s *Server) seedBuySword(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, fmt.Sprintf("Sword Purchased! You have %d gold.\n", rc.Gold))
 }
 
-func (s *Server) seedBuy(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicBuy(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	o := game.Order{Item: q.Get("item"), Quality: q.Get("quality"), Quantity: 1}
 	if v := q.Get("quantity"); v != "" {
@@ -86,7 +86,7 @@ func (s *Server) seedBuy(w http.ResponseWriter, r *http.Request) {
 		o.Quantity, o.Quality, o.Item, rc.TotalPrice, rc.Gold))
 }
 
-func (s *Server) seedJoinGuild(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicJoinGuild(w http.ResponseWriter, r *http.Request) {
 	p, err := s.game.JoinGuild(r.Context(), request(r), r.URL.Query().Get("guild"))
 	if err != nil {
 		s.failText(w, err)
@@ -95,7 +95,7 @@ func (s *Server) seedJoinGuild(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, fmt.Sprintf("Joined guild %s.\n", p.Guild))
 }
 
-func (s *Server) seedLeaveGuild(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicLeaveGuild(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.game.LeaveGuild(r.Context(), request(r)); err != nil {
 		s.failText(w, err)
 		return
@@ -103,7 +103,7 @@ func (s *Server) seedLeaveGuild(w http.ResponseWriter, r *http.Request) {
 	writeText(w, http.StatusOK, "Left guild.\n")
 }
 
-func (s *Server) seedInventory(w http.ResponseWriter, r *http.Request) {
+func (s *Server) classicInventory(w http.ResponseWriter, r *http.Request) {
 	p, err := s.game.Inventory(r.Context(), request(r))
 	if err != nil {
 		s.failText(w, err)
@@ -130,7 +130,7 @@ func inventoryText(p state.Player) string {
 	return b.String()
 }
 
-// failText answers a refused seed request in plain text.
+// failText answers a refused classic request in plain text.
 func (s *Server) failText(w http.ResponseWriter, err error) {
 	code, reason, message := s.refusal(w, err)
 	writeText(w, code, "Error: "+message+" ("+reason+")\n")

@@ -1,0 +1,94 @@
+// Package journal records the game's events on the event log: it encodes
+// each event, publishes it, and counts it (Prometheus metrics, and the live
+// rates the dashboard shows). It is the game.Journal of a server.
+package journal
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/game"
+)
+
+// Log is the event log (stream.Producer): it writes one record and returns
+// once it is acknowledged, with where it went; says where a key's next
+// record will go; and finds a record again.
+type Log interface {
+	Publish(ctx context.Context, key, value []byte) (partition int32, offset int64, err error)
+	Next(key []byte) (partition int32, after int64)
+	Contains(ctx context.Context, partition int32, after int64, match func(value []byte) bool) (bool, error)
+}
+
+// Journal records events on a Log. It is safe for concurrent use.
+type Journal struct {
+	log     Log
+	metrics *Metrics
+	bufs    sync.Pool // of *[]byte: an event's encoding, reused
+	rates   rates
+}
+
+var _ game.Journal = (*Journal)(nil)
+
+// New returns a journal on log, counting in m (NewMetrics).
+func New(log Log, m *Metrics) *Journal {
+	j := &Journal{log: log, metrics: m}
+	j.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	return j
+}
+
+// Record encodes ev, publishes it keyed by its user, and returns its
+// position once the log acknowledged it. The game logs outages; the
+// journal counts them.
+func (j *Journal) Record(ctx context.Context, ev *event.Event) (game.Position, error) {
+	bp := j.bufs.Get().(*[]byte)
+	buf := ev.AppendJSON((*bp)[:0])
+	start := time.Now()
+	partition, offset, err := j.log.Publish(ctx, ev.Key(), buf)
+	j.metrics.produceDuration.Observe(time.Since(start).Seconds())
+	if cap(buf) <= 64<<10 {
+		*bp = buf[:0]
+		j.bufs.Put(bp)
+	}
+	if err != nil {
+		j.metrics.eventNotAcked(ev.Type)
+		return game.Position{}, err
+	}
+	j.metrics.eventAcked(ev.Type, ev.Status)
+	return game.Position{Partition: partition, Offset: offset}, nil
+}
+
+// Next says where user's next event will go.
+func (j *Journal) Next(user string) game.Position {
+	var key []byte
+	if user != "" {
+		key = []byte(user)
+	}
+	p, after := j.log.Next(key)
+	return game.Position{Partition: p, Offset: after}
+}
+
+// Contains reports whether the ok event with that ID is in at.Partition
+// past at.Offset. A failed event with the ID (an action refused after its
+// intent was stored) does not count.
+func (j *Journal) Contains(ctx context.Context, at game.Position, eventID string) (bool, error) {
+	return j.log.Contains(ctx, at.Partition, at.Offset, func(v []byte) bool {
+		if !event.HasID(v, eventID) {
+			return false
+		}
+		h, err := event.DecodeHeader(v)
+		return err == nil && h.Status == event.StatusOK
+	})
+}
+
+// EventCounts returns how many events of each type the log acknowledged
+// since the journal was made.
+func (j *Journal) EventCounts() map[string]uint64 { return j.metrics.eventCounts() }
+
+// EventRates returns acknowledged events per second by type, measured over
+// the second (or more) before the previous call: the dashboard's live
+// counters poll it.
+func (j *Journal) EventRates() map[string]float64 {
+	return j.rates.sample(time.Now(), j.metrics.eventCounts())
+}
