@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -38,6 +40,10 @@ type BrokerConfig struct {
 	// Logger receives the broker's warnings and errors (and the listener's
 	// note that it accepts again after failing); default none.
 	Logger *slog.Logger
+	// SegmentBytes is the size at which a partition's log file is closed
+	// and the next one begun; default DefaultSegmentBytes. See
+	// DefaultSegmentBytes for what it decides.
+	SegmentBytes int64
 }
 
 // Broker is a running embedded broker.
@@ -45,6 +51,14 @@ type Broker struct {
 	cluster *kfake.Cluster
 	addr    string
 	ln      *listener
+	dir     string
+	topic   string
+
+	// closing keeps Close from stopping the cluster while Usage asks it
+	// something: kfake answers such questions in its run loop, and a
+	// question to a stopped one waits forever.
+	closing sync.RWMutex
+	closed  bool
 }
 
 // StartBroker starts an embedded broker and returns once it accepts
@@ -58,6 +72,12 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	if cfg.Partitions < 1 {
 		cfg.Partitions = 1
+	}
+	if cfg.SegmentBytes == 0 {
+		cfg.SegmentBytes = DefaultSegmentBytes
+	}
+	if cfg.SegmentBytes < minSegmentBytes {
+		return nil, fmt.Errorf("start broker: segment size %d is under %d bytes", cfg.SegmentBytes, minSegmentBytes)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
@@ -76,6 +96,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		kfake.DataDir(cfg.Dir),
 		kfake.SeedTopics(cfg.Partitions, cfg.Topic),
 		kfake.DefaultNumPartitions(int(cfg.Partitions)),
+		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.FormatInt(cfg.SegmentBytes, 10)}),
 		// kfake always asks for 127.0.0.1; --broker-listen decides instead.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			// Every TCP client costs a file descriptor. The Go runtime
@@ -103,7 +124,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start broker on %s in %s: %w", listen, cfg.Dir, err)
 	}
-	return &Broker{cluster: c, addr: c.ListenAddrs()[0], ln: ln}, nil
+	return &Broker{cluster: c, addr: c.ListenAddrs()[0], ln: ln, dir: cfg.Dir, topic: cfg.Topic}, nil
 }
 
 // Addr is the host:port clients connect to.
@@ -138,7 +159,12 @@ func (b *Broker) Ping(ctx context.Context) error {
 }
 
 // Close stops the broker, flushing its log files.
-func (b *Broker) Close() { b.cluster.Close() }
+func (b *Broker) Close() {
+	b.closing.Lock()
+	b.closed = true
+	b.closing.Unlock()
+	b.cluster.Close()
+}
 
 // kfakeLogger forwards kfake's warnings and errors to slog; its info and
 // debug output is per-request chatter.
