@@ -25,6 +25,19 @@ import (
 // needs the deleted records skips them silently: never trim past what every
 // such reader has safely stored.
 
+// TrimmedError says that records a reader asked for were deleted: the
+// partition now starts past them, so the log cannot tell what they were.
+type TrimmedError struct {
+	Topic     string
+	Partition int32
+	// From is the first offset asked for, Start the partition's start.
+	From, Start int64
+}
+
+func (e *TrimmedError) Error() string {
+	return fmt.Sprintf("%s/%d: the records from offset %d were deleted: the partition starts at %d", e.Topic, e.Partition, e.From, e.Start)
+}
+
 // OffsetsAt returns, for each partition of topic, the offset of its first
 // record stamped at or after t: every record below it is older than t. A
 // partition whose retained records are all older than t answers its end

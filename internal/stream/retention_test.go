@@ -355,3 +355,36 @@ func TestOffsetsAtWhenKafkaGivesUp(t *testing.T) {
 		}
 	}
 }
+
+// Contains cannot say whether deleted records held an event: it says so,
+// rather than answer "not there" (which would have the game drop a change
+// whose event is in the lake).
+func TestProducerContainsRefusesTrimmedRecords(t *testing.T) {
+	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := startProducer(t, ProducerConfig{Brokers: []string{b.Addr()}, Topic: "events"})
+	var part int32
+	offsets := map[string]int64{}
+	for _, id := range []string{"e0", "e1", "e2", "e3"} {
+		pt, off, err := p.Publish(ctx, []byte("ada"), []byte(`{"event_id":"`+id+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, offsets[id] = pt, off
+	}
+	if _, err := Trim(ctx, []string{b.Addr()}, "events", map[int32]int64{part: offsets["e2"]}); err != nil {
+		t.Fatal(err)
+	}
+	is := func(id string) func([]byte) bool {
+		return func(v []byte) bool { return string(v) == `{"event_id":"`+id+`"}` }
+	}
+	var trimmed *TrimmedError
+	if found, err := p.Contains(ctx, part, offsets["e0"], is("e1")); !errors.As(err, &trimmed) || trimmed.Start != offsets["e2"] {
+		t.Errorf("Contains(after e0, e1) with e1 trimmed = %v, %v; want a TrimmedError starting at %d", found, err, offsets["e2"])
+	}
+	if found, err := p.Contains(ctx, part, offsets["e1"], is("e3")); err != nil || !found {
+		t.Errorf("Contains(after e1, e3) with e0 and e1 trimmed = %v, %v; want true", found, err)
+	}
+}
