@@ -23,7 +23,11 @@ import (
 // OFFSET_OUT_OF_RANGE by the broker; kgo then resumes at the new start
 // without reporting an error (ConsumeResetOffset), so a reader that still
 // needs the deleted records skips them silently: never trim past what every
-// such reader has safely stored.
+// such reader has safely stored. (Producer.Contains, which reads from a
+// pending change's position, refuses a trimmed range with a *TrimmedError.)
+//
+// What a trim frees, and what a restart of the embedded broker costs, is
+// kfake's business: see DefaultSegmentBytes.
 
 // TrimmedError says that records a reader asked for were deleted: the
 // partition now starts past them, so the log cannot tell what they were.
