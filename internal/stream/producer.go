@@ -260,7 +260,8 @@ func (p *Producer) Publish(ctx context.Context, key, value []byte) (partition in
 // Contains reports whether partition holds, past offset after, a record
 // whose value satisfies match. It reads the partition from after+1 to its
 // end as it is when Contains begins (a record acknowledged before that is
-// there to find).
+// there to find). When records past after were deleted (Trim), it cannot
+// tell, and says so with a *TrimmedError.
 func (p *Producer) Contains(ctx context.Context, partition int32, after int64, match func(value []byte) bool) (bool, error) {
 	ends, err := kadm.NewClient(p.client).ListEndOffsets(ctx, p.topic)
 	if err == nil {
@@ -275,6 +276,9 @@ func (p *Producer) Contains(ctx context.Context, partition int32, after int64, m
 	}
 	if end.Offset <= after+1 {
 		return false, nil
+	}
+	if err := p.notTrimmed(ctx, partition, after+1); err != nil {
+		return false, err
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(p.cfg.Brokers...),
@@ -312,10 +316,31 @@ func (p *Producer) Contains(ctx context.Context, partition int32, after int64, m
 			found = match(r.Value)
 			done = r.Offset >= end.Offset-1
 		})
-		if found || done {
-			return found, nil
+		if found {
+			return true, nil
+		}
+		if done {
+			// A consumer below the start resumes at the start without a
+			// word: a trim during the read skipped records unseen.
+			return false, p.notTrimmed(ctx, partition, after+1)
 		}
 	}
+}
+
+// notTrimmed returns a *TrimmedError if partition no longer holds offset
+// from because it starts past it.
+func (p *Producer) notTrimmed(ctx context.Context, partition int32, from int64) error {
+	starts, err := kadm.NewClient(p.client).ListStartOffsets(ctx, p.topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: read the start of %s/%d: %w", ErrUnavailable, p.topic, partition, err)
+	}
+	if s, ok := starts.Lookup(p.topic, partition); ok && s.Offset > from {
+		return &TrimmedError{Topic: p.topic, Partition: partition, From: from, Start: s.Offset}
+	}
+	return nil
 }
 
 // deadlineCtx returns a context that ends at most DeliveryTimeout from now,

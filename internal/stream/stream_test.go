@@ -223,6 +223,9 @@ func TestStartBrokerValidates(t *testing.T) {
 	if _, err := StartBroker(BrokerConfig{Dir: t.TempDir()}); err == nil {
 		t.Error("a broker without a topic started")
 	}
+	if _, err := StartBroker(BrokerConfig{Dir: t.TempDir(), Topic: "events", SegmentBytes: 4096}); err == nil {
+		t.Error("a broker with 4 KiB log files started")
+	}
 }
 
 // The producer chooses a keyed record's partition as Kafka's default
