@@ -83,12 +83,12 @@ func (o *serveOptions) node(g *globalOptions, role node.Role, out io.Writer) nod
 const faultEnv = "QUESTLOG_FAULT"
 
 // faultFromEnv returns the game's fault hook for QUESTLOG_FAULT, or nil.
-func faultFromEnv() func(string) {
+func faultFromEnv() func(string) error {
 	point := os.Getenv(faultEnv)
 	if point == "" {
 		return nil
 	}
-	return func(at string) {
+	return func(at string) error {
 		if at == point {
 			fmt.Fprintf(os.Stderr, "%s=%s: killing the process here\n", faultEnv, point)
 			if self, err := os.FindProcess(os.Getpid()); err == nil {
@@ -96,6 +96,7 @@ func faultFromEnv() func(string) {
 			}
 			select {} // the signal is on its way
 		}
+		return nil
 	}
 }
 

@@ -370,6 +370,7 @@ func TestV1API(t *testing.T) {
 	if first["item_type"] != "sword" || first["quality"] != "common" || first["price"] != 50.0 {
 		t.Errorf("first catalog row = %v", first)
 	}
+	h.idle()
 	p, err := h.store.Player(context.Background(), "bob")
 	if err != nil {
 		t.Fatal(err)
@@ -389,6 +390,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if r := h.get(c, "/signup?username=eve&password=pw"); r.code != 201 {
 		t.Fatal(r)
 	}
+	h.idle()
 	before, _ := h.store.Player(context.Background(), "eve")
 	long := strings.Repeat("x", 33)
 	tests := []struct {
@@ -431,6 +433,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
+	h.idle()
 	after, _ := h.store.Player(context.Background(), "eve")
 	if after.Gold != before.Gold || len(after.Inventory) != 0 || after.Guild != "" {
 		t.Errorf("bad input changed state: %+v", after)
@@ -519,6 +522,7 @@ func TestLogUnreachableRefusesChanges(t *testing.T) {
 	if r := h.get(c, "/readyz"); r.code != 503 {
 		t.Errorf("readyz with the log down = %v", r)
 	}
+	h.idle()
 	p, err := h.store.Player(context.Background(), "ada")
 	if err != nil {
 		t.Fatal(err)
@@ -545,6 +549,7 @@ func TestConcurrentRequestsCannotOverspend(t *testing.T) {
 		t.Fatal(r)
 	}
 	raceEpicArmor(t, c, h.url)
+	h.idle()
 	p, _ := h.store.Player(context.Background(), "ada")
 	if p.Gold != 40 {
 		t.Fatalf("gold = %d, want 40", p.Gold)

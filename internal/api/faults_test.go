@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,18 +65,14 @@ func (h *harness) records() [][]byte {
 // settled waits until no player has a pending change.
 func (h *harness) settled() {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		users, err := h.store.PendingUsers(context.Background())
-		if err == nil && len(users) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			h.t.Fatalf("changes still pending after 30s: %v (%v)\n%s", users, err, buf[:n])
-		}
-		time.Sleep(20 * time.Millisecond)
+	gametest.Settled(h.t, h.store)
+}
+
+// idle waits until every acknowledged change is in the store.
+func (h *harness) idle() {
+	h.t.Helper()
+	if err := h.node.Game.Idle(h.t.Context()); err != nil {
+		h.t.Fatal(err)
 	}
 }
 

@@ -40,6 +40,16 @@ func (l *memLog) Publish(_ context.Context, key, value []byte) (int32, int64, er
 	return 0, int64(len(l.records) - 1), nil
 }
 
+func (l *memLog) PublishGroup(_ context.Context, _ int32, records [][2][]byte) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first := int64(len(l.records))
+	for _, r := range records {
+		l.records = append(l.records, record{bytes.Clone(r[0]), bytes.Clone(r[1])})
+	}
+	return first, nil
+}
+
 func (l *memLog) Next([]byte) (int32, int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -106,6 +116,7 @@ func (c *clock) advance(d time.Duration) {
 // calling its handler.
 type memServer struct {
 	srv   *api.Server
+	game  *game.Service
 	store state.Store
 	log   *memLog
 	clock *clock
@@ -131,6 +142,7 @@ func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	m.game = g
 	m.srv, err = api.New(api.Config{
 		Game: g, Store: st, Log: m.log, Registry: reg, MaxBody: 4 << 10,
 		LoginLimits: limits,
@@ -194,6 +206,9 @@ func (m *memServer) signup(tb testing.TB, user, password string) string {
 
 func (m *memServer) player(tb testing.TB, user string) state.Player {
 	tb.Helper()
+	if err := m.game.Idle(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 	p, err := m.store.Player(context.Background(), user)
 	if err != nil {
 		tb.Fatalf("player %s: %v", user, err)

@@ -3,7 +3,6 @@ package game_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,7 +28,10 @@ type flakyStore struct {
 	lostPrepares atomic.Int32
 }
 
-var errStoreDown = errors.New("store is down")
+var (
+	errStoreDown = errors.New("store is down")
+	errCrash     = errors.New("crashed between the ack and the apply")
+)
 
 func (s *flakyStore) Lock(ctx context.Context, user string) (func(), error) {
 	if s.down.Load() {
@@ -61,6 +63,17 @@ func (s *flakyStore) Prepare(ctx context.Context, user string, in state.Intent) 
 		return errStoreDown
 	}
 	return err
+}
+
+func (s *flakyStore) Advance(ctx context.Context, user string, done, next state.Intent) error {
+	s.commits.Add(1)
+	if s.down.Load() {
+		return errStoreDown
+	}
+	if s.failCommits.Add(-1) >= 0 {
+		return errStoreDown
+	}
+	return s.Store.Advance(ctx, user, done, next)
 }
 
 func (s *flakyStore) Commit(ctx context.Context, user string, in state.Intent) error {
@@ -110,10 +123,11 @@ func TestAcknowledgedChangeSurvivesACrash(t *testing.T) {
 	f := newFixtureWith(t, st, game.Config{})
 	ada := f.signup(t, "ada")
 
-	crashing := newFixtureWith(t, st, game.Config{Fault: func(point string) {
+	crashing := newFixtureWith(t, st, game.Config{Fault: func(point string) error {
 		if point == game.FaultAcked {
-			runtime.Goexit() // the request dies here, as with the process
+			return errCrash // the round stops here, as with the process
 		}
+		return nil
 	}})
 	crashing.log = f.log
 	crashing.svc = mustService(t, st, crashing.log, crashing.cfg)
@@ -174,10 +188,11 @@ func TestClientGoneBeforeItsEventLeavesAFailedEvent(t *testing.T) {
 func TestClientGoneAfterItsEventCannotCancelTheChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var buying atomic.Bool
-	f := newFixtureWith(t, openStore(t), game.Config{Fault: func(point string) {
+	f := newFixtureWith(t, openStore(t), game.Config{Fault: func(point string) error {
 		if point == game.FaultAcked && buying.Load() {
 			cancel() // the client hangs up right after the ack
 		}
+		return nil
 	}})
 	ada := f.signup(t, "ada")
 	buying.Store(true)
@@ -271,6 +286,11 @@ func (j *hangingJournal) Record(ctx context.Context, ev *event.Event) (game.Posi
 		return game.Position{}, ctx.Err()
 	}
 	return j.journal.Record(ctx, ev)
+}
+
+func (j *hangingJournal) RecordGroup(ctx context.Context, user string, evs []*event.Event) (game.Position, error) {
+	<-ctx.Done()
+	return game.Position{}, ctx.Err()
 }
 
 // With the log hanging, concurrent actions of one player are each answered

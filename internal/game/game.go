@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,10 @@ type Journal interface {
 	// deadline but not its cancellation, and must not keep ev after it
 	// returns: the Service reuses it.
 	Record(ctx context.Context, ev *event.Event) (Position, error)
+	// RecordGroup records events of user as one group: the log holds all
+	// of them, in order from the position returned, or none (the same
+	// doubt as Record's when it fails).
+	RecordGroup(ctx context.Context, user string, evs []*event.Event) (Position, error)
 	// Next says where the next event of user will be recorded: its
 	// partition, and the highest offset known there (-1 when none), so
 	// that an event recorded from now on lies past it.
@@ -125,9 +131,11 @@ type Config struct {
 	// SettleEvery is how often the background settling (Start) looks for
 	// pending intents that no action is settling. Default 1s.
 	SettleEvery time.Duration
-	// Fault, when set, is called at the named points of an action
-	// (FaultAcked); tests make the process die there.
-	Fault func(point string)
+	// Fault, when set, is called at the named points of a round of
+	// actions (FaultAcked); tests make the process die there. When it
+	// returns an error, the round stops right there, as if the process had
+	// died: nothing more is done, and its actions get that error.
+	Fault func(point string) error
 }
 
 // Service plays the game against a store, recording every action's event.
@@ -143,7 +151,7 @@ type Service struct {
 	timeout     time.Duration
 	settleAfter time.Duration
 	settleEvery time.Duration
-	fault       func(string)
+	fault       func(string) error
 	ids         event.IDs
 	dummy       []byte    // a hash to compare against for unknown users
 	actions     sync.Pool // of *action: a request's event is ~500 bytes
@@ -151,6 +159,7 @@ type Service struct {
 	storeWarn throttle // at most one warning a few seconds about the store
 	logWarn   throttle // and about the event log
 	deadlines deadlines
+	lines     lines // the players' queues of actions (pipeline.go)
 
 	// Background work: the settling loop and commits handed over by
 	// requests whose store was failing.
@@ -223,7 +232,7 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Fault == nil {
-		cfg.Fault = func(string) {}
+		cfg.Fault = func(string) error { return nil }
 	}
 	dummy, err := bcrypt.GenerateFromPassword([]byte("questlog-timing-equalizer"), cfg.PasswordCost)
 	if err != nil {
@@ -235,6 +244,7 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 		timeout: cfg.RequestTimeout, settleAfter: cfg.SettleAfter, settleEvery: cfg.SettleEvery,
 		fault: cfg.Fault, stop: make(chan struct{}),
 	}
+	s.lines.byUser = map[string]*line{}
 	s.actions.New = func() any { return new(action) }
 	return s, nil
 }
@@ -370,8 +380,6 @@ type action struct {
 	parent   context.Context
 	ctx      context.Context
 	deadline time.Time
-	unlock   func() // the player's lock, while held
-	handed   bool   // the lock went with a commit to the background
 }
 
 // begin starts an action with its event. Actions are pooled: every begin is
@@ -393,11 +401,8 @@ func (s *Service) begin(ctx context.Context, typ string, req Request) *action {
 	return a
 }
 
-// end releases what the action holds and returns it to the pool.
+// end returns the action to the pool.
 func (s *Service) end(a *action) {
-	if a.unlock != nil && !a.handed {
-		a.unlock()
-	}
 	*a = action{}
 	s.actions.Put(a)
 }
@@ -412,7 +417,7 @@ func (s *Service) storeFailure(a *action, what string, err error) error {
 	switch {
 	case a.clientGone():
 		return fmt.Errorf("%w: %s: %w", ErrClientGone, what, err)
-	case errors.Is(err, context.DeadlineExceeded) && a.unlock == nil:
+	case errors.Is(err, context.DeadlineExceeded) && strings.HasPrefix(what, "lock "):
 		return fmt.Errorf("%w: %s: %w", ErrPlayerBusy, what, err)
 	}
 	if s.storeWarn.allow(time.Now()) {
@@ -421,83 +426,17 @@ func (s *Service) storeFailure(a *action, what string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, what, err)
 }
 
-// commit records the action's event and carries out its change: with no
-// change (a read), it records the event; with one, it stores the change as
-// the player's intent, records the event, and applies the intent once the
-// log acknowledged it. When the log does not acknowledge, nothing is
-// applied (the intent waits for settle). Once it is acknowledged, the change
-// reaches the store whatever the client does.
-func (s *Service) commit(a *action, user string, change *state.Change) error {
+// record records the event of an action that changes nothing and waits
+// for no player (a visit, the catalog, a refusal before the game).
+func (s *Service) record(a *action) error {
 	if a.clientGone() {
 		return fmt.Errorf("%w: before its event was recorded", ErrClientGone)
 	}
-	if change == nil {
-		if _, err := s.journal.Record(a.ctx, &a.ev); err != nil {
-			return s.logFailure(err)
-		}
-		a.recorded = true
-		return nil
-	}
-	ctx := a.ctx
-	at := s.journal.Next(user)
-	in := state.Intent{EventID: a.ev.ID, Partition: at.Partition, After: at.Offset, Created: s.now(), Change: *change}
-	if err := s.store.Prepare(ctx, user, in); err != nil {
-		if errors.Is(err, state.ErrExists) {
-			// Another server prepared for this player without our lock
-			// (its lock expired under it): let that settle first.
-			return fmt.Errorf("%w: %w", ErrPlayerBusy, err)
-		}
-		// The write may have reached the store although it failed: undo
-		// it, or leave it to settle, which drops it.
-		s.running.Go(func() {
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = s.store.Drop(dctx, user, in.EventID)
-		})
-		return s.storeFailure(a, "prepare "+a.ev.Type, err)
-	}
-	pos, err := s.journal.Record(ctx, &a.ev)
-	if err != nil {
-		// Not acknowledged, which is not proof that it is not in the log:
-		// the intent stays pending, and settle applies it if the log holds
-		// the event after all, or drops it.
+	if _, err := s.journal.Record(a.ctx, &a.ev); err != nil {
 		return s.logFailure(err)
 	}
 	a.recorded = true
-	if pos.Partition != in.Partition {
-		s.log.Error("event recorded in another partition than its intent says; settle would not find it",
-			"event_id", a.ev.ID, "user", user, "intent", in.Partition, "recorded", pos.Partition)
-	}
-	s.fault(FaultAcked)
-	return s.apply(a, user, in)
-}
-
-// apply commits an acknowledged intent, retrying while the store fails.
-// Past the request's deadline it hands the commit, and the player's lock
-// with it, to the background, and reports success: the change is in the
-// log, and the player's next action waits until it is in the store too.
-func (s *Service) apply(a *action, user string, in state.Intent) error {
-	err := s.store.Commit(a.ctx, user, in)
-	for pause := 10 * time.Millisecond; retryable(err) && time.Until(a.deadline) > pause; pause = min(2*pause, time.Second) {
-		time.Sleep(pause)
-		err = s.store.Commit(a.ctx, user, in)
-	}
-	switch {
-	case err == nil || errors.Is(err, state.ErrNotFound): // ErrNotFound: settled by another server meanwhile
-		return nil
-	case retryable(err):
-		if s.storeWarn.allow(time.Now()) {
-			s.log.Warn("state store unavailable: an acknowledged change waits to be applied", "user", user, "event_id", in.EventID, "err", err)
-		}
-		a.handed = true
-		unlock := a.unlock
-		s.running.Go(func() { s.keepCommitting(user, in, unlock) })
-		return nil
-	default:
-		s.log.Error("an acknowledged change cannot be applied: it stays pending and the player waits until it is settled by hand",
-			"user", user, "event_id", in.EventID, "err", err)
-		return fmt.Errorf("apply %s for %s: %w", a.ev.Type, user, err)
-	}
+	return nil
 }
 
 // keepCommitting commits an acknowledged intent whose store kept failing,
@@ -582,70 +521,6 @@ func (s *Service) authenticate(a *action, req Request) (string, error) {
 	return sess.User, nil
 }
 
-// lock takes the player's lock for the rest of the action and settles
-// what the player has pending.
-func (s *Service) lock(a *action, user string) error {
-	unlock, err := s.store.Lock(a.ctx, user)
-	if err != nil {
-		return s.storeFailure(a, "lock "+user, err)
-	}
-	a.unlock = unlock
-	return nil
-}
-
-// settlePending settles user's pending intent; the action holds the lock.
-func (s *Service) settlePending(a *action, user string) error {
-	in, err := s.store.Pending(a.ctx, user)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return s.storeFailure(a, "read pending change of "+user, err)
-	}
-	if err := s.settle(a.ctx, user, in); err != nil {
-		if a.clientGone() {
-			return fmt.Errorf("%w: %w", ErrClientGone, err)
-		}
-		return err
-	}
-	return nil
-}
-
-// lockPlayer takes the player's lock and reads the player, settling first
-// what the player has pending.
-func (s *Service) lockPlayer(a *action, user string) (state.Player, error) {
-	if err := s.lock(a, user); err != nil {
-		return state.Player{}, err
-	}
-	return s.readPlayer(a, user)
-}
-
-// readPlayer reads the player; when the player has a pending change, it
-// settles it first (taking the lock if the action does not hold it yet),
-// so that nothing is decided or shown on a state the log has moved past.
-func (s *Service) readPlayer(a *action, user string) (state.Player, error) {
-	for tries := 0; ; tries++ {
-		p, err := s.store.Player(a.ctx, user)
-		switch {
-		case errors.Is(err, state.ErrNotFound):
-			// The session outlived its account: treat it as no session.
-			return state.Player{}, ErrUnauthenticated
-		case err != nil:
-			return state.Player{}, s.storeFailure(a, "read player "+user, err)
-		case p.Pending == "" || tries > 0:
-			return p, nil
-		}
-		if a.unlock == nil {
-			if err := s.lock(a, user); err != nil {
-				return state.Player{}, err
-			}
-		}
-		if err := s.settlePending(a, user); err != nil {
-			return state.Player{}, err
-		}
-	}
-}
-
 // Signup creates an account with the starting gold and logs it in.
 func (s *Service) Signup(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(ctx, event.TypeSignup, req)
@@ -666,25 +541,21 @@ func (s *Service) signup(a *action, username, password string) (Session, error) 
 	if err != nil {
 		return Session{}, fmt.Errorf("hash password: %w", err)
 	}
-	if err := s.lock(a, username); err != nil {
-		return Session{}, err
-	}
-	if err := s.settlePending(a, username); err != nil {
-		return Session{}, err
-	}
-	switch _, err := s.store.Player(a.ctx, username); {
-	case err == nil:
-		return Session{}, ErrAlreadyExists
-	case !errors.Is(err, state.ErrNotFound):
-		return Session{}, s.storeFailure(a, "read player "+username, err)
-	}
-	a.ev.GoldAfter = event.Some(s.gold)
 	sess, stored, err := s.newSession(username, s.gold)
 	if err != nil {
 		return Session{}, err
 	}
-	acct := state.Account{User: username, PasswordHash: hash, Gold: s.gold, CreatedAt: a.ev.Time}
-	if err := s.commit(a, username, &state.Change{Create: &acct, Session: &stored}); err != nil {
+	err = s.play(a, username, func(p *running) (*state.Change, error) {
+		if p.exists {
+			return nil, ErrAlreadyExists
+		}
+		acct := state.Account{User: username, PasswordHash: hash, Gold: s.gold, CreatedAt: a.ev.Time}
+		p.exists = true
+		p.Player = state.Player{Account: acct, Inventory: []state.Stack{}, Cart: []state.Stack{}}
+		a.ev.GoldAfter = event.Some(s.gold)
+		return &state.Change{Create: &acct, Session: &stored}, nil
+	})
+	if err != nil {
 		return Session{}, err
 	}
 	return sess, nil
@@ -719,15 +590,20 @@ func (s *Service) login(a *action, username, password string) (Session, error) {
 	if bcrypt.CompareHashAndPassword(p.PasswordHash, []byte(password)) != nil {
 		return Session{}, ErrBadPassword
 	}
-	if p, err = s.lockPlayer(a, username); err != nil {
-		return Session{}, err
-	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	sess, stored, err := s.newSession(username, p.Gold)
+	var sess Session
+	err = s.play(a, username, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnknownUser
+		}
+		var stored state.Session
+		var err error
+		if sess, stored, err = s.newSession(username, p.Gold); err != nil {
+			return nil, err
+		}
+		a.ev.GoldAfter = event.Some(p.Gold)
+		return &state.Change{Session: &stored}, nil
+	})
 	if err != nil {
-		return Session{}, err
-	}
-	if err := s.commit(a, username, &state.Change{Session: &stored}); err != nil {
 		return Session{}, err
 	}
 	return sess, nil
@@ -759,13 +635,12 @@ func (s *Service) logout(a *action, req Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.lock(a, user); err != nil {
-		return err
-	}
-	if err := s.settlePending(a, user); err != nil {
-		return err
-	}
-	return s.commit(a, user, &state.Change{EndSession: hashToken(req.Token)})
+	return s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnauthenticated
+		}
+		return &state.Change{EndSession: hashToken(req.Token)}, nil
+	})
 }
 
 // Visit records a request that is not a game action (the seed's "/"). A
@@ -784,7 +659,7 @@ func (s *Service) anonymousRead(a *action, req Request) error {
 			return err
 		}
 	}
-	return s.commit(a, a.ev.User, nil)
+	return s.record(a)
 }
 
 // Reject records a request refused before it reached the game (unreadable
@@ -832,18 +707,23 @@ func (s *Service) readView(a *action, req Request) (state.Player, error) {
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, err := s.readPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	if a.ev.Type == event.TypeViewCart {
-		a.ev.CartSize = event.Some(units(p.Cart))
-		a.ev.ItemCount = event.Some(int64(len(p.Cart)))
-	} else {
-		a.ev.ItemCount = event.Some(units(p.Inventory))
-	}
-	return p, s.commit(a, user, nil)
+	var seen state.Player
+	err = s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			// The session outlived its account: treat it as no session.
+			return nil, ErrUnauthenticated
+		}
+		a.ev.GoldAfter = event.Some(p.Gold)
+		if a.ev.Type == event.TypeViewCart {
+			a.ev.CartSize = event.Some(units(p.Cart))
+			a.ev.ItemCount = event.Some(int64(len(p.Cart)))
+		} else {
+			a.ev.ItemCount = event.Some(units(p.Inventory))
+		}
+		seen = clonePlayer(p.Player)
+		return nil, nil
+	})
+	return seen, err
 }
 
 // resolve validates an order against the catalog and fills the event's item
@@ -910,28 +790,28 @@ func (s *Service) trade(a *action, req Request, o Order, buying bool) (Receipt, 
 	}
 	total := price * o.Quantity
 	a.ev.UnitPrice, a.ev.TotalPrice = event.Some(price), event.Some(total)
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return Receipt{}, err
-	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	gold, items := -total, o.Quantity // what the player gains
-	switch {
-	case buying && p.Gold < total:
-		return Receipt{}, ErrInsufficientGold
-	case !buying && quantityOf(p.Inventory, item) < o.Quantity:
-		return Receipt{}, ErrInsufficientItem
-	case !buying:
-		gold, items = total, -o.Quantity
-	}
-	a.ev.GoldAfter = event.Some(p.Gold + gold)
-	change := state.Change{GoldDelta: gold, Inventory: []state.Stack{{Item: item, Quantity: items}}}
-	if err := s.commit(a, user, &change); err != nil {
-		return Receipt{}, err
-	}
-	p.Gold += gold
-	p.Inventory = addStack(p.Inventory, item, items)
-	return Receipt{Player: p, TotalPrice: total}, nil
+	var rc Receipt
+	err = s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnauthenticated
+		}
+		a.ev.GoldAfter = event.Some(p.Gold)
+		gold, items := -total, o.Quantity // what the player gains
+		switch {
+		case buying && p.Gold < total:
+			return nil, ErrInsufficientGold
+		case !buying && quantityOf(p.Inventory, item) < o.Quantity:
+			return nil, ErrInsufficientItem
+		case !buying:
+			gold, items = total, -o.Quantity
+		}
+		p.Gold += gold
+		p.Inventory = addStack(p.Inventory, item, items)
+		a.ev.GoldAfter = event.Some(p.Gold)
+		rc = Receipt{Player: clonePlayer(p.Player), TotalPrice: total}
+		return &state.Change{GoldDelta: gold, Inventory: []state.Stack{{Item: item, Quantity: items}}}, nil
+	})
+	return rc, err
 }
 
 // CartAdd puts items in the cart; nothing is paid until checkout.
@@ -952,22 +832,22 @@ func (s *Service) cartAdd(a *action, req Request, o Order) (state.Player, error)
 		return state.Player{}, err
 	}
 	a.ev.UnitPrice = event.Some(price)
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	have := quantityOf(p.Cart, item)
-	if have+o.Quantity > maxQuantity || (have == 0 && len(p.Cart) >= maxCartLines) {
+	var seen state.Player
+	err = s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnauthenticated
+		}
+		have := quantityOf(p.Cart, item)
+		if have+o.Quantity > maxQuantity || (have == 0 && len(p.Cart) >= maxCartLines) {
+			a.ev.CartSize = event.Some(units(p.Cart))
+			return nil, ErrCartFull
+		}
+		p.Cart = addStack(p.Cart, item, o.Quantity)
 		a.ev.CartSize = event.Some(units(p.Cart))
-		return state.Player{}, ErrCartFull
-	}
-	p.Cart = addStack(p.Cart, item, o.Quantity)
-	a.ev.CartSize = event.Some(units(p.Cart))
-	change := state.Change{Cart: []state.Stack{{Item: item, Quantity: o.Quantity}}}
-	if err := s.commit(a, user, &change); err != nil {
-		return state.Player{}, err
-	}
-	return p, nil
+		seen = clonePlayer(p.Player)
+		return &state.Change{Cart: []state.Stack{{Item: item, Quantity: o.Quantity}}}, nil
+	})
+	return seen, err
 }
 
 // CartRemove takes items out of the cart; a zero quantity removes the line.
@@ -987,27 +867,27 @@ func (s *Service) cartRemove(a *action, req Request, o Order) (state.Player, err
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	have := quantityOf(p.Cart, item)
-	qty := o.Quantity
-	if qty == 0 {
-		qty = have
-	}
-	if have == 0 || qty > have {
+	var seen state.Player
+	err = s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnauthenticated
+		}
+		have := quantityOf(p.Cart, item)
+		qty := o.Quantity
+		if qty == 0 {
+			qty = have
+		}
+		if have == 0 || qty > have {
+			a.ev.CartSize = event.Some(units(p.Cart))
+			return nil, ErrNotInCart
+		}
+		a.ev.Quantity = event.Some(qty)
+		p.Cart = addStack(p.Cart, item, -qty)
 		a.ev.CartSize = event.Some(units(p.Cart))
-		return state.Player{}, ErrNotInCart
-	}
-	a.ev.Quantity = event.Some(qty)
-	p.Cart = addStack(p.Cart, item, -qty)
-	a.ev.CartSize = event.Some(units(p.Cart))
-	change := state.Change{Cart: []state.Stack{{Item: item, Quantity: -qty}}}
-	if err := s.commit(a, user, &change); err != nil {
-		return state.Player{}, err
-	}
-	return p, nil
+		seen = clonePlayer(p.Player)
+		return &state.Change{Cart: []state.Stack{{Item: item, Quantity: -qty}}}, nil
+	})
+	return seen, err
 }
 
 // Checkout buys everything in the cart at once, or nothing.
@@ -1023,40 +903,41 @@ func (s *Service) checkout(a *action, req Request) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, err
 	}
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return Receipt{}, err
-	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	a.ev.CartSize = event.Some(units(p.Cart))
-	a.ev.ItemCount = event.Some(int64(len(p.Cart)))
-	if len(p.Cart) == 0 {
-		return Receipt{}, ErrEmptyCart
-	}
-	var total int64
-	for _, line := range p.Cart {
-		price, err := s.cat.Price(line.Type, line.Quality)
-		if err != nil {
-			// The catalog changed since the item was carted.
-			return Receipt{}, err
+	var rc Receipt
+	err = s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnauthenticated
 		}
-		total += price * line.Quantity
-	}
-	a.ev.TotalPrice = event.Some(total)
-	if p.Gold < total {
-		return Receipt{}, ErrInsufficientGold
-	}
-	a.ev.GoldAfter = event.Some(p.Gold - total)
-	change := state.Change{GoldDelta: -total, Inventory: p.Cart, ClearCart: true}
-	if err := s.commit(a, user, &change); err != nil {
-		return Receipt{}, err
-	}
-	p.Gold -= total
-	for _, line := range p.Cart {
-		p.Inventory = addStack(p.Inventory, line.Item, line.Quantity)
-	}
-	p.Cart = nil
-	return Receipt{Player: p, TotalPrice: total}, nil
+		a.ev.GoldAfter = event.Some(p.Gold)
+		a.ev.CartSize = event.Some(units(p.Cart))
+		a.ev.ItemCount = event.Some(int64(len(p.Cart)))
+		if len(p.Cart) == 0 {
+			return nil, ErrEmptyCart
+		}
+		var total int64
+		for _, line := range p.Cart {
+			price, err := s.cat.Price(line.Type, line.Quality)
+			if err != nil {
+				// The catalog changed since the item was carted.
+				return nil, err
+			}
+			total += price * line.Quantity
+		}
+		a.ev.TotalPrice = event.Some(total)
+		if p.Gold < total {
+			return nil, ErrInsufficientGold
+		}
+		lines := slices.Clone(p.Cart)
+		p.Gold -= total
+		for _, line := range lines {
+			p.Inventory = addStack(p.Inventory, line.Item, line.Quantity)
+		}
+		p.Cart = []state.Stack{}
+		a.ev.GoldAfter = event.Some(p.Gold)
+		rc = Receipt{Player: clonePlayer(p.Player), TotalPrice: total}
+		return &state.Change{GoldDelta: -total, Inventory: lines, ClearCart: true}, nil
+	})
+	return rc, err
 }
 
 // JoinGuild makes the player a member of a guild; one guild at a time.
@@ -1076,18 +957,19 @@ func (s *Service) joinGuild(a *action, req Request, guild string) (state.Player,
 		return state.Player{}, ErrInvalidGuild
 	}
 	a.ev.Guild = guild
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	if p.Guild != "" {
-		return state.Player{}, ErrAlreadyInGuild
-	}
-	if err := s.commit(a, user, &state.Change{Guild: &guild}); err != nil {
-		return state.Player{}, err
-	}
-	p.Guild = guild
-	return p, nil
+	var seen state.Player
+	err = s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnauthenticated
+		}
+		if p.Guild != "" {
+			return nil, ErrAlreadyInGuild
+		}
+		p.Guild = guild
+		seen = clonePlayer(p.Player)
+		return &state.Change{Guild: &guild}, nil
+	})
+	return seen, err
 }
 
 // LeaveGuild takes the player out of their guild.
@@ -1103,20 +985,21 @@ func (s *Service) leaveGuild(a *action, req Request) (state.Player, error) {
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	if p.Guild == "" {
-		return state.Player{}, ErrNotInGuild
-	}
-	a.ev.Guild = p.Guild
-	none := ""
-	if err := s.commit(a, user, &state.Change{Guild: &none}); err != nil {
-		return state.Player{}, err
-	}
-	p.Guild = ""
-	return p, nil
+	var seen state.Player
+	err = s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnauthenticated
+		}
+		if p.Guild == "" {
+			return nil, ErrNotInGuild
+		}
+		a.ev.Guild = p.Guild
+		p.Guild = ""
+		seen = clonePlayer(p.Player)
+		none := ""
+		return &state.Change{Guild: &none}, nil
+	})
+	return seen, err
 }
 
 // deadlines hands out contexts that end at a given time, shared by the
@@ -1155,6 +1038,19 @@ const throttleEvery = 5 * time.Second
 func (t *throttle) allow(now time.Time) bool {
 	last := t.last.Load()
 	return now.UnixNano()-last >= int64(throttleEvery) && t.last.CompareAndSwap(last, now.UnixNano())
+}
+
+// clonePlayer copies a player whose slices the round goes on changing.
+func clonePlayer(p state.Player) state.Player {
+	p.Inventory = slices.Clone(p.Inventory)
+	p.Cart = slices.Clone(p.Cart)
+	if p.Inventory == nil {
+		p.Inventory = []state.Stack{}
+	}
+	if p.Cart == nil {
+		p.Cart = []state.Stack{}
+	}
+	return p
 }
 
 func hashToken(token string) string {

@@ -45,6 +45,22 @@ func (j *journal) Record(_ context.Context, ev *event.Event) (game.Position, err
 	return game.Position{Offset: int64(len(j.events) - 1)}, nil
 }
 
+func (j *journal) RecordGroup(_ context.Context, _ string, evs []*event.Event) (game.Position, error) {
+	if j.down.Load() {
+		return game.Position{}, errDown
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	first := len(j.events)
+	for _, ev := range evs {
+		j.events = append(j.events, *ev)
+	}
+	if j.lose.Load() {
+		return game.Position{}, errLost
+	}
+	return game.Position{Offset: int64(first)}, nil
+}
+
 func (j *journal) Next(string) game.Position {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -148,6 +164,9 @@ func newFixtureWith(t *testing.T, st state.Store, cfg game.Config) *fixture {
 // ok events the journal holds.
 func (f *fixture) checkFold(t *testing.T, users ...string) {
 	t.Helper()
+	if err := f.svc.Idle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if n := gametest.Check(t, f.store, f.log.records(), users...); n == 0 {
 		t.Errorf("the fold compared no player")
 	}
@@ -164,6 +183,9 @@ func (f *fixture) signup(t *testing.T, user string) game.Request {
 
 func (f *fixture) player(t *testing.T, user string) state.Player {
 	t.Helper()
+	if err := f.svc.Idle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	p, err := f.store.Player(context.Background(), user)
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 	t.Run("IntentConflictStaysPending", func(t *testing.T) { testIntentConflictStaysPending(t, fresh(t)) })
 	t.Run("SignupIntent", func(t *testing.T) { testSignupIntent(t, fresh(t)) })
 	t.Run("ChangeSessions", func(t *testing.T) { testChangeSessions(t, fresh(t)) })
+	t.Run("IntentGroups", func(t *testing.T) { testIntentGroups(t, fresh(t)) })
+	t.Run("Advance", func(t *testing.T) { testAdvance(t, fresh(t)) })
 }
 
 // newAccount creates an account with gold and returns it as stored.
@@ -697,9 +699,9 @@ func testConcurrentApplyNeverNegative(t *testing.T, s state.Store) {
 	}
 }
 
-// intent returns an intent for event id with change c.
-func intent(id string, c state.Change) state.Intent {
-	return state.Intent{EventID: id, Partition: 2, After: 41, Created: time.Date(2026, 12, 1, 9, 0, 0, 123456000, time.UTC), Change: c}
+// intent returns an intent for event id with changes cs.
+func intent(id string, cs ...state.Change) state.Intent {
+	return state.Intent{EventID: id, Partition: 2, After: 41, Created: time.Date(2026, 12, 1, 9, 0, 0, 123456000, time.UTC), Changes: cs}
 }
 
 func testIntents(t *testing.T, s state.Store) {
@@ -877,4 +879,107 @@ func testChangeSessions(t *testing.T, s state.Store) {
 	if _, err := s.Session(ctx, "th-ada"); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("Session after EndSession = %v, want ErrNotFound", err)
 	}
+}
+
+// testIntentGroups: an intent's changes are applied in order, each on the
+// state the ones before it left, and all or none.
+func testIntentGroups(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s, "ada", 100)
+	exp := time.Now().Add(time.Hour).Round(time.Millisecond).UTC()
+	group := intent("e1",
+		state.Change{Cart: []state.Stack{stack("sword", "common", 1)}},
+		state.Change{Cart: []state.Stack{stack("shield", "common", 1)}},
+		// A checkout of what the two before put in the cart: it needs them.
+		state.Change{GoldDelta: -90, ClearCart: true,
+			Inventory: []state.Stack{stack("sword", "common", 1), stack("shield", "common", 1)}},
+		state.Change{Cart: []state.Stack{stack("potion", "common", 2)}},
+		// Selling the sword the checkout bought: it needs the checkout.
+		state.Change{GoldDelta: 25, Inventory: []state.Stack{stack("sword", "common", -1)}},
+		state.Change{Session: &state.Session{TokenHash: "th-1", User: "ada", ExpiresAt: exp}},
+		state.Change{Guild: ptr("knights")},
+	)
+	if err := s.Prepare(ctx, "ada", group); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if got, err := s.Pending(ctx, "ada"); err != nil || !reflect.DeepEqual(got, group) {
+		t.Fatalf("Pending = %+v, %v; want the group", got, err)
+	}
+	if err := s.Commit(ctx, "ada", group); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	a.Gold, a.Guild = 35, "knights"
+	samePlayer(t, player(t, s, "ada"), state.Player{Account: a,
+		Inventory: []state.Stack{stack("shield", "common", 1)},
+		Cart:      []state.Stack{stack("potion", "common", 2)}})
+	if _, err := s.Session(ctx, "th-1"); err != nil {
+		t.Errorf("the group's session: %v", err)
+	}
+
+	// A group whose last change cannot be applied applies none of them.
+	before := player(t, s, "ada")
+	bad := intent("e2",
+		state.Change{GoldDelta: -30, Inventory: []state.Stack{stack("bow", "common", 1)}},
+		state.Change{GoldDelta: -10}, // gold 35 - 30 - 10 < 0
+	)
+	if err := s.Prepare(ctx, "ada", bad); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if err := s.Commit(ctx, "ada", bad); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("Commit of a group that overspends = %v, want ErrConflict", err)
+	}
+	samePlayer(t, player(t, s, "ada"), before)
+	if got, err := s.Pending(ctx, "ada"); err != nil || got.EventID != "e2" {
+		t.Fatalf("after a refused Commit, Pending = %+v, %v; want e2", got, err)
+	}
+}
+
+// testAdvance: Advance commits one intent and stores the next at once,
+// or, when the first cannot be committed, neither.
+func testAdvance(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s, "ada", 100)
+	first := intent("e1", state.Change{GoldDelta: -40, Inventory: []state.Stack{stack("bow", "common", 1)}})
+	second := intent("e2", state.Change{GoldDelta: -50, Inventory: []state.Stack{stack("sword", "common", 1)}})
+	if err := s.Prepare(ctx, "ada", first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Advance(ctx, "ada", first, second); err != nil {
+		t.Fatalf("Advance: %v", err)
+	}
+	a.Gold = 60
+	want := state.Player{Account: a, Inventory: []state.Stack{stack("bow", "common", 1)}}
+	got := player(t, s, "ada")
+	samePlayer(t, got, want)
+	if got.Pending != "e2" {
+		t.Errorf("Pending after Advance = %q, want e2", got.Pending)
+	}
+	if in, err := s.Pending(ctx, "ada"); err != nil || !reflect.DeepEqual(in, second) {
+		t.Errorf("Pending = %+v, %v; want the second intent", in, err)
+	}
+	// Advancing from an intent that is not pending stores nothing.
+	third := intent("e3", state.Change{GoldDelta: -1})
+	if err := s.Advance(ctx, "ada", first, third); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Advance from a committed intent = %v, want ErrNotFound", err)
+	}
+	if in, err := s.Pending(ctx, "ada"); err != nil || in.EventID != "e2" {
+		t.Errorf("after a refused Advance, Pending = %+v, %v; want e2", in, err)
+	}
+	// A pending intent whose changes conflict stays, and the next is not stored.
+	if err := s.Advance(ctx, "ada", second, third); err != nil {
+		t.Fatalf("Advance: %v", err)
+	}
+	broke := intent("e4", state.Change{GoldDelta: -1000})
+	if err := s.Advance(ctx, "ada", third, broke); err != nil {
+		t.Fatalf("Advance: %v", err)
+	}
+	if err := s.Advance(ctx, "ada", broke, intent("e5", state.Change{GoldDelta: -1})); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("Advance from an impossible intent = %v, want ErrConflict", err)
+	}
+	if in, err := s.Pending(ctx, "ada"); err != nil || in.EventID != "e4" {
+		t.Errorf("after a refused Advance, Pending = %+v, %v; want e4", in, err)
+	}
+	a.Gold = 9
+	samePlayer(t, player(t, s, "ada"), state.Player{Account: a,
+		Inventory: []state.Stack{stack("bow", "common", 1), stack("sword", "common", 1)}})
 }
