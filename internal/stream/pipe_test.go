@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/questlog/questlog/internal/syncbuf"
 )
 
 // A producer in the broker's process connects through a pipe, TCP clients
@@ -141,31 +142,13 @@ func accept(t *testing.T, l net.Listener) (net.Conn, error) {
 	}
 }
 
-// lockedBuffer collects log output written from the accept goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
 // Out of file descriptors, accept(2) fails with EMFILE until one is freed.
 // The listener retries with a backoff, warns once per episode, keeps
 // accepting in-process connections meanwhile, and never hands kfake an
 // error (kfake would stop accepting for good) until it is closed.
 func TestListenerRetriesAcceptErrorsAndKeepsAcceptingPipes(t *testing.T) {
 	tcp := newFakeTCP()
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	l := newListener(tcp, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer l.Close()
 
@@ -207,8 +190,8 @@ func TestListenerRetriesAcceptErrorsAndKeepsAcceptingPipes(t *testing.T) {
 	if c, err := accept(t, l); err != nil || c != tcpConn {
 		t.Fatalf("Accept after the failures = %v, %v; want the TCP connection", c, err)
 	}
-	if n := logs.count("level=WARN"); n != 1 {
-		t.Errorf("%d warnings for one episode of 6 failed accepts, want 1:\n%s", n, logs.buf.String())
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings for one episode of 6 failed accepts, want 1:\n%s", n, logs.String())
 	}
 
 	// A second episode (a client gone before its accept) warns again.
@@ -219,8 +202,8 @@ func TestListenerRetriesAcceptErrorsAndKeepsAcceptingPipes(t *testing.T) {
 	if c, err := accept(t, l); err != nil || c != tcpConn2 {
 		t.Fatalf("Accept after ECONNABORTED = %v, %v; want the TCP connection", c, err)
 	}
-	if n := logs.count("level=WARN"); n != 2 {
-		t.Errorf("%d warnings after two episodes, want 2:\n%s", n, logs.buf.String())
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
+		t.Errorf("%d warnings after two episodes, want 2:\n%s", n, logs.String())
 	}
 
 	// Close, even in the middle of a backoff, ends everything: Accept
