@@ -142,6 +142,18 @@ func accept(t *testing.T, l net.Listener) (net.Conn, error) {
 	}
 }
 
+// acceptsBacklogged puts a TCP connection in the backlog and fails t unless
+// the listener's next Accept returns it; after names what came before it.
+func acceptsBacklogged(t *testing.T, tcp *fakeTCP, l *listener, after string) {
+	t.Helper()
+	conn, peer := net.Pipe() // stands for the TCP connection
+	t.Cleanup(func() { peer.Close() })
+	tcp.give(t, fakeAccept{conn: conn})
+	if c, err := accept(t, l); err != nil || c != conn {
+		t.Fatalf("Accept after %s = %v, %v; want the TCP connection", after, c, err)
+	}
+}
+
 // Out of file descriptors, accept(2) fails with EMFILE until one is freed.
 // The listener retries with a backoff, warns once per episode, keeps
 // accepting in-process connections meanwhile, and never hands kfake an
@@ -184,24 +196,14 @@ func TestListenerRetriesAcceptErrorsAndKeepsAcceptingPipes(t *testing.T) {
 	for range 3 {
 		tcp.give(t, fakeAccept{err: acceptErr(syscall.EMFILE)})
 	}
-	tcpConn, peer := net.Pipe() // stands for the TCP connection
-	defer peer.Close()
-	tcp.give(t, fakeAccept{conn: tcpConn})
-	if c, err := accept(t, l); err != nil || c != tcpConn {
-		t.Fatalf("Accept after the failures = %v, %v; want the TCP connection", c, err)
-	}
+	acceptsBacklogged(t, tcp, l, "the failures")
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
 		t.Errorf("%d warnings for one episode of 6 failed accepts, want 1:\n%s", n, logs.String())
 	}
 
 	// A second episode (a client gone before its accept) warns again.
 	tcp.give(t, fakeAccept{err: acceptErr(syscall.ECONNABORTED)})
-	tcpConn2, peer2 := net.Pipe()
-	defer peer2.Close()
-	tcp.give(t, fakeAccept{conn: tcpConn2})
-	if c, err := accept(t, l); err != nil || c != tcpConn2 {
-		t.Fatalf("Accept after ECONNABORTED = %v, %v; want the TCP connection", c, err)
-	}
+	acceptsBacklogged(t, tcp, l, "ECONNABORTED")
 	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
 		t.Errorf("%d warnings after two episodes, want 2:\n%s", n, logs.String())
 	}
