@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,7 +13,7 @@ import (
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/journal"
 	"github.com/questlog/questlog/internal/state"
-	"github.com/questlog/questlog/internal/state/sqlitestore"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 )
 
 // readyGame is a game service on st and an event log in memory: /readyz
@@ -28,20 +27,10 @@ func readyGame(t *testing.T, st state.Store) *game.Service {
 	return g
 }
 
-func readyzStore(t *testing.T) state.Store {
-	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // /readyz runs the extra checks after the store and the publisher, and
 // names the first one that fails.
 func TestReadyzRunsExtraChecks(t *testing.T) {
-	st := readyzStore(t)
+	st := sqlitetest.Open(t)
 	ok := func(context.Context) error { return nil }
 	down := func(context.Context) error { return errors.New("connection refused") }
 	tests := []struct {
@@ -73,7 +62,7 @@ func TestReadyzRunsExtraChecks(t *testing.T) {
 
 // A check without a name or a function is refused up front.
 func TestNewRefusesIncompleteChecks(t *testing.T) {
-	st := readyzStore(t)
+	st := sqlitetest.Open(t)
 	for _, c := range []api.Check{{Name: "broker"}, {Check: func(context.Context) error { return nil }}} {
 		_, err := api.New(api.Config{Game: readyGame(t, st), Store: st, Log: &memLog{}, Checks: []api.Check{c}})
 		if err == nil || !strings.Contains(err.Error(), "readiness check") {

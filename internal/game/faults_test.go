@@ -12,6 +12,7 @@ import (
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/state"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 )
 
 // The faults of issue 11, each ending with the fold check: for every player
@@ -106,7 +107,7 @@ func TestLostAnswerIsSettledFromTheLog(t *testing.T) {
 // settles the change from the log.
 func TestAcknowledgedChangeSurvivesACrash(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := sqlitetest.Open(t)
 	f := newFixtureWith(t, st, game.Config{})
 	ada := f.signup(t, "ada")
 
@@ -174,7 +175,7 @@ func TestClientGoneBeforeItsEventLeavesAFailedEvent(t *testing.T) {
 func TestClientGoneAfterItsEventCannotCancelTheChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var buying atomic.Bool
-	f := newFixtureWith(t, openStore(t), game.Config{Fault: func(point string) {
+	f := newFixtureWith(t, sqlitetest.Open(t), game.Config{Fault: func(point string) {
 		if point == game.FaultAcked && buying.Load() {
 			cancel() // the client hangs up right after the ack
 		}
@@ -195,7 +196,7 @@ func TestClientGoneAfterItsEventCannotCancelTheChange(t *testing.T) {
 // log), until the store takes it; the player's next action waits for it.
 func TestAcknowledgedChangeWaitsForTheStore(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
+	fs := &flakyStore{Store: sqlitetest.Open(t)}
 	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
 	ada := f.signup(t, "ada")
 	fs.failCommits.Store(1 << 20)
@@ -237,7 +238,7 @@ func TestAcknowledgedChangeWaitsForTheStore(t *testing.T) {
 // event each, as the log is up), and the game recovers by itself.
 func TestStoreDownIsRefusedAndRecovers(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
+	fs := &flakyStore{Store: sqlitetest.Open(t)}
 	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
 	ada := f.signup(t, "ada")
 	fs.down.Store(true)
@@ -309,7 +310,7 @@ func TestBusyPlayerIsAnsweredWithinTheTimeout(t *testing.T) {
 // Redis kill test found this: settle matched the failed event.)
 func TestLostPrepareIsNotAppliedFromItsFailedEvent(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
+	fs := &flakyStore{Store: sqlitetest.Open(t)}
 	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
 	ada := f.signup(t, "ada")
 	fs.lostPrepares.Store(1)

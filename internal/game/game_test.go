@@ -13,7 +13,7 @@ import (
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/game/gametest"
 	"github.com/questlog/questlog/internal/state"
-	"github.com/questlog/questlog/internal/state/sqlitestore"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 )
 
 // journal keeps recorded events in memory and fails on demand: the game's
@@ -111,17 +111,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureWith(t, openStore(t), game.Config{})
-}
-
-func openStore(t *testing.T) state.Store {
-	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return newFixtureWith(t, sqlitetest.Open(t), game.Config{})
 }
 
 // newFixtureWith is a service on st with cfg (password cost 4 and a test
@@ -451,11 +441,7 @@ func TestConcurrentPurchasesCannotOverspend(t *testing.T) {
 
 func TestSessionsExpire(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := sqlitetest.Open(t)
 	now := time.Now()
 	clock := func() time.Time { return now }
 	svc, err := game.NewService(st, &journal{}, game.Config{PasswordCost: 4, SessionTTL: time.Hour, Now: clock})

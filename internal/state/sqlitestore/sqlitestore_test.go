@@ -13,6 +13,7 @@ import (
 
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/state/sqlitestore"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 	"github.com/questlog/questlog/internal/state/statetest"
 )
 
@@ -132,13 +133,7 @@ func TestOpenBadPath(t *testing.T) {
 	}
 }
 
-func benchStore(b *testing.B) state.Store {
-	s := open(b, filepath.Join(b.TempDir(), "state.db"))
-	b.Cleanup(func() { s.Close() })
-	return s
-}
-
-func BenchmarkApply(b *testing.B)    { statetest.BenchApply(b, benchStore(b)) }
-func BenchmarkPlayer(b *testing.B)   { statetest.BenchPlayer(b, benchStore(b)) }
-func BenchmarkPurchase(b *testing.B) { statetest.BenchPurchase(b, benchStore(b)) }
-func BenchmarkSession(b *testing.B)  { statetest.BenchSession(b, benchStore(b)) }
+func BenchmarkApply(b *testing.B)    { statetest.BenchApply(b, sqlitetest.Open(b)) }
+func BenchmarkPlayer(b *testing.B)   { statetest.BenchPlayer(b, sqlitetest.Open(b)) }
+func BenchmarkPurchase(b *testing.B) { statetest.BenchPurchase(b, sqlitetest.Open(b)) }
+func BenchmarkSession(b *testing.B)  { statetest.BenchSession(b, sqlitetest.Open(b)) }
