@@ -32,6 +32,15 @@ type flakyStore struct {
 
 var errStoreDown = errors.New("store is down")
 
+// newFlakyFixture is a fixture on a flakyStore with a 200ms request
+// timeout, and ada signed up.
+func newFlakyFixture(t *testing.T) (*fixture, *flakyStore, game.Request) {
+	t.Helper()
+	fs := &flakyStore{Store: sqlitetest.Open(t)}
+	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
+	return f, fs, f.signup(t, "ada")
+}
+
 func (s *flakyStore) Lock(ctx context.Context, user string) (func(), error) {
 	if s.down.Load() {
 		return nil, errStoreDown
@@ -196,9 +205,7 @@ func TestClientGoneAfterItsEventCannotCancelTheChange(t *testing.T) {
 // log), until the store takes it; the player's next action waits for it.
 func TestAcknowledgedChangeWaitsForTheStore(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: sqlitetest.Open(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.failCommits.Store(1 << 20)
 	start := time.Now()
 	if _, err := f.svc.Buy(ctx, ada, game.Order{Item: "bow", Quantity: 1}); err != nil {
@@ -238,9 +245,7 @@ func TestAcknowledgedChangeWaitsForTheStore(t *testing.T) {
 // event each, as the log is up), and the game recovers by itself.
 func TestStoreDownIsRefusedAndRecovers(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: sqlitetest.Open(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.down.Store(true)
 	for _, do := range []func() error{
 		func() error { _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 1}); return err },
@@ -310,9 +315,7 @@ func TestBusyPlayerIsAnsweredWithinTheTimeout(t *testing.T) {
 // Redis kill test found this: settle matched the failed event.)
 func TestLostPrepareIsNotAppliedFromItsFailedEvent(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: sqlitetest.Open(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.lostPrepares.Store(1)
 	if _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 1}); !errors.Is(err, game.ErrStoreUnavailable) {
 		t.Fatalf("buy whose Prepare answer was lost = %v, want ErrStoreUnavailable", err)
