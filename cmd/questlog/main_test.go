@@ -139,6 +139,17 @@ func (p *process) stop(sig syscall.Signal) {
 	}
 }
 
+// serveArgs run serve on dir, on free ports, with cheap password hashes.
+func serveArgs(dir string) []string {
+	return []string{"serve", "--data-dir", dir, "--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--password-cost", "4"}
+}
+
+// playerClient is an HTTP client that keeps one player's session cookie.
+func playerClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second}
+}
+
 func get(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
 	resp, err := c.Get(url)
@@ -165,9 +176,8 @@ func run(t *testing.T, args ...string) string {
 // acknowledged event is in the broker's log files before the ack.
 func TestServeKeepsEverythingAcrossRestartsAndKills(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"serve", "--data-dir", dir, "--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--password-cost", "4"}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	args := serveArgs(dir)
+	c := playerClient()
 
 	// Phase 1: play, then Ctrl-C.
 	p := start(t, args...)
