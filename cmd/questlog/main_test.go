@@ -20,9 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/questlog/questlog/internal/golden"
+)
 
 // binary is questlog built once for the tests that run it as a user would.
 var binary string
@@ -244,19 +244,7 @@ func TestHelpGolden(t *testing.T) {
 				args = []string{cmd, "--help"}
 			}
 			got := run(t, args...)
-			golden := filepath.Join("testdata", "help-"+name+".txt")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/questlog -run Help -update)", err)
-			}
+			want := golden.Want(t, filepath.Join("testdata", "help-"+name+".txt"), []byte(got))
 			if got != string(want) {
 				t.Errorf("questlog %s --help changed:\n%s\nwant:\n%s", cmd, got, want)
 			}
