@@ -105,6 +105,7 @@ func (c *clock) advance(d time.Duration) {
 // calling its handler.
 type memServer struct {
 	srv   *api.Server
+	game  *game.Service
 	store state.Store
 	log   *memLog
 	clock *clock
@@ -122,12 +123,13 @@ func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 	}
 	limits.Now = m.clock.Now
 	reg := prometheus.NewRegistry()
-	g, err := game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), game.Config{PasswordCost: 4})
+	var err error
+	m.game, err = game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), game.Config{PasswordCost: 4})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	m.srv, err = api.New(api.Config{
-		Game: g, Store: st, Log: m.log, Registry: reg, MaxBody: 4 << 10,
+		Game: m.game, Store: st, Log: m.log, Registry: reg, MaxBody: 4 << 10,
 		LoginLimits: limits,
 	})
 	if err != nil {
