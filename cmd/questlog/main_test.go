@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/golden"
+	"github.com/questlog/questlog/internal/syncbuf"
 )
 
 // binary is questlog built once for the tests that run it as a user would.
@@ -50,9 +50,9 @@ func TestMain(m *testing.M) {
 type process struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	api    string // http://host:port, once printed
-	broker string // host:port, once printed
-	out    *bytes.Buffer
+	api    string          // http://host:port, once printed
+	broker string          // host:port, once printed
+	out    *syncbuf.Buffer // stdout so far, written by the goroutine that reads it
 }
 
 var (
@@ -83,12 +83,12 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr syncbuf.Buffer // exec copies into it while we may read it
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{t: t, cmd: cmd, out: &bytes.Buffer{}}
+	p := &process{t: t, cmd: cmd, out: &syncbuf.Buffer{}}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
@@ -101,7 +101,7 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *process {
 		signalled := false
 		for sc.Scan() {
 			line := sc.Text()
-			p.out.WriteString(line + "\n")
+			fmt.Fprintln(p.out, line)
 			if m := apiLine.FindStringSubmatch(line); m != nil {
 				p.api = m[1]
 			}
