@@ -113,22 +113,11 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 	}
 
 	// The broker, in its own process.
-	broker := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
-	broker.Stderr = os.Stderr
-	broker.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if this process dies
-	out, err := broker.StdoutPipe()
+	broker, addr, err := startBroker(self, partitions)
 	if err != nil {
 		return err
 	}
-	if err := broker.Start(); err != nil {
-		return err
-	}
-	defer func() { broker.Process.Signal(os.Interrupt); broker.Wait() }()
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	addr = strings.TrimSpace(addr)
+	defer stopBroker(broker)
 
 	// Fill the topic, and write the same values as NDJSON for DuckDB.
 	ndjsonPath := filepath.Join(dir, "events.ndjson")
@@ -194,21 +183,11 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 		// The same extract over a topic a tenth the size: peak memory must
 		// not depend on the topic's size.
 		small := max(n/10, 1)
-		broker2 := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
-		broker2.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		out2, err := broker2.StdoutPipe()
+		broker2, addr2, err := startBroker(self, partitions)
 		if err != nil {
 			return err
 		}
-		if err := broker2.Start(); err != nil {
-			return err
-		}
-		defer func() { broker2.Process.Signal(os.Interrupt); broker2.Wait() }()
-		addr2, err := bufio.NewReader(out2).ReadString('\n')
-		if err != nil {
-			return err
-		}
-		addr2 = strings.TrimSpace(addr2)
+		defer stopBroker(broker2)
 		if _, err := fill(addr2, small, players, ""); err != nil {
 			return err
 		}
@@ -220,6 +199,33 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 			small, float64(sm.PeakRSS)/(1<<20), n, float64(ex.PeakRSS)/(1<<20), float64(ex.PeakRSS)/float64(sm.PeakRSS), float64(n)/float64(small))
 	}
 	return nil
+}
+
+// startBroker runs the broker role in its own process, killed if this one
+// dies, and returns it with the address it printed.
+func startBroker(self string, partitions int) (*exec.Cmd, string, error) {
+	broker := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
+	broker.Stderr = os.Stderr
+	broker.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if this process dies
+	out, err := broker.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := broker.Start(); err != nil {
+		return nil, "", err
+	}
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stopBroker(broker)
+		return nil, "", fmt.Errorf("broker: %w", err)
+	}
+	return broker, strings.TrimSpace(addr), nil
+}
+
+// stopBroker interrupts a broker from startBroker and waits for it to exit.
+func stopBroker(broker *exec.Cmd) {
+	broker.Process.Signal(os.Interrupt)
+	broker.Wait()
 }
 
 // fill produces n generated events and returns the bytes of their values;

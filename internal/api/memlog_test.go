@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +18,7 @@ import (
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/journal"
 	"github.com/questlog/questlog/internal/state"
-	"github.com/questlog/questlog/internal/state/sqlitestore"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 )
 
 // memLog is an event log in memory: the Publisher of the tests that call
@@ -126,11 +125,7 @@ type memServer struct {
 // default login limits (their clock is the server's).
 func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 	tb.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "state.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
+	st := sqlitetest.Open(tb)
 	m := &memServer{store: st, log: &memLog{}, clock: &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	if limits == nil {
 		d := api.DefaultLoginLimits()
@@ -138,13 +133,13 @@ func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 	}
 	limits.Now = m.clock.Now
 	reg := prometheus.NewRegistry()
-	g, err := game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), game.Config{PasswordCost: 4})
+	var err error
+	m.game, err = game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), game.Config{PasswordCost: 4})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	m.game = g
 	m.srv, err = api.New(api.Config{
-		Game: g, Store: st, Log: m.log, Registry: reg, MaxBody: 4 << 10,
+		Game: m.game, Store: st, Log: m.log, Registry: reg, MaxBody: 4 << 10,
 		LoginLimits: limits,
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/state"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 )
 
 // The faults of issue 11, each ending with the fold check: for every player
@@ -32,6 +33,15 @@ var (
 	errStoreDown = errors.New("store is down")
 	errCrash     = errors.New("crashed between the ack and the apply")
 )
+
+// newFlakyFixture is a fixture on a flakyStore with a 200ms request
+// timeout, and ada signed up.
+func newFlakyFixture(t *testing.T) (*fixture, *flakyStore, game.Request) {
+	t.Helper()
+	fs := &flakyStore{Store: sqlitetest.Open(t)}
+	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
+	return f, fs, f.signup(t, "ada")
+}
 
 func (s *flakyStore) Lock(ctx context.Context, user string) (func(), error) {
 	if s.down.Load() {
@@ -119,7 +129,7 @@ func TestLostAnswerIsSettledFromTheLog(t *testing.T) {
 // settles the change from the log.
 func TestAcknowledgedChangeSurvivesACrash(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := sqlitetest.Open(t)
 	f := newFixtureWith(t, st, game.Config{})
 	ada := f.signup(t, "ada")
 
@@ -188,7 +198,7 @@ func TestClientGoneBeforeItsEventLeavesAFailedEvent(t *testing.T) {
 func TestClientGoneAfterItsEventCannotCancelTheChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var buying atomic.Bool
-	f := newFixtureWith(t, openStore(t), game.Config{Fault: func(point string) error {
+	f := newFixtureWith(t, sqlitetest.Open(t), game.Config{Fault: func(point string) error {
 		if point == game.FaultAcked && buying.Load() {
 			cancel() // the client hangs up right after the ack
 		}
@@ -210,9 +220,7 @@ func TestClientGoneAfterItsEventCannotCancelTheChange(t *testing.T) {
 // log), until the store takes it; the player's next action waits for it.
 func TestAcknowledgedChangeWaitsForTheStore(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.failCommits.Store(1 << 20)
 	start := time.Now()
 	if _, err := f.svc.Buy(ctx, ada, game.Order{Item: "bow", Quantity: 1}); err != nil {
@@ -252,9 +260,7 @@ func TestAcknowledgedChangeWaitsForTheStore(t *testing.T) {
 // event each, as the log is up), and the game recovers by itself.
 func TestStoreDownIsRefusedAndRecovers(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.down.Store(true)
 	for _, do := range []func() error{
 		func() error { _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 1}); return err },
@@ -329,9 +335,7 @@ func TestBusyPlayerIsAnsweredWithinTheTimeout(t *testing.T) {
 // Redis kill test found this: settle matched the failed event.)
 func TestLostPrepareIsNotAppliedFromItsFailedEvent(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.lostPrepares.Store(1)
 	if _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 1}); !errors.Is(err, game.ErrStoreUnavailable) {
 		t.Fatalf("buy whose Prepare answer was lost = %v, want ErrStoreUnavailable", err)

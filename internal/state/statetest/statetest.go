@@ -585,52 +585,11 @@ func testLockContext(t *testing.T, s state.Store) {
 }
 
 // testConcurrentPurchases is the game's pattern: lock, read, decide, apply,
-// unlock. More attempts than the gold allows run in parallel; exactly as many
-// succeed as the gold pays for and the lock means none is refused by Apply.
+// unlock. The lock means none is refused by Apply.
 func testConcurrentPurchases(t *testing.T, s state.Store) {
-	const (
-		start    = 1000
-		price    = 70
-		workers  = 8
-		attempts = 4 // workers*attempts > start/price
-	)
-	newAccount(t, s, "ada", start)
-	var (
-		mu        sync.Mutex
-		successes int64
-		errs      []error
-		wg        sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for range attempts {
-				bought, err := buyUnderLock(t.Context(), s, "ada", price)
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err)
-				}
-				if bought {
-					successes++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	p := player(t, s, "ada")
-	if p.Gold != start-price*successes || p.Gold < 0 {
-		t.Errorf("gold = %d after %d purchases at %d from %d, want %d", p.Gold, successes, price, start, start-price*successes)
-	}
-	if successes != start/price {
-		t.Errorf("%d purchases succeeded, want %d (all the gold pays for)", successes, start/price)
-	}
-	want := []state.Stack{stack("sword", "common", successes)}
-	if !reflect.DeepEqual(p.Inventory, want) {
-		t.Errorf("inventory = %v, want %v", p.Inventory, want)
-	}
+	raceSwordPurchases(t, s, func(ctx context.Context) (bool, error) {
+		return buyUnderLock(ctx, s, "ada", racePrice)
+	})
 }
 
 func buyUnderLock(ctx context.Context, s state.Store, user string, price int64) (bool, error) {
@@ -652,31 +611,49 @@ func buyUnderLock(ctx context.Context, s state.Store, user string, price int64) 
 
 // testConcurrentApplyNeverNegative races Applies without the lock: each is
 // atomic on its own, so gold never goes below zero and every refusal is a
-// conflict.
+// conflict. Gold only falls, so a refusal means it was already below the
+// price.
 func testConcurrentApplyNeverNegative(t *testing.T, s state.Store) {
-	const (
-		start    = 1000
-		price    = 70
-		workers  = 8
-		attempts = 4
-	)
-	newAccount(t, s, "ada", start)
+	raceSwordPurchases(t, s, func(ctx context.Context) (bool, error) {
+		err := s.Apply(ctx, "ada", state.Change{GoldDelta: -racePrice, Inventory: []state.Stack{stack("sword", "common", 1)}})
+		if errors.Is(err, state.ErrConflict) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// The purchase race: ada's gold pays for raceStart/racePrice swords, and
+// more attempts than that run in parallel.
+const (
+	raceStart    = 1000
+	racePrice    = 70
+	raceWorkers  = 8
+	raceAttempts = 4 // raceWorkers*raceAttempts > raceStart/racePrice
+)
+
+// raceSwordPurchases gives ada raceStart gold and runs buy, a purchase of
+// one sword at racePrice, raceAttempts times in each of raceWorkers
+// goroutines. Exactly as many must succeed as the gold pays for, with no
+// error, and ada ends with the gold they left and one sword for each.
+func raceSwordPurchases(t *testing.T, s state.Store, buy func(context.Context) (bought bool, err error)) {
+	newAccount(t, s, "ada", raceStart)
 	var (
 		mu        sync.Mutex
 		successes int64
 		errs      []error
 		wg        sync.WaitGroup
 	)
-	for range workers {
+	for range raceWorkers {
 		wg.Go(func() {
-			for range attempts {
-				err := s.Apply(t.Context(), "ada", state.Change{GoldDelta: -price, Inventory: []state.Stack{stack("sword", "common", 1)}})
+			for range raceAttempts {
+				bought, err := buy(t.Context())
 				mu.Lock()
-				switch {
-				case err == nil:
-					successes++
-				case !errors.Is(err, state.ErrConflict):
+				if err != nil {
 					errs = append(errs, err)
+				}
+				if bought {
+					successes++
 				}
 				mu.Unlock()
 			}
@@ -687,12 +664,11 @@ func testConcurrentApplyNeverNegative(t *testing.T, s state.Store) {
 		t.Fatal(err)
 	}
 	p := player(t, s, "ada")
-	if p.Gold != start-price*successes || p.Gold < 0 {
-		t.Errorf("gold = %d after %d purchases, want %d", p.Gold, successes, start-price*successes)
+	if p.Gold != raceStart-racePrice*successes || p.Gold < 0 {
+		t.Errorf("gold = %d after %d purchases at %d from %d, want %d", p.Gold, successes, racePrice, raceStart, raceStart-racePrice*successes)
 	}
-	// Gold only falls, so a refusal means it was already below the price.
-	if successes != start/price {
-		t.Errorf("%d purchases succeeded, want %d", successes, start/price)
+	if successes != raceStart/racePrice {
+		t.Errorf("%d purchases succeeded, want %d (all the gold pays for)", successes, raceStart/racePrice)
 	}
 	if want := []state.Stack{stack("sword", "common", successes)}; !reflect.DeepEqual(p.Inventory, want) {
 		t.Errorf("inventory = %v, want %v", p.Inventory, want)
