@@ -521,6 +521,24 @@ func (s *Service) authenticate(a *action, req Request) (string, error) {
 	return sess.User, nil
 }
 
+// playOn carries out decide on user's player, whose account must exist,
+// and returns the player as decide left it.
+func (s *Service) playOn(a *action, user string, decide decision) (state.Player, error) {
+	var seen state.Player
+	err := s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			// The session outlived its account: treat it as no session.
+			return nil, ErrUnauthenticated
+		}
+		c, err := decide(p)
+		if err == nil {
+			seen = clonePlayer(p.Player)
+		}
+		return c, err
+	})
+	return seen, err
+}
+
 // Signup creates an account with the starting gold and logs it in.
 func (s *Service) Signup(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(ctx, event.TypeSignup, req)
@@ -635,12 +653,10 @@ func (s *Service) logout(a *action, req Request) error {
 	if err != nil {
 		return err
 	}
-	return s.play(a, user, func(p *running) (*state.Change, error) {
-		if !p.exists {
-			return nil, ErrUnauthenticated
-		}
+	_, err = s.playOn(a, user, func(*running) (*state.Change, error) {
 		return &state.Change{EndSession: hashToken(req.Token)}, nil
 	})
+	return err
 }
 
 // Visit records a request that is not a game action (the seed's "/"). A
@@ -707,12 +723,7 @@ func (s *Service) readView(a *action, req Request) (state.Player, error) {
 	if err != nil {
 		return state.Player{}, err
 	}
-	var seen state.Player
-	err = s.play(a, user, func(p *running) (*state.Change, error) {
-		if !p.exists {
-			// The session outlived its account: treat it as no session.
-			return nil, ErrUnauthenticated
-		}
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
 		a.ev.GoldAfter = event.Some(p.Gold)
 		if a.ev.Type == event.TypeViewCart {
 			a.ev.CartSize = event.Some(units(p.Cart))
@@ -720,10 +731,8 @@ func (s *Service) readView(a *action, req Request) (state.Player, error) {
 		} else {
 			a.ev.ItemCount = event.Some(units(p.Inventory))
 		}
-		seen = clonePlayer(p.Player)
 		return nil, nil
 	})
-	return seen, err
 }
 
 // resolve validates an order against the catalog and fills the event's item
@@ -790,11 +799,7 @@ func (s *Service) trade(a *action, req Request, o Order, buying bool) (Receipt, 
 	}
 	total := price * o.Quantity
 	a.ev.UnitPrice, a.ev.TotalPrice = event.Some(price), event.Some(total)
-	var rc Receipt
-	err = s.play(a, user, func(p *running) (*state.Change, error) {
-		if !p.exists {
-			return nil, ErrUnauthenticated
-		}
+	p, err := s.playOn(a, user, func(p *running) (*state.Change, error) {
 		a.ev.GoldAfter = event.Some(p.Gold)
 		gold, items := -total, o.Quantity // what the player gains
 		switch {
@@ -808,10 +813,9 @@ func (s *Service) trade(a *action, req Request, o Order, buying bool) (Receipt, 
 		p.Gold += gold
 		p.Inventory = addStack(p.Inventory, item, items)
 		a.ev.GoldAfter = event.Some(p.Gold)
-		rc = Receipt{Player: clonePlayer(p.Player), TotalPrice: total}
 		return &state.Change{GoldDelta: gold, Inventory: []state.Stack{{Item: item, Quantity: items}}}, nil
 	})
-	return rc, err
+	return Receipt{Player: p, TotalPrice: total}, err
 }
 
 // CartAdd puts items in the cart; nothing is paid until checkout.
@@ -832,11 +836,7 @@ func (s *Service) cartAdd(a *action, req Request, o Order) (state.Player, error)
 		return state.Player{}, err
 	}
 	a.ev.UnitPrice = event.Some(price)
-	var seen state.Player
-	err = s.play(a, user, func(p *running) (*state.Change, error) {
-		if !p.exists {
-			return nil, ErrUnauthenticated
-		}
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
 		have := quantityOf(p.Cart, item)
 		if have+o.Quantity > maxQuantity || (have == 0 && len(p.Cart) >= maxCartLines) {
 			a.ev.CartSize = event.Some(units(p.Cart))
@@ -844,10 +844,8 @@ func (s *Service) cartAdd(a *action, req Request, o Order) (state.Player, error)
 		}
 		p.Cart = addStack(p.Cart, item, o.Quantity)
 		a.ev.CartSize = event.Some(units(p.Cart))
-		seen = clonePlayer(p.Player)
 		return &state.Change{Cart: []state.Stack{{Item: item, Quantity: o.Quantity}}}, nil
 	})
-	return seen, err
 }
 
 // CartRemove takes items out of the cart; a zero quantity removes the line.
@@ -867,11 +865,7 @@ func (s *Service) cartRemove(a *action, req Request, o Order) (state.Player, err
 	if err != nil {
 		return state.Player{}, err
 	}
-	var seen state.Player
-	err = s.play(a, user, func(p *running) (*state.Change, error) {
-		if !p.exists {
-			return nil, ErrUnauthenticated
-		}
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
 		have := quantityOf(p.Cart, item)
 		qty := o.Quantity
 		if qty == 0 {
@@ -884,10 +878,8 @@ func (s *Service) cartRemove(a *action, req Request, o Order) (state.Player, err
 		a.ev.Quantity = event.Some(qty)
 		p.Cart = addStack(p.Cart, item, -qty)
 		a.ev.CartSize = event.Some(units(p.Cart))
-		seen = clonePlayer(p.Player)
 		return &state.Change{Cart: []state.Stack{{Item: item, Quantity: -qty}}}, nil
 	})
-	return seen, err
 }
 
 // Checkout buys everything in the cart at once, or nothing.
@@ -903,18 +895,15 @@ func (s *Service) checkout(a *action, req Request) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, err
 	}
-	var rc Receipt
-	err = s.play(a, user, func(p *running) (*state.Change, error) {
-		if !p.exists {
-			return nil, ErrUnauthenticated
-		}
+	var total int64
+	p, err := s.playOn(a, user, func(p *running) (*state.Change, error) {
 		a.ev.GoldAfter = event.Some(p.Gold)
 		a.ev.CartSize = event.Some(units(p.Cart))
 		a.ev.ItemCount = event.Some(int64(len(p.Cart)))
 		if len(p.Cart) == 0 {
 			return nil, ErrEmptyCart
 		}
-		var total int64
+		total = 0
 		for _, line := range p.Cart {
 			price, err := s.cat.Price(line.Type, line.Quality)
 			if err != nil {
@@ -934,10 +923,9 @@ func (s *Service) checkout(a *action, req Request) (Receipt, error) {
 		}
 		p.Cart = []state.Stack{}
 		a.ev.GoldAfter = event.Some(p.Gold)
-		rc = Receipt{Player: clonePlayer(p.Player), TotalPrice: total}
 		return &state.Change{GoldDelta: -total, Inventory: lines, ClearCart: true}, nil
 	})
-	return rc, err
+	return Receipt{Player: p, TotalPrice: total}, err
 }
 
 // JoinGuild makes the player a member of a guild; one guild at a time.
@@ -957,19 +945,13 @@ func (s *Service) joinGuild(a *action, req Request, guild string) (state.Player,
 		return state.Player{}, ErrInvalidGuild
 	}
 	a.ev.Guild = guild
-	var seen state.Player
-	err = s.play(a, user, func(p *running) (*state.Change, error) {
-		if !p.exists {
-			return nil, ErrUnauthenticated
-		}
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
 		if p.Guild != "" {
 			return nil, ErrAlreadyInGuild
 		}
 		p.Guild = guild
-		seen = clonePlayer(p.Player)
 		return &state.Change{Guild: &guild}, nil
 	})
-	return seen, err
 }
 
 // LeaveGuild takes the player out of their guild.
@@ -985,21 +967,15 @@ func (s *Service) leaveGuild(a *action, req Request) (state.Player, error) {
 	if err != nil {
 		return state.Player{}, err
 	}
-	var seen state.Player
-	err = s.play(a, user, func(p *running) (*state.Change, error) {
-		if !p.exists {
-			return nil, ErrUnauthenticated
-		}
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
 		if p.Guild == "" {
 			return nil, ErrNotInGuild
 		}
 		a.ev.Guild = p.Guild
 		p.Guild = ""
-		seen = clonePlayer(p.Player)
 		none := ""
 		return &state.Change{Guild: &none}, nil
 	})
-	return seen, err
 }
 
 // deadlines hands out contexts that end at a given time, shared by the

@@ -280,13 +280,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// statement is a statement to prepare, on db, into dst.
+type statement struct {
+	dst   **sql.Stmt
+	db    *sql.DB
+	query string
+}
+
 func (s *Store) prepare(ctx context.Context) error {
 	tables := [2]string{"inventory", "cart"}
-	stmts := []struct {
-		dst   **sql.Stmt
-		db    *sql.DB
-		query string
-	}{
+	stmts := []statement{
 		{&s.createAccount, s.write, `INSERT INTO accounts (user, password_hash, gold, guild, created_at)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (user) DO NOTHING`},
 		// One statement reads a consistent snapshot of the whole player.
@@ -315,23 +318,11 @@ func (s *Store) prepare(ctx context.Context) error {
 	}
 	for i, table := range tables {
 		stmts = append(stmts,
-			struct {
-				dst   **sql.Stmt
-				db    *sql.DB
-				query string
-			}{&s.add[i], s.write, `INSERT INTO ` + table + ` (user, item_type, quality, quantity) VALUES (?1, ?2, ?3, ?4)
+			statement{&s.add[i], s.write, `INSERT INTO ` + table + ` (user, item_type, quality, quantity) VALUES (?1, ?2, ?3, ?4)
 				ON CONFLICT (user, item_type, quality) DO UPDATE SET quantity = quantity + excluded.quantity`},
-			struct {
-				dst   **sql.Stmt
-				db    *sql.DB
-				query string
-			}{&s.take[i], s.write, `UPDATE ` + table + ` SET quantity = quantity - ?4
+			statement{&s.take[i], s.write, `UPDATE ` + table + ` SET quantity = quantity - ?4
 				WHERE user = ?1 AND item_type = ?2 AND quality = ?3 AND quantity > ?4`},
-			struct {
-				dst   **sql.Stmt
-				db    *sql.DB
-				query string
-			}{&s.takeLast[i], s.write, `DELETE FROM ` + table + `
+			statement{&s.takeLast[i], s.write, `DELETE FROM ` + table + `
 				WHERE user = ?1 AND item_type = ?2 AND quality = ?3 AND quantity = ?4`},
 		)
 	}
