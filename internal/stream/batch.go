@@ -3,31 +3,51 @@ package stream
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"slices"
 	"time"
 )
 
+// The bytes a batch adds to its records' keys and values: its header, and
+// at most maxRecordOverhead per record (length, attributes, deltas, key and
+// value lengths, header count), so that a group's size bounds its batch.
+const (
+	batchHeaderLen    = 61
+	maxRecordOverhead = 20
+)
+
 // appendBatch appends a Kafka record batch (magic v2, no compression, no
-// producer ID) holding recs to dst. A broker appends a batch to its log
-// whole or not at all: what makes a group's records all-or-nothing.
-func appendBatch(dst []byte, recs []rec, ts time.Time) []byte {
+// producer ID) holding the records of gs, in order, to dst. A broker
+// appends a batch to its log whole or not at all: what makes a group's
+// records all-or-nothing.
+func appendBatch(dst []byte, gs []*group, ts time.Time) []byte {
+	n, size := 0, batchHeaderLen
+	for _, g := range gs {
+		n += len(g.recs)
+		size += g.size
+	}
+	dst = slices.Grow(dst, size)
 	start := len(dst)
 	ms := ts.UnixMilli()
-	dst = binary.BigEndian.AppendUint64(dst, 0)                   // base offset: the broker assigns it
-	dst = binary.BigEndian.AppendUint32(dst, 0)                   // length, set below
-	dst = binary.BigEndian.AppendUint32(dst, 0xffffffff)          // partition leader epoch: -1
-	dst = append(dst, 2)                                          // magic
-	dst = binary.BigEndian.AppendUint32(dst, 0)                   // CRC, set below
-	crcFrom := len(dst)                                           //
-	dst = binary.BigEndian.AppendUint16(dst, 0)                   // attributes: no compression, CreateTime
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(recs)-1)) // last offset delta
-	dst = binary.BigEndian.AppendUint64(dst, uint64(ms))          // first timestamp
-	dst = binary.BigEndian.AppendUint64(dst, uint64(ms))          // max timestamp
-	dst = binary.BigEndian.AppendUint64(dst, 0xffffffffffffffff)  // producer ID: -1
-	dst = binary.BigEndian.AppendUint16(dst, 0xffff)              // producer epoch: -1
-	dst = binary.BigEndian.AppendUint32(dst, 0xffffffff)          // base sequence: -1
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(recs)))   // records
-	for i, r := range recs {
-		dst = appendRecord(dst, int64(i), r)
+	dst = binary.BigEndian.AppendUint64(dst, 0)                  // base offset: the broker assigns it
+	dst = binary.BigEndian.AppendUint32(dst, 0)                  // length, set below
+	dst = binary.BigEndian.AppendUint32(dst, 0xffffffff)         // partition leader epoch: -1
+	dst = append(dst, 2)                                         // magic
+	dst = binary.BigEndian.AppendUint32(dst, 0)                  // CRC, set below
+	crcFrom := len(dst)                                          //
+	dst = binary.BigEndian.AppendUint16(dst, 0)                  // attributes: no compression, CreateTime
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n-1))        // last offset delta
+	dst = binary.BigEndian.AppendUint64(dst, uint64(ms))         // first timestamp
+	dst = binary.BigEndian.AppendUint64(dst, uint64(ms))         // max timestamp
+	dst = binary.BigEndian.AppendUint64(dst, 0xffffffffffffffff) // producer ID: -1
+	dst = binary.BigEndian.AppendUint16(dst, 0xffff)             // producer epoch: -1
+	dst = binary.BigEndian.AppendUint32(dst, 0xffffffff)         // base sequence: -1
+	dst = binary.BigEndian.AppendUint32(dst, uint32(n))          // records
+	delta := int64(0)
+	for _, g := range gs {
+		for _, r := range g.recs {
+			dst = appendRecord(dst, delta, r)
+			delta++
+		}
 	}
 	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(dst)-start-12))
 	binary.BigEndian.PutUint32(dst[start+17:], crc32.Checksum(dst[crcFrom:], crc32c))

@@ -26,13 +26,14 @@ type ProducerConfig struct {
 	// it fails; default 5s, at least MinDeliveryTimeout. It is what an API
 	// request waits at most when the log is down.
 	DeliveryTimeout time.Duration
-	// Linger is how long a partition's batch waits, from its first record,
-	// for more records to share its produce request; 0 sends at once.
-	// Records that arrive while a request is in flight batch behind it
-	// anyway; a linger also batches those that find the producer idle,
-	// trading up to Linger of latency for fewer produce requests (at
-	// 4,500 requests/s of the players scenario, 250µs cut serve's CPU per
-	// request by 8-17%). At most MaxLinger.
+	// Linger is how long records that find a broker's connection idle
+	// wait for more to share their produce request, when requests lately
+	// carried more than one caller's records (so that company is likely);
+	// 0 sends at once. Records that arrive while a request is in flight
+	// batch behind it anyway. A linger trades up to Linger of latency for
+	// fewer produce requests at moderate rates; a lone caller publishing
+	// one group after the other's ack never waits for it. At most
+	// MaxLinger.
 	Linger time.Duration
 	// Dial, when set, makes the producer's connections (Broker.DialContext
 	// for the embedded broker in the same process); default TCP.
@@ -321,7 +322,7 @@ func (p *Producer) PublishGroup(ctx context.Context, partition int32, records []
 		}
 		buf = append(buf, r[1]...)
 		g.recs[i].value = buf[len(buf)-len(r[1]):]
-		g.size += len(r[0]) + len(r[1]) + 20
+		g.size += len(r[0]) + len(r[1]) + maxRecordOverhead
 	}
 	p.route(false, g)
 	select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -50,10 +51,14 @@ type sink struct {
 	mu    sync.Mutex
 	queue []*group
 	wake  chan struct{} // capacity 1
+	// perRequest is the moving mean of the groups in a request (run's
+	// only); lingered counts the requests that waited for company.
+	perRequest float64
+	lingered   atomic.Int64
 }
 
 func newSink(p *Producer, broker int32) *sink {
-	return &sink{p: p, broker: broker, wake: make(chan struct{}, 1)}
+	return &sink{p: p, broker: broker, wake: make(chan struct{}, 1), perRequest: 1}
 }
 
 // add queues g, or the groups requeued after a leader moved (first, so
@@ -87,9 +92,13 @@ func (s *sink) run() {
 			}
 			return
 		}
-		if l := s.p.cfg.Linger; l > 0 {
-			// Found idle: wait a moment for company (while a request is in
-			// flight, groups gather behind it anyway).
+		if l := s.p.cfg.Linger; l > 0 && s.perRequest > companyPerRequest {
+			// Found idle, by groups of callers who lately shared requests:
+			// wait a moment for company (while a request is in flight,
+			// groups gather behind it anyway). A caller who publishes
+			// alone, one group after the other's ack (one player's
+			// rounds), shares no request, and waits for no one.
+			s.lingered.Add(1)
 			time.Sleep(l)
 		}
 		for {
@@ -97,10 +106,15 @@ func (s *sink) run() {
 			if len(gs) == 0 {
 				break
 			}
+			s.perRequest += (float64(len(gs)) - s.perRequest) / 8
 			s.send(gs)
 		}
 	}
 }
+
+// companyPerRequest is the mean number of groups per request above which
+// a sink lingers: about one request in ten carried another caller's group.
+const companyPerRequest = 1.1
 
 // take removes from the queue the groups of the next request: in order,
 // each partition's up to maxBatchBytes; groups past their deadline fail
@@ -157,13 +171,9 @@ func (s *sink) send(gs []*group) {
 	topic.Topic, topic.TopicID = p.topic, p.topicID
 	now := time.Now()
 	for _, part := range order {
-		var recs []rec
-		for _, g := range byPart[part] {
-			recs = append(recs, g.recs...)
-		}
 		rp := kmsg.NewProduceRequestTopicPartition()
 		rp.Partition = part
-		rp.Records = appendBatch(nil, recs, now)
+		rp.Records = appendBatch(nil, byPart[part], now)
 		topic.Partitions = append(topic.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, topic)
