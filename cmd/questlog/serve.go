@@ -59,7 +59,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 		fmt.Sprintf("failed logins (wrong password or unknown user) one username may have in %d minutes; past it, its logins get 429 until the window closes (0: no limit)", window))
 	fs.IntVar(&o.loginFailuresPerAddress, "login-failures-per-address", limits.PerAddress,
 		fmt.Sprintf("failed logins one client address (an IPv6 /64; loopback clients are not counted) may cause in %d minutes; past it, its logins get 429 (0: no limit; raise it behind a remote proxy)", window))
-	fs.DurationVar(&o.produceLinger, "produce-linger", 250*time.Microsecond, "how long an event waits for others to share its produce request (0: send at once; at most 100ms): fewer, larger produce requests for up to this much latency")
+	fs.DurationVar(&o.produceLinger, "produce-linger", 250*time.Microsecond, "how long an event that finds the broker idle waits for others to share its produce request, when requests lately carried several callers' events (0: send at once; at most 100ms): fewer, larger produce requests for up to this much latency")
 }
 
 // node is the node of these flags; role says which parts it runs.
