@@ -14,17 +14,30 @@ import (
 	"github.com/questlog/questlog/internal/api"
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/retain"
 )
 
 // brokerOptions configure the embedded broker (up, serve, broker).
 type brokerOptions struct {
-	partitions int32
-	fsync      bool
+	partitions     int32
+	fsync          bool
+	topicRetention time.Duration
 }
 
 func (b *brokerOptions) register(fs *pflag.FlagSet) {
 	fs.Int32Var(&b.partitions, "partitions", 4, "partitions of the topic when the embedded broker creates it")
 	fs.BoolVar(&b.fsync, "fsync", false, "embedded broker: fsync every batch before acknowledging it (survives power loss; slower)")
+	fs.DurationVar(&b.topicRetention, "topic-retention", retain.DefaultRetention,
+		"embedded broker: delete records older than this once the lake at --lake holds them (checked every minute; 0: keep every record; a Kafka cluster keeps its own retention.ms)")
+}
+
+// retention is --topic-retention as node.Config takes it: 0 there is the
+// default, and keeping everything is negative.
+func (b *brokerOptions) retention() time.Duration {
+	if b.topicRetention == 0 {
+		return -1
+	}
+	return b.topicRetention
 }
 
 // serveOptions configure the API (up, serve).
@@ -67,7 +80,8 @@ func (o *serveOptions) node(g *globalOptions, role node.Role, out io.Writer) nod
 	return node.Config{
 		Role: role, DataDir: g.dataDir, HTTP: o.http, BrokerListen: g.brokerListen,
 		Brokers: splitList(g.brokers), Topic: g.topic, Partitions: o.broker.partitions, Fsync: o.broker.fsync,
-		Redis: o.redis, Lake: g.lakeLocation(), Catalog: o.catalog,
+		TopicRetention: o.broker.retention(),
+		Redis:          o.redis, Lake: g.lakeLocation(), Catalog: o.catalog,
 		Game: game.Config{
 			StartingGold: o.startingGold, SessionTTL: o.sessionTTL, PasswordCost: o.passwordCost,
 			Fault: faultFromEnv(),
@@ -149,7 +163,8 @@ to and consume from it; the other questlog commands find it there.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runNode(cmd.Context(), node.Config{
 				Role: node.Broker, DataDir: g.dataDir, BrokerListen: g.brokerListen, Brokers: splitList(g.brokers),
-				Topic: g.topic, Partitions: b.partitions, Fsync: b.fsync, Out: cmd.OutOrStdout(), Logger: newLogger(g),
+				Topic: g.topic, Partitions: b.partitions, Fsync: b.fsync, TopicRetention: b.retention(), Lake: g.lakeLocation(),
+				Out: cmd.OutOrStdout(), Logger: newLogger(g),
 			})
 		},
 	}
