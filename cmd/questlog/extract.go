@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -26,6 +27,7 @@ func newExtractCmd(g *globalOptions) *cobra.Command {
 		memory       int64
 		compression  string
 		quiet        bool
+		wait         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "extract",
@@ -36,7 +38,10 @@ records that are not events in lake/quarantine/, the inferred schemas in
 lake/_schemas/ and how far each partition is in lake/_checkpoints/<topic>.json.
 
 --once (the default) reads every partition from the checkpoint up to the end
-the topic had when it started, prints a summary and exits. --follow keeps
+the topic had when it started, prints a summary and exits. When another
+extract is writing the lake (questlog up follows the topic), it waits, at most
+--wait, until that one has reached the topic's end as of the start, then
+prints how far the lake goes and exits. --follow keeps
 going, rolling files every --max-age so new events are queryable within
 seconds, until Ctrl-C, which commits what it holds.
 
@@ -77,10 +82,20 @@ every record exactly once (see 'questlog lake check').`,
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !quiet && !follow && term.IsTerminal(int(f.Fd())) {
 				stopBar = showProgress(cmd.Context(), e, f)
 			}
-			sum, err := e.Run(cmd.Context())
+			if follow {
+				sum, err := e.Run(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return sum.WriteText(cmd.OutOrStdout())
+			}
+			sum, waited, err := e.RunOrWait(cmd.Context(), wait)
 			stopBar()
 			if err != nil {
 				return err
+			}
+			if waited != nil {
+				return writeWaited(cmd.OutOrStdout(), waited)
 			}
 			return sum.WriteText(cmd.OutOrStdout())
 		},
@@ -94,6 +109,7 @@ every record exactly once (see 'questlog lake check').`,
 	f.Int64Var(&memory, "memory", 32<<20, "bytes of rows buffered in open files, over all partitions; past it the largest open file writes them as a row group. The Go heap's soft limit is twice this plus 64 MiB unless GOMEMLIMIT is set")
 	f.StringVar(&compression, "compression", "zstd", "Parquet compression: zstd, snappy or none")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	f.DurationVar(&wait, "wait", 2*time.Minute, "--once, when another extract is writing the lake: how long to wait for it to reach the topic's end")
 	return cmd
 }
 
@@ -142,4 +158,12 @@ func extractLogger(w io.Writer, name string) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// writeWaited says that another extract brought the lake up to date, and
+// how far the lake goes.
+func writeWaited(w io.Writer, waited *extract.Waited) error {
+	_, err := fmt.Fprintf(w, "another extract (questlog up?) is writing this lake; it reached the topic's end in %.2f s\n"+
+		"lake checkpoint, partition: first-next offset: %s\n", waited.Duration.Seconds(), waited.Checkpoint)
+	return err
 }
