@@ -75,6 +75,14 @@ type Chart struct {
 	Kind       Kind
 	Categories []string
 	Series     []Series
+	Time       *TimeAxis // for a Line chart: the time buckets its categories name
+}
+
+// TimeAxis is the time behind a Line chart's categories, one bucket each.
+type TimeAxis struct {
+	Start  time.Time     // the first bucket's start
+	Bucket time.Duration // every bucket's width
+	Layout string        // how Categories name a bucket, for time.Format
 }
 
 // Empty reports whether the chart has no value to draw.
@@ -238,18 +246,30 @@ func bucketName(d time.Duration) string {
 	return fmt.Sprintf("%d minutes", d/time.Minute)
 }
 
-// timeLabels names the buckets; the date shows when the span crosses days.
-func (b *builder) timeLabels() []string {
-	layout := "15:04"
+// How a time axis names its buckets.
+const (
+	layoutMinutes = "15:04"
+	layoutSeconds = "15:04:05"
+	layoutDays    = "01-02 15:04" // a span that crosses days
+)
+
+// timeAxis is the buckets' time axis; the date shows when the span crosses days.
+func (b *builder) timeAxis() *TimeAxis {
+	a := &TimeAxis{Start: b.start, Bucket: b.bucket, Layout: layoutMinutes}
 	if b.bucket < time.Minute {
-		layout = "15:04:05"
+		a.Layout = layoutSeconds
 	}
 	if b.n > 0 && b.start.YearDay() != b.start.Add(time.Duration(b.n-1)*b.bucket).YearDay() {
-		layout = "01-02 15:04"
+		a.Layout = layoutDays
 	}
+	return a
+}
+
+// timeLabels names the buckets of a time axis.
+func (b *builder) timeLabels(a *TimeAxis) []string {
 	out := make([]string, b.n)
 	for i := range out {
-		out[i] = b.start.Add(time.Duration(i) * b.bucket).Format(layout)
+		out[i] = b.start.Add(time.Duration(i) * b.bucket).Format(a.Layout)
 	}
 	return out
 }
@@ -313,9 +333,10 @@ func (b *builder) figures(ctx context.Context, r *Report) error {
 }
 
 func (b *builder) eventsPerMinute(ctx context.Context, r *Report) error {
+	axis := b.timeAxis()
 	c := Chart{
 		ID: ChartEventsPerMinute, Title: "Events per minute by type", Kind: Line,
-		XLabel: "time (UTC)", YLabel: "events per minute", Categories: b.timeLabels(),
+		XLabel: "time (UTC)", YLabel: "events per minute", Categories: b.timeLabels(axis), Time: axis,
 	}
 	switch {
 	case b.bucket > time.Minute:
@@ -427,9 +448,10 @@ func (b *builder) purchases(ctx context.Context, r *Report) error {
 }
 
 func (b *builder) goldSpent(ctx context.Context, r *Report) error {
+	axis := b.timeAxis()
 	c := Chart{
 		ID: ChartGoldSpent, Title: "Gold spent over time", Kind: Line,
-		XLabel: "time (UTC)", YLabel: "gold per " + bucketName(b.bucket), Categories: b.timeLabels(),
+		XLabel: "time (UTC)", YLabel: "gold per " + bucketName(b.bucket), Categories: b.timeLabels(axis), Time: axis,
 		Note: "total_price of ok buy_item and checkout events.",
 	}
 	series := map[string][]float64{}
