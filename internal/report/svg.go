@@ -81,9 +81,16 @@ func (c *Chart) SVG() ([]byte, error) {
 		if c.Time == nil {
 			return nil, fmt.Errorf("draw %s: a line chart without a time axis", c.ID)
 		}
-		yAxis := newValueAxis(top(values, false), whole, func(a valueAxis) bool { return a.n <= maxValueTicks })
+		drawn := values
+		if c.Time.Partial {
+			drawn = make([][]float64, len(values))
+			for i, vs := range values {
+				drawn[i] = vs[:len(vs)-1]
+			}
+		}
+		yAxis := newValueAxis(top(drawn, false), whole, func(a valueAxis) bool { return a.n <= maxValueTicks })
 		x := newTimeTicks(t, c.Time, len(c.Categories), plotWidth(t.widest(yAxis.labels())))
-		opt := charts.NewLineChartOptionWithData(x.values(values))
+		opt := charts.NewLineChartOptionWithData(x.values(values, c.Time.Partial))
 		opt.Title, opt.Legend = title, legend
 		opt.XAxis.Labels = x.labels(c.Time)
 		opt.XAxis.Title = c.XLabel
@@ -452,8 +459,8 @@ func (x timeTicks) labels(a *TimeAxis) []string {
 }
 
 // values places the chart's values on the axis. Positions without a bucket
-// are left blank.
-func (x timeTicks) values(values [][]float64) [][]float64 {
+// are left blank, and so is a last bucket that is still filling.
+func (x timeTicks) values(values [][]float64, partial bool) [][]float64 {
 	out := make([][]float64, len(values))
 	for i, vs := range values {
 		out[i] = make([]float64, x.n)
@@ -461,6 +468,9 @@ func (x timeTicks) values(values [][]float64) [][]float64 {
 			out[i][j] = charts.GetNullValue()
 		}
 		copy(out[i][x.offset:], vs)
+		if partial && len(vs) > 0 {
+			out[i][x.offset+len(vs)-1] = charts.GetNullValue()
+		}
 	}
 	return out
 }
