@@ -604,29 +604,38 @@ func TestKcatReadsTopic(t *testing.T) {
 	h.get(c, "/signup?username=ada&password=pw")
 	h.get(c, "/buy?item=shield&quality=epic")
 	h.get(c, "/join_guild?guild=knights")
+	h.get(h.client(), "/") // anonymous: a null key (kcat's %K is -1), not an empty one
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", h.broker.Addr(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n").Output()
+	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", h.broker.Addr(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%K\t%k\t%s\n").Output()
 	if err != nil {
 		t.Fatalf("kcat: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("kcat read %d records, want 3:\n%s", len(lines), out)
+	if len(lines) != 4 {
+		t.Fatalf("kcat read %d records, want 4:\n%s", len(lines), out)
 	}
 	types := map[string]bool{}
 	for _, l := range lines {
-		key, value, _ := strings.Cut(l, "\t")
+		keyLen, rest, _ := strings.Cut(l, "\t")
+		key, value, _ := strings.Cut(rest, "\t")
 		var e map[string]any
 		if err := json.Unmarshal([]byte(value), &e); err != nil {
 			t.Fatalf("kcat record not JSON: %v: %s", err, value)
 		}
-		if key != "ada" || e["user"] != "ada" {
-			t.Errorf("key %q user %v", key, e["user"])
+		typ, _ := e["event_type"].(string)
+		types[typ] = true
+		if typ == "default" {
+			if keyLen != "-1" || e["user"] != nil {
+				t.Errorf("anonymous event: key length %s, user %v; want a null key (-1) and no user", keyLen, e["user"])
+			}
+			continue
 		}
-		types[e["event_type"].(string)] = true
+		if keyLen != "3" || key != "ada" || e["user"] != "ada" {
+			t.Errorf("key %q (length %s) user %v", key, keyLen, e["user"])
+		}
 	}
-	if !types["signup"] || !types["buy_item"] || !types["join_guild"] {
+	if !types["signup"] || !types["buy_item"] || !types["join_guild"] || !types["default"] {
 		t.Errorf("kcat saw %v", types)
 	}
 }
