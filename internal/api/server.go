@@ -109,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 		checks:   slices.Clone(cfg.Checks),
 		logins:   newLoginLimiter(limits),
 
-		seedSessions: cfg.Game.SeedSessions(),
+		seedSessions: cfg.Game.SeedSessionTTL() > 0,
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	s.handler = s.routes()

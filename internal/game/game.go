@@ -220,7 +220,7 @@ func (cfg Config) Validate() error {
 	if cfg.SessionTTL < time.Second {
 		return fmt.Errorf("game: session TTL %s is too short", cfg.SessionTTL)
 	}
-	if cfg.SeedSessions && cfg.SeedSessionTTL < time.Second {
+	if cfg.SeedSessionTTL < time.Second {
 		return fmt.Errorf("game: seed session TTL %s is too short", cfg.SeedSessionTTL)
 	}
 	if cfg.PasswordCost < bcrypt.MinCost || cfg.PasswordCost > bcrypt.MaxCost {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"time"
 
 	"github.com/questlog/questlog/internal/state"
 )
@@ -77,5 +78,6 @@ func seedToken(passwordHash []byte, user, host string) string {
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// SeedSessions says whether seed sessions are on.
-func (s *Service) SeedSessions() bool { return s.seedTTL > 0 }
+// SeedSessionTTL is how long a seed session lasts, 0 when seed sessions
+// are off.
+func (s *Service) SeedSessionTTL() time.Duration { return s.seedTTL }
