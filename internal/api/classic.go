@@ -20,12 +20,13 @@ import (
 // (`--seed-sessions`) it is a seed request: a signup or login opens the
 // player's seed session for r's Host, and without a token the request acts
 // as the player its ?username= names if that player has one (game's
-// seed.go). A token, when sent, is the only one checked.
+// seed.go). A token, when sent, is the only one checked, and so is a
+// session cookie, even an empty one.
 func (s *Server) classicRequest(r *http.Request) game.Request {
 	req := request(r)
 	if s.seedSessions {
 		req.Seed = true
-		if req.Token == "" {
+		if _, err := r.Cookie(sessionCookie); err != nil && req.Token == "" {
 			req.SeedUser = r.URL.Query().Get("username")
 		}
 	}

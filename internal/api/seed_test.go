@@ -45,6 +45,8 @@ func TestSeedSessionsActAsThePlayer(t *testing.T) {
 		{"another Host is not the player", "GET", "/buy_sword?username=user1", []string{"Host", other}, 401, "(unauthenticated)", "", "unauthenticated"},
 		{"another Host's default route is anonymous", "GET", "/?username=user1", []string{"Host", other}, 200, "default response", "", ""},
 		{"a cookie wins: not a session", "GET", "/buy_sword?username=user1", []string{"Cookie", "session=00112233445566778899aabbccddeeff"}, 401, "(unauthenticated)", "", "unauthenticated"},
+		{"a cookie wins: an empty one", "GET", "/buy_sword?username=user1", []string{"Cookie", "session="}, 401, "(unauthenticated)", "", "unauthenticated"},
+		{"a bearer token wins", "GET", "/buy_sword?username=user1", []string{"Authorization", "Bearer 00112233445566778899aabbccddeeff"}, 401, "(unauthenticated)", "", "unauthenticated"},
 		{"a cookie wins: bob's", "GET", "/buy_sword?username=user1", []string{"Cookie", bob}, 200, "You have 950 gold", "bob", ""},
 		{"an unknown player", "GET", "/buy_sword?username=nobody", nil, 401, "(unauthenticated)", "", "unauthenticated"},
 		{"the JSON API is unchanged", "GET", "/v1/inventory?username=user1", nil, 401, `"unauthenticated"`, "", "unauthenticated"},
