@@ -271,6 +271,7 @@ func TestServeRefusesBadFlagsAndCreatesNothing(t *testing.T) {
 		{"--produce-linger=1s", "--produce-linger 1s: must be between 0 and 100ms"},
 		{"--password-cost=99", "password cost 99 out of range"},
 		{"--session-ttl=1ms", "session TTL 1ms is too short"},
+		{"--seed-session-ttl=1ms", "seed session TTL 1ms is too short"},
 		{"--starting-gold=-5", "starting gold -5 out of range"},
 		{"--login-failures-per-user=-1", "--login-failures-per-user -1: must be 0 (no limit) or more"},
 		{"--login-failures-per-address=-3", "--login-failures-per-address -3: must be 0 (no limit) or more"},

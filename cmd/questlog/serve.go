@@ -55,6 +55,8 @@ type serveOptions struct {
 	// api.LoginLimits' window; 0 is no limit.
 	loginFailuresPerUser    int
 	loginFailuresPerAddress int
+	seedSessions            bool
+	seedSessionTTL          time.Duration
 }
 
 func (o *serveOptions) register(fs *pflag.FlagSet) {
@@ -72,6 +74,9 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 		fmt.Sprintf("failed logins (wrong password or unknown user) one username may have in %d minutes; past it, its logins get 429 until the window closes (0: no limit)", window))
 	fs.IntVar(&o.loginFailuresPerAddress, "login-failures-per-address", limits.PerAddress,
 		fmt.Sprintf("failed logins one client address (an IPv6 /64; loopback clients are not counted) may cause in %d minutes; past it, its logins get 429 (0: no limit; raise it behind a remote proxy)", window))
+	fs.BoolVar(&o.seedSessions, "seed-sessions", false,
+		"the classic GET routes also act as the seed course's server did: a request without a session cookie acts as the player its ?username= names, if that player signed up or logged in from the same Host within --seed-session-ttl. Anyone who can reach the server and knows a username and its Host can act as that player: for classroom replays on localhost only")
+	fs.DurationVar(&o.seedSessionTTL, "seed-session-ttl", 2*time.Hour, "with --seed-sessions: how long a signup or login on a classic route binds the player to its Host")
 	fs.DurationVar(&o.produceLinger, "produce-linger", 250*time.Microsecond, "how long an event that finds the broker idle waits for others to share its produce request, when requests lately carried several callers' events (0: send at once; at most 100ms): fewer, larger produce requests for up to this much latency")
 }
 
@@ -84,6 +89,7 @@ func (o *serveOptions) node(g *globalOptions, role node.Role, out io.Writer) nod
 		Redis:          o.redis, Lake: g.lakeLocation(), Catalog: o.catalog,
 		Game: game.Config{
 			StartingGold: o.startingGold, SessionTTL: o.sessionTTL, PasswordCost: o.passwordCost,
+			SeedSessions: o.seedSessions, SeedSessionTTL: o.seedSessionTTL,
 			Fault: faultFromEnv(),
 		},
 		ProduceTimeout: o.produceTimeout, ProduceLinger: o.produceLinger,

@@ -121,6 +121,10 @@ func (h *harness) do(c *http.Client, method, path, body string, header ...string
 		h.t.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" { // which net/http sends from req.Host alone
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	if body != "" && req.Header.Get("Content-Type") == "" {

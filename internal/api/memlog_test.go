@@ -125,6 +125,12 @@ type memServer struct {
 // default login limits (their clock is the server's).
 func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 	tb.Helper()
+	return newMemServerWith(tb, limits, game.Config{PasswordCost: 4})
+}
+
+// newMemServerWith is newMemServer with the game configured by cfg.
+func newMemServerWith(tb testing.TB, limits *api.LoginLimits, cfg game.Config) *memServer {
+	tb.Helper()
 	st := sqlitetest.Open(tb)
 	m := &memServer{store: st, log: &memLog{}, clock: &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	if limits == nil {
@@ -134,7 +140,7 @@ func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 	limits.Now = m.clock.Now
 	reg := prometheus.NewRegistry()
 	var err error
-	m.game, err = game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), game.Config{PasswordCost: 4})
+	m.game, err = game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -156,7 +162,7 @@ type answer struct {
 }
 
 // do serves one request. header holds name, value pairs; a "RemoteAddr"
-// pair sets the client's address.
+// pair sets the client's address, a "Host" pair the request's Host.
 func (m *memServer) do(method, target, body string, header ...string) answer {
 	var rd io.Reader
 	if body != "" {
@@ -164,8 +170,12 @@ func (m *memServer) do(method, target, body string, header ...string) answer {
 	}
 	r := httptest.NewRequest(method, target, rd)
 	for i := 0; i+1 < len(header); i += 2 {
-		if header[i] == "RemoteAddr" {
+		switch header[i] {
+		case "RemoteAddr":
 			r.RemoteAddr = header[i+1]
+			continue
+		case "Host":
+			r.Host = header[i+1]
 			continue
 		}
 		r.Header.Add(header[i], header[i+1])

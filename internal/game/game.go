@@ -72,6 +72,13 @@ type Journal interface {
 type Request struct {
 	Token string // the session token, empty when none was sent
 	HTTP  event.HTTP
+	// Seed says that the request came by a seed-compatible GET route of a
+	// server with seed sessions on (Config.SeedSessions): a signup or
+	// login then opens the player's seed session for HTTP.Host, and a
+	// request without a Token acts as SeedUser, the player its query
+	// names, while that session lives (seed.go).
+	Seed     bool
+	SeedUser string
 }
 
 // Order names items to buy, sell or put in the cart.
@@ -131,6 +138,11 @@ type Config struct {
 	// SettleEvery is how often the background settling (Start) looks for
 	// pending intents that no action is settling. Default 1s.
 	SettleEvery time.Duration
+	// SeedSessions turns on the seed course's way of naming a player
+	// (seed.go): default off. SeedSessionTTL is how long a seed session
+	// lasts after the signup or login that opened it; default 2h.
+	SeedSessions   bool
+	SeedSessionTTL time.Duration
 	// Fault, when set, is called at the named points of a round of
 	// actions (FaultAcked); tests make the process die there. When it
 	// returns an error, the round stops right there, as if the process had
@@ -151,6 +163,7 @@ type Service struct {
 	timeout     time.Duration
 	settleAfter time.Duration
 	settleEvery time.Duration
+	seedTTL     time.Duration // 0: seed sessions are off
 	fault       func(string) error
 	ids         event.IDs
 	dummy       []byte    // a hash to compare against for unknown users
@@ -191,6 +204,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.SettleEvery == 0 {
 		cfg.SettleEvery = time.Second
 	}
+	if cfg.SeedSessionTTL == 0 {
+		cfg.SeedSessionTTL = 2 * time.Hour
+	}
 	return cfg
 }
 
@@ -203,6 +219,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.SessionTTL < time.Second {
 		return fmt.Errorf("game: session TTL %s is too short", cfg.SessionTTL)
+	}
+	if cfg.SeedSessionTTL < time.Second {
+		return fmt.Errorf("game: seed session TTL %s is too short", cfg.SeedSessionTTL)
 	}
 	if cfg.PasswordCost < bcrypt.MinCost || cfg.PasswordCost > bcrypt.MaxCost {
 		return fmt.Errorf("game: password cost %d out of range %d..%d", cfg.PasswordCost, bcrypt.MinCost, bcrypt.MaxCost)
@@ -243,6 +262,9 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 		ttl: cfg.SessionTTL, cost: cfg.PasswordCost, now: cfg.Now, log: cfg.Logger, dummy: dummy,
 		timeout: cfg.RequestTimeout, settleAfter: cfg.SettleAfter, settleEvery: cfg.SettleEvery,
 		fault: cfg.Fault, stop: make(chan struct{}),
+	}
+	if cfg.SeedSessions {
+		s.seedTTL = cfg.SeedSessionTTL
 	}
 	s.lines.byUser = map[string]*line{}
 	s.actions.New = func() any { return new(action) }
@@ -373,6 +395,7 @@ func (s *Service) settle(ctx context.Context, user string, in state.Intent) erro
 type action struct {
 	ev       event.Event
 	recorded bool
+	session  string // the token hash of the session authenticate found
 	// parent is the caller's context, done when the client left. ctx ends
 	// at the request's deadline, whatever the client does: every step
 	// runs under it, and the client's leaving is checked where it
@@ -507,10 +530,19 @@ func (s *Service) logFailure(err error) error {
 // authenticate resolves the request's session to a username and sets the
 // event's user.
 func (s *Service) authenticate(a *action, req Request) (string, error) {
-	if req.Token == "" {
+	var hash string
+	switch {
+	case req.Token != "":
+		hash = hashToken(req.Token)
+	case req.Seed:
+		var err error
+		if hash, err = s.seedSessionHash(a, req); err != nil {
+			return "", err
+		}
+	default:
 		return "", ErrUnauthenticated
 	}
-	sess, err := s.store.Session(a.ctx, hashToken(req.Token))
+	sess, err := s.store.Session(a.ctx, hash)
 	if errors.Is(err, state.ErrNotFound) {
 		return "", ErrUnauthenticated
 	}
@@ -518,6 +550,7 @@ func (s *Service) authenticate(a *action, req Request) (string, error) {
 		return "", s.storeFailure(a, "look up session", err)
 	}
 	a.ev.User = sess.User
+	a.session = hash
 	return sess.User, nil
 }
 
@@ -543,11 +576,11 @@ func (s *Service) playOn(a *action, user string, decide decision) (state.Player,
 func (s *Service) Signup(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(ctx, event.TypeSignup, req)
 	defer s.end(a)
-	sess, err := s.signup(a, username, password)
+	sess, err := s.signup(a, req, username, password)
 	return sess, s.finish(a, err)
 }
 
-func (s *Service) signup(a *action, username, password string) (Session, error) {
+func (s *Service) signup(a *action, req Request, username, password string) (Session, error) {
 	if err := validName("username", username); err != nil {
 		return Session{}, ErrInvalidUsername
 	}
@@ -559,7 +592,7 @@ func (s *Service) signup(a *action, username, password string) (Session, error) 
 	if err != nil {
 		return Session{}, fmt.Errorf("hash password: %w", err)
 	}
-	sess, stored, err := s.newSession(username, s.gold)
+	sess, stored, err := s.openSession(req, username, hash, s.gold)
 	if err != nil {
 		return Session{}, err
 	}
@@ -583,11 +616,11 @@ func (s *Service) signup(a *action, username, password string) (Session, error) 
 func (s *Service) Login(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(ctx, event.TypeLogin, req)
 	defer s.end(a)
-	sess, err := s.login(a, username, password)
+	sess, err := s.login(a, req, username, password)
 	return sess, s.finish(a, err)
 }
 
-func (s *Service) login(a *action, username, password string) (Session, error) {
+func (s *Service) login(a *action, req Request, username, password string) (Session, error) {
 	if err := validName("username", username); err != nil {
 		return Session{}, ErrInvalidUsername
 	}
@@ -615,7 +648,7 @@ func (s *Service) login(a *action, username, password string) (Session, error) {
 		}
 		var stored state.Session
 		var err error
-		if sess, stored, err = s.newSession(username, p.Gold); err != nil {
+		if sess, stored, err = s.openSession(req, username, p.PasswordHash, p.Gold); err != nil {
 			return nil, err
 		}
 		a.ev.GoldAfter = event.Some(p.Gold)
@@ -634,10 +667,16 @@ func (s *Service) newSession(user string, gold int64) (Session, state.Session, e
 	if _, err := rand.Read(raw[:]); err != nil {
 		return Session{}, state.Session{}, fmt.Errorf("new session token: %w", err)
 	}
-	token := hex.EncodeToString(raw[:])
-	expires := s.now().Add(s.ttl).UTC().Truncate(time.Second)
+	sess, stored := s.session(user, hex.EncodeToString(raw[:]), s.ttl, gold)
+	return sess, stored, nil
+}
+
+// session is a session with token that lasts ttl from now: the player's
+// credentials, and what the store keeps of them.
+func (s *Service) session(user, token string, ttl time.Duration, gold int64) (Session, state.Session) {
+	expires := s.now().Add(ttl).UTC().Truncate(time.Second)
 	return Session{User: user, Token: token, ExpiresAt: expires, Gold: gold},
-		state.Session{TokenHash: hashToken(token), User: user, ExpiresAt: expires}, nil
+		state.Session{TokenHash: hashToken(token), User: user, ExpiresAt: expires}
 }
 
 // Logout ends the request's session.
@@ -653,8 +692,9 @@ func (s *Service) logout(a *action, req Request) error {
 	if err != nil {
 		return err
 	}
+	ended := a.session // the cookie's session, or the seed session
 	_, err = s.playOn(a, user, func(*running) (*state.Change, error) {
-		return &state.Change{EndSession: hashToken(req.Token)}, nil
+		return &state.Change{EndSession: ended}, nil
 	})
 	return err
 }
@@ -670,7 +710,7 @@ func (s *Service) Visit(ctx context.Context, req Request) error {
 // anonymousRead records a read that needs no session, attributing it to the
 // session's player when there is one.
 func (s *Service) anonymousRead(a *action, req Request) error {
-	if req.Token != "" {
+	if req.namesPlayer() {
 		if _, err := s.authenticate(a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
 			return err
 		}
@@ -683,7 +723,7 @@ func (s *Service) anonymousRead(a *action, req Request) error {
 func (s *Service) Reject(ctx context.Context, req Request, eventType string, rej *Rejection) error {
 	a := s.begin(ctx, eventType, req)
 	defer s.end(a)
-	if req.Token != "" {
+	if req.namesPlayer() {
 		if _, err := s.authenticate(a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
 			return s.finish(a, err)
 		}

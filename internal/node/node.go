@@ -423,7 +423,25 @@ func (n *Node) startAPI(ctx context.Context) (service.Part, error) {
 		return nil, err
 	}
 	fmt.Fprintf(n.cfg.Out, "api        %s\n", n.HTTP.URL())
+	if ttl := n.Game.SeedSessionTTL(); ttl > 0 {
+		fmt.Fprintf(n.cfg.Out, "warning    --seed-sessions: the classic GET routes act as the player ?username= names, "+
+			"for %s after that player signed up or logged in from the request's Host: anyone who can reach %s "+
+			"and knows a username and its Host can act as that player (for classroom replays on localhost only)\n",
+			shortDuration(ttl), n.HTTP.URL())
+	}
 	return n.HTTP, nil
+}
+
+// shortDuration is d as a person writes it: 2h, not 2h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // handler is what the listener serves: the dashboard under /dashboard

@@ -85,7 +85,11 @@ type Change struct {
 	ClearCart bool     `json:",omitempty"` // applied before Cart deltas
 	Guild     *string  `json:",omitempty"` // new guild; "" leaves the current one; nil keeps it
 	// Session opens a session for the player (a login): its User must be
-	// the player; ErrExists when a live session has its token hash.
+	// the player; ErrExists when a live session of another player has its
+	// token hash. A live session of the same player with that hash is
+	// renewed: it takes the new ExpiresAt (a seed session, whose token is
+	// derived from the player and the Host, is opened again by each login;
+	// random tokens never meet).
 	Session *Session `json:",omitempty"`
 	// EndSession closes the session with this token hash (a logout); a
 	// missing one is not an error.
@@ -169,8 +173,9 @@ type Store interface {
 
 	// CreateSession stores a session until its ExpiresAt. It returns
 	// ErrNotFound when the user has no account, ErrExists when a live
-	// session has the same token hash, and an error when ExpiresAt is not in
-	// the future or a field is empty.
+	// session of another player has the same token hash (the same player's
+	// is renewed, as by Change.Session), and an error when ExpiresAt is not
+	// in the future or a field is empty.
 	CreateSession(ctx context.Context, s Session) error
 	// Session returns the live session with that token hash, or ErrNotFound.
 	Session(ctx context.Context, tokenHash string) (Session, error)

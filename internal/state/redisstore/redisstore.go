@@ -263,7 +263,7 @@ func stacks(h map[string]string) ([]state.Stack, error) {
 // before it left: it checks them all on a copy of what they touch, then
 // writes, so that changes it refuses write nothing. With an intent's event
 // ID it applies only if that intent is pending, and removes it.
-var applyScript = redis.NewScript(`
+var applyScript = redis.NewScript(freeForLua + `
 -- KEYS: account, inventory, cart, intent, intents set
 -- ARGV: 1 intent event ID or '', 2 user, 3 number of changes, then for each
 -- change: create (0/1), password hash, gold, guild, created_at, new
@@ -326,7 +326,9 @@ for c = 1, tonumber(ARGV[3]) do
 	end
 	local sk = ARGV[i + 5]
 	if sk ~= '' then
-		if planned[sk] or redis.call('EXISTS', sk) == 1 then return {4, 'session'} end
+		-- Every change here is the one player's: a session of theirs with
+		-- this hash is renewed, another player's refuses the change.
+		if not planned[sk] and not freeFor(redis.call('GET', sk), ARGV[2]) then return {4, 'session'} end
 		planned[sk] = true
 		sessions[#sessions + 1] = {sk, ARGV[i + 6], ARGV[i + 7]}
 	end
@@ -568,15 +570,27 @@ func (s *Store) PendingUsers(ctx context.Context) ([]string, error) {
 	return users, nil
 }
 
-var createSessionScript = redis.NewScript(`
--- KEYS: session, account; ARGV: value, expiry (unix ms)
+// freeForLua defines freeFor(value, user), which says whether a session
+// key whose value is value (false: no key) may be set for user: there is
+// no live session with that hash, or it is user's own, which is renewed.
+const freeForLua = `
+local function freeFor(v, user)
+	if not v then return true end
+	local at = string.find(v, ':', 1, true)
+	return at ~= nil and string.sub(v, at + 1) == user
+end
+`
+
+var createSessionScript = redis.NewScript(freeForLua + `
+-- KEYS: session, account; ARGV: value, expiry (unix ms), user
 if redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 2 end
+if not freeFor(redis.call('GET', KEYS[1]), ARGV[3]) then return 2 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return 0`)
 
 // CreateSession stores sess until its ExpiresAt. It returns ErrNotFound when
-// the user has no account and ErrExists when a live session has the same
-// token hash.
+// the user has no account and ErrExists when a live session of another
+// player has the same token hash; the same player's is renewed.
 func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 	if err := validSession(sess); err != nil {
 		return fmt.Errorf("create session: %w", err)
@@ -585,7 +599,7 @@ func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 	// Redis expires it at the millisecond, never later than ExpiresAt.
 	code, err := createSessionScript.Run(ctx, s.rdb,
 		[]string{s.sessionKey(sess.TokenHash), s.key("account", sess.User)},
-		value, sess.ExpiresAt.UnixMilli()).Int()
+		value, sess.ExpiresAt.UnixMilli(), sess.User).Int()
 	if err != nil {
 		return fmt.Errorf("create session for %q: %w", sess.User, err)
 	}

@@ -311,7 +311,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.createSession, s.write, `INSERT INTO sessions (token_hash, user, expires_at)
 			SELECT ?1, ?2, ?3 FROM accounts WHERE user = ?2
 			ON CONFLICT (token_hash) DO UPDATE SET user = excluded.user, expires_at = excluded.expires_at
-			WHERE sessions.expires_at <= ?4`},
+			WHERE sessions.expires_at <= ?4 OR sessions.user = excluded.user`},
 		{&s.session, s.read, `SELECT user, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?`},
 		{&s.deleteSession, s.write, `DELETE FROM sessions WHERE token_hash = ?`},
 		{&s.purgeSessions, s.write, `DELETE FROM sessions WHERE expires_at <= ?`},
@@ -1033,8 +1033,8 @@ func (s *Store) applyStack(ctx context.Context, tx *sql.Tx, i int, user string, 
 }
 
 // CreateSession stores s until its ExpiresAt. It returns ErrNotFound when
-// the user has no account and ErrExists when a live session has the same
-// token hash.
+// the user has no account and ErrExists when a live session of another
+// player has the same token hash; the same player's is renewed.
 func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 	now := time.Now()
 	if err := validSession(sess, now); err != nil {

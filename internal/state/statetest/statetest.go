@@ -446,6 +446,13 @@ func testSessions(t *testing.T, s state.Store) {
 	if got, err := s.Session(ctx, "hash-ada"); err != nil || got.User != "ada" {
 		t.Errorf("after a refused CreateSession, Session = %+v, %v; want ada's", got, err)
 	}
+	renewed := state.Session{TokenHash: "hash-ada", User: "ada", ExpiresAt: exp.Add(time.Hour)}
+	if err := s.CreateSession(ctx, renewed); err != nil {
+		t.Errorf("CreateSession(the same player's token hash) = %v, want it renewed", err)
+	}
+	if got, err := s.Session(ctx, "hash-ada"); err != nil || !got.ExpiresAt.Equal(renewed.ExpiresAt) {
+		t.Errorf("after a renewal, Session = %+v, %v; want it to expire at %v", got, err, renewed.ExpiresAt)
+	}
 	orphan := state.Session{TokenHash: "hash-ghost", User: "ghost", ExpiresAt: exp}
 	if err := s.CreateSession(ctx, orphan); !errors.Is(err, state.ErrNotFound) {
 		t.Errorf("CreateSession(unknown user) = %v, want ErrNotFound", err)
@@ -830,22 +837,44 @@ func testSignupIntent(t *testing.T, s state.Store) {
 	}
 }
 
-// testChangeSessions: Apply opens and closes sessions as part of a change,
-// and a change naming another player's session is refused.
+// testChangeSessions: Apply opens, renews and closes sessions as part of a
+// change, and a change naming another player's session is refused.
 func testChangeSessions(t *testing.T, s state.Store) {
 	ctx := t.Context()
 	newAccount(t, s, "ada", 100)
+	newAccount(t, s, "bob", 100)
 	exp := time.Now().Add(time.Hour).Round(time.Millisecond)
 	sess := state.Session{TokenHash: "th-ada", User: "ada", ExpiresAt: exp}
 	apply(t, s, "ada", state.Change{Session: &sess})
 	if got, err := s.Session(ctx, "th-ada"); err != nil || got.User != "ada" || !got.ExpiresAt.Equal(exp) {
 		t.Fatalf("Session = %+v, %v", got, err)
 	}
-	if err := s.Apply(ctx, "ada", state.Change{GoldDelta: -1, Session: &sess}); !errors.Is(err, state.ErrExists) {
-		t.Errorf("Apply with a taken session = %v, want ErrExists", err)
+	// Opened again by the same player (a seed session's next login), in
+	// one change and in two changes of one intent: renewed.
+	later := sess
+	later.ExpiresAt = exp.Add(time.Hour)
+	apply(t, s, "ada", state.Change{Session: &later})
+	latest := sess
+	latest.ExpiresAt = exp.Add(2 * time.Hour)
+	in := intent("e-renew", state.Change{Session: &later}, state.Change{Session: &latest})
+	if err := s.Prepare(ctx, "ada", in); err != nil {
+		t.Fatal(err)
 	}
-	if p := player(t, s, "ada"); p.Gold != 100 {
+	if err := s.Commit(ctx, "ada", in); err != nil {
+		t.Fatalf("Commit opening the player's own session twice = %v", err)
+	}
+	if got, err := s.Session(ctx, "th-ada"); err != nil || got.User != "ada" || !got.ExpiresAt.Equal(latest.ExpiresAt) {
+		t.Fatalf("Session after renewals = %+v, %v; want it to expire at %v", got, err, latest.ExpiresAt)
+	}
+	taken := state.Session{TokenHash: "th-ada", User: "bob", ExpiresAt: exp}
+	if err := s.Apply(ctx, "bob", state.Change{GoldDelta: -1, Session: &taken}); !errors.Is(err, state.ErrExists) {
+		t.Errorf("Apply with another player's live session = %v, want ErrExists", err)
+	}
+	if p := player(t, s, "bob"); p.Gold != 100 {
 		t.Errorf("a refused Apply changed gold to %d", p.Gold)
+	}
+	if got, err := s.Session(ctx, "th-ada"); err != nil || got.User != "ada" {
+		t.Errorf("after a refused Apply, Session = %+v, %v; want ada's", got, err)
 	}
 	other := state.Session{TokenHash: "th-x", User: "bob", ExpiresAt: exp}
 	if err := s.Apply(ctx, "ada", state.Change{Session: &other}); err == nil {
