@@ -103,3 +103,41 @@ func TestParseConns(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAb(t *testing.T) {
+	tests := []struct {
+		file                string
+		rps, p50, p99       float64
+		requests, errs, bad int64
+		note                bool
+	}{
+		// The seed under ab -n 3000 -c 10: no failure.
+		{file: "ab_ok.txt", rps: 442.20, p50: 17, p99: 201, requests: 3000},
+		// 136 answers of another length (no error), 7 receive errors and 7
+		// exceptions, 15 non-2xx.
+		{file: "ab_errors.txt", rps: 812.27, p50: 4, p99: 41, requests: 500, errs: 14, bad: 15, note: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := parseAb(string(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Tool != "ab" || m.RequestsPerSecond != tc.rps || m.P50Ms != tc.p50 || m.P99Ms != tc.p99 ||
+				m.Requests != tc.requests || m.Errors != tc.errs || m.Non2xx != tc.bad || (m.Note != "") != tc.note {
+				t.Errorf("got %+v", m)
+			}
+		})
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "ab_refused.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseAb(string(raw)); err == nil {
+		t.Error("ab output without a rate accepted")
+	}
+}
