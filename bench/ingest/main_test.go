@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -139,5 +140,60 @@ func TestParseAb(t *testing.T) {
 	}
 	if _, err := parseAb(string(raw)); err == nil {
 		t.Error("ab output without a rate accepted")
+	}
+}
+
+func TestParseSections(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    sections
+		wantErr bool
+	}{
+		{in: "oneplayer", want: sections{oneplayer: true}},
+		{in: "get, players", want: sections{get: true, players: true}},
+		{in: "get,players,oneplayer", want: allSections},
+		{in: "", wantErr: true},
+		{in: "seed", wantErr: true},
+	}
+	for _, tc := range tests {
+		got, err := parseSections(tc.in)
+		if (err != nil) != tc.wantErr || (!tc.wantErr && got != tc.want) {
+			t.Errorf("parseSections(%q) = %+v, %v; want %+v (error: %v)", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestParseVariants(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{in: "default", want: []string{""}},
+		{in: "default;--produce-linger 0", want: []string{"", "--produce-linger 0"}},
+		{in: " ; --produce-linger 0 ;default", want: []string{"", "--produce-linger 0"}},
+		{in: "--fsync", want: []string{"--fsync"}},
+	}
+	for _, tc := range tests {
+		if got := parseVariants(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("parseVariants(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// A seed whose topic gained fewer records than it answered requests is
+// said to drop events, and to be no fair baseline.
+func TestPrintOnePlayerDrops(t *testing.T) {
+	op := &OnePlayer{Path: onePlayerPath, Goal: goalOverSeed, Seed: "gunicorn", Delivery: []Delivery{
+		{Target: "questlog serve GET /buy_sword, one player", Answered: 1000, Events: 1003, Topic: 1010, ReadBack: 1010},
+		{Target: "seed (Flask, gunicorn -w 2) GET /buy_sword?username=u1", Answered: 1000, Events: 900, Topic: 905, ReadBack: 905},
+	}}
+	var b strings.Builder
+	printOnePlayer(&b, op, nil)
+	out := b.String()
+	if !strings.Contains(out, "one player: 1000 answered 2xx, 1003 records appended meanwhile, none lost") {
+		t.Errorf("serve's delivery not reported as complete:\n%s", out)
+	}
+	if !strings.Contains(out, "100 events DROPPED (the seed does not deliver every event: not a fair baseline)") {
+		t.Errorf("the seed's dropped events not reported:\n%s", out)
 	}
 }
