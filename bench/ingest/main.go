@@ -778,6 +778,12 @@ func printOnePlayer(w io.Writer, op *OnePlayer, ms []Measurement) {
 		for _, x := range op.Ratios {
 			fmt.Fprintf(w, "  %-13s %6.1f×  (%s)  %s\n", x.Tool, x.Median, joinFloats(x.Rounds, "%.1f"), x.Target)
 		}
+		fmt.Fprintln(w, "the seed's server CPU per request (gunicorn and its broker) over the target's (median of rounds; rounds):")
+		for _, x := range op.Ratios {
+			if x.CPUMedian > 0 && !strings.HasPrefix(x.Target, "bare handler") {
+				fmt.Fprintf(w, "  %-13s %6.1f×  (%s)  %s\n", x.Tool, x.CPUMedian, joinFloats(x.CPURounds, "%.1f"), x.Target)
+			}
+		}
 	}
 	// The ceiling: what each tool gets out of a handler that does nothing.
 	for _, tool := range []string{"ab", "wrk"} {
@@ -811,7 +817,7 @@ func printOnePlayer(w io.Writer, op *OnePlayer, ms []Measurement) {
 		if x.Tool != "wrk" && x.Tool != "ab" || strings.HasPrefix(x.Target, "bare handler") {
 			continue
 		}
-		fmt.Fprintf(w, "goal one player >= %.0f× the seed (%s, median of rounds): %.1f×, %s: %s\n", op.Goal, x.Tool, x.Median, verdict(x.Median >= op.Goal), x.Target)
+		fmt.Fprintf(w, "goal one player >= %.0f× the seed (%s, median of rounds): %.2f×, %s: %s\n", op.Goal, x.Tool, x.Median, verdict(x.Median >= op.Goal), x.Target)
 	}
 	for _, x := range op.Ratios {
 		if x.Tool == "ab" && strings.HasPrefix(x.Target, "bare handler") && x.Median < op.Goal {

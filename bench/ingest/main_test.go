@@ -197,3 +197,50 @@ func TestPrintOnePlayerDrops(t *testing.T) {
 		t.Errorf("the seed's dropped events not reported:\n%s", out)
 	}
 }
+
+func TestSeedRatios(t *testing.T) {
+	serve := &onePlayerTarget{name: "serve"}
+	seed := &onePlayerTarget{name: "seed", seed: true}
+	bare := &onePlayerTarget{name: "bare", bare: true}
+	m := func(target, tool string, round int, rps, cpu float64) Measurement {
+		return Measurement{Target: target, Tool: tool, Round: round, RequestsPerSecond: rps, ServerCPUMicros: cpu}
+	}
+	ms := []Measurement{
+		m("serve", "wrk", 1, 10000, 100), m("seed", "wrk", 1, 1000, 1500), m("bare", "wrk", 1, 20000, 40),
+		m("serve", "wrk", 2, 6000, 120), m("seed", "wrk", 2, 500, 1800), m("bare", "wrk", 2, 15000, 0),
+		m("serve", "wrk", 3, 8000, 110), m("seed", "wrk", 3, 1000, 1650), m("bare", "wrk", 3, 16000, 40),
+		// ab: one round, the seed's CPU unknown.
+		m("serve", "ab", 1, 2000, 300), m("seed", "ab", 1, 500, 0), m("bare", "ab", 1, 4000, 100),
+	}
+	got := seedRatios(ms, []string{"wrk", "ab"}, []*onePlayerTarget{serve, seed, bare})
+	want := []SeedRatio{
+		{Target: "serve", Tool: "wrk", Median: 10, Rounds: []float64{10, 12, 8}, CPUMedian: 15, CPURounds: []float64{15, 15, 15}},
+		{Target: "serve", Tool: "ab", Median: 4, Rounds: []float64{4}},
+		{Target: "bare", Tool: "wrk", Median: 20, Rounds: []float64{20, 30, 16}, CPUMedian: 39.375, CPURounds: []float64{37.5, 41.25}},
+		{Target: "bare", Tool: "ab", Median: 8, Rounds: []float64{8}},
+	}
+	near := func(a, b []float64) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if math.Abs(a[i]-b[i]) > 1e-9 {
+				return false
+			}
+		}
+		return true
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d ratios, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Target != w.Target || g.Tool != w.Tool || math.Abs(g.Median-w.Median) > 1e-9 || math.Abs(g.CPUMedian-w.CPUMedian) > 1e-9 ||
+			!near(g.Rounds, w.Rounds) || !near(g.CPURounds, w.CPURounds) {
+			t.Errorf("ratio %d: got %+v, want %+v", i, g, w)
+		}
+	}
+	if seedRatios(ms, []string{"wrk"}, []*onePlayerTarget{serve, bare}) != nil {
+		t.Error("ratios without a seed")
+	}
+}

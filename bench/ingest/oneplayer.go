@@ -53,12 +53,16 @@ type OnePlayer struct {
 }
 
 // SeedRatio is a target's requests/s over the seed's with one tool, in
-// each round, and their median.
+// each round, and their median; and the seed's server CPU per request over
+// the target's (how many times more CPU the seed spends on a request),
+// which the other work on a shared machine moves far less.
 type SeedRatio struct {
-	Target string    `json:"target"`
-	Tool   string    `json:"tool"`
-	Median float64   `json:"median"`
-	Rounds []float64 `json:"rounds"`
+	Target    string    `json:"target"`
+	Tool      string    `json:"tool"`
+	Median    float64   `json:"median"`
+	Rounds    []float64 `json:"rounds"`
+	CPUMedian float64   `json:"seed_cpu_over_target_median,omitempty"`
+	CPURounds []float64 `json:"seed_cpu_over_target_rounds,omitempty"`
 }
 
 // Delivery is what a target's topic holds against what it answered.
@@ -539,9 +543,29 @@ func treeCPU(pid int) time.Duration {
 	return total
 }
 
-// seedRatios are each target's requests/s over the seed's, per tool and
-// round (the rows carry them), with their medians.
+// seedRatios are each target's requests/s over the seed's, and the seed's
+// CPU per request over the target's, per tool and round, with their
+// medians.
 func seedRatios(ms []Measurement, tools []string, targets []*onePlayerTarget) []SeedRatio {
+	var seed string
+	for _, t := range targets {
+		if t.seed {
+			seed = t.name
+		}
+	}
+	if seed == "" {
+		return nil
+	}
+	type key struct {
+		tool  string
+		round int
+	}
+	seedRows := map[key]Measurement{}
+	for _, m := range ms {
+		if m.Target == seed {
+			seedRows[key{m.Tool, m.Round}] = m
+		}
+	}
 	var out []SeedRatio
 	for _, t := range targets {
 		if t.seed {
@@ -550,12 +574,19 @@ func seedRatios(ms []Measurement, tools []string, targets []*onePlayerTarget) []
 		for _, tool := range tools {
 			r := SeedRatio{Target: t.name, Tool: tool}
 			for _, m := range ms {
-				if m.Target == t.name && m.Tool == tool && m.RatioToSeed > 0 {
-					r.Rounds = append(r.Rounds, m.RatioToSeed)
+				s, ok := seedRows[key{m.Tool, m.Round}]
+				if m.Target != t.name || m.Tool != tool || !ok {
+					continue
+				}
+				if s.RequestsPerSecond > 0 {
+					r.Rounds = append(r.Rounds, m.RequestsPerSecond/s.RequestsPerSecond)
+				}
+				if s.ServerCPUMicros > 0 && m.ServerCPUMicros > 0 {
+					r.CPURounds = append(r.CPURounds, s.ServerCPUMicros/m.ServerCPUMicros)
 				}
 			}
 			if len(r.Rounds) > 0 {
-				r.Median = median(r.Rounds)
+				r.Median, r.CPUMedian = median(r.Rounds), median(r.CPURounds)
 				out = append(out, r)
 			}
 		}
