@@ -19,10 +19,33 @@
 //     are the steady-state play, replacement players' signups included;
 //   - drives the bare handler at that same half rate with as many workers,
 //     the floor that the machine and the load tool alone put under p99;
+//   - one player (issue 13 §1): starts another serve per -oneplayer-serve
+//     variant (by default one with serve's defaults and one with
+//     --produce-linger 0), each with --starting-gold 2000000000, signs
+//     player u1 up over GET /signup and takes its session cookie; starts
+//     the seed, the course's Flask app (bench/ingest/seed/app.py) under
+//     gunicorn -w 2, producing with kafka-python, fire-and-forget, to a
+//     `questlog broker` of its own (-seed auto: when gunicorn and its
+//     Python's flask and kafka modules are there); then, alternating for
+//     -rounds rounds, drives GET /buy_sword with the cookie on each serve,
+//     GET /buy_sword?username=u1 on the seed and GET /buy_sword on the bare
+//     handler with wrk -t2 -c50 -d<duration>, ab -n 3000 -c 10 (a
+//     connection per request, as the seed's load test ran it) when ab is
+//     on PATH, and questlog load -c 50. The bare handler's figures are
+//     each tool's ceiling on this machine: ab is single-threaded and tops
+//     out around 5,000 requests/s here, so it cannot show a server 10× a
+//     seed at 1,600. After each measurement it counts the records the
+//     target's topic gained (end offsets) against the requests answered
+//     2xx, and at the end reads every topic back with questlog tail: a seed
+//     that drops events is said to, as it is no fair baseline then;
 //   - prints requests/s, p50 and p99 of each, questlog's share of the bare
 //     handler's requests/s with the same tool at the same -c, the share of
-//     each server's maximal requests/s (its best over the -c counts), and
-//     whether the goals are met.
+//     each server's maximal requests/s (its best over the -c counts), each
+//     one-player target's requests/s over the seed's and the seed's CPU per
+//     request over its own, and whether the goals are met.
+//
+// -only get,players,oneplayer runs some of the three sections (default
+// all of them, in that order).
 //
 // Why more than one -c: each GET / waits for its event's ack, so at a low
 // connection count serve is bound by that wait, not by the CPU (at -c 50
@@ -44,10 +67,16 @@
 //
 //	go run ./bench/ingest                      # 10 s per measurement
 //	go run ./bench/ingest -duration 30s -c 64,256 -json results.json
+//	go run ./bench/ingest -only oneplayer -duration 5s -rounds 2
 //
-// The goals (BENCHMARKS.md, "Ingest (issue 5)"): on GET /, at least 0.6 of
-// the bare handler's requests/s; the players scenario at half its maximal
-// rate with p99 under 10 ms.
+// The seed needs `apt-get install -y gunicorn python3-flask python3-kafka`;
+// without them the oneplayer section runs without it and says so.
+//
+// The goals (BENCHMARKS.md, "Ingest (issue 5)" and "One player (issue 13
+// §1)"): on GET /, at least 0.6 of the bare handler's requests/s; the
+// players scenario at half its maximal rate with p99 under 10 ms; one
+// player's GET /buy_sword at least 10× the seed's requests/s on the same
+// machine.
 package main
 
 import (
