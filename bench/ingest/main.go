@@ -36,8 +36,8 @@
 //     out around 5,000 requests/s here, so it cannot show a server 10× a
 //     seed at 1,600. After each measurement it counts the records the
 //     target's topic gained (end offsets) against the requests answered
-//     2xx, and at the end reads every topic back with questlog tail: a seed
-//     that drops events is said to, as it is no fair baseline then;
+//     2xx, and at the end reads every topic back with questlog tail; it
+//     says so when the seed dropped events (it is no fair baseline then);
 //   - prints requests/s, p50 and p99 of each, questlog's share of the bare
 //     handler's requests/s with the same tool at the same -c, the share of
 //     each server's maximal requests/s (its best over the -c counts), each
