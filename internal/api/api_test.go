@@ -19,6 +19,7 @@ import (
 
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/node/nodetest"
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/stream"
 )
@@ -66,28 +67,8 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	if o.store != nil {
 		cfg.Store = o.store(t, o.dir)
 	}
-	n := startNode(t, cfg)
+	n := nodetest.Start(t, cfg)
 	return &harness{t: t, url: n.URL(), node: n, broker: n.Broker, store: n.Store}
-}
-
-// startNode starts a node, stopped when the test ends.
-func startNode(t testing.TB, cfg node.Config) *node.Node {
-	t.Helper()
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Stop(context.Background()); err != nil {
-			t.Errorf("stop the node: %v", err)
-		}
-	})
-	return n
 }
 
 // client is a player with a cookie jar, like curl -c jar -b jar.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/node/nodetest"
 )
 
 // benchServer is the real API handler over the embedded broker and SQLite,
@@ -17,7 +18,7 @@ import (
 // cost per request: game, event encoding, the produce and its ack, metrics.
 func benchServer(b *testing.B) http.Handler {
 	b.Helper()
-	n := startNode(b, node.Config{
+	n := nodetest.Start(b, node.Config{
 		Role: node.Serve, DataDir: b.TempDir(), HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic,
 		Game: game.Config{PasswordCost: 4}, Logger: slog.New(slog.DiscardHandler),
 	})
@@ -118,7 +119,7 @@ func signup(b *testing.B, srv http.Handler, user string) string {
 // Its actions wait on each other (each is decided on the state the one
 // before left), so this measures a player's rounds, not the CPU.
 func BenchmarkServeOnePlayer(b *testing.B) {
-	n := startNode(b, node.Config{
+	n := nodetest.Start(b, node.Config{
 		Role: node.Serve, DataDir: b.TempDir(), HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic,
 		Game:   game.Config{PasswordCost: 4, StartingGold: 2_000_000_000},
 		Logger: slog.New(slog.DiscardHandler),

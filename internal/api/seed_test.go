@@ -9,6 +9,7 @@ import (
 
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/node/nodetest"
 	"github.com/questlog/questlog/internal/state/redistest"
 )
 
@@ -150,9 +151,9 @@ func TestSeedSessionsAcrossServersSharingRedis(t *testing.T) {
 	url := redistest.Start(t)
 	cfg := node.Config{Role: node.Serve, HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic, Partitions: 2,
 		Redis: url, Game: game.Config{PasswordCost: 4, SeedSessions: true}, DataDir: t.TempDir()}
-	first := startNode(t, cfg)
+	first := nodetest.Start(t, cfg)
 	cfg.DataDir, cfg.Brokers = t.TempDir(), first.BrokerAddrs()
-	second := startNode(t, cfg)
+	second := nodetest.Start(t, cfg)
 	// No cookie jar: the course's curl keeps none.
 	c := &http.Client{Timeout: 30 * time.Second}
 	h := &harness{t: t}

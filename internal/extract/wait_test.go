@@ -52,41 +52,38 @@ func TestRunOrWait(t *testing.T) {
 	})
 
 	t.Run("a writer that makes no progress", func(t *testing.T) {
-		addr := startBroker(t)
-		dir := filepath.Join(t.TempDir(), "lake")
+		addr, dir := startBroker(t), filepath.Join(t.TempDir(), "lake")
 		produce(t, addr, 50, 12)
-		st, err := lake.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		release, err := lake.LockWriter(st, "events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer release()
-		_, _, err = newExtractor(t, addr, dir).RunOrWait(ctx, 500*time.Millisecond)
+		defer holdLake(t, dir)()
+		_, _, err := newExtractor(t, addr, dir).RunOrWait(ctx, 500*time.Millisecond)
 		if !errors.Is(err, lake.ErrLakeBusy) || !strings.Contains(err.Error(), "at 0 of") {
 			t.Fatalf("RunOrWait on a stuck lake = %v, want ErrLakeBusy naming the partitions behind", err)
 		}
 	})
 
 	t.Run("a writer that lets go", func(t *testing.T) {
-		addr := startBroker(t)
-		dir := filepath.Join(t.TempDir(), "lake")
+		addr, dir := startBroker(t), filepath.Join(t.TempDir(), "lake")
 		want := produce(t, addr, 50, 13)
-		st, err := lake.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		release, err := lake.LockWriter(st, "events")
-		if err != nil {
-			t.Fatal(err)
-		}
-		time.AfterFunc(300*time.Millisecond, release)
+		time.AfterFunc(300*time.Millisecond, holdLake(t, dir))
 		sum, waited, err := newExtractor(t, addr, dir).RunOrWait(ctx, 30*time.Second)
 		if err != nil || waited != nil || sum.Records != 50 {
 			t.Fatalf("RunOrWait after the writer let go: %d records, waited %v, %v; want it to extract the 50 itself", sum.Records, waited, err)
 		}
 		sameCounts(t, "after the run", checkLake(t, dir).Rows, want.perType)
 	})
+}
+
+// holdLake takes the lake's writer lock, as another extract would, and
+// returns its release.
+func holdLake(t *testing.T, dir string) func() {
+	t.Helper()
+	st, err := lake.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := lake.LockWriter(st, "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return release
 }

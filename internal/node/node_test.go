@@ -12,28 +12,8 @@ import (
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/node/nodetest"
 )
-
-// startNode starts a node and stops it at the end of the test (a second
-// Stop does nothing).
-func startNode(t *testing.T, cfg node.Config) *node.Node {
-	t.Helper()
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Stop(context.Background()); err != nil {
-			t.Errorf("stop the node: %v", err)
-		}
-	})
-	return n
-}
 
 // `up` with a short --topic-retention deletes the embedded broker's
 // records once the lake holds them and they are old enough: the topic's
@@ -41,7 +21,7 @@ func startNode(t *testing.T, cfg node.Config) *node.Node {
 // offset exactly once, and /metrics shows the broker's usage.
 func TestUpTrimsWhatTheLakeHolds(t *testing.T) {
 	dir := t.TempDir()
-	n := startNode(t, node.Config{
+	n := nodetest.Start(t, node.Config{
 		Role: node.Up, DataDir: dir, HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Partitions: 1,
 		Game:           game.Config{PasswordCost: 4},
 		TopicRetention: time.Second, RetainInterval: 50 * time.Millisecond, MaxAge: 200 * time.Millisecond,
