@@ -333,19 +333,36 @@ func cut(v []byte) []byte {
 }
 
 // roundUp returns a copy of the max v, or when it is longer than
-// maxStatBytes, a short value greater than it: its cut with the last ASCII
-// byte below 0x7f incremented and what follows dropped (still valid
-// UTF-8). false when there is no such byte.
+// maxStatBytes, a short value greater than it: its cut with the last
+// character incremented and what follows dropped (UTF-8 orders bytes as it
+// orders characters, so "€€€…" rounds up to "€€₭", and stays valid UTF-8).
+// A character that cannot be incremented within maxStatBytes (U+10FFFF,
+// or one whose successor is longer and does not fit) is dropped and the one
+// before it tried; a byte that is not UTF-8 is incremented as a byte.
+// false when nothing can be (v is all 0xff bytes or U+10FFFF).
 func roundUp(v []byte) ([]byte, bool) {
 	if len(v) <= maxStatBytes {
 		return append([]byte{}, v...), true
 	}
 	b := append([]byte{}, cut(v)...)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0x7f {
-			b[i]++
-			return b[:i+1], true
+	for len(b) > 0 {
+		r, size := utf8.DecodeLastRune(b)
+		head := b[:len(b)-size]
+		if r == utf8.RuneError && size <= 1 {
+			if c := b[len(b)-1]; c < 0xff {
+				return append(head, c+1), true
+			}
+			b = head
+			continue
 		}
+		next := r + 1
+		if next == 0xd800 { // surrogates are not characters
+			next = 0xe000
+		}
+		if next <= utf8.MaxRune && len(head)+utf8.RuneLen(next) <= maxStatBytes {
+			return utf8.AppendRune(head, next), true
+		}
+		b = head
 	}
 	return nil, false
 }
