@@ -3,6 +3,7 @@ package lake
 import (
 	"context"
 	"fmt"
+	"path"
 	"strconv"
 
 	"github.com/questlog/questlog/internal/lake/pqwrite"
@@ -48,6 +49,11 @@ func (fs *Files) Create(ctx context.Context, st Storage, part Part, schema *Sche
 	if err != nil {
 		return nil, err
 	}
+	return fs.writer(pf, part, schema), nil
+}
+
+// writer writes part to pf with the columns of schema (nil: quarantine).
+func (fs *Files) writer(pf PendingFile, part Part, schema *Schema) *PartWriter {
 	w := &PartWriter{pf: pf, part: part, Schema: schema}
 	if schema == nil {
 		w.Writer = fs.enc.NewWriter(pf, quarantineSchema(), nil)
@@ -57,7 +63,21 @@ func (fs *Files) Create(ctx context.Context, st Storage, part Part, schema *Sche
 			MetaSchemaVersion: strconv.Itoa(schema.Version),
 		})
 	}
-	return w, nil
+	return w
+}
+
+// CreateMerge starts the file that merges the files of part's range (a
+// compaction's): it has the columns of schema, is written under a name
+// that IsMergePending recognises until Publish gives it part's name, and
+// its rows are appended in batches (pqwrite.Writer's Append methods), so
+// part's range is set now.
+func (fs *Files) CreateMerge(ctx context.Context, st Storage, part Part, schema *Schema) (*PartWriter, error) {
+	name := part.Name()
+	pf, err := st.Create(ctx, path.Dir(name)+"/"+mergePrefix+path.Base(name))
+	if err != nil {
+		return nil, err
+	}
+	return fs.writer(pf, part, schema), nil
 }
 
 // Part is the file's part as it stands (Last is the last offset written).
