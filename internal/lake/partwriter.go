@@ -93,6 +93,18 @@ func (w *PartWriter) EndRow(last int64) error {
 	return nil
 }
 
+// EndRows ends n rows appended column by column, the last of which has
+// offset last or less (see pqwrite.Writer.EndRows). A merge calls it with
+// the last offset of the file its rows come from: once that file's rows
+// are all appended, the part ends there.
+func (w *PartWriter) EndRows(n int, last int64) error {
+	if err := w.Writer.EndRows(n); err != nil {
+		return fmt.Errorf("write part %s: %w", w.part.Name(), err)
+	}
+	w.part.Last = last
+	return nil
+}
+
 // FlushRowGroup writes the buffered rows as a row group, which frees the
 // memory they held.
 func (w *PartWriter) FlushRowGroup() error {

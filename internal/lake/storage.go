@@ -272,3 +272,7 @@ func (d Dir) Remove(_ context.Context, name string) error {
 // ErrLakeBusy says another extract is writing the lake for the same topic
 // (questlog up runs one already).
 var ErrLakeBusy = errors.New("another extract is writing this lake (questlog up already follows the topic; stop it or use questlog query)")
+
+// ErrCompactionBusy says another compaction is merging this lake's files
+// (questlog up, or extract --follow, compacts in the background).
+var ErrCompactionBusy = errors.New("another compaction is running on this lake (questlog up and extract --follow compact it in the background)")
