@@ -90,6 +90,19 @@ func Open(location string) (Storage, error) {
 	return Dir(location), nil
 }
 
+// Locate returns the storage of a lake location for reading it: as Open,
+// but a directory that does not exist is not created (it lists as an
+// empty lake).
+func Locate(location string) (Storage, error) {
+	if strings.Contains(location, "://") {
+		return Open(location)
+	}
+	if location == "" {
+		return nil, errors.New("open lake: no location given")
+	}
+	return Dir(location), nil
+}
+
 // Dir is a lake in a local directory. Files are written under a hidden
 // temporary name in their final directory and renamed into place.
 type Dir string
