@@ -78,10 +78,16 @@ func Grace(d time.Duration) Option { return func(c *config) { c.grace = d } }
 func Compression(name string) Option { return func(c *config) { c.compression = name } }
 
 // Logger receives what each pass did and its problems. Default: discard.
-func Logger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+func Logger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
 
-// Clock replaces time.Now: when a day is over, and grace periods. For
-// tests and simulations.
+// Clock replaces time.Now to tell when a day is over (grace periods are
+// measured on the file system's clock). For tests and simulations.
 func Clock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
 // Point is a step of a merge where a crash would leave the lake half done.
@@ -169,38 +175,60 @@ type Compactor struct {
 
 // New checks the options and returns a Compactor of the lake st.
 func New(st lake.Storage, opts ...Option) (*Compactor, error) {
+	if st == nil {
+		return nil, errors.New("compact: no lake given")
+	}
+	c, err := configure(opts)
+	if err != nil {
+		return nil, err
+	}
+	c.lake = st
+	files, err := lake.NewFiles(c.compression)
+	if err != nil {
+		return nil, err
+	}
+	return &Compactor{cfg: c, files: files}, nil
+}
+
+// Validate checks options as New does, before there is a lake to give it.
+func Validate(opts ...Option) error {
+	_, err := configure(opts)
+	return err
+}
+
+func configure(opts []Option) (config, error) {
 	c := config{
-		lake:     st,
 		topic:    "events",
 		target:   128 << 20,
 		interval: time.Minute,
 		grace:    10 * time.Second,
 		now:      time.Now,
+		logger:   slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		o(&c)
 	}
 	switch {
-	case st == nil:
-		return nil, errors.New("compact: no lake given")
 	case c.topic == "":
-		return nil, errors.New("compact: no topic given")
+		return c, errors.New("compact: no topic given")
 	case c.target < 64<<10:
-		return nil, fmt.Errorf("--target-file-size %d: must be at least 64 KiB", c.target)
+		return c, fmt.Errorf("--target-file-size %d: must be at least 64 KiB", c.target)
 	case c.interval <= 0:
-		return nil, fmt.Errorf("--compact-interval %s: must be positive", c.interval)
+		return c, fmt.Errorf("--compact-interval %s: must be positive", c.interval)
 	case c.grace < 0:
-		return nil, fmt.Errorf("--compact-grace %s: must not be negative", c.grace)
+		return c, fmt.Errorf("--compact-grace %s: must not be negative", c.grace)
 	}
-	files, err := lake.NewFiles(c.compression)
-	if err != nil {
-		return nil, err
+	if _, err := lake.NewFiles(c.compression); err != nil {
+		return c, err
 	}
-	if c.logger == nil {
-		c.logger = slog.New(slog.DiscardHandler)
-	}
-	return &Compactor{cfg: c, files: files}, nil
+	return c, nil
 }
+
+// TargetFileSize is about how large a merged file grows.
+func (c *Compactor) TargetFileSize() int64 { return c.cfg.target }
+
+// Interval is how often a started Compactor runs a pass.
+func (c *Compactor) Interval() time.Duration { return c.cfg.interval }
 
 // Grace is the grace period of replaced files.
 func (c *Compactor) Grace() time.Duration { return c.cfg.grace }
@@ -349,10 +377,10 @@ func (c *Compactor) RemoveReplaced(ctx context.Context) (int, error) {
 }
 
 func (c *Compactor) removeReplaced(ctx context.Context, l *lake.Listing, sum *Summary) error {
-	now := c.cfg.now()
 	dirs := map[string]bool{}
 	for _, r := range l.Replaced {
-		if now.Sub(r.By.ModTime) < c.cfg.grace {
+		// Files' times are the file system's: Clock is not theirs.
+		if c.cfg.grace > 0 && time.Since(r.By.ModTime) < c.cfg.grace {
 			continue
 		}
 		if err := c.remove(ctx, r.DataFile, sum); err != nil {
