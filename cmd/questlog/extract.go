@@ -15,6 +15,7 @@ import (
 
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/compact"
 )
 
 func newExtractCmd(g *globalOptions) *cobra.Command {
@@ -26,6 +27,7 @@ func newExtractCmd(g *globalOptions) *cobra.Command {
 		memory       int64
 		compression  string
 		quiet        bool
+		co           compactOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "extract",
@@ -38,7 +40,8 @@ lake/_schemas/ and how far each partition is in lake/_checkpoints/<topic>.json.
 --once (the default) reads every partition from the checkpoint up to the end
 the topic had when it started, prints a summary and exits. --follow keeps
 going, rolling files every --max-age so new events are queryable within
-seconds, until Ctrl-C, which commits what it holds.
+seconds, until Ctrl-C, which commits what it holds; meanwhile it merges the
+lake's small files every --compact-interval (see 'questlog lake compact').
 
 The checkpoint is written after the files it covers, and a rerun removes
 files a crash left past it: however often it is interrupted, the lake holds
@@ -77,7 +80,17 @@ every record exactly once (see 'questlog lake check').`,
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !quiet && !follow && term.IsTerminal(int(f.Fd())) {
 				stopBar = showProgress(cmd.Context(), e, f)
 			}
-			sum, err := e.Run(cmd.Context())
+			var c *compact.Compactor
+			if follow && co.interval > 0 {
+				if c, err = co.compactor(g, st, extractLogger(cmd.ErrOrStderr(), g.logLevel)); err != nil {
+					return err
+				}
+			}
+			var sum extract.Summary
+			err = alongside(cmd.Context(), c, func(ctx context.Context) (err error) {
+				sum, err = e.Run(ctx)
+				return err
+			})
 			stopBar()
 			if err != nil {
 				return err
@@ -94,6 +107,7 @@ every record exactly once (see 'questlog lake check').`,
 	f.Int64Var(&memory, "memory", 32<<20, "bytes of rows buffered in open files, over all partitions; past it the largest open file writes them as a row group. The Go heap's soft limit is twice this plus 64 MiB unless GOMEMLIMIT is set")
 	f.StringVar(&compression, "compression", "zstd", "Parquet compression: zstd, snappy or none")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	co.register(f, true, "with --follow, compaction: ")
 	return cmd
 }
 
