@@ -73,8 +73,13 @@ every record exactly once (see 'questlog lake check').`,
 			}
 			if os.Getenv("GOMEMLIMIT") == "" {
 				// Let the Go heap follow the extract's budget: without a
-				// limit it grows to twice the live memory between collections.
-				debug.SetMemoryLimit(extract.HeapLimit(memory))
+				// limit it grows to twice the live memory between
+				// collections. A compaction alongside holds its own.
+				limit := extract.HeapLimit(memory)
+				if follow && co.interval > 0 {
+					limit += compact.Memory
+				}
+				debug.SetMemoryLimit(limit)
 			}
 			stopBar := func() {}
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !quiet && !follow && term.IsTerminal(int(f.Fd())) {
