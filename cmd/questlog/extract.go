@@ -16,6 +16,7 @@ import (
 
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/compact"
 )
 
 func newExtractCmd(g *globalOptions) *cobra.Command {
@@ -28,6 +29,7 @@ func newExtractCmd(g *globalOptions) *cobra.Command {
 		compression  string
 		quiet        bool
 		wait         time.Duration
+		co           compactOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "extract",
@@ -43,7 +45,8 @@ extract is writing the lake (questlog up follows the topic), it waits, at most
 --wait, until that one has reached the topic's end as of the start, then
 prints how far the lake goes and exits. --follow keeps
 going, rolling files every --max-age so new events are queryable within
-seconds, until Ctrl-C, which commits what it holds.
+seconds, until Ctrl-C, which commits what it holds; meanwhile it merges the
+lake's small files every --compact-interval (see 'questlog lake compact').
 
 The checkpoint is written after the files it covers, and a rerun removes
 files a crash left past it: however often it is interrupted, the lake holds
@@ -75,21 +78,36 @@ every record exactly once (see 'questlog lake check').`,
 			}
 			if os.Getenv("GOMEMLIMIT") == "" {
 				// Let the Go heap follow the extract's budget: without a
-				// limit it grows to twice the live memory between collections.
-				debug.SetMemoryLimit(extract.HeapLimit(memory))
+				// limit it grows to twice the live memory between
+				// collections. A compaction alongside holds its own.
+				limit := extract.HeapLimit(memory)
+				if follow && co.interval > 0 {
+					limit += compact.Memory
+				}
+				debug.SetMemoryLimit(limit)
 			}
 			stopBar := func() {}
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !quiet && !follow && term.IsTerminal(int(f.Fd())) {
 				stopBar = showProgress(cmd.Context(), e, f)
 			}
+			var (
+				sum    extract.Summary
+				waited *extract.Waited
+			)
 			if follow {
-				sum, err := e.Run(cmd.Context())
-				if err != nil {
-					return err
+				var c *compact.Compactor
+				if co.interval > 0 {
+					if c, err = co.compactor(g, st, extractLogger(cmd.ErrOrStderr(), g.logLevel)); err != nil {
+						return err
+					}
 				}
-				return sum.WriteText(cmd.OutOrStdout())
+				err = alongside(cmd.Context(), c, func(ctx context.Context) (err error) {
+					sum, err = e.Run(ctx)
+					return err
+				})
+			} else {
+				sum, waited, err = e.RunOrWait(cmd.Context(), wait)
 			}
-			sum, waited, err := e.RunOrWait(cmd.Context(), wait)
 			stopBar()
 			if err != nil {
 				return err
@@ -110,6 +128,7 @@ every record exactly once (see 'questlog lake check').`,
 	f.StringVar(&compression, "compression", "zstd", "Parquet compression: zstd, snappy or none")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	f.DurationVar(&wait, "wait", 2*time.Minute, "--once, when another extract is writing the lake: how long to wait for it to reach the topic's end")
+	co.register(f, true, "with --follow, compaction: ")
 	return cmd
 }
 

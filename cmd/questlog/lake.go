@@ -13,9 +13,10 @@ import (
 func newLakeCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lake",
-		Short: "Inspect and verify the lake",
+		Short: "Verify and compact the lake",
 		Args:  cobra.NoArgs,
 	}
+	cmd.AddCommand(newLakeCompactCmd(g))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check",
 		Short: "Verify that the lake holds every record of the topic exactly once",
@@ -25,7 +26,11 @@ extract recorded when it first read the partition: above 0 if retention had
 deleted older records) up to the checkpoint, is in exactly one events or
 quarantine file; that every file opens, holds the partition and offsets its
 name says, and has the columns of the schema version it records in
-_schemas/<type>.json. It exits with status 1 and lists what is wrong otherwise.
+_schemas/<type>.json; and that no two files of an event type, day and
+partition overlap without one holding the other's whole range. Files a merged
+file replaced are not read (a compaction removes them after its grace period),
+and a merge in progress is no problem. It exits with status 1 and lists what is
+wrong otherwise.
 
 It reads only the lake: no broker is needed.`,
 		Args: cobra.NoArgs,
@@ -49,6 +54,9 @@ func runLakeCheck(ctx context.Context, g *globalOptions, w io.Writer) error {
 		fmt.Fprintf(w, "checkpoint  %s\n", r.Checkpoint)
 	}
 	fmt.Fprintf(w, "files       %d\n", r.Files)
+	if r.Replaced > 0 || r.Merging > 0 {
+		fmt.Fprintf(w, "replaced    %d (merged into other files, not read; removed after the grace period)\nmerging     %d\n", r.Replaced, r.Merging)
+	}
 	var total int64
 	for _, t := range r.Types() {
 		fmt.Fprintf(w, "  %-20s %10d\n", t, r.Rows[t])

@@ -233,16 +233,13 @@ func TestServeKeepsEverythingAcrossRestartsAndKills(t *testing.T) {
 // The --help texts are part of the interface: golden files keep them
 // deliberate.
 func TestHelpGolden(t *testing.T) {
-	for _, cmd := range []string{"", "up", "serve", "broker", "tail", "extract", "lake", "query", "report", "load"} {
-		name := cmd
+	for _, cmd := range []string{"", "up", "serve", "broker", "tail", "extract", "lake", "lake compact", "query", "report", "load"} {
+		name := strings.ReplaceAll(cmd, " ", "-")
 		if name == "" {
 			name = "root"
 		}
 		t.Run(name, func(t *testing.T) {
-			args := []string{"--help"}
-			if cmd != "" {
-				args = []string{cmd, "--help"}
-			}
+			args := append(strings.Fields(cmd), "--help")
 			got := run(t, args...)
 			want := golden.Want(t, filepath.Join("testdata", "help-"+name+".txt"), []byte(got))
 			if got != string(want) {

@@ -10,23 +10,28 @@ import (
 
 func newUpCmd(g *globalOptions) *cobra.Command {
 	o := &serveOptions{}
+	co := &compactOptions{}
 	var maxAge, refresh time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run everything: embedded broker, state, API, extract --follow and the dashboard",
 		Long: `up starts, in order, the embedded broker (unless --brokers), the state store
 (SQLite in --data-dir unless --redis), the API on --http, the extract job
-following the topic into --lake, and the dashboard at /dashboard; Ctrl-C stops
-them in reverse order. Starting it again keeps every user, inventory and event.`,
+following the topic into --lake, the compaction that merges the lake's small
+files every --compact-interval (see 'questlog lake compact'), and the dashboard
+at /dashboard; Ctrl-C stops them in reverse order. Starting it again keeps every
+user, inventory and event.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := o.node(g, node.Up, cmd.OutOrStdout())
 			cfg.MaxAge, cfg.Refresh = maxAge, refresh
+			cfg.Compaction = co.node()
 			return runNode(cmd.Context(), cfg)
 		},
 	}
 	o.register(cmd.Flags())
 	cmd.Flags().DurationVar(&maxAge, "max-age", 10*time.Second, "extract: roll a file at least this often, so new events are queryable within about this long")
 	cmd.Flags().DurationVar(&refresh, "refresh", 5*time.Second, "dashboard: how often charts are rebuilt from the lake")
+	co.register(cmd.Flags(), true, "compaction: ")
 	return cmd
 }

@@ -471,15 +471,22 @@ func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends 
 }
 
 // recoverLake undoes what an interrupted extract left past the checkpoint:
-// pending files, and published files whose first offset is at or past
+// its pending files, and published files whose first offset is at or past
 // their partition's checkpoint (their records will be extracted again).
+// A compaction's files are never among them: it merges only files the
+// checkpoint has passed, so a merged file ends below it, and its pending
+// files are its own to clean up.
 func recoverLake(ctx context.Context, st lake.Storage, cp *lake.Checkpoint, log *slog.Logger) error {
 	for _, dir := range lake.DataDirs() {
-		names, err := st.List(ctx, dir)
+		files, err := st.List(ctx, dir)
 		if err != nil {
 			return err
 		}
-		for _, name := range names {
+		for _, fi := range files {
+			name := fi.Name
+			if lake.IsMergePending(name) {
+				continue
+			}
 			if lake.IsPending(name) {
 				log.Info("remove unfinished file", "file", name)
 				if err := st.Remove(ctx, name); err != nil {

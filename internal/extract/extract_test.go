@@ -15,165 +15,44 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
+	"github.com/questlog/questlog/internal/extract/extracttest"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/lake/pqwrite"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-const topic = "events"
+const topic = extracttest.Topic
 
-// startBroker starts an in-process Kafka broker with a 4-partition topic.
-func startBroker(t *testing.T) string {
-	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()[0]
-}
+// The helpers of extracttest, as these tests have always spelt them.
+var (
+	newExtractor = extracttest.NewExtractor
+	checkLake    = extracttest.CheckLake
+	openDuckDB   = extracttest.OpenDuckDB
+	eventsSource = extracttest.Glob
+	sameCounts   = extracttest.SameCounts
+)
 
-// produced is what a test put on the topic, to compare the lake with.
-type produced struct {
-	events  map[string]event.Event // by event_id
-	perType map[string]int64
-	garbage int
-}
+func startBroker(t *testing.T) string { return extracttest.StartBroker(t) }
 
 // produce puts n generated game events (and the given garbage records) on
 // the topic, keyed by user as the API does, and waits for every ack.
-func produce(t *testing.T, addr string, n int, seed uint64, garbage ...[]byte) *produced {
+func produce(t *testing.T, addr string, n int, seed uint64, garbage ...[]byte) *extracttest.Produced {
 	t.Helper()
 	return produceEdited(t, addr, n, seed, nil, garbage...)
 }
 
 // produceEdited is produce with each generated event passed to edit (when
 // not nil) first.
-func produceEdited(t *testing.T, addr string, n int, seed uint64, edit func(*event.Event), garbage ...[]byte) *produced {
+func produceEdited(t *testing.T, addr string, n int, seed uint64, edit func(*event.Event), garbage ...[]byte) *extracttest.Produced {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	got := &produced{events: map[string]event.Event{}, perType: map[string]int64{}, garbage: len(garbage)}
-	var recs []*kgo.Record
-	err = laketest.Generate(laketest.Config{Events: n, Seed: seed, Players: 40, Span: 50 * time.Hour}, func(ev *event.Event) error {
-		if edit != nil {
-			edit(ev)
-		}
-		got.events[ev.ID] = *ev
-		got.perType[ev.Type]++
-		recs = append(recs, &kgo.Record{Key: ev.Key(), Value: ev.AppendJSON(nil)})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, g := range garbage {
-		// garbage goes in between events, on every partition
-		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprint("g", i)), Value: g})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func newExtractor(t *testing.T, addr, dir string, opts ...extract.Option) *extract.Extractor {
-	t.Helper()
-	st, err := lake.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := extract.New(append([]extract.Option{extract.Brokers(addr), extract.Lake(st)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-// checkLake runs lake.Check and fails the test on any problem; it returns
-// the rows per type and the quarantined count.
-func checkLake(t *testing.T, dir string) *lake.Report {
-	t.Helper()
-	st, err := lake.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := lake.Check(context.Background(), st, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.OK() {
-		t.Fatalf("lake check:\n%s", strings.Join(r.Problems, "\n"))
-	}
-	return r
-}
-
-func openDuckDB(t *testing.T) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec("SET TimeZone = 'UTC'"); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
-func eventsSource(dir string) string {
-	return "read_parquet('" + filepath.ToSlash(dir) + "/events/*/*/*.parquet', hive_partitioning = true, union_by_name = true)"
+	return extracttest.Produce(t, addr, laketest.Config{Events: n, Seed: seed}, edit, garbage...)
 }
 
 // duckCounts is the rows per event type as DuckDB reads the lake.
 func duckCounts(t *testing.T, db *sql.DB, dir string) map[string]int64 {
 	t.Helper()
-	rows, err := db.Query("SELECT event_type, count(*) FROM " + eventsSource(dir) + " GROUP BY ALL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	got := map[string]int64{}
-	for rows.Next() {
-		var typ string
-		var n int64
-		if err := rows.Scan(&typ, &n); err != nil {
-			t.Fatal(err)
-		}
-		got[typ] = n
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func sameCounts(t *testing.T, what string, got, want map[string]int64) {
-	t.Helper()
-	keys := map[string]bool{}
-	for k := range got {
-		keys[k] = true
-	}
-	for k := range want {
-		keys[k] = true
-	}
-	var diffs []string
-	for k := range keys {
-		if got[k] != want[k] {
-			diffs = append(diffs, fmt.Sprintf("%s: got %d, want %d", k, got[k], want[k]))
-		}
-	}
-	sort.Strings(diffs)
-	if len(diffs) > 0 {
-		t.Errorf("%s per type differ:\n%s", what, strings.Join(diffs, "\n"))
-	}
+	return extracttest.DuckCounts(t, db, eventsSource(dir))
 }
 
 var garbage = [][]byte{
@@ -197,18 +76,18 @@ func TestExtractOnceReadByDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Records != int64(len(want.events)+len(garbage)) || sum.Quarantined != int64(len(garbage)) {
-		t.Errorf("summary: %d records, %d quarantined; want %d, %d", sum.Records, sum.Quarantined, len(want.events)+len(garbage), len(garbage))
+	if sum.Records != int64(len(want.Events)+len(garbage)) || sum.Quarantined != int64(len(garbage)) {
+		t.Errorf("summary: %d records, %d quarantined; want %d, %d", sum.Records, sum.Quarantined, len(want.Events)+len(garbage), len(garbage))
 	}
-	sameCounts(t, "summary", sum.PerType, want.perType)
+	sameCounts(t, "summary", sum.PerType, want.PerType)
 	r := checkLake(t, dir)
-	sameCounts(t, "lake check", r.Rows, want.perType)
+	sameCounts(t, "lake check", r.Rows, want.PerType)
 	if r.Quarantined != int64(len(garbage)) {
 		t.Errorf("lake check: %d quarantined, want %d", r.Quarantined, len(garbage))
 	}
 
 	db := openDuckDB(t)
-	sameCounts(t, "duckdb", duckCounts(t, db, dir), want.perType)
+	sameCounts(t, "duckdb", duckCounts(t, db, dir), want.PerType)
 
 	// Every field of every event, as DuckDB reads it.
 	rows, err := db.Query(`SELECT event_id, event_type, event_time, event_date, schema_version, "user", status, return_code, error,
@@ -235,7 +114,7 @@ func TestExtractOnceReadByDuckDB(t *testing.T) {
 			t.Fatal(err)
 		}
 		seen++
-		ev, ok := want.events[id]
+		ev, ok := want.Events[id]
 		if !ok {
 			t.Fatalf("event %s in the lake was never produced", id)
 		}
@@ -258,15 +137,15 @@ func TestExtractOnceReadByDuckDB(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if seen != len(want.events) {
-		t.Errorf("DuckDB read %d events, want %d", seen, len(want.events))
+	if seen != len(want.Events) {
+		t.Errorf("DuckDB read %d events, want %d", seen, len(want.Events))
 	}
 
 	// Filters, which DuckDB answers skipping row groups by the footers'
 	// min and max: a wrong bound would lose rows.
 	users := map[string]int{}
 	bigOrders := 0
-	for _, ev := range want.events {
+	for _, ev := range want.Events {
 		if ev.User != "" {
 			users[ev.User]++
 		}
@@ -315,7 +194,7 @@ func TestExtractOnceReadByDuckDB(t *testing.T) {
 	if sum.Records != 0 || sum.Files != 0 {
 		t.Errorf("second run: %+v, want nothing", sum)
 	}
-	sameCounts(t, "lake check after rerun", checkLake(t, dir).Rows, want.perType)
+	sameCounts(t, "lake check after rerun", checkLake(t, dir).Rows, want.PerType)
 }
 
 var errCrash = errors.New("simulated crash")
@@ -361,8 +240,8 @@ func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 
 			// Phase 2: more events arrive, and the extract runs again.
 			more := produce(t, addr, 200, 3)
-			for k, v := range more.perType {
-				want.perType[k] += v
+			for k, v := range more.PerType {
+				want.PerType[k] += v
 			}
 			if _, err := newExtractor(t, addr, dir, opts...).Run(context.Background()); err != nil {
 				t.Fatal(err)
@@ -370,11 +249,11 @@ func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 
 			// Phase 3: every record is there once.
 			r := checkLake(t, dir)
-			sameCounts(t, "lake check", r.Rows, want.perType)
+			sameCounts(t, "lake check", r.Rows, want.PerType)
 			if r.Quarantined != 3 {
 				t.Errorf("quarantined %d, want 3", r.Quarantined)
 			}
-			sameCounts(t, "duckdb", duckCounts(t, openDuckDB(t), dir), want.perType)
+			sameCounts(t, "duckdb", duckCounts(t, openDuckDB(t), dir), want.PerType)
 		})
 	}
 }
@@ -391,7 +270,7 @@ func TestMemoryBudgetWritesRowGroups(t *testing.T) {
 	agent := func(user string) string { return user + strings.Repeat(" Mozilla/5.0 (é)", 5) }
 	want := produceEdited(t, addr, 2000, 6, func(ev *event.Event) { ev.HTTP.UserAgent = agent(ev.User) })
 	agents := map[string]int{}
-	for _, ev := range want.events {
+	for _, ev := range want.Events {
 		agents[agent(ev.User)]++
 	}
 	var files, groups []int
@@ -402,9 +281,9 @@ func TestMemoryBudgetWritesRowGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 		files = append(files, sum.Files)
-		sameCounts(t, fmt.Sprintf("lake check, budget %d", budget), checkLake(t, dir).Rows, want.perType)
+		sameCounts(t, fmt.Sprintf("lake check, budget %d", budget), checkLake(t, dir).Rows, want.PerType)
 		db := openDuckDB(t)
-		sameCounts(t, fmt.Sprintf("duckdb, budget %d", budget), duckCounts(t, db, dir), want.perType)
+		sameCounts(t, fmt.Sprintf("duckdb, budget %d", budget), duckCounts(t, db, dir), want.PerType)
 		var n int
 		err = db.QueryRow(`SELECT count(*) FROM (SELECT DISTINCT file_name, row_group_id FROM parquet_metadata('` +
 			filepath.ToSlash(dir) + `/events/*/*/*.parquet'))`).Scan(&n)
@@ -441,9 +320,9 @@ func TestFilesKeepFewRowGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameCounts(t, "lake check", checkLake(t, dir).Rows, want.perType)
+	sameCounts(t, "lake check", checkLake(t, dir).Rows, want.PerType)
 	db := openDuckDB(t)
-	sameCounts(t, "duckdb", duckCounts(t, db, dir), want.perType)
+	sameCounts(t, "duckdb", duckCounts(t, db, dir), want.PerType)
 	var most, full int
 	err = db.QueryRow(`SELECT max(n), count(*) FILTER (n = ?) FROM (SELECT file_name, count(DISTINCT row_group_id) AS n
 		FROM parquet_metadata('`+filepath.ToSlash(dir)+`/events/*/*/*.parquet') GROUP BY ALL)`, pqwrite.MaxRowGroups).Scan(&most, &full)
@@ -485,7 +364,7 @@ func TestFollowMakesEventsQueryableAndStopsCleanly(t *testing.T) {
 	if err := e.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	sameCounts(t, "after flush", checkLake(t, dir).Rows, want.perType)
+	sameCounts(t, "after flush", checkLake(t, dir).Rows, want.PerType)
 
 	// A second extract on the same lake (extract --once while up follows)
 	// is refused and removes nothing the follower wrote.
@@ -493,11 +372,11 @@ func TestFollowMakesEventsQueryableAndStopsCleanly(t *testing.T) {
 	if _, err := second.Run(context.Background()); !errors.Is(err, lake.ErrLakeBusy) {
 		t.Fatalf("a second extract on a followed lake: %v, want ErrLakeBusy", err)
 	}
-	sameCounts(t, "after the refused second extract", checkLake(t, dir).Rows, want.perType)
+	sameCounts(t, "after the refused second extract", checkLake(t, dir).Rows, want.PerType)
 
 	more := produce(t, addr, 100, 5)
-	for k, v := range more.perType {
-		want.perType[k] += v
+	for k, v := range more.PerType {
+		want.PerType[k] += v
 	}
 	for {
 		if d, _ := e.Progress(); d >= 500 {
@@ -509,7 +388,7 @@ func TestFollowMakesEventsQueryableAndStopsCleanly(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	sameCounts(t, "after stop", checkLake(t, dir).Rows, want.perType)
+	sameCounts(t, "after stop", checkLake(t, dir).Rows, want.PerType)
 	if err := e.Flush(context.Background()); !errors.Is(err, extract.ErrNotRunning) {
 		t.Errorf("Flush after Run: %v, want ErrNotRunning", err)
 	}

@@ -45,7 +45,7 @@ func TestFollowerIsAPart(t *testing.T) {
 	if err := f.Stop(ctx); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	sameCounts(t, "after Stop", checkLake(t, dir).Rows, want.perType)
+	sameCounts(t, "after Stop", checkLake(t, dir).Rows, want.PerType)
 	select {
 	case err := <-f.Failed():
 		t.Errorf("a follower stopped by Stop reported %v on Failed", err)

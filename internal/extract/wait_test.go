@@ -48,7 +48,7 @@ func TestRunOrWait(t *testing.T) {
 		if err := f.Stop(ctx); err != nil {
 			t.Fatal(err)
 		}
-		sameCounts(t, "after the wait", checkLake(t, dir).Rows, want.perType)
+		sameCounts(t, "after the wait", checkLake(t, dir).Rows, want.PerType)
 	})
 
 	t.Run("a writer that makes no progress", func(t *testing.T) {
@@ -69,7 +69,7 @@ func TestRunOrWait(t *testing.T) {
 		if err != nil || waited != nil || sum.Records != 50 {
 			t.Fatalf("RunOrWait after the writer let go: %d records, waited %v, %v; want it to extract the 50 itself", sum.Records, waited, err)
 		}
-		sameCounts(t, "after the run", checkLake(t, dir).Rows, want.perType)
+		sameCounts(t, "after the run", checkLake(t, dir).Rows, want.PerType)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,7 +17,9 @@ import (
 type Report struct {
 	Topic       string
 	Checkpoint  *Checkpoint
-	Files       int              // data files read
+	Files       int              // data files read: the effective set
+	Replaced    int              // files a merged file replaced, not read (a compaction removes them)
+	Merging     int              // merged files being written by a compaction, or left by its crash
 	Rows        map[string]int64 // rows per event type
 	Quarantined int64
 	Problems    []string
@@ -39,62 +42,99 @@ type lineageRow struct {
 	Offset    int64 `parquet:"kafka_offset"`
 }
 
+// checkAttempts bounds how often Check starts over when a file it listed
+// was removed before it read it (a compaction removing replaced files).
+const checkAttempts = 5
+
 // Check verifies that a lake holds topic exactly once, as far as its
 // checkpoint says: for every partition, each offset from the partition's
 // start (the log start offset recorded when the extract first read it) up
-// to the checkpoint is in exactly one events or quarantine file, and none
-// is past it; every file opens, holds the partition and offsets its name
-// says, and has the columns of the schema version it records in
-// _schemas/<type>.json. It returns an error only when the lake cannot be
-// read at all; what is wrong with it is in the report.
+// to the checkpoint is in exactly one file of the effective set (see
+// ListData: files a merged file replaced are not read), and none is past
+// it; every file opens, holds the partition and offsets its name says, and
+// has the columns of the schema version it records in
+// _schemas/<type>.json; no two files overlap partially. It returns an
+// error only when the lake cannot be read at all; what is wrong with it is
+// in the report. A compaction may run meanwhile: a merge in progress is no
+// problem, and when a file listed is removed before it is read, Check
+// starts over.
 func Check(ctx context.Context, st Storage, topic string) (*Report, error) {
-	r := &Report{Topic: topic, Rows: map[string]int64{}}
+	for attempt := 1; ; attempt++ {
+		r, vanished, err := check(ctx, st, topic)
+		if err != nil || !vanished {
+			return r, err
+		}
+		if attempt == checkAttempts {
+			r.problem("files were removed while they were read, %d times: is a compaction running with a grace period shorter than a check takes?", attempt)
+			return r, nil
+		}
+	}
+}
+
+// check is one attempt of Check; vanished says a file was removed while
+// it read the lake.
+func check(ctx context.Context, st Storage, topic string) (r *Report, vanished bool, err error) {
+	r = &Report{Topic: topic, Rows: map[string]int64{}}
 	cp, found, err := ReadCheckpoint(ctx, st, topic)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !found {
 		r.problem("no checkpoint %s: nothing was extracted from topic %s", CheckpointName(topic), topic)
-		return r, nil
+		return r, false, nil
+	}
+	l, err := ListData(ctx, st)
+	if err != nil {
+		return nil, false, err
+	}
+	// Every offset below the checkpoint read before listing was in a
+	// file by then; one that the extract advances meanwhile may vouch
+	// for more, and files are past the checkpoint only when past that.
+	before := cp
+	if cp, _, err = ReadCheckpoint(ctx, st, topic); err != nil {
+		return nil, false, err
 	}
 	r.Checkpoint = cp
+	// Listed after the files, so that a file's schema version is in it.
 	schemas, err := LoadSchemas(ctx, st)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// One bit per offset in [start, next) of each partition.
 	seen := map[int32][]uint64{}
 	for p, m := range cp.Partitions {
 		seen[p] = make([]uint64, (m.Next-m.Start+63)/64)
 	}
-	for _, dir := range DataDirs() {
-		names, err := st.List(ctx, dir)
-		if err != nil {
-			return nil, err
+	for _, fi := range l.Pending {
+		if IsMergePending(fi.Name) {
+			r.Merging++
+			continue
 		}
-		for _, name := range names {
-			if IsPending(name) {
-				r.problem("%s: unfinished file left by an interrupted extract (the next extract removes it)", name)
-				continue
+		r.problem("%s: unfinished file left by an interrupted extract (the next extract removes it)", fi.Name)
+	}
+	for _, fi := range l.Foreign {
+		r.problem("%s: not a lake file name", fi.Name)
+	}
+	for _, o := range l.Overlaps {
+		r.problem("%v", o)
+	}
+	r.Replaced = len(l.Replaced)
+	for _, f := range l.Files {
+		r.Files++
+		if err := checkFile(ctx, st, f.Name, f.Part, schemas, cp, seen, r); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return r, true, nil
 			}
-			part, ok := ParsePart(name)
-			if !ok {
-				r.problem("%s: not a lake file name", name)
-				continue
-			}
-			r.Files++
-			if err := checkFile(ctx, st, name, part, schemas, cp, seen, r); err != nil {
-				r.problem("%s: %v", name, err)
-			}
+			r.problem("%s: %v", f.Name, err)
 		}
 	}
-	parts := make([]int32, 0, len(cp.Partitions))
-	for p := range cp.Partitions {
+	parts := make([]int32, 0, len(before.Partitions))
+	for p := range before.Partitions {
 		parts = append(parts, p)
 	}
 	slices.Sort(parts)
 	for _, p := range parts {
-		m := cp.Partitions[p]
+		m := before.Partitions[p]
 		var missing []int64
 		n := 0
 		for off := m.Start; off < m.Next; off++ {
@@ -110,7 +150,7 @@ func Check(ctx context.Context, st Storage, topic string) (*Report, error) {
 			r.problem("partition %d: %d offsets below the checkpoint %d are in no file, e.g. %v", p, n, m.Next, missing)
 		}
 	}
-	return r, nil
+	return r, false, nil
 }
 
 func checkFile(ctx context.Context, st Storage, name string, part Part, schemas *Schemas, cp *Checkpoint, seen map[int32][]uint64, r *Report) error {

@@ -29,6 +29,18 @@ const (
 	partSuffix = ".parquet"
 )
 
+// mergePrefix starts the name a compaction creates its merged file under
+// (it is published under its part's name), so that a pending merge tells
+// itself apart from an extract's pending file: see IsMergePending.
+const mergePrefix = "merge-"
+
+// IsMergePending reports whether name is a compaction's merged file not
+// yet published: being written, or left by a crash. The extract's
+// recovery leaves it alone; the compaction removes its own leftovers.
+func IsMergePending(name string) bool {
+	return IsPending(name) && strings.Contains(path.Base(name), "-"+mergePrefix+partPrefix)
+}
+
 // partGlob matches the name of a published data file, and not the pending
 // file a writer is still filling (Storage publishes a file by renaming it).
 const partGlob = partPrefix + "*" + partSuffix

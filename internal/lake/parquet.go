@@ -49,6 +49,15 @@ func columnsOf(fields []Field, next *int) []Column {
 	return cols
 }
 
+// ColumnsOf maps fields, then the lineage columns, onto the leaf columns
+// of a file that has them.
+func ColumnsOf(fields []Field) Columns {
+	next := 0
+	cols := Columns{Fields: columnsOf(fields, &next)}
+	cols.Partition, cols.Offset, cols.KafkaTime = next, next+1, next+2
+	return cols
+}
+
 // nodeOf is the Parquet node of a field: optional, of the field's type.
 // (Encodings are the page writer's: PLAIN for every column.)
 func nodeOf(f Field) parquet.Node {
@@ -179,9 +188,7 @@ func (s *Schema) Layout() *Layout {
 	if l, ok := layouts.Load(s); ok {
 		return l.(*Layout)
 	}
-	next := 0
-	cols := Columns{Fields: columnsOf(s.Fields, &next)}
-	cols.Partition, cols.Offset, cols.KafkaTime = next, next+1, next+2
+	cols := ColumnsOf(s.Fields)
 	g := make(pqwrite.Group, 0, len(s.Fields)+3)
 	for _, f := range s.Fields {
 		g = append(g, pqwrite.Field(f.Name, nodeOf(f)))

@@ -3,6 +3,7 @@ package lake
 import (
 	"context"
 	"fmt"
+	"path"
 	"strconv"
 
 	"github.com/questlog/questlog/internal/lake/pqwrite"
@@ -48,6 +49,11 @@ func (fs *Files) Create(ctx context.Context, st Storage, part Part, schema *Sche
 	if err != nil {
 		return nil, err
 	}
+	return fs.writer(pf, part, schema), nil
+}
+
+// writer writes part to pf with the columns of schema (nil: quarantine).
+func (fs *Files) writer(pf PendingFile, part Part, schema *Schema) *PartWriter {
 	w := &PartWriter{pf: pf, part: part, Schema: schema}
 	if schema == nil {
 		w.Writer = fs.enc.NewWriter(pf, quarantineSchema(), nil)
@@ -57,7 +63,21 @@ func (fs *Files) Create(ctx context.Context, st Storage, part Part, schema *Sche
 			MetaSchemaVersion: strconv.Itoa(schema.Version),
 		})
 	}
-	return w, nil
+	return w
+}
+
+// CreateMerge starts the file that merges the files of part's range (a
+// compaction's): it has the columns of schema, is written under a name
+// that IsMergePending recognises until Publish gives it part's name, and
+// its rows are appended in batches (pqwrite.Writer's Append methods), so
+// part's range is set now.
+func (fs *Files) CreateMerge(ctx context.Context, st Storage, part Part, schema *Schema) (*PartWriter, error) {
+	name := part.Name()
+	pf, err := st.Create(ctx, path.Dir(name)+"/"+mergePrefix+path.Base(name))
+	if err != nil {
+		return nil, err
+	}
+	return fs.writer(pf, part, schema), nil
 }
 
 // Part is the file's part as it stands (Last is the last offset written).
@@ -67,6 +87,18 @@ func (w *PartWriter) Part() Part { return w.part }
 // pqwrite.Writer.EndRow).
 func (w *PartWriter) EndRow(last int64) error {
 	if err := w.Writer.EndRow(); err != nil {
+		return fmt.Errorf("write part %s: %w", w.part.Name(), err)
+	}
+	w.part.Last = last
+	return nil
+}
+
+// EndRows ends n rows appended column by column, the last of which has
+// offset last or less (see pqwrite.Writer.EndRows). A merge calls it with
+// the last offset of the file its rows come from: once that file's rows
+// are all appended, the part ends there.
+func (w *PartWriter) EndRows(n int, last int64) error {
+	if err := w.Writer.EndRows(n); err != nil {
 		return fmt.Errorf("write part %s: %w", w.part.Name(), err)
 	}
 	w.part.Last = last

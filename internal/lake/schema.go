@@ -139,11 +139,12 @@ type Schemas struct {
 // LoadSchemas reads every schema the lake has.
 func LoadSchemas(ctx context.Context, st Storage) (*Schemas, error) {
 	s := &Schemas{st: st, m: map[string]*Schema{}}
-	names, err := st.List(ctx, SchemasDir)
+	files, err := st.List(ctx, SchemasDir)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range names {
+	for _, fi := range files {
+		name := fi.Name
 		if IsPending(name) || !strings.HasSuffix(name, ".json") {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Storage is the lake's file I/O: the only way this package and its callers
@@ -26,9 +27,10 @@ type Storage interface {
 	ReadFile(ctx context.Context, name string) ([]byte, error)
 	// Open opens a file for random access.
 	Open(ctx context.Context, name string) (File, error)
-	// List returns the names of every file under prefix, recursively, sorted,
-	// including pending files left by a crash (see IsPending).
-	List(ctx context.Context, prefix string) ([]string, error)
+	// List returns every file under prefix, recursively, sorted by name,
+	// including pending files (see IsPending). An object store's listing
+	// gives sizes and times for free, and compaction plans by them.
+	List(ctx context.Context, prefix string) ([]FileInfo, error)
 	// Remove deletes a file; a missing file is not an error.
 	Remove(ctx context.Context, name string) error
 	// SyncDir makes the files published in a directory (see
@@ -47,6 +49,16 @@ type PendingFile interface {
 	Sync() error
 	Commit(name string) error
 	Abort() error
+}
+
+// FileInfo is a file as Storage.List finds it.
+type FileInfo struct {
+	Name string // slash-separated, relative to the lake's root
+	Size int64
+	// ModTime is when the file was last written: for a published file,
+	// just before it was published (files are written whole, then
+	// published).
+	ModTime time.Time
 }
 
 // File is a lake file opened for reading.
@@ -74,6 +86,19 @@ func Open(location string) (Storage, error) {
 	}
 	if err := os.MkdirAll(location, 0o755); err != nil {
 		return nil, fmt.Errorf("open lake %s: %w", location, err)
+	}
+	return Dir(location), nil
+}
+
+// Locate returns the storage of a lake location for reading it: as Open,
+// but a directory that does not exist is not created (it lists as an
+// empty lake).
+func Locate(location string) (Storage, error) {
+	if strings.Contains(location, "://") {
+		return Open(location)
+	}
+	if location == "" {
+		return nil, errors.New("open lake: no location given")
 	}
 	return Dir(location), nil
 }
@@ -209,13 +234,18 @@ type osFile struct {
 func (f osFile) Size() int64 { return f.size }
 
 // List implements Storage.
-func (d Dir) List(ctx context.Context, prefix string) ([]string, error) {
+func (d Dir) List(ctx context.Context, prefix string) ([]FileInfo, error) {
 	root := d.path(prefix)
-	var names []string
+	var files []FileInfo
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == root {
-				return fs.SkipDir
+			if errors.Is(err, fs.ErrNotExist) {
+				// No lake yet, or a folder removed while walking
+				// (retention dropping a day).
+				if p == root {
+					return fs.SkipDir
+				}
+				return nil
 			}
 			return err
 		}
@@ -227,14 +257,21 @@ func (d Dir) List(ctx context.Context, prefix string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			names = append(names, filepath.ToSlash(rel))
+			info, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed since the directory was read
+			}
+			if err != nil {
+				return err
+			}
+			files = append(files, FileInfo{Name: filepath.ToSlash(rel), Size: info.Size(), ModTime: info.ModTime()})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
-	return names, nil // WalkDir walks in lexical order
+	return files, nil // WalkDir walks in lexical order
 }
 
 // Remove implements Storage.
@@ -248,3 +285,7 @@ func (d Dir) Remove(_ context.Context, name string) error {
 // ErrLakeBusy says another extract is writing the lake for the same topic
 // (questlog up runs one already).
 var ErrLakeBusy = errors.New("another extract is writing this lake (questlog up already follows the topic; stop it or use questlog query)")
+
+// ErrCompactionBusy says another compaction is merging this lake's files
+// (questlog up, or extract --follow, compacts in the background).
+var ErrCompactionBusy = errors.New("another compaction is running on this lake (questlog up and extract --follow compact it in the background)")

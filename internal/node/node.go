@@ -1,7 +1,7 @@
 // Package node assembles one questlog process from its parts, in the order
 // they start: the embedded broker (or a Kafka cluster's topic), the state
 // store, the producer, the game service, the HTTP API, and for `up` the
-// extract follower and the dashboard. `serve`, `up` and `broker` run a
+// extract follower, the lake's compactor and the dashboard. `serve`, `up` and `broker` run a
 // Node; so do the tests and benchmarks that need the real thing in-process.
 package node
 
@@ -27,6 +27,7 @@ import (
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/journal"
 	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/compact"
 	"github.com/questlog/questlog/internal/report"
 	"github.com/questlog/questlog/internal/retain"
 	"github.com/questlog/questlog/internal/service"
@@ -82,11 +83,32 @@ type Config struct {
 
 	MaxAge  time.Duration // Up: the extract rolls files at least this often; default 10s
 	Refresh time.Duration // Up: the dashboard rebuilds this often; default 5s
+	// Compaction is how Up merges the lake's small files; nil: the
+	// compact package's defaults.
+	Compaction *Compaction
 
 	// Out hears where each part listens, a line each, as the commands
 	// print it; nil: nothing.
 	Out    io.Writer
 	Logger *slog.Logger // default slog.Default()
+}
+
+// Compaction configures the compactor of Up. Every field is as given
+// (zero is zero): the command's flags fill them all.
+type Compaction struct {
+	Off            bool          // no compactor
+	TargetFileSize int64         // about how large a merged file grows
+	Interval       time.Duration // how often a pass runs
+	Grace          time.Duration // how long a replaced file stays before it is removed
+}
+
+// options are the compactor's options for topic.
+func (c *Compaction) options(topic string, log *slog.Logger) []compact.Option {
+	opts := []compact.Option{compact.Topic(topic), compact.Logger(log)}
+	if c != nil {
+		opts = append(opts, compact.TargetFileSize(c.TargetFileSize), compact.Interval(c.Interval), compact.Grace(c.Grace))
+	}
+	return opts
 }
 
 func (c *Config) withDefaults() {
@@ -149,6 +171,11 @@ func (c Config) Validate() error {
 	if c.Role == Broker {
 		return nil
 	}
+	if c.Role == Up && (c.Compaction == nil || !c.Compaction.Off) {
+		if err := compact.Validate(c.Compaction.options(c.Topic, nil)...); err != nil {
+			return err
+		}
+	}
 	if c.ProduceTimeout < stream.MinDeliveryTimeout {
 		return fmt.Errorf("--produce-timeout %v: must be at least %v", c.ProduceTimeout, stream.MinDeliveryTimeout)
 	}
@@ -180,6 +207,7 @@ type Node struct {
 	API       *api.Server
 	HTTP      *api.Listener
 	Extract   *extract.Follower
+	Compactor *compact.Compactor // nil when compaction is off
 	Dashboard *report.Dashboard
 	Retention *retain.Trimmer // the embedded broker's; nil with Brokers or without retention
 
@@ -233,8 +261,11 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Role == Up {
 		n.group.Add(
 			service.Named("extract", &lazy{start: n.startExtract, part: func() service.Part { return n.Extract }}),
-			service.Named("dashboard", service.Funcs{OnStart: n.startDashboard, OnStop: n.stopDashboard}),
 		)
+		if cfg.Compaction == nil || !cfg.Compaction.Off {
+			n.group.Add(service.Named("compactor", &lazy{start: n.startCompactor, part: func() service.Part { return n.Compactor }}))
+		}
+		n.group.Add(service.Named("dashboard", service.Funcs{OnStart: n.startDashboard, OnStop: n.stopDashboard}))
 	}
 	return n, nil
 }
@@ -483,6 +514,24 @@ func (n *Node) startExtract(ctx context.Context) (service.Part, error) {
 	n.Extract = f
 	fmt.Fprintf(n.cfg.Out, "extract    following %q into %s (files roll every %s)\n", n.cfg.Topic, n.cfg.Lake, n.cfg.MaxAge)
 	return f, nil
+}
+
+func (n *Node) startCompactor(ctx context.Context) (service.Part, error) {
+	st, err := lake.Open(n.cfg.Lake)
+	if err != nil {
+		return nil, err
+	}
+	c, err := compact.New(st, n.cfg.Compaction.options(n.cfg.Topic, n.cfg.Logger)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	n.Compactor = c
+	fmt.Fprintf(n.cfg.Out, "compact    every %s into files of %d MiB (replaced files removed after %s)\n",
+		c.Interval(), c.TargetFileSize()>>20, c.Grace())
+	return c, nil
 }
 
 func (n *Node) startDashboard(ctx context.Context) error {

@@ -1,20 +1,25 @@
 // Package query runs SQL over the questlog lake with DuckDB, behind ready-made
-// views: events (every type, union by name), one view per event type,
-// quarantine, and the classic stack's subsets events_item, events_guild and
-// events_user.
+// views: events (every type, union by name), one view per event type (that
+// type's columns only, as its schema in _schemas/ says), quarantine, and
+// the classic stack's subsets events_item, events_guild and events_user.
 //
 // It reads the lake's files and nothing else: it knows nothing of Kafka, the
-// API or how the files were written, and asks package lake where they are. A
-// view whose event type has no files yet exists and is empty.
+// API or how the files were written, and asks package lake which files to
+// read (lake.ListData: the files a compaction replaced are not). Views read
+// explicit lists of files, brought up to date before each statement, so a
+// record is counted once however the lake is being compacted. A view whose
+// event type has no files yet exists and is empty.
 package query
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -90,11 +95,15 @@ var quarantineColumns = []column{
 // DB is a DuckDB database whose views read one lake. Safe for concurrent
 // use; Refresh rebuilds the views while queries wait.
 type DB struct {
-	lake string
-	db   *sql.DB
+	lake  string
+	st    lake.Storage
+	db    *sql.DB
+	keeps bool // keeps views (not WithoutViews)
 
 	mu    sync.RWMutex // held for writing while views are rebuilt
 	views []string
+	built string   // the signature of the listing and schemas the views read
+	files []string // the files the views read
 }
 
 // Option configures Open.
@@ -109,16 +118,17 @@ type options struct {
 // every file's footer. Default: the views are created.
 func WithoutViews() Option { return func(o *options) { o.noViews = true } }
 
-// Open starts an in-memory DuckDB over the lake at location (a directory, or
-// s3://bucket/prefix when DuckDB's httpfs extension is available) and creates
-// its views. A lake with no files yet is fine: every view exists and is empty.
+// Open starts an in-memory DuckDB over the lake at location (a directory)
+// and creates its views. A lake with no files yet is fine: every view
+// exists and is empty.
 func Open(ctx context.Context, location string, opts ...Option) (*DB, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if location == "" {
-		return nil, errors.New("open lake: no location given")
+	st, err := lake.Locate(location)
+	if err != nil {
+		return nil, err
 	}
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		// Timestamps show in UTC whatever the machine's zone, as the lake stores
@@ -134,7 +144,7 @@ func Open(ctx context.Context, location string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	d := &DB{lake: strings.TrimRight(location, "/"), db: sql.OpenDB(connector)}
+	d := &DB{lake: strings.TrimRight(location, "/"), st: st, db: sql.OpenDB(connector), keeps: !o.noViews}
 	if o.noViews {
 		return d, nil
 	}
@@ -161,26 +171,92 @@ func (d *DB) Views() []string {
 	return slices.Clone(d.views)
 }
 
-// Refresh rebuilds the views from the files the lake holds now: a new event
-// type gets its view, and a column that a type's files gained appears.
-// DuckDB re-reads the file list on every query; only the views' columns are
-// fixed until the next Refresh.
-func (d *DB) Refresh(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// Refresh rebuilds the views from the files the lake holds now. Every
+// statement brings them up to date first when the lake's files or schemas
+// changed (a new file, a merge, a new event type, a widened schema), so
+// Refresh is for callers that want it done now.
+func (d *DB) Refresh(ctx context.Context) error { return d.sync(ctx, true) }
 
-	eventsGlob := d.path(lake.EventsGlob)
-	files, err := d.glob(ctx, eventsGlob)
-	if err != nil {
-		return err
-	}
-	types := slices.Clone(KnownTypes)
-	for _, f := range files {
-		if t, ok := typeOf(f); ok && !slices.Contains(types, t) {
-			types = append(types, t)
+// sync rebuilds the views when the lake's effective files or schemas are
+// not those they read (or always, with force).
+func (d *DB) sync(ctx context.Context, force bool) error {
+	for attempt := 1; ; attempt++ {
+		l, schemas, sig, err := d.list(ctx)
+		if err != nil {
+			return err
+		}
+		d.mu.RLock()
+		same := sig == d.built
+		d.mu.RUnlock()
+		if same && !force {
+			return nil
+		}
+		d.mu.Lock()
+		err = d.build(ctx, l, schemas)
+		if err == nil {
+			d.built = sig
+		}
+		d.mu.Unlock()
+		if err == nil || attempt == attempts {
+			return err
+		}
+		// Building reads every file's footer: a file removed meanwhile
+		// fails it, and a new listing does not have it.
+		if _, _, now, lerr := d.list(ctx); lerr != nil || now == sig {
+			return err
 		}
 	}
+}
+
+// list lists the lake's files and schemas, and their signature.
+func (d *DB) list(ctx context.Context) (*lake.Listing, *lake.Schemas, string, error) {
+	l, err := lake.ListData(ctx, d.st)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if err := l.Err(); err != nil {
+		return nil, nil, "", err
+	}
+	schemas, err := lake.LoadSchemas(ctx, d.st)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return l, schemas, signature(l, schemas), nil
+}
+
+// signature identifies a listing's effective files and the schemas'
+// versions.
+func signature(l *lake.Listing, schemas *lake.Schemas) string {
+	h := sha256.New()
+	for _, f := range l.Files {
+		h.Write([]byte(f.Name))
+		h.Write([]byte{0})
+	}
+	all := schemas.All()
+	for _, t := range slices.Sorted(maps.Keys(all)) {
+		fmt.Fprintf(h, "%s:%d\x00", t, all[t].Version)
+	}
+	return string(h.Sum(nil))
+}
+
+// build makes the views read the listing's files, with the schemas'
+// columns.
+func (d *DB) build(ctx context.Context, l *lake.Listing, schemas *lake.Schemas) error {
+	byType := map[string][]string{}
+	var all []string
+	for _, f := range l.Events() {
+		byType[f.EventType] = append(byType[f.EventType], d.path(f.Name))
+		all = append(all, d.path(f.Name))
+	}
+	types := slices.Clone(KnownTypes)
+	for t := range byType {
+		types = append(types, t)
+	}
+	for t := range schemas.All() {
+		types = append(types, t)
+	}
 	slices.Sort(types)
+	types = slices.Compact(types)
 
 	var views []string
 	create := func(name, body string) error {
@@ -195,26 +271,40 @@ func (d *DB) Refresh(ctx context.Context) error {
 	// their union, so no file's footer is read twice here.
 	bodies := map[string]string{}
 	var union []string
+	var plain, apart []string // the events view's sources: files, and types read apart
 	for _, t := range types {
-		if !slices.ContainsFunc(files, func(f string) bool { tt, _ := typeOf(f); return tt == t }) {
-			bodies[t] = emptySelect(eventColumns)
-			continue
-		}
-		src := readParquet(d.path(lake.TypeGlob(t)), true)
-		present, err := d.columns(ctx, src)
-		if err != nil {
-			return err
-		}
-		bodies[t] = viewOver(src, present)
-		for _, c := range present {
-			if !slices.Contains(union, c) {
-				union = append(union, c)
+		var src string
+		var present []string
+		if files := byType[t]; len(files) > 0 {
+			var err error
+			if src, err = d.typeSource(ctx, files, schemas.Get(t)); err != nil {
+				return err
+			}
+			if src == readParquet(files, true) {
+				plain = append(plain, files...)
+			} else {
+				apart = append(apart, "SELECT * FROM "+src)
+			}
+			if present, err = d.columns(ctx, src); err != nil {
+				return err
+			}
+			for _, c := range present {
+				if !slices.Contains(union, c) {
+					union = append(union, c)
+				}
 			}
 		}
+		bodies[t] = typeView(src, present, schemas.Get(t))
 	}
 	body := emptySelect(eventColumns)
-	if len(files) > 0 {
-		body = viewOver(readParquet(eventsGlob, true), union)
+	switch {
+	case len(apart) > 0:
+		if len(plain) > 0 {
+			apart = append(apart, "SELECT * FROM "+readParquet(plain, true))
+		}
+		body = viewOver("("+strings.Join(apart, " UNION ALL BY NAME ")+")", union)
+	case len(all) > 0:
+		body = viewOver(readParquet(all, true), union)
 	}
 	if err := create("events", body); err != nil {
 		return err
@@ -236,15 +326,13 @@ func (d *DB) Refresh(ctx context.Context) error {
 			return err
 		}
 	}
-
-	qGlob := d.path(lake.QuarantineGlob)
-	qFiles, err := d.glob(ctx, qGlob)
-	if err != nil {
-		return err
+	var qFiles []string
+	for _, f := range l.Quarantine() {
+		qFiles = append(qFiles, d.path(f.Name))
 	}
 	body = emptySelect(quarantineColumns)
 	if len(qFiles) > 0 {
-		body = "SELECT * FROM " + readParquet(qGlob, false)
+		body = "SELECT * FROM " + readParquet(qFiles, false)
 	}
 	if err := create("quarantine", body); err != nil {
 		return err
@@ -252,17 +340,220 @@ func (d *DB) Refresh(ctx context.Context) error {
 
 	slices.Sort(views)
 	d.views = views
+	d.files = append(all, qFiles...)
 	return nil
 }
 
-// EventFiles lists the lake's published event files, sorted.
-func (d *DB) EventFiles(ctx context.Context) ([]string, error) {
-	return d.glob(ctx, d.path(lake.EventsGlob))
+// typeSource is what a type's files read as: one read_parquet, or when
+// some of its fields turned from a struct into a string, the files of
+// each schema version read apart, those structs as their JSON text (as
+// the extract writes an object into a string column, and a compaction
+// widens one): DuckDB cannot read a struct and a string as one column.
+func (d *DB) typeSource(ctx context.Context, files []string, schema *lake.Schema) (string, error) {
+	turned := structsTurnedStrings(schema)
+	if len(turned) == 0 {
+		return readParquet(files, true), nil
+	}
+	versions := map[int][]string{}
+	q := "SELECT file_name, decode(value) FROM parquet_kv_metadata(" + list(files) + ") WHERE decode(key) = " + literal(lake.MetaSchemaVersion)
+	err := d.eachRow(ctx, q, func(scan func(...any) error) error {
+		var file, v string
+		if err := scan(&file, &v); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s: schema version %q", file, v)
+		}
+		versions[n] = append(versions[n], file)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("read the schema versions of %s's files: %w", schema.EventType, err)
+	}
+	var parts []string
+	for _, v := range slices.Sorted(maps.Keys(versions)) {
+		var replace []string
+		for _, name := range turned {
+			if f := fieldNamed(schema.FieldsOf(v), name); f != nil && f.Kind == lake.KindStruct {
+				replace = append(replace, "to_json("+ident(name)+")::VARCHAR AS "+ident(name))
+			}
+		}
+		sel := "SELECT * FROM " + readParquet(versions[v], true)
+		if len(replace) > 0 {
+			sel = "SELECT * REPLACE (" + strings.Join(replace, ", ") + ") FROM " + readParquet(versions[v], true)
+		}
+		parts = append(parts, sel)
+	}
+	return "(" + strings.Join(parts, " UNION ALL BY NAME ") + ")", nil
 }
 
-// QuarantineFiles lists the lake's published quarantine files, sorted.
+// structsTurnedStrings are the top-level fields that the schema has as
+// strings and an earlier version had as structs.
+func structsTurnedStrings(schema *lake.Schema) []string {
+	if schema == nil {
+		return nil
+	}
+	var out []string
+	for _, f := range schema.Fields {
+		if f.Kind != lake.KindString {
+			continue
+		}
+		for _, v := range schema.History {
+			if old := fieldNamed(v.Fields, f.Name); old != nil && old.Kind == lake.KindStruct {
+				out = append(out, f.Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// eachRow runs q on the DuckDB itself, views as they are.
+func (d *DB) eachRow(ctx context.Context, q string, row func(scan func(dest ...any) error) error) error {
+	rows, err := d.db.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// typeView is the body of an event type's view over src (empty: the type
+// has no files yet), whose files hold the columns present: with a schema,
+// the schema's columns only, typed as it says; without one, the standard
+// columns and whatever else the files hold.
+func typeView(src string, present []string, schema *lake.Schema) string {
+	if schema == nil {
+		if src == "" {
+			return emptySelect(eventColumns)
+		}
+		return viewOver(src, present)
+	}
+	var cols []column
+	for _, c := range eventColumns {
+		if f := fieldNamed(schema.Fields, c.name); f != nil {
+			cols = append(cols, column{c.name, sqlType(*f)})
+		} else if hiveOrLineage(c.name) {
+			cols = append(cols, c)
+		}
+	}
+	for _, f := range schema.Fields {
+		if !slices.ContainsFunc(cols, func(c column) bool { return c.name == f.Name }) {
+			cols = append(cols, column{f.Name, sqlType(f)})
+		}
+	}
+	if src == "" {
+		return emptySelect(cols)
+	}
+	list := make([]string, len(cols))
+	for i, c := range cols {
+		switch {
+		case !slices.Contains(present, c.name):
+			list[i] = "CAST(NULL AS " + c.sqlType + ") AS " + ident(c.name)
+		case strings.HasPrefix(c.sqlType, "STRUCT"):
+			list[i] = ident(c.name) // as the files' union has it: DuckDB casts structs by position
+		default:
+			list[i] = "CAST(" + ident(c.name) + " AS " + c.sqlType + ") AS " + ident(c.name)
+		}
+	}
+	return "SELECT " + strings.Join(list, ", ") + " FROM " + src
+}
+
+func fieldNamed(fields []lake.Field, name string) *lake.Field {
+	for i := range fields {
+		if fields[i].Name == name {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+// hiveOrLineage says whether a standard column is every event type's:
+// a hive key or a lineage column.
+func hiveOrLineage(name string) bool {
+	switch name {
+	case lake.ColEventType, lake.ColEventDate, lake.ColPartition, lake.ColOffset, lake.ColTimestamp:
+		return true
+	}
+	return false
+}
+
+// sqlType is DuckDB's type for a schema field.
+func sqlType(f lake.Field) string {
+	switch f.Kind {
+	case lake.KindBool:
+		return "BOOLEAN"
+	case lake.KindInt:
+		return "BIGINT"
+	case lake.KindFloat:
+		return "DOUBLE"
+	case lake.KindTimestamp:
+		return "TIMESTAMPTZ"
+	case lake.KindStruct:
+		parts := make([]string, len(f.Fields))
+		for i, sub := range f.Fields {
+			parts[i] = ident(sub.Name) + " " + sqlType(sub)
+		}
+		return "STRUCT(" + strings.Join(parts, ", ") + ")"
+	}
+	return "VARCHAR"
+}
+
+// EventFiles lists the files of the lake's events that a reader reads
+// (files a compaction replaced are not), sorted.
+func (d *DB) EventFiles(ctx context.Context) ([]string, error) {
+	return d.dataFiles(ctx, (*lake.Listing).Events)
+}
+
+// QuarantineFiles lists the quarantine files a reader reads, sorted.
 func (d *DB) QuarantineFiles(ctx context.Context) ([]string, error) {
-	return d.glob(ctx, d.path(lake.QuarantineGlob))
+	return d.dataFiles(ctx, (*lake.Listing).Quarantine)
+}
+
+func (d *DB) dataFiles(ctx context.Context, which func(*lake.Listing) []lake.DataFile) ([]string, error) {
+	l, err := lake.ListData(ctx, d.st)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	files := which(l)
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = d.path(f.Name)
+	}
+	return paths, nil
+}
+
+// Vanished says whether one of files (as EventFiles gives them) is no
+// longer in the lake: a compaction removed it once its grace period was
+// over. A statement that failed reading them is worth running again on a
+// new listing.
+func (d *DB) Vanished(ctx context.Context, files []string) bool {
+	l, err := lake.ListData(ctx, d.st)
+	if err != nil {
+		return false
+	}
+	there := make(map[string]bool, len(l.Files)+len(l.Replaced))
+	for _, f := range l.Files {
+		there[d.path(f.Name)] = true
+	}
+	for _, r := range l.Replaced {
+		there[d.path(r.Name)] = true
+	}
+	for _, f := range files {
+		if !there[f] {
+			return true
+		}
+	}
+	return false
 }
 
 // SelectEvents is a SELECT of the named standard event columns (see the
@@ -281,11 +572,7 @@ func (d *DB) SelectEvents(ctx context.Context, files []string, cols []string) (s
 	if len(files) == 0 {
 		return emptySelect(std), nil
 	}
-	quoted := make([]string, len(files))
-	for i, f := range files {
-		quoted[i] = literal(f)
-	}
-	src := "read_parquet([" + strings.Join(quoted, ", ") + "], hive_partitioning = true, union_by_name = true)"
+	src := readParquet(files, true)
 	present, err := d.columns(ctx, src)
 	if err != nil {
 		return "", err
@@ -341,32 +628,6 @@ func (d *DB) columns(ctx context.Context, src string) ([]string, error) {
 	return cols, nil
 }
 
-func (d *DB) glob(ctx context.Context, pattern string) ([]string, error) {
-	rows, err := d.db.QueryContext(ctx, "SELECT file FROM glob("+literal(pattern)+") ORDER BY file")
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", pattern, err)
-	}
-	defer rows.Close()
-	var files []string
-	for rows.Next() {
-		var f string
-		if err := rows.Scan(&f); err != nil {
-			return nil, fmt.Errorf("list %s: %w", pattern, err)
-		}
-		files = append(files, f)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list %s: %w", pattern, err)
-	}
-	return files, nil
-}
-
-// typeOf reads the event type from an events file's folders.
-func typeOf(file string) (string, bool) {
-	t, _ := lake.EventFolders(file)
-	return t, t != ""
-}
-
 // reserved reports whether an event type's name is taken by another view.
 func reserved(t string) bool {
 	if t == "events" || t == "quarantine" {
@@ -380,11 +641,22 @@ func reserved(t string) bool {
 	})
 }
 
-func readParquet(glob string, hive bool) string {
+// readParquet reads files (hive partitioned: with the event_type and
+// event_date of their folders).
+func readParquet(files []string, hive bool) string {
 	if hive {
-		return "read_parquet(" + literal(glob) + ", hive_partitioning = true, union_by_name = true)"
+		return "read_parquet(" + list(files) + ", hive_partitioning = true, union_by_name = true)"
 	}
-	return "read_parquet(" + literal(glob) + ", union_by_name = true)"
+	return "read_parquet(" + list(files) + ", union_by_name = true)"
+}
+
+// list is an SQL list of strings.
+func list(strs []string) string {
+	quoted := make([]string, len(strs))
+	for i, f := range strs {
+		quoted[i] = literal(f)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 func emptySelect(cols []column) string {
@@ -408,11 +680,44 @@ type Result struct {
 	Rows    [][]any
 }
 
+// attempts bounds how often a statement runs: again when it failed and
+// a file its views read was removed meanwhile (a compaction removing the
+// files it replaced, once their grace period is over).
+const attempts = 3
+
+// statement runs a statement on views brought up to date, and again on a
+// new listing when it failed reading a file that vanished and run says
+// it may.
+func (d *DB) statement(ctx context.Context, run func() (again bool, err error)) error {
+	for attempt := 1; ; attempt++ {
+		if d.keeps {
+			if err := d.sync(ctx, false); err != nil {
+				return err
+			}
+		}
+		d.mu.RLock()
+		again, err := run()
+		files := d.files
+		d.mu.RUnlock()
+		if err == nil || !again || attempt == attempts || !d.Vanished(ctx, files) {
+			return err
+		}
+	}
+}
+
 // Query runs one SQL statement and returns all its rows. DuckDB's own message
 // (a parser or binder error, say) is kept in the error.
 func (d *DB) Query(ctx context.Context, q string, args ...any) (*Result, error) {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
+	var res *Result
+	err := d.statement(ctx, func() (bool, error) {
+		var err error
+		res, err = d.query(ctx, q, args...)
+		return true, err
+	})
+	return res, err
+}
+
+func (d *DB) query(ctx context.Context, q string, args ...any) (*Result, error) {
 	rows, err := d.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -445,26 +750,29 @@ func (d *DB) Query(ctx context.Context, q string, args ...any) (*Result, error) 
 
 // Exec runs a statement that returns no rows, such as CREATE TABLE.
 func (d *DB) Exec(ctx context.Context, q string, args ...any) error {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	_, err := d.db.ExecContext(ctx, q, args...)
-	return err
+	return d.statement(ctx, func() (bool, error) {
+		_, err := d.db.ExecContext(ctx, q, args...)
+		return true, err
+	})
 }
 
 // Each runs q and calls row with a Scan function for every row, for callers
-// that want typed values without a Result.
+// that want typed values without a Result. It runs q again (see Query)
+// only when no row was given yet.
 func (d *DB) Each(ctx context.Context, q string, args []any, row func(scan func(dest ...any) error) error) error {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	rows, err := d.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows.Scan); err != nil {
-			return err
+	return d.statement(ctx, func() (bool, error) {
+		rows, err := d.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return true, err
 		}
-	}
-	return rows.Err()
+		defer rows.Close()
+		given := false
+		for rows.Next() {
+			given = true
+			if err := row(rows.Scan); err != nil {
+				return false, err
+			}
+		}
+		return !given, rows.Err()
+	})
 }

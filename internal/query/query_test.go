@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/extract/extracttest"
 	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/query"
 )
@@ -315,5 +316,68 @@ func TestPendingFilesAreNotRead(t *testing.T) {
 	}
 	if got := scalar(t, db, "SELECT count(*) FROM quarantine"); got != 2 {
 		t.Errorf("quarantine: %d rows, wrote 2", got)
+	}
+}
+
+// TestTypeViewsShowTheirSchemasColumns: on a lake the extract wrote, each
+// type's view has the columns of its _schemas/<type>.json (every version,
+// widened) and the lineage and hive columns, typed as the schema says;
+// events has them all. A statement sees files extracted after Open.
+func TestTypeViewsShowTheirSchemasColumns(t *testing.T) {
+	ctx := context.Background()
+	addr := extracttest.StartBroker(t)
+	dir := filepath.Join(t.TempDir(), "lake")
+	extracted := func(raw ...[]byte) *extracttest.Produced {
+		p := extracttest.Produce(t, addr, laketest.Config{Events: 300}, nil, raw...)
+		if _, err := extracttest.NewExtractor(t, addr, dir).Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	want := extracted([]byte(`{"event_type":"quest_done","event_time":"2026-01-01T10:00:00Z","score":1,"flag":true}`))
+	db := open(t, dir)
+	columns := func(view string) map[string]string {
+		t.Helper()
+		res, err := db.Query(ctx, `SELECT column_name, column_type FROM (DESCRIBE "`+view+`")`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols := map[string]string{}
+		for _, r := range res.Rows {
+			cols[r[0].(string)] = r[1].(string)
+		}
+		return cols
+	}
+	buy := columns("buy_item")
+	for _, c := range []string{"event_id", "event_type", "event_time", "user", "item_type", "quality", "quantity", "total_price", "http", "kafka_partition", "kafka_offset", "kafka_timestamp", "event_date"} {
+		if _, ok := buy[c]; !ok {
+			t.Errorf("buy_item lacks %s: %v", c, buy)
+		}
+	}
+	for _, c := range []string{"guild", "cart_size", "item_count"} {
+		if _, ok := buy[c]; ok {
+			t.Errorf("buy_item has %s, which no buy_item event has", c)
+		}
+		if _, ok := columns("events")[c]; !ok {
+			t.Errorf("events lacks %s", c)
+		}
+	}
+	if got := scalar(t, db, "SELECT count(*) FROM buy_item"); got != want.PerType["buy_item"] {
+		t.Errorf("buy_item: %d rows, sent %d", got, want.PerType["buy_item"])
+	}
+
+	// The quest's schema widens (score to a float, flag to a string): its
+	// view follows at the next statement, without a Refresh.
+	more := extracted([]byte(`{"event_type":"quest_done","event_time":"2026-01-01T11:00:00Z","score":2.5,"flag":"maybe","note":"new"}`))
+	want.Add(more)
+	quest := columns("quest_done")
+	if quest["score"] != "DOUBLE" || quest["flag"] != "VARCHAR" || quest["note"] != "VARCHAR" || quest["item_type"] != "" {
+		t.Errorf("quest_done's columns %v: want score DOUBLE, flag and note VARCHAR, no item_type", quest)
+	}
+	if got := scalar(t, db, "SELECT count(*) FROM quest_done WHERE flag IN ('true', 'maybe') AND score IN (1, 2.5)"); got != 2 {
+		t.Errorf("quest_done: %d rows with their widened values, want 2", got)
+	}
+	if got := scalar(t, db, "SELECT count(*) FROM events"); got != int64(len(want.Events))+2 {
+		t.Errorf("events: %d rows, sent %d", got, len(want.Events)+2)
 	}
 }

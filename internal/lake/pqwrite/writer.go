@@ -42,14 +42,17 @@ func NewEncoder(compression, createdBy string) (*Encoder, error) {
 // what an open file costs is what it buffers. A Writer is for one
 // goroutine at a time.
 type Writer struct {
-	out    countingWriter
-	enc    fileEncoder
-	cols   []column
-	seq    int64 // stamp of the row being built
-	bytes  int64 // bytes buffered in cols
-	rows   int64
-	pool   *buffers
-	tooBig bool // the row being built does not fit a row group
+	out   countingWriter
+	enc   fileEncoder
+	cols  []column
+	seq   int64 // stamp of the row being built
+	bytes int64 // bytes buffered in cols
+	rows  int64
+	// groupRows are the rows buffered in cols: those of the row group
+	// being built.
+	groupRows int64
+	pool      *buffers
+	tooBig    bool // the row being built does not fit a row group
 }
 
 // column is one leaf column's buffered rows.
@@ -60,6 +63,15 @@ type column struct {
 	nums   []uint64 // the values of numeric and boolean columns (floats as bits)
 	data   []byte   // the values of byte array columns, back to back
 	ends   []uint32 // where each byte array value ends in data
+
+	// counted of defs were checked by EndRows: present of them have a
+	// value.
+	counted, present int
+	// appended are the bytes appended since the last EndRows; tooBig says
+	// they do not fit a row group. Per column, so that columns can be
+	// appended to side by side.
+	appended int64
+	tooBig   bool
 
 	set     int64 // the row (seq) that last set a value
 	nullRow int64 // the row (seq) in which a present struct makes nulls nullDef deep
@@ -235,6 +247,7 @@ func (w *Writer) EndRow() error {
 	}
 	w.seq++
 	w.rows++
+	w.groupRows++
 	return nil
 }
 
@@ -255,7 +268,7 @@ func (w *Writer) FlushRowGroup() error {
 	if err := w.enc.writeRowGroup(&w.out, w.cols, w.pool); err != nil {
 		return fmt.Errorf("write row group: %w", err)
 	}
-	w.bytes = 0
+	w.bytes, w.groupRows = 0, 0
 	return nil
 }
 

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/questlog/questlog/internal/extract/extracttest"
+	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/laketest"
+)
+
+// A lake of small files (an extract rolling every 10 rows), compacted by
+// hand: lake compact says what it merged and removed, and lake check
+// finds every record once.
+func TestLakeCompactThenCheck(t *testing.T) {
+	addr := extracttest.StartBroker(t)
+	extracttest.Produce(t, addr, laketest.Config{Events: 400}, nil)
+	lakeDir := filepath.Join(t.TempDir(), "lake")
+	if _, err := runCLI(t, "extract", "--once", "--brokers", addr, "--lake", lakeDir, "--max-rows", "10"); err != nil {
+		t.Fatal(err)
+	}
+	before, err := runCLI(t, "lake", "check", "--lake", lakeDir)
+	if err != nil {
+		t.Fatalf("lake check: %v\n%s", err, before)
+	}
+	out, err := runCLI(t, "lake", "compact", "--lake", lakeDir, "--grace", "0")
+	if err != nil {
+		t.Fatalf("lake compact: %v\n%s", err, out)
+	}
+	summary := regexp.MustCompile(`(?m)^(\d+) files merged into (\d+),.*\n(\d+) replaced files removed$`).FindStringSubmatch(out)
+	if summary == nil || summary[1] == "0" || summary[1] != summary[3] || !strings.Contains(out, "merged ") {
+		t.Fatalf("lake compact printed:\n%s", out)
+	}
+	after, err := runCLI(t, "lake", "check", "--lake", lakeDir)
+	if err != nil || !strings.Contains(after, "ok: every offset") {
+		t.Fatalf("lake check after compacting: %v\n%s", err, after)
+	}
+	events := regexp.MustCompile(`(?m)^events\s+\d+$`)
+	if events.FindString(before) != events.FindString(after) {
+		t.Errorf("lake check counted %q before compacting, %q after", events.FindString(before), events.FindString(after))
+	}
+}
+
+func TestByteSizeFlag(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		str  string
+	}{
+		{"134217728", 128 << 20, "128MiB"}, {"128MiB", 128 << 20, "128MiB"}, {"64 MB", 64e6, "64000000"},
+		{"512KiB", 512 << 10, "512KiB"}, {"2GiB", 2 << 30, "2GiB"}, {"1000B", 1000, "1000"},
+	} {
+		var b byteSize
+		if err := b.Set(tt.in); err != nil || int64(b) != tt.want || b.String() != tt.str {
+			t.Errorf("Set(%q): %d %q %v; want %d %q", tt.in, int64(b), b.String(), err, tt.want, tt.str)
+		}
+	}
+	for _, bad := range []string{"", "12 parsecs", "-1MiB", "1.5GiB"} {
+		var b byteSize
+		if err := b.Set(bad); err == nil {
+			t.Errorf("Set(%q): no error", bad)
+		}
+	}
+}
+
+// extract --follow compacts as it follows: small files (a roll every 10
+// rows) of days that are over are merged while it runs, and Ctrl-C leaves
+// a lake that lake check finds whole.
+func TestExtractFollowCompacts(t *testing.T) {
+	addr := extracttest.StartBroker(t)
+	want := extracttest.Produce(t, addr, laketest.Config{Events: 400}, nil)
+	lakeDir := filepath.Join(t.TempDir(), "lake")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"extract", "--follow", "--brokers", addr, "--lake", lakeDir, "--max-rows", "10",
+		"--compact-interval", "50ms", "--compact-grace", "0", "--log-level", "warn"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r, err := lake.Check(ctx, lake.Dir(lakeDir), "events")
+		if err == nil && r.OK() && r.Replaced == 0 && extracttest.CountsDiffer(r.Rows, want.PerType) == "" && mostPerGroup(t, lakeDir) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lake was never whole and compacted: %v %+v", err, r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("extract --follow: %v\n%s", err, out.String())
+	}
+	if _, err := runCLI(t, "lake", "check", "--lake", lakeDir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mostPerGroup(t *testing.T, lakeDir string) int {
+	t.Helper()
+	l, err := lake.ListData(context.Background(), lake.Dir(lakeDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	most, n := 0, map[lake.Group]int{}
+	for _, f := range l.Events() {
+		n[f.Group()]++
+		most = max(most, n[f.Group()])
+	}
+	return most
+}

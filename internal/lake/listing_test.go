@@ -1,0 +1,137 @@
+package lake
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// files makes data files from names.
+func files(t *testing.T, names ...string) []DataFile {
+	t.Helper()
+	out := make([]DataFile, len(names))
+	for i, n := range names {
+		p, ok := ParsePart(n)
+		if !ok {
+			t.Fatalf("%s is not a data file name", n)
+		}
+		out[i] = DataFile{Part: p, Name: n}
+	}
+	return out
+}
+
+// TestResolve: within a group, a file whose range lies inside another's is
+// replaced by it; a partial overlap is reported; groups never interact.
+func TestResolve(t *testing.T) {
+	const dir = "events/event_type=buy_item/event_date=2026-11-29/"
+	const other = "events/event_type=sell_item/event_date=2026-11-29/"
+	tests := []struct {
+		name      string
+		files     []string
+		effective []string
+		replaced  map[string]string // file: by
+		overlaps  int
+	}{
+		{"an extract's files are all read",
+			[]string{dir + "part-0-1-5.parquet", dir + "part-0-8-9.parquet", dir + "part-1-1-5.parquet"},
+			[]string{dir + "part-0-1-5.parquet", dir + "part-0-8-9.parquet", dir + "part-1-1-5.parquet"}, nil, 0},
+		{"a merged file replaces the files of its range",
+			[]string{dir + "part-0-1-5.parquet", dir + "part-0-8-9.parquet", dir + "part-0-1-9.parquet", dir + "part-0-12-20.parquet"},
+			[]string{dir + "part-0-1-9.parquet", dir + "part-0-12-20.parquet"},
+			map[string]string{dir + "part-0-1-5.parquet": dir + "part-0-1-9.parquet", dir + "part-0-8-9.parquet": dir + "part-0-1-9.parquet"}, 0},
+		{"a merge of merged files replaces them all",
+			[]string{dir + "part-0-1-5.parquet", dir + "part-0-8-9.parquet", dir + "part-0-1-9.parquet", dir + "part-0-12-20.parquet", dir + "part-0-1-20.parquet"},
+			[]string{dir + "part-0-1-20.parquet"},
+			map[string]string{dir + "part-0-1-5.parquet": dir + "part-0-1-20.parquet", dir + "part-0-8-9.parquet": dir + "part-0-1-20.parquet",
+				dir + "part-0-1-9.parquet": dir + "part-0-1-20.parquet", dir + "part-0-12-20.parquet": dir + "part-0-1-20.parquet"}, 0},
+		{"a range ending where the next begins is no overlap",
+			[]string{dir + "part-0-1-5.parquet", dir + "part-0-6-6.parquet"},
+			[]string{dir + "part-0-1-5.parquet", dir + "part-0-6-6.parquet"}, nil, 0},
+		{"other groups with the same offsets are other records",
+			[]string{dir + "part-0-1-9.parquet", other + "part-0-2-3.parquet", dir + "part-1-2-3.parquet", "quarantine/part-0-4-4.parquet"},
+			[]string{dir + "part-0-1-9.parquet", dir + "part-1-2-3.parquet", other + "part-0-2-3.parquet", "quarantine/part-0-4-4.parquet"}, nil, 0},
+		{"quarantine files are resolved too",
+			[]string{"quarantine/part-0-4-4.parquet", "quarantine/part-0-4-9.parquet"},
+			[]string{"quarantine/part-0-4-9.parquet"}, map[string]string{"quarantine/part-0-4-4.parquet": "quarantine/part-0-4-9.parquet"}, 0},
+		{"a partial overlap is an error, not resolved",
+			[]string{dir + "part-0-1-9.parquet", dir + "part-0-5-12.parquet"},
+			[]string{dir + "part-0-1-9.parquet", dir + "part-0-5-12.parquet"}, nil, 1},
+		{"a partial overlap inside a file that holds both is resolved",
+			[]string{dir + "part-0-1-9.parquet", dir + "part-0-5-12.parquet", dir + "part-0-1-12.parquet"},
+			[]string{dir + "part-0-1-12.parquet"},
+			map[string]string{dir + "part-0-1-9.parquet": dir + "part-0-1-12.parquet", dir + "part-0-5-12.parquet": dir + "part-0-1-12.parquet"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			effective, replaced, overlaps := Resolve(files(t, tt.files...))
+			if got := Names(effective); !slices.Equal(got, tt.effective) {
+				t.Errorf("effective %q, want %q", got, tt.effective)
+			}
+			got := map[string]string{}
+			for _, r := range replaced {
+				got[r.Name] = r.By.Name
+			}
+			if len(got) != len(tt.replaced) {
+				t.Errorf("replaced %v, want %v", got, tt.replaced)
+			}
+			for f, by := range tt.replaced {
+				if got[f] != by {
+					t.Errorf("%s replaced by %q, want %q", f, got[f], by)
+				}
+			}
+			if len(overlaps) != tt.overlaps {
+				t.Errorf("overlaps %v, want %d", overlaps, tt.overlaps)
+			}
+		})
+	}
+}
+
+func TestListDataSortsOutPendingAndForeignFiles(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{
+		"events/event_type=buy_item/event_date=2026-11-29/part-0-1-5.parquet",
+		"events/event_type=buy_item/event_date=2026-11-29/part-0-6-9.parquet",
+		"events/event_type=buy_item/event_date=2026-11-29/part-0-1-9.parquet",
+		"events/event_type=buy_item/event_date=2026-11-29/.pending-0a1b2c3d4e5f-part-0-10-12.parquet.tmp",
+		"events/event_type=buy_item/event_date=2026-11-29/.pending-0a1b2c3d4e5f-merge-part-0-1-12.parquet.tmp",
+		"events/event_type=buy_item/event_date=2026-11-29/notes.txt",
+		"quarantine/part-0-13-13.parquet",
+		"_checkpoints/events.json",
+	}
+	for _, n := range names {
+		p := filepath.Join(dir, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := ListData(context.Background(), Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Names(l.Files); !slices.Equal(got, []string{names[2], names[6]}) {
+		t.Errorf("files %q", got)
+	}
+	if got := Names(l.Events()); !slices.Equal(got, []string{names[2]}) {
+		t.Errorf("events %q", got)
+	}
+	if got := Names(l.Quarantine()); !slices.Equal(got, []string{names[6]}) {
+		t.Errorf("quarantine %q", got)
+	}
+	if len(l.Replaced) != 2 || len(l.Pending) != 2 || len(l.Foreign) != 1 || l.Err() != nil {
+		t.Errorf("replaced %v, pending %v, foreign %v, err %v", l.Replaced, l.Pending, l.Foreign, l.Err())
+	}
+	for _, fi := range l.Pending {
+		if IsMergePending(fi.Name) != strings.Contains(fi.Name, "merge-") {
+			t.Errorf("IsMergePending(%s) = %v", fi.Name, IsMergePending(fi.Name))
+		}
+	}
+	if l.Files[0].Size != int64(len(names[2])) || l.Files[0].ModTime.IsZero() {
+		t.Errorf("file info %+v", l.Files[0])
+	}
+}
