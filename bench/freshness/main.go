@@ -17,13 +17,21 @@
 //     item stamp<p> is one that only it buys, at 1 gold, so the gold its
 //     answer reports (the event's gold_after) names the event in the lake;
 //     when its gold runs out the next stamp player takes over;
-//   - polls `questlog query`'s view of the lake in this process, every
-//     -poll: query.Open on the lake directory as `questlog query` does,
-//     then, as each `questlog query` run starts by building its views, a
-//     Refresh (a view whose event type had no files when it was built
-//     stays empty until then) and SELECT item_type, gold_after FROM
-//     buy_item WHERE item_type LIKE 'stamp%'. A stamp is visible to query
-//     when the answer of the first poll that holds it arrives;
+//   - polls the lake as `questlog query` reads it, in this process, every
+//     -poll: query.Open on the lake directory, as `questlog query` does,
+//     and SELECT item_type, gold_after FROM buy_item WHERE item_type LIKE
+//     'stamp%'. A view whose event type had no files when the views were
+//     built stays empty until they are rebuilt (Refresh, which every
+//     `questlog query` run does as it opens the lake), so the poller
+//     rebuilds them before each statement until they were built with
+//     buy_item files; from then on DuckDB lists the view's files anew for
+//     each statement. A stamp is visible to query from the start of the
+//     first statement that returns it (a `questlog query` started then
+//     would return it too);
+//   - times whole `questlog query` runs every -query-runs (open the lake,
+//     build every view from the files' schemas, the statement, close): how
+//     long a user waits for that answer, which grows with the lake's file
+//     count whatever the freshness;
 //   - polls GET /dashboard/report every -poll. The page cannot name single
 //     events, but its "Purchases by item type and quality" table counts the
 //     items bought of each type in each quality, every type listed: the
@@ -40,11 +48,13 @@
 // Latency = first seen − ack, per stamp; a stamp not seen within -wait
 // counts as infinitely late. The resolution is the poll period (each poll
 // is sent -poll after the last one was, or at once when that took longer):
-// the table gives its mean and the longest gap between two answers, and
-// how long one poll took (a Refresh and the statement; a dashboard
-// request, which rebuilds the charts when they are older than --refresh).
-// The dashboard is polled far more often than a browser does (every
-// --refresh): a browser sees the same charts up to one --refresh later.
+// the table gives its mean and the longest gap between two observations,
+// and how long one poll took (the statement; a dashboard request, which
+// rebuilds the charts when they are older than --refresh).
+// The dashboard's page in a browser asks every --refresh: alone, each ask
+// finds the charts at least --refresh old and has them rebuilt, as this
+// poller's asks do, so it sees what the poller sees; among other viewers
+// it may be given charts rebuilt up to --refresh before its ask.
 // Everything shares the machine's cores, the in-process DuckDB polls too
 // (its CPU is printed as "bench CPU").
 //
@@ -83,6 +93,7 @@ import (
 
 	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/loadgen"
 	"github.com/questlog/questlog/internal/query"
 )
@@ -96,6 +107,7 @@ type options struct {
 	warmup       time.Duration
 	wait         time.Duration
 	poll         time.Duration
+	queryRuns    time.Duration
 	load         bool
 	users        int
 	rate         float64
@@ -114,6 +126,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "background load before the first stamp")
 	flag.DurationVar(&o.wait, "wait", 30*time.Second, "after the last stamp, how long to wait for unseen stamps")
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "poll query and the dashboard this often (the resolution)")
+	flag.DurationVar(&o.queryRuns, "query-runs", 2*time.Second, "time a whole questlog query run (open, views, statement) this often (0: never)")
 	flag.BoolVar(&o.load, "load", true, "run the players scenario in the background")
 	flag.IntVar(&o.users, "users", 50, "background load: players")
 	flag.Float64Var(&o.rate, "rate", 500, "background load: requests per second")
@@ -174,6 +187,9 @@ type Run struct {
 	Dashboard Latencies `json:"dashboard"`
 	QueryPoll Polls     `json:"query_poll"`
 	DashPoll  Polls     `json:"dashboard_poll"`
+	// QueryRuns are the whole `questlog query` runs timed: their took is
+	// how long one takes to answer with the lake as it was.
+	QueryRuns Polls `json:"query_runs"`
 	// Files are the lake's event files (and quarantine's) when the last
 	// stamp was seen, RunSeconds after up was ready.
 	Files           int     `json:"files"`
@@ -332,9 +348,12 @@ func runConfig(ctx context.Context, o options, bin, dir, extra string) (Run, err
 	obsCtx, stopObs := context.WithCancel(ctx)
 	defer stopObs()
 	var wg sync.WaitGroup
-	var qPolls, dPolls pollLog
+	var qPolls, dPolls, qRuns pollLog
 	wg.Go(func() { pollQuery(obsCtx, db, tr, o.poll, &qPolls) })
 	wg.Go(func() { pollDashboard(obsCtx, base, tr, o.poll, &dPolls) })
+	if o.queryRuns > 0 {
+		wg.Go(func() { timeQueryRuns(obsCtx, lakeDir, o.queryRuns, &qRuns) })
+	}
 	defer func() { stopObs(); wg.Wait() }()
 
 	var ld *loadRun
@@ -398,7 +417,7 @@ func runConfig(ctx context.Context, o options, bin, dir, extra string) (Run, err
 	if len(acks) > 0 {
 		r.AckP50Ms, r.AckP99Ms = percentile(acks, 50), percentile(acks, 99)
 	}
-	r.QueryPoll, r.DashPoll = qPolls.summary(), dPolls.summary()
+	r.QueryPoll, r.DashPoll, r.QueryRuns = qPolls.summary(), dPolls.summary(), qRuns.summary()
 	r.GoalMet = r.Stamps > 0 && float64(r.Query.P99) <= goalSeconds && float64(r.Dashboard.P99) <= goalSeconds
 	return r, nil
 }
@@ -514,14 +533,14 @@ func (s *stamper) post(ctx context.Context, path, token, body string, out any) (
 
 // pollLog records an observer's polls.
 type pollLog struct {
-	done    []time.Time // when each answer arrived
-	took    []float64   // ms
+	obs     []time.Time // the time each poll's observation is dated
+	took    []float64   // ms, from sending the poll to its answer
 	errors  int
 	lastErr string
 }
 
-func (l *pollLog) add(start, end time.Time, err error) {
-	l.done = append(l.done, end)
+func (l *pollLog) add(start, at, end time.Time, err error) {
+	l.obs = append(l.obs, at)
 	l.took = append(l.took, float64(end.Sub(start).Microseconds())/1000)
 	if err != nil {
 		l.errors++
@@ -529,30 +548,32 @@ func (l *pollLog) add(start, end time.Time, err error) {
 	}
 }
 
+// summary gives the mean period and the longest gap between observations
+// (the resolution), and what one poll took.
 func (l *pollLog) summary() Polls {
-	p := Polls{Polls: len(l.done), Errors: l.errors, LastEr: l.lastErr}
+	p := Polls{Polls: len(l.obs), Errors: l.errors, LastEr: l.lastErr}
 	if len(l.took) > 0 {
 		p.TookP50Ms, p.TookMaxMs = percentile(l.took, 50), percentile(l.took, 100)
 	}
-	for i := 1; i < len(l.done); i++ {
-		p.MaxGap = max(p.MaxGap, float64(l.done[i].Sub(l.done[i-1]).Microseconds())/1000)
+	for i := 1; i < len(l.obs); i++ {
+		p.MaxGap = max(p.MaxGap, float64(l.obs[i].Sub(l.obs[i-1]).Microseconds())/1000)
 	}
-	if n := len(l.done); n > 1 {
-		p.MeanMs = float64(l.done[n-1].Sub(l.done[0]).Microseconds()) / 1000 / float64(n-1)
+	if n := len(l.obs); n > 1 {
+		p.MeanMs = float64(l.obs[n-1].Sub(l.obs[0]).Microseconds()) / 1000 / float64(n-1)
 	}
 	return p
 }
 
 // every calls poll every period (at once when a poll took longer) until
-// ctx ends, logging each.
+// ctx ends, logging each; poll returns the time its observation is dated.
 func every(ctx context.Context, period time.Duration, log *pollLog, poll func(ctx context.Context) (time.Time, error)) {
 	for ctx.Err() == nil {
 		start := time.Now()
-		end, err := poll(ctx)
+		at, err := poll(ctx)
 		if ctx.Err() != nil {
 			return // cut short by the end: not a poll
 		}
-		log.add(start, end, err)
+		log.add(start, at, time.Now(), err)
 		select {
 		case <-ctx.Done():
 			return
@@ -563,13 +584,27 @@ func every(ctx context.Context, period time.Duration, log *pollLog, poll func(ct
 
 const stampQuery = `SELECT item_type, gold_after FROM buy_item WHERE item_type LIKE 'stamp%' AND status = 'ok'`
 
+// pollQuery runs stampQuery every period and dates what it sees at the
+// statement's start, when DuckDB lists the view's files: a query started
+// then would see the same. The views are rebuilt before each statement
+// until one was built with buy_item files (before, the view is empty
+// whatever is published); after that DuckDB lists the files anew for
+// every statement.
 func pollQuery(ctx context.Context, db *query.DB, tr *tracker, period time.Duration, log *pollLog) {
+	viewBuilt := false
 	every(ctx, period, log, func(ctx context.Context) (time.Time, error) {
-		if err := db.Refresh(ctx); err != nil {
-			return time.Now(), err
+		if !viewBuilt {
+			files, err := db.EventFiles(ctx)
+			if err != nil {
+				return time.Now(), err
+			}
+			if err := db.Refresh(ctx); err != nil {
+				return time.Now(), err
+			}
+			viewBuilt = slices.ContainsFunc(files, func(f string) bool { t, _ := lake.EventFolders(f); return t == "buy_item" })
 		}
-		res, err := db.Query(ctx, stampQuery)
 		at := time.Now()
+		res, err := db.Query(ctx, stampQuery)
 		if err != nil {
 			return at, err
 		}
@@ -588,6 +623,26 @@ func pollQuery(ctx context.Context, db *query.DB, tr *tracker, period time.Durat
 	})
 }
 
+// timeQueryRuns does what one `questlog query` run does, every period:
+// open the lake (building the views from the files' schemas), run
+// stampQuery, close; the log's took is how long each took.
+func timeQueryRuns(ctx context.Context, lakeDir string, period time.Duration, log *pollLog) {
+	every(ctx, period, log, func(ctx context.Context) (time.Time, error) {
+		at := time.Now()
+		db, err := query.Open(ctx, lakeDir)
+		if err != nil {
+			return at, err
+		}
+		defer db.Close()
+		_, err = db.Query(ctx, stampQuery)
+		return at, err
+	})
+}
+
+// pollDashboard asks for the dashboard's charts every period and dates
+// what it sees at the answer: the charts are rebuilt while the request
+// waits when they are older than --refresh, so the page showed nothing
+// newer before.
 func pollDashboard(ctx context.Context, base string, tr *tracker, period time.Duration, log *pollLog) {
 	client := &http.Client{Timeout: time.Minute}
 	quality := game.DefaultCatalog().DefaultQuality() // a buy without a quality gets it; the stamp catalog keeps it first
@@ -799,7 +854,7 @@ func printResults(w io.Writer, r *Results, wait time.Duration) {
 	fmt.Fprintf(w, "questlog up --password-cost 4 --login-failures-per-user 0 --login-failures-per-address 0 --catalog <built-in + stamp items>, free ports, a temporary --data-dir, then each config's arguments\n")
 	fmt.Fprintf(w, "load average before %s, after %s\n\n", r.LoadAverageBefore, r.LoadAverageAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "round\tconfig\tstamps\tquery p50/p90/p99/max s\tdashboard p50/p90/p99/max s\tunseen q/d\tfiles\tpoll q ms (took p50/max)\tpoll d ms (took p50/max)\tup CPU\tbench CPU\tgoal\t")
+	fmt.Fprintln(tw, "round\tconfig\tstamps\tquery p50/p90/p99/max s\tdashboard p50/p90/p99/max s\tunseen q/d\tfiles\tpoll q ms (took p50/max)\tpoll d ms (took p50/max)\tquery run ms p50/max\tup CPU\tbench CPU\tgoal\t")
 	for _, x := range r.Runs {
 		lat := func(l Latencies) string {
 			return strings.Join([]string{l.P50.format(wait), l.P90.format(wait), l.P99.format(wait), l.Max.format(wait)}, " / ")
@@ -811,9 +866,13 @@ func printResults(w io.Writer, r *Results, wait time.Duration) {
 		if x.Failed > 0 {
 			stamps += fmt.Sprintf(" (+%d failed, %d of them in the lake)", x.Failed, x.UnackedInLake)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\t%.2f\t%.2f\t%s\t\n", x.Round, x.Label, stamps,
+		runs := "–"
+		if x.QueryRuns.Polls > 0 {
+			runs = fmt.Sprintf("%.0f/%.0f", x.QueryRuns.TookP50Ms, x.QueryRuns.TookMaxMs)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\t%s\t%.2f\t%.2f\t%s\t\n", x.Round, x.Label, stamps,
 			lat(x.Query), lat(x.Dashboard), x.Query.Unseen, x.Dashboard.Unseen, x.Files,
-			poll(x.QueryPoll), poll(x.DashPoll), x.UpCPU, x.BenchCPU, verdict(x.GoalMet))
+			poll(x.QueryPoll), poll(x.DashPoll), runs, x.UpCPU, x.BenchCPU, verdict(x.GoalMet))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -828,7 +887,7 @@ func printResults(w io.Writer, r *Results, wait time.Duration) {
 		for _, p := range []struct {
 			name string
 			p    Polls
-		}{{"query", x.QueryPoll}, {"dashboard", x.DashPoll}} {
+		}{{"query", x.QueryPoll}, {"dashboard", x.DashPoll}, {"questlog query runs", x.QueryRuns}} {
 			if p.p.Errors > 0 {
 				fmt.Fprintf(w, "  %s polls: %d of %d failed, last: %s\n", p.name, p.p.Errors, p.p.Polls, p.p.LastEr)
 			}

@@ -245,11 +245,13 @@ func TestTracker(t *testing.T) {
 func TestPollSummary(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var l pollLog
-	l.add(t0, t0.Add(50*time.Millisecond), nil)
-	l.add(t0.Add(100*time.Millisecond), t0.Add(150*time.Millisecond), nil)
-	l.add(t0.Add(150*time.Millisecond), t0.Add(650*time.Millisecond), os.ErrNotExist)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	// Dated at their start, then one dated at its answer.
+	l.add(ms(0), ms(0), ms(50), nil)
+	l.add(ms(100), ms(100), ms(150), nil)
+	l.add(ms(150), ms(650), ms(650), os.ErrNotExist)
 	p := l.summary()
-	if p.Polls != 3 || p.Errors != 1 || p.MeanMs != 300 || p.MaxGap != 500 || p.TookP50Ms != 50 || p.TookMaxMs != 500 {
+	if p.Polls != 3 || p.Errors != 1 || p.MeanMs != 325 || p.MaxGap != 550 || p.TookP50Ms != 50 || p.TookMaxMs != 500 {
 		t.Errorf("summary = %+v", p)
 	}
 }
