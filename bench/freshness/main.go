@@ -126,7 +126,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "background load before the first stamp")
 	flag.DurationVar(&o.wait, "wait", 30*time.Second, "after the last stamp, how long to wait for unseen stamps")
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "poll query and the dashboard this often (the resolution)")
-	flag.DurationVar(&o.queryRuns, "query-runs", 2*time.Second, "time a whole questlog query run (open, views, statement) this often (0: never)")
+	flag.DurationVar(&o.queryRuns, "query-runs", 5*time.Second, "time a whole questlog query run (open, views, statement) this often (0: never)")
 	flag.BoolVar(&o.load, "load", true, "run the players scenario in the background")
 	flag.IntVar(&o.users, "users", 50, "background load: players")
 	flag.Float64Var(&o.rate, "rate", 500, "background load: requests per second")
@@ -204,6 +204,8 @@ type Run struct {
 	LoadRequestsPerSecond float64 `json:"load_requests_per_second,omitempty"`
 	LoadErrors            int64   `json:"load_errors,omitempty"`
 	GoalMet               bool    `json:"goal_met"`
+	// LoadAverage is the machine's at the end of the run.
+	LoadAverage string `json:"load_average"`
 }
 
 // Polls describe an observer's polling: its resolution.
@@ -272,10 +274,10 @@ func run(ctx context.Context, o options) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", label, err)
 			}
-			r.Label, r.Round = label, round
+			r.Label, r.Round, r.LoadAverage = label, round, loadAverage()
 			res.Runs = append(res.Runs, r)
 			fmt.Fprintf(os.Stderr, "  %d stamps; p99 (s): query %s, dashboard %s; %d files; load average %s\n",
-				r.Stamps, r.Query.P99.format(o.wait), r.Dashboard.P99.format(o.wait), r.Files, loadAverage())
+				r.Stamps, r.Query.P99.format(o.wait), r.Dashboard.P99.format(o.wait), r.Files, r.LoadAverage)
 		}
 	}
 	res.LoadAverageAfter = loadAverage()
@@ -877,7 +879,7 @@ func printResults(w io.Writer, r *Results, wait time.Duration) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	for _, x := range r.Runs {
-		fmt.Fprintf(w, "round %d, %s:\n", x.Round, x.Label)
+		fmt.Fprintf(w, "round %d, %s (load average after: %s):\n", x.Round, x.Label, x.LoadAverage)
 		fmt.Fprintf(w, "  acks p50 %.1f ms, p99 %.1f ms; lake %d event files + %d quarantine, %.1f MB after %.0f s",
 			x.AckP50Ms, x.AckP99Ms, x.Files, x.QuarantineFiles, float64(x.LakeBytes)/1e6, x.RunSeconds)
 		if x.LoadRequestsPerSecond > 0 {
