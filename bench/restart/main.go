@@ -1,0 +1,313 @@
+// Command restart measures what questlog's processes cost when they start
+// on a data directory whose topic already holds many events (issue 14: at
+// most 300 MiB resident at start, whatever the topic's size).
+//
+// It builds ./cmd/questlog, runs `questlog broker` on a temporary data
+// directory, fills the topic with -n generated game events (the players
+// mix of internal/lake/laketest, keyed by player) in produce batches of at
+// most -batch-bytes (the API's batches under load hold a few events each;
+// the embedded broker's memory grows with the number of batches it
+// indexes), and stops the broker cleanly. Then, for each of `broker`,
+// `serve` and `up` in turn, it starts the process on that directory, waits
+// until it answers (the broker's port; /readyz for serve and up), and
+// reports how long that took, its resident and anonymous memory then and
+// -settle later, and its peak (VmHWM). Last, it kills a broker with SIGKILL
+// and measures the restart after that crash, which reads more (see
+// stream.DefaultSegmentBytes).
+//
+// `up` also starts extracting the whole topic into its lake at once: its
+// peak includes that extract's, and its memory -settle later is the
+// extract's steady state, not the broker's.
+//
+//	go run ./bench/restart                 # 1,000,000 events
+//	go run ./bench/restart -n 3000000      # is it flat in the topic's size?
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/questlog/questlog/bench/internal/job"
+	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/lake/laketest"
+)
+
+func main() {
+	n := flag.Int("n", 1_000_000, "events to fill the topic with")
+	batchBytes := flag.Int("batch-bytes", 4096, "largest produce batch while filling (bytes): a few events per batch, as the API's under load")
+	settle := flag.Duration("settle", 10*time.Second, "measure memory again this long after the process answers")
+	roles := flag.String("roles", "broker,serve,up", "the commands to restart, in turn")
+	flag.Parse()
+	if err := run(context.Background(), *n, *batchBytes, *settle, strings.Split(*roles, ",")); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, n, batchBytes int, settle time.Duration, roles []string) error {
+	tmp, err := os.MkdirTemp("", "questlog-restart-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "questlog")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/questlog")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build questlog (run from the repository root): %w", err)
+	}
+	data := filepath.Join(tmp, "data")
+	cpu, load := job.Machine()
+	fmt.Printf("Restart benchmark, %s, %s, load average %s\n", time.Now().UTC().Format(time.RFC3339), cpu, load)
+
+	// Fill.
+	p, err := start(ctx, bin, data, "broker")
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	bytes, err := fill(ctx, p.brokerAddr, n, batchBytes)
+	if err != nil {
+		p.stop()
+		return fmt.Errorf("fill: %w", err)
+	}
+	fmt.Printf("filled: %d events (%.0f MiB of values) in %v, produce batches of at most %d bytes\n",
+		n, float64(bytes)/(1<<20), time.Since(began).Round(time.Second), batchBytes)
+	if err := p.stop(); err != nil {
+		return err
+	}
+	disk, files := du(data)
+	fmt.Printf("data directory: %.0f MiB in %d files\n\n", float64(disk)/(1<<20), files)
+
+	fmt.Printf("%-28s %10s %12s %12s %14s %14s %10s\n", "restart", "ready in", "RSS ready", "anon ready", "RSS +"+settle.String(), "anon +"+settle.String(), "peak")
+	measure := func(name, role string) error {
+		p, err := start(ctx, bin, data, role)
+		if err != nil {
+			return err
+		}
+		ready := p.mem()
+		time.Sleep(settle)
+		later := p.mem()
+		fmt.Printf("%-28s %10v %8.0f MiB %8.0f MiB %10.0f MiB %10.0f MiB %6.0f MiB\n", name, p.ready.Round(time.Millisecond),
+			mib(ready.rss), mib(ready.anon), mib(later.rss), mib(later.anon), mib(later.peak))
+		if p.httpAddr != "" {
+			// How much of it is the Go heap (the rest: DuckDB's, SQLite's
+			// and the runtime's own memory, and mapped files).
+			fmt.Printf("%-28s %s\n", "", goHeap(p.httpAddr))
+		}
+		return p.stop()
+	}
+	for _, role := range roles {
+		if err := measure(role+" (after a clean stop)", role); err != nil {
+			return err
+		}
+	}
+	// A crash: kill a broker that has just started, then start it again.
+	p, err = start(ctx, bin, data, "broker")
+	if err != nil {
+		return err
+	}
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	if err := measure("broker (after a SIGKILL)", "broker"); err != nil {
+		return err
+	}
+	_, load = job.Machine()
+	fmt.Printf("\nload average after: %s\n", load)
+	return nil
+}
+
+// proc is a questlog process started on the data directory.
+type proc struct {
+	cmd        *exec.Cmd
+	brokerAddr string
+	httpAddr   string // empty for the broker
+	ready      time.Duration
+}
+
+// start runs `questlog role` on data and waits until it answers.
+func start(ctx context.Context, bin, data, role string) (*proc, error) {
+	brokerAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{role, "--data-dir", data, "--broker-listen", brokerAddr, "--log-level", "warn"}
+	if role != "broker" {
+		args = append(args, "--http", httpAddr)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, brokerAddr: brokerAddr}
+	if role != "broker" {
+		p.httpAddr = httpAddr
+	}
+	for deadline := began.Add(10 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("%s did not answer within 10 minutes", role)
+		}
+		if role == "broker" {
+			if c, err := net.Dial("tcp", brokerAddr); err == nil {
+				c.Close()
+				break
+			}
+			continue
+		}
+		if resp, err := http.Get("http://" + httpAddr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+	}
+	p.ready = time.Since(began)
+	return p, nil
+}
+
+// stop interrupts the process and waits for it to exit.
+func (p *proc) stop() error {
+	p.cmd.Process.Signal(os.Interrupt)
+	if err := p.cmd.Wait(); err != nil {
+		return fmt.Errorf("%s: %w", strings.Join(p.cmd.Args[:2], " "), err)
+	}
+	return nil
+}
+
+// memory is a process's resident set, its anonymous part, and its peak.
+type memory struct{ rss, anon, peak int64 }
+
+func (p *proc) mem() memory {
+	var m memory
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, _ := strings.Cut(s.Text(), ":")
+		var kb int64
+		fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+		switch k {
+		case "VmRSS":
+			m.rss = kb << 10
+		case "RssAnon":
+			m.anon = kb << 10
+		case "VmHWM":
+			m.peak = kb << 10
+		}
+	}
+	return m
+}
+
+// fill produces n generated events to the broker at addr, keyed by
+// player, and returns the bytes of their values.
+func fill(ctx context.Context, addr string, n, batchBytes int) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("events"),
+		kgo.ProducerBatchMaxBytes(int32(batchBytes)), kgo.MaxBufferedRecords(50_000))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var (
+		total    int64
+		mu       sync.Mutex
+		firstErr error
+	)
+	err = laketest.Generate(laketest.Config{Events: n, Players: 20_000, Span: 24 * time.Hour, Seed: 7}, func(ev *event.Event) error {
+		v := ev.AppendJSON(nil)
+		total += int64(len(v))
+		cl.Produce(ctx, &kgo.Record{Key: ev.Key(), Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
+			}
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return 0, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return total, firstErr
+}
+
+// goHeap reads the Go heap's figures from the process's /metrics.
+func goHeap(httpAddr string) string {
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return "metrics: " + err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	s := bufio.NewScanner(resp.Body)
+	for s.Scan() {
+		name, v, ok := strings.Cut(s.Text(), " ")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_sys_bytes":
+			var f float64
+			fmt.Sscanf(v, "%g", &f)
+			out = append(out, fmt.Sprintf("%s %.0f MiB", strings.TrimPrefix(strings.TrimSuffix(name, "_bytes"), "go_memstats_"), f/(1<<20)))
+		}
+	}
+	return "Go: " + strings.Join(out, ", ")
+}
+
+func du(dir string) (bytes int64, files int) {
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if info, err := d.Info(); err == nil && info.Mode().IsRegular() {
+			bytes += info.Size()
+			files++
+		}
+		return nil
+	})
+	return bytes, files
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", errors.Join(errors.New("a free port"), err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
