@@ -534,9 +534,21 @@ func (n *Node) startCompactor(ctx context.Context) (service.Part, error) {
 	return c, nil
 }
 
+// DashboardMemory bounds the dashboard's DuckDB, which keeps every event
+// read so far: past it (about 1.5M events), it spills to the data
+// directory's dashboard-spill folder, so that up's memory stays flat
+// however long it runs.
+const DashboardMemory = 128 << 20
+
 func (n *Node) startDashboard(ctx context.Context) error {
+	spill := filepath.Join(n.cfg.DataDir, "dashboard-spill")
+	// What a crashed run left there is of no use to this one.
+	if err := os.RemoveAll(spill); err != nil {
+		return fmt.Errorf("clear the dashboard's spill folder: %w", err)
+	}
 	d, err := report.NewDashboard(ctx, n.cfg.Lake, n.Journal.EventRates,
-		report.WithPrefix(dashboardPrefix), report.WithRefresh(n.cfg.Refresh), report.WithLogger(n.cfg.Logger))
+		report.WithPrefix(dashboardPrefix), report.WithRefresh(n.cfg.Refresh), report.WithLogger(n.cfg.Logger),
+		report.WithMemory(DashboardMemory, spill))
 	if err != nil {
 		return err
 	}

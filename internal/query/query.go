@@ -110,13 +110,24 @@ type DB struct {
 type Option func(*options)
 
 type options struct {
-	noViews bool
+	noViews  bool
+	memory   int64  // DuckDB's memory_limit in bytes; 0: DuckDB's default
+	spillDir string // DuckDB's temp_directory
 }
 
 // WithoutViews opens the lake without creating its views, for callers that
 // read files themselves (EventFiles, SelectEvents): building the views reads
 // every file's footer. Default: the views are created.
 func WithoutViews() Option { return func(o *options) { o.noViews = true } }
+
+// WithMemory bounds the memory DuckDB's buffer manager uses to limit bytes
+// (its memory_limit; default 80% of the machine's), past which it writes
+// blocks of in-memory tables and of large operators to files in spillDir,
+// a directory it creates when it needs one. For a long-lived database
+// whose tables grow, such as the dashboard's.
+func WithMemory(limit int64, spillDir string) Option {
+	return func(o *options) { o.memory, o.spillDir = limit, spillDir }
+}
 
 // Open starts an in-memory DuckDB over the lake at location (a directory)
 // and creates its views. A lake with no files yet is fine: every view
@@ -138,8 +149,20 @@ func Open(ctx context.Context, location string, opts ...Option) (*DB, error) {
 		}
 		// Every view and chart reads the same files' footers again; keep
 		// them (DuckDB notices when a file changes).
-		_, err := execer.ExecContext(context.Background(), "SET parquet_metadata_cache = true", nil)
-		return err
+		settings := []string{"SET parquet_metadata_cache = true"}
+		if o.memory > 0 {
+			settings = append(settings, fmt.Sprintf("SET memory_limit = '%dKiB'", max(o.memory>>10, 1)),
+				"SET temp_directory = "+literal(o.spillDir),
+				// Scans of many files at once then need a buffer per
+				// thread, not one per file kept in order.
+				"SET preserve_insertion_order = false")
+		}
+		for _, q := range settings {
+			if _, err := execer.ExecContext(context.Background(), q, nil); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)

@@ -36,7 +36,9 @@ type Dashboard struct {
 }
 
 type dashboardConfig struct {
-	prefix  string
+	memory   int64
+	spillDir string
+	prefix   string
 	refresh time.Duration
 	window  time.Duration
 	now     func() time.Time
@@ -61,6 +63,14 @@ func WithRefresh(d time.Duration) DashboardOption {
 // event in the lake.
 func WithLast(d time.Duration) DashboardOption {
 	return func(c *dashboardConfig) { c.window = d }
+}
+
+// WithMemory bounds the memory of the dashboard's DuckDB, which keeps
+// every event read so far (about 75 bytes each) in a table: past limit, it
+// writes the table's blocks to files in spillDir (query.WithMemory).
+// Default: DuckDB's own limit, 80% of the machine's memory.
+func WithMemory(limit int64, spillDir string) DashboardOption {
+	return func(c *dashboardConfig) { c.memory, c.spillDir = limit, spillDir }
 }
 
 // WithClock sets the clock used for the window and the page's timestamps.
@@ -100,7 +110,11 @@ func NewDashboard(ctx context.Context, location string, counters func() map[stri
 	if counters == nil {
 		counters = func() map[string]float64 { return nil }
 	}
-	db, err := query.Open(ctx, location, query.WithoutViews())
+	qopts := []query.Option{query.WithoutViews()}
+	if cfg.memory > 0 {
+		qopts = append(qopts, query.WithMemory(cfg.memory, cfg.spillDir))
+	}
+	db, err := query.Open(ctx, location, qopts...)
 	if err != nil {
 		return nil, err
 	}

@@ -227,6 +227,37 @@ func TestDashboardRoutes(t *testing.T) {
 	})
 }
 
+// A dashboard whose DuckDB may hold less than its events spills them to
+// its directory and draws the same charts as one that holds them all.
+func TestDashboardSpillsPastItsMemory(t *testing.T) {
+	ctx := context.Background()
+	lake := filepath.Join(t.TempDir(), "lake")
+	var n int
+	if err := laketest.Build(ctx, lake, laketest.Config{Events: 400_000, Start: day(1)}, laketest.Layout{}, countEvents(&n)); err != nil {
+		t.Fatal(err)
+	}
+	clk := newClock(day(3))
+	page := func(opts ...report.DashboardOption) string {
+		srv := serveDashboard(t, lake, nil, append(opts, report.WithClock(clk.Now))...)
+		code, _, body := get(t, srv.URL+"/dashboard/report")
+		if code != 200 {
+			t.Fatalf("GET /dashboard/report: %d", code)
+		}
+		return body
+	}
+	spill := filepath.Join(t.TempDir(), "spill")
+	bounded := page(report.WithMemory(32<<20, spill))
+	if got := figureEvents(t, bounded); got != fmtCount(float64(n)) {
+		t.Errorf("the bounded dashboard shows %s events, the lake has %d", got, n)
+	}
+	if files, _ := os.ReadDir(spill); len(files) == 0 {
+		t.Errorf("nothing in %s: the dashboard's DuckDB did not spill at 32 MiB", spill)
+	}
+	if unbounded := page(); unbounded != bounded {
+		t.Error("the charts of a dashboard limited to 32 MiB differ from an unlimited one's")
+	}
+}
+
 func TestNewDashboardRejectsBadOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
