@@ -30,8 +30,8 @@ user, inventory and event.`,
 		},
 	}
 	o.register(cmd.Flags())
-	cmd.Flags().DurationVar(&maxAge, "max-age", 10*time.Second, "extract: roll a file at least this often, so new events are queryable within about this long")
-	cmd.Flags().DurationVar(&refresh, "refresh", 5*time.Second, "dashboard: how often charts are rebuilt from the lake")
+	cmd.Flags().DurationVar(&maxAge, "max-age", node.DefaultMaxAge, "extract: roll a file at least this often, so new events are queryable within about this long")
+	cmd.Flags().DurationVar(&refresh, "refresh", node.DefaultRefresh, "dashboard: how often charts are rebuilt from the lake")
 	co.register(cmd.Flags(), true, "compaction: ")
 	return cmd
 }

@@ -81,8 +81,8 @@ type Config struct {
 	TopicRetention time.Duration
 	RetainInterval time.Duration // between retention passes; default retain.DefaultInterval
 
-	MaxAge  time.Duration // Up: the extract rolls files at least this often; default 10s
-	Refresh time.Duration // Up: the dashboard rebuilds this often; default 5s
+	MaxAge  time.Duration // Up: the extract rolls files at least this often; default DefaultMaxAge
+	Refresh time.Duration // Up: the dashboard rebuilds this often; default DefaultRefresh
 	// Compaction is how Up merges the lake's small files; nil: the
 	// compact package's defaults.
 	Compaction *Compaction
@@ -143,10 +143,10 @@ func (c *Config) withDefaults() {
 		c.TopicRetention = retain.DefaultRetention
 	}
 	if c.MaxAge == 0 {
-		c.MaxAge = 10 * time.Second
+		c.MaxAge = DefaultMaxAge
 	}
 	if c.Refresh == 0 {
-		c.Refresh = 5 * time.Second
+		c.Refresh = DefaultRefresh
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
@@ -533,6 +533,16 @@ func (n *Node) startCompactor(ctx context.Context) (service.Part, error) {
 		c.Interval(), c.TargetFileSize()>>20, c.Grace())
 	return c, nil
 }
+
+// DefaultMaxAge and DefaultRefresh are up's file roll and dashboard
+// refresh: an acknowledged event reaches questlog query within about
+// DefaultMaxAge and the dashboard within about both (issue 14's goal: 5 s
+// at p99; BENCHMARKS.md "Freshness"). The compaction keeps the files
+// that short rolls make down to a few per day.
+const (
+	DefaultMaxAge  = 2 * time.Second
+	DefaultRefresh = time.Second
+)
 
 // DashboardMemory bounds the dashboard's DuckDB, which keeps every event
 // read so far: past it (about 1.5M events), it spills to the data

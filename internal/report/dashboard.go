@@ -39,10 +39,10 @@ type dashboardConfig struct {
 	memory   int64
 	spillDir string
 	prefix   string
-	refresh time.Duration
-	window  time.Duration
-	now     func() time.Time
-	log     *slog.Logger
+	refresh  time.Duration
+	window   time.Duration
+	now      func() time.Time
+	log      *slog.Logger
 }
 
 // DashboardOption configures a Dashboard.
