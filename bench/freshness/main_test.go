@@ -100,6 +100,7 @@ func TestPurchases(t *testing.T) {
 		Lake: "lake", GeneratedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		Charts: []report.Chart{
 			{ID: report.ChartEventsPerMinute, Title: "Events", Kind: report.Line, Categories: []string{"10:00"},
+				Time:   &report.TimeAxis{Start: time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC), Bucket: time.Minute, Layout: "15:04"},
 				Series: []report.Series{{Name: "stamp0", Values: []float64{99}}}},
 			{ID: report.ChartPurchases, Title: "Purchases", Kind: report.StackedBar, XLabel: "item type", YLabel: "items bought",
 				Categories: []string{"potion", "stamp1", "stamp0", "ring"},
