@@ -16,7 +16,6 @@ package main
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -29,7 +28,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"sync"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
@@ -37,9 +35,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/fill"
 	"github.com/questlog/questlog/bench/internal/job"
 	"github.com/questlog/questlog/bench/internal/procstat"
-	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/laketest"
@@ -118,7 +116,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 
 	// Fill the topic, and write the same values as NDJSON for DuckDB.
 	ndjsonPath := filepath.Join(dir, "events.ndjson")
-	valueBytes, err := fill(addr, n, players, ndjsonPath)
+	valueBytes, err := fillTopic(addr, n, players, ndjsonPath)
 	if err != nil {
 		return err
 	}
@@ -185,7 +183,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 			return err
 		}
 		defer stopBroker2()
-		if _, err := fill(addr2, small, players, ""); err != nil {
+		if _, err := fillTopic(addr2, small, players, ""); err != nil {
 			return err
 		}
 		sm, err := child(self, "-role", "extract", "-brokers", addr2, "-lake", filepath.Join(dir, "lake-small"), "-compression", compression, "-memory", fmt.Sprint(memory))
@@ -198,9 +196,9 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 	return nil
 }
 
-// fill produces n generated events and returns the bytes of their values;
+// fillTopic produces n generated events and returns the bytes of their values;
 // with ndjson set, it also writes them there, one per line.
-func fill(addr string, n, players int, ndjson string) (int64, error) {
+func fillTopic(addr string, n, players int, ndjson string) (int64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
@@ -217,39 +215,14 @@ func fill(addr string, n, players int, ndjson string) (int64, error) {
 		w = bufio.NewWriterSize(f, 1<<20)
 		defer w.Flush()
 	}
-	ctx := context.Background()
-	var total int64
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	err = laketest.Generate(laketest.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
-		v := ev.AppendJSON(nil)
-		total += int64(len(v))
-		if w != nil {
+	var each func([]byte)
+	if w != nil {
+		each = func(v []byte) {
 			w.Write(v)
 			w.WriteByte('\n')
 		}
-		cl.Produce(ctx, &kgo.Record{Key: ev.Key(), Value: v}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				firstErr = cmp.Or(firstErr, err)
-				mu.Unlock()
-			}
-		})
-		mu.Lock()
-		defer mu.Unlock()
-		return firstErr
-	})
-	if err != nil {
-		return 0, err
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return 0, err
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return total, firstErr
+	return fill.Events(context.Background(), cl, laketest.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, each)
 }
 
 // child runs this binary in a role and decodes its result.

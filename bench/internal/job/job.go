@@ -3,6 +3,7 @@ package job
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -59,19 +60,34 @@ func PeakRSS() int64 {
 // Machine says what runs the benchmark: the CPU model from /proc/cpuinfo
 // and the load average, for the figures' context.
 func Machine() (cpu, load string) {
-	cpu = "unknown CPU"
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "model name"); ok {
-			cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-			break
+	return cmp.Or(CPUModel(), "unknown CPU"), LoadAverage()
+}
+
+// CPUModel is /proc/cpuinfo's first "model name", or "" off Linux.
+func CPUModel() string {
+	raw, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(raw)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
 		}
 	}
-	b, _ = os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); len(f) >= 3 {
-		load = strings.Join(f[:3], " ")
+	return ""
+}
+
+// LoadAverage is /proc/loadavg's first three fields, or "" off Linux.
+func LoadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
 	}
-	return cpu, load
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // StartBroker runs the benchmark's binary with args, a role that serves a
