@@ -90,22 +90,15 @@ type result struct {
 	PeakRSS int64   `json:"peak_rss"` // bytes
 	Files   int     `json:"files"`
 	Quarant int64   `json:"quarantined"`
-	CPU     float64 `json:"-"` // user+system seconds of the child process, set by child
+	job.Measured
 }
 
 func bench(n, partitions, players, runs int, memory int64, compression string, memcheck, skipDuck bool, dir string) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "bench-extract-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
-	}
-	self, err := os.Executable()
+	dir, removeDir, err := job.WorkDir(dir, "bench-extract-")
 	if err != nil {
 		return err
 	}
+	defer removeDir()
 
 	// The broker, in its own process.
 	addr, brokerPID, stopBroker, err := job.StartBroker("-role", "broker", "-partitions", fmt.Sprint(partitions))
@@ -125,7 +118,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 	// Reading the topic alone first: the floor set by the broker and the
 	// client, and it lets the broker collect what filling it left behind,
 	// which would otherwise land on the first extract's cores.
-	co, err := child(self, "-role", "consume", "-brokers", addr)
+	co, err := job.Child[result]("-role", "consume", "-brokers", addr)
 	if err != nil {
 		return err
 	}
@@ -142,7 +135,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 		}
 		lakeDir := filepath.Join(dir, fmt.Sprintf("lake-%d", run))
 		brokerCPU := procstat.CPU(brokerPID).Seconds()
-		ex, err = child(self, "-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-memory", fmt.Sprint(memory), "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
+		ex, err = job.Child[result]("-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-memory", fmt.Sprint(memory), "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
 		if err != nil {
 			return err
 		}
@@ -158,7 +151,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 			continue
 		}
 		out := filepath.Join(dir, "out.parquet")
-		dk, err := child(self, "-role", "duckdb", "-ndjson", ndjsonPath, "-lake", out)
+		dk, err := job.Child[result]("-role", "duckdb", "-ndjson", ndjsonPath, "-lake", out)
 		if err != nil {
 			return err
 		}
@@ -186,7 +179,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 		if _, err := fillTopic(addr2, small, players, ""); err != nil {
 			return err
 		}
-		sm, err := child(self, "-role", "extract", "-brokers", addr2, "-lake", filepath.Join(dir, "lake-small"), "-compression", compression, "-memory", fmt.Sprint(memory))
+		sm, err := job.Child[result]("-role", "extract", "-brokers", addr2, "-lake", filepath.Join(dir, "lake-small"), "-compression", compression, "-memory", fmt.Sprint(memory))
 		if err != nil {
 			return err
 		}
@@ -223,14 +216,6 @@ func fillTopic(addr string, n, players int, ndjson string) (int64, error) {
 		}
 	}
 	return fill.Events(context.Background(), cl, laketest.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, each)
-}
-
-// child runs this binary in a role and decodes its result.
-func child(_ string, args ...string) (result, error) {
-	var r result
-	cpu, err := job.Run(&r, args...)
-	r.CPU = cpu.Seconds()
-	return r, err
 }
 
 // runConsume only reads the topic, for the floor the broker and the Kafka

@@ -40,6 +40,40 @@ func Run(result any, args ...string) (time.Duration, error) {
 	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
+// Measured is embedded in a job's result: the job's CPU time (user and
+// system seconds), which Child sets; it is not part of what the job prints.
+type Measured struct {
+	CPU float64 `json:"-"`
+}
+
+func (m *Measured) setCPU(d time.Duration) { m.CPU = d.Seconds() }
+
+// Child runs the benchmark's binary with args (see Run), decodes the
+// result the job prints into an R, and sets its CPU time.
+func Child[R any, P interface {
+	*R
+	setCPU(time.Duration)
+}](args ...string) (R, error) {
+	var r R
+	cpu, err := Run(&r, args...)
+	P(&r).setCPU(cpu)
+	return r, err
+}
+
+// WorkDir is dir, or when dir is empty a new temporary directory whose
+// name starts with pattern and which remove removes; remove does nothing
+// to a dir given.
+func WorkDir(dir, pattern string) (_ string, remove func(), err error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
 // PeakRSS is this process's peak resident set (VmHWM). Not getrusage: its
 // ru_maxrss carries the parent's peak across fork and exec.
 func PeakRSS() int64 {
