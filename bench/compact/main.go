@@ -103,18 +103,15 @@ type result struct {
 	MergedRows   int64   `json:"merged_rows"`    // rows written into merged files
 	Compacting   float64 `json:"compacting"`     // seconds spent in compaction passes
 	Extracting   float64 `json:"extracting"`     // seconds spent in the extract's commits and reads
-	CPU          float64 `json:"-"`              // user+system seconds of the child process
+	job.Measured
 }
 
 func bench(n, players, groupSize, runs int, dir string, onlyGroup bool) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "bench-compact-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
+	dir, removeDir, err := job.WorkDir(dir, "bench-compact-")
+	if err != nil {
+		return err
 	}
+	defer removeDir()
 	cpu, load := job.Machine()
 	fmt.Printf("machine    %s, %d cores; load average %s\n", cpu, runtime.NumCPU(), load)
 	addr, _, stop, err := job.StartBroker("-role", "broker")
@@ -134,11 +131,11 @@ func bench(n, players, groupSize, runs int, dir string, onlyGroup bool) error {
 	for _, size := range []int{groupSize / 10, groupSize} {
 		gLake := filepath.Join(dir, fmt.Sprint("group-", size))
 		topic := fmt.Sprint("group-", size)
-		g, err := child("-role", "group", "-brokers", addr, "-topic", topic, "-lake", gLake, "-n", fmt.Sprint(size))
+		g, err := job.Child[result]("-role", "group", "-brokers", addr, "-topic", topic, "-lake", gLake, "-n", fmt.Sprint(size))
 		if err != nil {
 			return err
 		}
-		c, err := child("-role", "compact", "-lake", gLake, "-topic", topic)
+		c, err := job.Child[result]("-role", "compact", "-lake", gLake, "-topic", topic)
 		if err != nil {
 			return err
 		}
@@ -154,7 +151,7 @@ func bench(n, players, groupSize, runs int, dir string, onlyGroup bool) error {
 func benchDay(addr, dir string, n, players, runs int) error {
 	// The day, as up writes it.
 	dayLake := filepath.Join(dir, "day")
-	d, err := child("-role", "day", "-brokers", addr, "-topic", "events", "-lake", dayLake, "-n", fmt.Sprint(n), "-players", fmt.Sprint(players))
+	d, err := job.Child[result]("-role", "day", "-brokers", addr, "-topic", "events", "-lake", dayLake, "-n", fmt.Sprint(n), "-players", fmt.Sprint(players))
 	if err != nil {
 		return err
 	}
@@ -166,7 +163,7 @@ func benchDay(addr, dir string, n, players, runs int) error {
 
 	// The same events, extracted with one --once.
 	onceLake := filepath.Join(dir, "once")
-	o, err := child("-role", "once", "-brokers", addr, "-topic", "events", "-lake", onceLake)
+	o, err := job.Child[result]("-role", "once", "-brokers", addr, "-topic", "events", "-lake", onceLake)
 	if err != nil {
 		return err
 	}
@@ -466,12 +463,4 @@ func createTopic(brokers, topic string, partitions int32) error {
 	defer cl.Close()
 	_, err = kadm.NewClient(cl).CreateTopic(context.Background(), partitions, 1, nil, topic)
 	return err
-}
-
-// child runs this binary in a role and decodes its result.
-func child(args ...string) (result, error) {
-	var r result
-	cpu, err := job.Run(&r, args...)
-	r.CPU = cpu.Seconds()
-	return r, err
 }

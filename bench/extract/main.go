@@ -16,7 +16,6 @@ package main
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -29,7 +28,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"sync"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
@@ -37,9 +35,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/fill"
 	"github.com/questlog/questlog/bench/internal/job"
 	"github.com/questlog/questlog/bench/internal/procstat"
-	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/laketest"
@@ -92,22 +90,15 @@ type result struct {
 	PeakRSS int64   `json:"peak_rss"` // bytes
 	Files   int     `json:"files"`
 	Quarant int64   `json:"quarantined"`
-	CPU     float64 `json:"-"` // user+system seconds of the child process, set by child
+	job.Measured
 }
 
 func bench(n, partitions, players, runs int, memory int64, compression string, memcheck, skipDuck bool, dir string) error {
-	if dir == "" {
-		d, err := os.MkdirTemp("", "bench-extract-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		dir = d
-	}
-	self, err := os.Executable()
+	dir, removeDir, err := job.WorkDir(dir, "bench-extract-")
 	if err != nil {
 		return err
 	}
+	defer removeDir()
 
 	// The broker, in its own process.
 	addr, brokerPID, stopBroker, err := job.StartBroker("-role", "broker", "-partitions", fmt.Sprint(partitions))
@@ -118,7 +109,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 
 	// Fill the topic, and write the same values as NDJSON for DuckDB.
 	ndjsonPath := filepath.Join(dir, "events.ndjson")
-	valueBytes, err := fill(addr, n, players, ndjsonPath)
+	valueBytes, err := fillTopic(addr, n, players, ndjsonPath)
 	if err != nil {
 		return err
 	}
@@ -127,7 +118,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 	// Reading the topic alone first: the floor set by the broker and the
 	// client, and it lets the broker collect what filling it left behind,
 	// which would otherwise land on the first extract's cores.
-	co, err := child(self, "-role", "consume", "-brokers", addr)
+	co, err := job.Child[result]("-role", "consume", "-brokers", addr)
 	if err != nil {
 		return err
 	}
@@ -144,7 +135,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 		}
 		lakeDir := filepath.Join(dir, fmt.Sprintf("lake-%d", run))
 		brokerCPU := procstat.CPU(brokerPID).Seconds()
-		ex, err = child(self, "-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-memory", fmt.Sprint(memory), "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
+		ex, err = job.Child[result]("-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-memory", fmt.Sprint(memory), "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
 		if err != nil {
 			return err
 		}
@@ -160,7 +151,7 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 			continue
 		}
 		out := filepath.Join(dir, "out.parquet")
-		dk, err := child(self, "-role", "duckdb", "-ndjson", ndjsonPath, "-lake", out)
+		dk, err := job.Child[result]("-role", "duckdb", "-ndjson", ndjsonPath, "-lake", out)
 		if err != nil {
 			return err
 		}
@@ -185,10 +176,10 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 			return err
 		}
 		defer stopBroker2()
-		if _, err := fill(addr2, small, players, ""); err != nil {
+		if _, err := fillTopic(addr2, small, players, ""); err != nil {
 			return err
 		}
-		sm, err := child(self, "-role", "extract", "-brokers", addr2, "-lake", filepath.Join(dir, "lake-small"), "-compression", compression, "-memory", fmt.Sprint(memory))
+		sm, err := job.Child[result]("-role", "extract", "-brokers", addr2, "-lake", filepath.Join(dir, "lake-small"), "-compression", compression, "-memory", fmt.Sprint(memory))
 		if err != nil {
 			return err
 		}
@@ -198,9 +189,9 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 	return nil
 }
 
-// fill produces n generated events and returns the bytes of their values;
+// fillTopic produces n generated events and returns the bytes of their values;
 // with ndjson set, it also writes them there, one per line.
-func fill(addr string, n, players int, ndjson string) (int64, error) {
+func fillTopic(addr string, n, players int, ndjson string) (int64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
@@ -217,47 +208,14 @@ func fill(addr string, n, players int, ndjson string) (int64, error) {
 		w = bufio.NewWriterSize(f, 1<<20)
 		defer w.Flush()
 	}
-	ctx := context.Background()
-	var total int64
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	err = laketest.Generate(laketest.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, func(ev *event.Event) error {
-		v := ev.AppendJSON(nil)
-		total += int64(len(v))
-		if w != nil {
+	var each func([]byte)
+	if w != nil {
+		each = func(v []byte) {
 			w.Write(v)
 			w.WriteByte('\n')
 		}
-		cl.Produce(ctx, &kgo.Record{Key: ev.Key(), Value: v}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				firstErr = cmp.Or(firstErr, err)
-				mu.Unlock()
-			}
-		})
-		mu.Lock()
-		defer mu.Unlock()
-		return firstErr
-	})
-	if err != nil {
-		return 0, err
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return 0, err
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return total, firstErr
-}
-
-// child runs this binary in a role and decodes its result.
-func child(_ string, args ...string) (result, error) {
-	var r result
-	cpu, err := job.Run(&r, args...)
-	r.CPU = cpu.Seconds()
-	return r, err
+	return fill.Events(context.Background(), cl, laketest.Config{Events: n, Players: players, Span: 36 * time.Hour, Seed: 7}, each)
 }
 
 // runConsume only reads the topic, for the floor the broker and the Kafka

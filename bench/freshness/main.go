@@ -71,26 +71,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/questlog/questlog/bench/internal/harness"
+	"github.com/questlog/questlog/bench/internal/job"
 	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/lake"
@@ -147,12 +145,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "freshness: want -duration >= 1s, -interval, -poll, -rate > 0, -wait >= 0, -rounds, -users >= 1")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "freshness:", err)
-		os.Exit(1)
-	}
+	harness.Main("freshness", func(ctx context.Context, tmp string) error { return run(ctx, o, tmp) })
 }
 
 // parseCompare splits -compare at ";": each part is one configuration's
@@ -237,31 +230,19 @@ type Results struct {
 	LoadAverageAfter  string  `json:"load_average_after"`
 }
 
-func run(ctx context.Context, o options) error {
-	tmp, err := os.MkdirTemp("", "questlog-bench-freshness-")
+func run(ctx context.Context, o options, tmp string) error {
+	bin, err := harness.Binary(ctx, o.questlog, tmp)
 	if err != nil {
 		return err
-	}
-	defer os.RemoveAll(tmp)
-
-	bin := o.questlog
-	if bin == "" {
-		bin = filepath.Join(tmp, "questlog")
-		fmt.Fprintln(os.Stderr, "building ./cmd/questlog ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/questlog")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build questlog (run from the repository root): %w", err)
-		}
 	}
 	load := "off"
 	if o.load {
 		load = fmt.Sprintf("players scenario, %d players at %g requests/s", o.users, o.rate)
 	}
 	res := Results{
-		Date: time.Now().UTC().Format(time.RFC3339), CPUModel: cpuModel(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Date: time.Now().UTC().Format(time.RFC3339), CPUModel: job.CPUModel(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Duration: o.duration.String(), Interval: o.interval.String(), Poll: o.poll.String(), Wait: o.wait.String(),
-		Load: load, GoalP99Seconds: goalSeconds, LoadAverageBefore: loadAverage(),
+		Load: load, GoalP99Seconds: goalSeconds, LoadAverageBefore: job.LoadAverage(),
 	}
 	for round := 1; round <= o.rounds; round++ {
 		for i, extra := range o.compare {
@@ -274,23 +255,17 @@ func run(ctx context.Context, o options) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", label, err)
 			}
-			r.Label, r.Round, r.LoadAverage = label, round, loadAverage()
+			r.Label, r.Round, r.LoadAverage = label, round, job.LoadAverage()
 			res.Runs = append(res.Runs, r)
 			fmt.Fprintf(os.Stderr, "  %d stamps; p99 (s): query %s, dashboard %s; %d files; load average %s\n",
 				r.Stamps, r.Query.P99.format(o.wait), r.Dashboard.P99.format(o.wait), r.Files, r.LoadAverage)
 		}
 	}
-	res.LoadAverageAfter = loadAverage()
+	res.LoadAverageAfter = job.LoadAverage()
 
 	printResults(os.Stdout, &res, o.wait)
 	if o.jsonOut != "" {
-		raw, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonOut, append(raw, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", o.jsonOut, err)
-		}
+		return harness.WriteJSON(o.jsonOut, res)
 	}
 	return nil
 }
@@ -313,11 +288,7 @@ func runConfig(ctx context.Context, o options, bin, dir, extra string) (Run, err
 	if err := os.WriteFile(catPath, cat, 0o644); err != nil {
 		return r, err
 	}
-	httpAddr, err := freeAddr()
-	if err != nil {
-		return r, err
-	}
-	brokerAddr, err := freeAddr()
+	httpAddr, brokerAddr, err := harness.ServeAddrs()
 	if err != nil {
 		return r, err
 	}
@@ -331,11 +302,14 @@ func runConfig(ctx context.Context, o options, bin, dir, extra string) (Run, err
 	args = append(args, strings.Fields(extra)...)
 	r.UpArgs = args[1:]
 
-	up, err := startUp(ctx, bin, args, httpAddr, filepath.Join(dir, "up.log"))
+	// Not CommandContext: on Ctrl-C the deferred Stop interrupts up, so
+	// that it stops cleanly (its parts in order, the extract committing
+	// what it holds) instead of being killed.
+	up, err := harness.StartLogged(ctx, exec.Command(bin, args...), httpAddr, filepath.Join(dir, "up.log"), 30*time.Second, harness.WaitReady)
 	if err != nil {
 		return r, err
 	}
-	defer up.stop()
+	defer up.Stop()
 	ready := time.Now()
 	base := "http://" + httpAddr
 	lakeDir := filepath.Join(data, "lake")
@@ -371,16 +345,16 @@ func runConfig(ctx context.Context, o options, bin, dir, extra string) (Run, err
 	case <-time.After(o.warmup):
 	case <-ctx.Done():
 		return r, ctx.Err()
-	case <-up.done:
-		return r, fmt.Errorf("questlog up exited:\n%s", up.logTail())
+	case <-up.Done():
+		return r, fmt.Errorf("questlog up exited:\n%s", up.LogTail())
 	}
 
-	cpuUp0, cpuSelf0, t0 := procstat.CPU(up.cmd.Process.Pid), procstat.CPU(os.Getpid()), time.Now()
+	cpuUp0, cpuSelf0, t0 := procstat.CPU(up.Pid()), procstat.CPU(os.Getpid()), time.Now()
 	st := &stamper{base: base, tr: tr, players: players, client: &http.Client{Timeout: 10 * time.Second}}
 	if err := st.stamp(ctx, o.duration, o.interval); err != nil {
 		return r, err
 	}
-	cpuUp1, cpuSelf1, t1 := procstat.CPU(up.cmd.Process.Pid), procstat.CPU(os.Getpid()), time.Now()
+	cpuUp1, cpuSelf1, t1 := procstat.CPU(up.Pid()), procstat.CPU(os.Getpid()), time.Now()
 	if secs := t1.Sub(t0).Seconds(); cpuUp0 > 0 && secs > 0 {
 		r.UpCPU = (cpuUp1 - cpuUp0).Seconds() / secs
 		r.BenchCPU = (cpuSelf1 - cpuSelf0).Seconds() / secs
@@ -392,8 +366,8 @@ func runConfig(ctx context.Context, o options, bin, dir, extra string) (Run, err
 		select {
 		case <-ctx.Done():
 			return r, ctx.Err()
-		case <-up.done:
-			return r, fmt.Errorf("questlog up exited:\n%s", up.logTail())
+		case <-up.Done():
+			return r, fmt.Errorf("questlog up exited:\n%s", up.LogTail())
 		case <-time.After(o.poll):
 		}
 	}
@@ -675,116 +649,32 @@ func pollDashboard(ctx context.Context, base string, tr *tracker, period time.Du
 	})
 }
 
-// process is a questlog up the benchmark started.
-type process struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	once sync.Once
-}
-
-// stop interrupts the process (up stops its parts in order, the extract
-// commits what it holds) and waits for it; a process that has not exited
-// 30 s later is killed.
-func (p *process) stop() {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-}
-
-func (p *process) logTail() string {
-	raw, _ := os.ReadFile(p.log)
-	if len(raw) > 2000 {
-		raw = raw[len(raw)-2000:]
-	}
-	return string(raw)
-}
-
-func startUp(ctx context.Context, bin string, args []string, addr, logPath string) (*process, error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	// Not CommandContext: on Ctrl-C the deferred stop interrupts up, so
-	// that it stops cleanly instead of being killed.
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start questlog up: %w", err)
-	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	if err := waitReady(ctx, p, addr); err != nil {
-		p.stop()
-		return nil, fmt.Errorf("questlog %s: %w\n%s", strings.Join(args, " "), err, p.logTail())
-	}
-	return p, nil
-}
-
-// waitReady polls /readyz until it answers 200.
-func waitReady(ctx context.Context, p *process, addr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := client.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-p.done:
-			return errors.New("exited before it was ready")
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
 // loadRun is the background `questlog load`.
 type loadRun struct {
-	cmd       *exec.Cmd
+	p         *harness.Process
 	out, errs bytes.Buffer
-	done      chan struct{}
 	once      sync.Once
 	summary   loadgen.Summary
 	err       error
 }
 
 func startLoad(ctx context.Context, bin, base string, users int, rate float64, d time.Duration) (*loadRun, error) {
-	l := &loadRun{done: make(chan struct{})}
-	l.cmd = exec.Command(bin, "load", "--scenario", "players", "--users", strconv.Itoa(users),
+	l := &loadRun{}
+	cmd := exec.Command(bin, "load", "--scenario", "players", "--users", strconv.Itoa(users),
 		"--rate", strconv.FormatFloat(rate, 'f', -1, 64), "-t", d.String(), "-q", "--format", "json", base)
-	l.cmd.Stdout, l.cmd.Stderr = &l.out, &l.errs
-	if err := l.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start questlog load: %w", err)
+	cmd.Stdout, cmd.Stderr = &l.out, &l.errs
+	p, err := harness.Start(cmd, "", 15*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("questlog load: %w", err)
 	}
-	go func() { _ = l.cmd.Wait(); close(l.done) }()
+	l.p = p
 	return l, nil
 }
 
 // stop interrupts the load if it still runs and reads its summary.
 func (l *loadRun) stop() (loadgen.Summary, error) {
 	l.once.Do(func() {
-		_ = l.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-l.done:
-		case <-time.After(15 * time.Second):
-			_ = l.cmd.Process.Kill()
-			<-l.done
-		}
+		l.p.Stop()
 		if err := json.Unmarshal(l.out.Bytes(), &l.summary); err != nil {
 			l.err = fmt.Errorf("no summary (%v): %s", err, strings.TrimSpace(l.errs.String()))
 		}
@@ -811,42 +701,6 @@ func countFiles(lakeDir string) (events, quarantine int, size int64) {
 		})
 	}
 	return events, quarantine, size
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// loadAverage is /proc/loadavg's first three fields, or "" off Linux.
-func loadAverage() string {
-	raw, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(raw))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-// cpuModel is /proc/cpuinfo's first model name, or "".
-func cpuModel() string {
-	raw, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	for line := range strings.Lines(string(raw)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 func printResults(w io.Writer, r *Results, wait time.Duration) {

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/questlog/questlog/bench/internal/harness"
 )
 
 // runAb runs ApacheBench: n requests, c at a time, a new connection for
@@ -21,7 +23,7 @@ func runAb(ctx context.Context, ab, url string, n, c int, headers ...string) (Me
 	cmd := exec.CommandContext(ctx, ab, append(args, url)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return Measurement{}, fmt.Errorf("%w: %s", err, tail(out, 2000))
+		return Measurement{}, fmt.Errorf("%w: %s", err, harness.Tail(out, 2000))
 	}
 	m, err := parseAb(string(out))
 	fmt.Fprintf(os.Stderr, "  ab -n %d -c %d %s: %.0f req/s, p99 %.0f ms\n", n, c, url, m.RequestsPerSecond, m.P99Ms)

@@ -84,7 +84,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -93,16 +92,16 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/questlog/questlog/bench/internal/harness"
+	"github.com/questlog/questlog/bench/internal/job"
 	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/loadgen"
 )
@@ -173,12 +172,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, `ingest: -seed is "auto" or "off"`)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		os.Exit(1)
-	}
+	harness.Main("ingest", func(ctx context.Context, tmp string) error { return run(ctx, o, tmp) })
 }
 
 // serveBare is the ceiling: the least a Go HTTP server can do per request.
@@ -353,40 +347,15 @@ func getRatios(ms []Measurement, bare, serve string) []Ratio {
 	return out
 }
 
-// loadAverage is /proc/loadavg's first three fields, or "" off Linux.
-func loadAverage() string {
-	raw, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(raw))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func run(ctx context.Context, o options) error {
-	tmp, err := os.MkdirTemp("", "questlog-bench-ingest-")
+func run(ctx context.Context, o options, tmp string) error {
+	bin, err := harness.Binary(ctx, o.questlog, tmp)
 	if err != nil {
 		return err
-	}
-	defer os.RemoveAll(tmp)
-
-	bin := o.questlog
-	if bin == "" {
-		bin = filepath.Join(tmp, "questlog")
-		fmt.Fprintln(os.Stderr, "building ./cmd/questlog ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/questlog")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build questlog (run from the repository root): %w", err)
-		}
 	}
 	wrk := lookTool(o.wrk, "wrk")
 
 	res := Results{
-		Date: time.Now().UTC().Format(time.RFC3339), Sections: o.sections.names(), CPUModel: cpuModel(),
+		Date: time.Now().UTC().Format(time.RFC3339), Sections: o.sections.names(), CPUModel: job.CPUModel(),
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Duration: o.duration.String(), Conns: o.conns, Users: o.users, GoalGetRatio: 0.6, GoalP99Ms: 10,
 	}
@@ -395,19 +364,19 @@ func run(ctx context.Context, o options) error {
 		return runLoad(ctx, bin, append(args, target)...)
 	}
 	// measure runs load against path on p and adds p's CPU time per request.
-	measure := func(p *process, name, path string, args ...string) (Measurement, loadgen.Summary, error) {
-		cpu0 := procstat.CPU(p.cmd.Process.Pid)
-		s, err := load(p.url()+path, args...)
+	measure := func(p *harness.Process, name, path string, args ...string) (Measurement, loadgen.Summary, error) {
+		cpu0 := procstat.CPU(p.Pid())
+		s, err := load(p.URL()+path, args...)
 		if err != nil {
 			return Measurement{}, s, fmt.Errorf("%s: %w", name, err)
 		}
 		m := fromSummary(name, "questlog load", s)
-		if cpu1 := procstat.CPU(p.cmd.Process.Pid); cpu0 > 0 && cpu1 > cpu0 && s.Requests > 0 {
+		if cpu1 := procstat.CPU(p.Pid()); cpu0 > 0 && cpu1 > cpu0 && s.Requests > 0 {
 			m.ServerCPUMicros = float64((cpu1-cpu0)/time.Microsecond) / float64(s.Requests)
 		}
 		return m, s, nil
 	}
-	res.LoadAverageBefore = loadAverage()
+	res.LoadAverageBefore = job.LoadAverage()
 
 	// The servers stay up (idle, each costs nothing) so that rounds can
 	// alternate between them: on a shared machine, noise then hits all.
@@ -415,7 +384,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer bare.stop()
+	defer bare.Stop()
 
 	if o.sections.get || o.sections.players {
 		serveArgs, serveAddr, err := serveArguments(ctx, bin, o, tmp)
@@ -427,7 +396,7 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
-		defer srv.stop()
+		defer srv.Stop()
 		if o.sections.get {
 			if err := getSection(ctx, o, &res, bare, srv, wrk, load, measure); err != nil {
 				return err
@@ -448,35 +417,29 @@ func run(ctx context.Context, o options) error {
 		res.OnePlayer = op
 		res.Measurements = append(res.Measurements, ms...)
 	}
-	res.LoadAverageAfter = loadAverage()
+	res.LoadAverageAfter = job.LoadAverage()
 
 	printResults(os.Stdout, &res)
 	if o.jsonOut != "" {
-		raw, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonOut, append(raw, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", o.jsonOut, err)
-		}
+		return harness.WriteJSON(o.jsonOut, res)
 	}
 	return nil
 }
 
 type (
 	loadFunc    func(target string, args ...string) (loadgen.Summary, error)
-	measureFunc func(p *process, name, path string, args ...string) (Measurement, loadgen.Summary, error)
+	measureFunc func(p *harness.Process, name, path string, args ...string) (Measurement, loadgen.Summary, error)
 )
 
 // getSection drives GET / on the bare handler and on serve, alternating,
 // with each tool at each connection count, for -rounds rounds.
-func getSection(ctx context.Context, o options, res *Results, bare, srv *process, wrk string, load loadFunc, measure measureFunc) error {
+func getSection(ctx context.Context, o options, res *Results, bare, srv *harness.Process, wrk string, load loadFunc, measure measureFunc) error {
 	targets := []struct {
 		name, url string
-		p         *process
+		p         *harness.Process
 	}{
-		{"bare handler GET /", bare.url() + "/", bare},
-		{"questlog serve GET /", srv.url() + "/", srv},
+		{"bare handler GET /", bare.URL() + "/", bare},
+		{"questlog serve GET /", srv.URL() + "/", srv},
 	}
 	if o.warmup > 0 {
 		for _, t := range targets {
@@ -528,11 +491,11 @@ func getSection(ctx context.Context, o options, res *Results, bare, srv *process
 // playersSection plays the players scenario against serve: its maximal
 // rate, then half of it, then the bare handler at that half rate (the
 // floor).
-func playersSection(o options, res *Results, bare, srv *process, load loadFunc, measure measureFunc) error {
+func playersSection(o options, res *Results, bare, srv *harness.Process, load loadFunc, measure measureFunc) error {
 	users := strconv.Itoa(o.users)
 	dur := o.duration.String()
 	if o.warmup > 0 {
-		if _, err := load(srv.url(), "--scenario", "players", "--users", users, "-t", o.warmup.String()); err != nil {
+		if _, err := load(srv.URL(), "--scenario", "players", "--users", users, "-t", o.warmup.String()); err != nil {
 			return fmt.Errorf("warm up players: %w", err)
 		}
 	}
@@ -572,20 +535,6 @@ func lookTool(flagValue, name string) string {
 		return p
 	}
 	return flagValue
-}
-
-// cpuModel is /proc/cpuinfo's first "model name", or "" off Linux.
-func cpuModel() string {
-	raw, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return ""
-	}
-	for line := range strings.Lines(string(raw)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 // sections are the parts of the benchmark to run (-only).
@@ -938,27 +887,7 @@ func wrkMs(s string) (float64, error) {
 	return 0, fmt.Errorf("wrk duration %q", s)
 }
 
-// process is a server the benchmark started.
-type process struct {
-	cmd  *exec.Cmd
-	addr string
-	log  string
-	done chan struct{}
-}
-
-func (p *process) url() string { return "http://" + p.addr }
-
-func (p *process) stop() {
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func startBare(ctx context.Context) (*process, error) {
+func startBare(ctx context.Context) (*harness.Process, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -969,17 +898,16 @@ func startBare(ctx context.Context) (*process, error) {
 		return nil, err
 	}
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start bare handler: %w", err)
+	p, err := harness.Start(cmd, "", 15*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("bare handler: %w", err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		p.stop()
+		p.Stop()
 		return nil, fmt.Errorf("bare handler: no address: %w", err)
 	}
-	p.addr = strings.TrimSpace(strings.TrimPrefix(line, "listening"))
+	p.Addr = strings.TrimSpace(strings.TrimPrefix(line, "listening"))
 	return p, nil
 }
 
@@ -990,10 +918,7 @@ func serveArguments(ctx context.Context, bin string, o options, tmp string) (arg
 	if err != nil {
 		return nil, "", fmt.Errorf("questlog serve is not available yet (%v): %s", err, help)
 	}
-	if httpAddr, err = freeAddr(); err != nil {
-		return nil, "", err
-	}
-	brokerAddr, err := freeAddr()
+	httpAddr, brokerAddr, err := harness.ServeAddrs()
 	if err != nil {
 		return nil, "", err
 	}
@@ -1011,74 +936,6 @@ func serveArguments(ctx context.Context, bin string, o options, tmp string) (arg
 	return args, httpAddr, nil
 }
 
-func startServe(ctx context.Context, bin string, args []string, addr, logPath string) (*process, error) {
-	return startLogged(ctx, exec.CommandContext(ctx, bin, args...), addr, logPath, waitReady)
-}
-
-// startLogged starts cmd, a server that will listen on addr, with its
-// output in logPath, and waits until ready says it serves.
-func startLogged(ctx context.Context, cmd *exec.Cmd, addr, logPath string, ready func(context.Context, *process) error) (*process, error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", cmd.Args[0], err)
-	}
-	p := &process{cmd: cmd, addr: addr, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	if err := ready(ctx, p); err != nil {
-		p.stop()
-		logs, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, tail(logs, 2000))
-	}
-	return p, nil
-}
-
-// waitReady polls /readyz (or /healthz) until it answers 200.
-func waitReady(ctx context.Context, p *process) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		for _, path := range []string{"/readyz", "/healthz"} {
-			resp, err := client.Get("http://" + p.addr + path)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return nil
-				}
-				if resp.StatusCode != http.StatusNotFound {
-					break // /readyz exists and says not yet
-				}
-			}
-		}
-		select {
-		case <-p.done:
-			return errors.New("exited before it was ready")
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func tail(b []byte, n int) string {
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
+func startServe(ctx context.Context, bin string, args []string, addr, logPath string) (*harness.Process, error) {
+	return harness.StartLogged(ctx, exec.CommandContext(ctx, bin, args...), addr, logPath, 15*time.Second, harness.WaitReady)
 }

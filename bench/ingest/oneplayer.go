@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/harness"
 	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/loadgen"
 )
@@ -107,7 +107,7 @@ type onePlayerBench struct {
 // run starts a serve per variant and the seed, signs the player up on each
 // serve, and measures every target with each tool, alternating, for
 // -rounds rounds. Everything it starts is stopped when it returns.
-func (b *onePlayerBench) run(ctx context.Context, bare *process) (*OnePlayer, []Measurement, error) {
+func (b *onePlayerBench) run(ctx context.Context, bare *harness.Process) (*OnePlayer, []Measurement, error) {
 	op := &OnePlayer{Path: onePlayerPath, Goal: goalOverSeed}
 	var stops []func()
 	defer func() {
@@ -138,8 +138,8 @@ func (b *onePlayerBench) run(ctx context.Context, bare *process) (*OnePlayer, []
 		targets = append(targets, t)
 	}
 	bareTarget := &onePlayerTarget{
-		name: "bare handler GET /buy_sword (the tool's ceiling)", url: bare.url() + onePlayerPath, bare: true,
-		cpu: func() time.Duration { return procstat.CPU(bare.cmd.Process.Pid) },
+		name: "bare handler GET /buy_sword (the tool's ceiling)", url: bare.URL() + onePlayerPath, bare: true,
+		cpu: func() time.Duration { return procstat.CPU(bare.Pid()) },
 	}
 	targets = append(targets, bareTarget)
 
@@ -284,11 +284,7 @@ func (b *onePlayerBench) measure(ctx context.Context, t *onePlayerTarget, tool s
 // startServe starts the variant-th serve with the player's gold, signs the
 // player up and returns the target with its cookie.
 func (b *onePlayerBench) startServe(ctx context.Context, variant int, extra string, stops *[]func()) (*onePlayerTarget, string, error) {
-	httpAddr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	brokerAddr, err := freeAddr()
+	httpAddr, brokerAddr, err := harness.ServeAddrs()
 	if err != nil {
 		return nil, "", err
 	}
@@ -304,8 +300,8 @@ func (b *onePlayerBench) startServe(ctx context.Context, variant int, extra stri
 	if err != nil {
 		return nil, "", err
 	}
-	*stops = append(*stops, p.stop)
-	cookie, err := signUp(ctx, p.url(), onePlayerUser, "one-player-pw")
+	*stops = append(*stops, p.Stop)
+	cookie, err := signUp(ctx, p.URL(), onePlayerUser, "one-player-pw")
 	if err != nil {
 		return nil, "", err
 	}
@@ -318,9 +314,9 @@ func (b *onePlayerBench) startServe(ctx context.Context, variant int, extra stri
 		target += " (" + extra + ")"
 	}
 	return &onePlayerTarget{
-		name: target, url: p.url() + onePlayerPath,
+		name: target, url: p.URL() + onePlayerPath,
 		headers: []string{"Cookie: " + cookie}, cookies: []string{cookie},
-		cpu:   func() time.Duration { return procstat.CPU(p.cmd.Process.Pid) },
+		cpu:   func() time.Duration { return procstat.CPU(p.Pid()) },
 		topic: topic, brokerAddr: brokerAddr,
 	}, "questlog " + strings.Join(args, " "), nil
 }
@@ -332,37 +328,37 @@ func (b *onePlayerBench) startSeed(ctx context.Context, gunicorn string, stops *
 	if err != nil {
 		return nil, "", err
 	}
-	brokerAddr, err := freeAddr()
+	brokerAddr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	broker, err := startLogged(ctx, exec.CommandContext(ctx, b.bin, "broker", "--broker-listen", brokerAddr, "--topic", eventTopic,
-		"--data-dir", filepath.Join(b.tmp, "seed-broker")), brokerAddr, filepath.Join(b.tmp, "seed-broker.log"), waitDial)
+	broker, err := harness.StartLogged(ctx, exec.CommandContext(ctx, b.bin, "broker", "--broker-listen", brokerAddr, "--topic", eventTopic,
+		"--data-dir", filepath.Join(b.tmp, "seed-broker")), brokerAddr, filepath.Join(b.tmp, "seed-broker.log"), 15*time.Second, harness.WaitListening)
 	if err != nil {
 		return nil, "", err
 	}
-	*stops = append(*stops, broker.stop)
-	httpAddr, err := freeAddr()
+	*stops = append(*stops, broker.Stop)
+	httpAddr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
 	args := []string{"-w", strconv.Itoa(seedWorkers), "-b", httpAddr, "--chdir", app, "app:app"}
 	cmd := exec.CommandContext(ctx, gunicorn, args...)
 	cmd.Env = append(os.Environ(), "SEED_BROKERS="+brokerAddr, "SEED_TOPIC="+eventTopic)
-	p, err := startLogged(ctx, cmd, httpAddr, filepath.Join(b.tmp, "seed.log"), waitReady)
+	p, err := harness.StartLogged(ctx, cmd, httpAddr, filepath.Join(b.tmp, "seed.log"), 15*time.Second, harness.WaitReady)
 	if err != nil {
 		return nil, "", err
 	}
-	*stops = append(*stops, p.stop)
+	*stops = append(*stops, p.Stop)
 	topic, err := topicClient(brokerAddr, stops)
 	if err != nil {
 		return nil, "", err
 	}
 	return &onePlayerTarget{
 		name: fmt.Sprintf("seed (Flask, gunicorn -w %d) GET /buy_sword?username=%s", seedWorkers, onePlayerUser),
-		url:  p.url() + onePlayerPath + "?username=" + onePlayerUser, seed: true,
-		cpu:       func() time.Duration { return treeCPU(p.cmd.Process.Pid) },
-		brokerCPU: func() time.Duration { return procstat.CPU(broker.cmd.Process.Pid) },
+		url:  p.URL() + onePlayerPath + "?username=" + onePlayerUser, seed: true,
+		cpu:       func() time.Duration { return treeCPU(p.Pid()) },
+		brokerCPU: func() time.Duration { return procstat.CPU(broker.Pid()) },
 		topic:     topic, brokerAddr: brokerAddr,
 	}, fmt.Sprintf("SEED_BROKERS=%s gunicorn %s (questlog broker on %s)", brokerAddr, strings.Join(args, " "), brokerAddr), nil
 }
@@ -389,7 +385,7 @@ func findSeed(ctx context.Context) (gunicorn, why string) {
 	check := exec.CommandContext(ctx, python[0], append(python[1:], "-c", "import flask, kafka, gunicorn")...)
 	if out, err := check.CombinedOutput(); err != nil {
 		return "", fmt.Sprintf("gunicorn's Python (%s) cannot import flask and kafka (apt-get install -y python3-flask python3-kafka): %v: %s",
-			strings.Join(python, " "), err, strings.TrimSpace(tail(out, 300)))
+			strings.Join(python, " "), err, strings.TrimSpace(harness.Tail(out, 300)))
 	}
 	return gunicorn, ""
 }
@@ -503,28 +499,9 @@ func readBack(ctx context.Context, bin, brokerAddr string) (int64, error) {
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		return n, fmt.Errorf("questlog tail: %w: %s", err, tail([]byte(errOut.String()), 500))
+		return n, fmt.Errorf("questlog tail: %w: %s", err, harness.Tail([]byte(errOut.String()), 500))
 	}
 	return n, nil
-}
-
-// waitDial waits until p accepts connections on its address.
-func waitDial(ctx context.Context, p *process) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for {
-		if c, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-p.done:
-			return errors.New("exited before it was ready")
-		case <-ctx.Done():
-			return fmt.Errorf("not listening: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // treeCPU is the CPU time of pid and of its running descendants

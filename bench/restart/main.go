@@ -25,9 +25,7 @@ package main
 
 import (
 	"bufio"
-	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -37,14 +35,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/fill"
+	"github.com/questlog/questlog/bench/internal/harness"
 	"github.com/questlog/questlog/bench/internal/job"
-	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/lake/laketest"
 )
 
@@ -65,11 +63,9 @@ func run(ctx context.Context, n, batchBytes int, settle time.Duration, roles []s
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "questlog")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/questlog")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build questlog (run from the repository root): %w", err)
+	bin, err := harness.Build(ctx, tmp)
+	if err != nil {
+		return err
 	}
 	data := filepath.Join(tmp, "data")
 	cpu, load := job.Machine()
@@ -81,7 +77,7 @@ func run(ctx context.Context, n, batchBytes int, settle time.Duration, roles []s
 		return err
 	}
 	began := time.Now()
-	bytes, err := fill(ctx, p.brokerAddr, n, batchBytes)
+	bytes, err := fillTopic(ctx, p.brokerAddr, n, batchBytes)
 	if err != nil {
 		p.stop()
 		return fmt.Errorf("fill: %w", err)
@@ -142,11 +138,7 @@ type proc struct {
 
 // start runs `questlog role` on data and waits until it answers.
 func start(ctx context.Context, bin, data, role string) (*proc, error) {
-	brokerAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	httpAddr, err := freeAddr()
+	httpAddr, brokerAddr, err := harness.ServeAddrs()
 	if err != nil {
 		return nil, err
 	}
@@ -224,43 +216,16 @@ func (p *proc) mem() memory {
 	return m
 }
 
-// fill produces n generated events to the broker at addr, keyed by
+// fillTopic produces n generated events to the broker at addr, keyed by
 // player, and returns the bytes of their values.
-func fill(ctx context.Context, addr string, n, batchBytes int) (int64, error) {
+func fillTopic(ctx context.Context, addr string, n, batchBytes int) (int64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("events"),
 		kgo.ProducerBatchMaxBytes(int32(batchBytes)), kgo.MaxBufferedRecords(50_000))
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
-	var (
-		total    int64
-		mu       sync.Mutex
-		firstErr error
-	)
-	err = laketest.Generate(laketest.Config{Events: n, Players: 20_000, Span: 24 * time.Hour, Seed: 7}, func(ev *event.Event) error {
-		v := ev.AppendJSON(nil)
-		total += int64(len(v))
-		cl.Produce(ctx, &kgo.Record{Key: ev.Key(), Value: v}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				firstErr = cmp.Or(firstErr, err)
-				mu.Unlock()
-			}
-		})
-		mu.Lock()
-		defer mu.Unlock()
-		return firstErr
-	})
-	if err != nil {
-		return 0, err
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return 0, err
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return total, firstErr
+	return fill.Events(ctx, cl, laketest.Config{Events: n, Players: 20_000, Span: 24 * time.Hour, Seed: 7}, nil)
 }
 
 // goHeap reads the Go heap's figures from the process's /metrics.
@@ -299,15 +264,6 @@ func du(dir string) (bytes int64, files int) {
 		return nil
 	})
 	return bytes, files
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", errors.Join(errors.New("a free port"), err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -44,23 +44,24 @@ func (s *Server) classicDefault(w http.ResponseWriter, r *http.Request) {
 func (s *Server) classicSignup(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sess, err := s.game.Signup(r.Context(), s.classicRequest(r), q.Get("username"), q.Get("password"))
-	if err != nil {
-		s.failText(w, err)
-		return
-	}
-	setSessionCookie(w, r, sess)
-	writeText(w, http.StatusCreated, fmt.Sprintf("Signed up as %s. You have %d gold.\n", sess.User, sess.Gold))
+	s.classicSession(w, r, sess, err, http.StatusCreated, "Signed up")
 }
 
 func (s *Server) classicLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sess, err := s.login(w, r, s.classicRequest(r), q.Get("username"), q.Get("password"))
+	s.classicSession(w, r, sess, err, http.StatusOK, "Logged in")
+}
+
+// classicSession answers a signup or a login: the error as text, or the
+// session's cookie and "<done> as <user>. You have <gold> gold."
+func (s *Server) classicSession(w http.ResponseWriter, r *http.Request, sess game.Session, err error, status int, done string) {
 	if err != nil {
 		s.failText(w, err)
 		return
 	}
 	setSessionCookie(w, r, sess)
-	writeText(w, http.StatusOK, fmt.Sprintf("Logged in as %s. You have %d gold.\n", sess.User, sess.Gold))
+	writeText(w, status, fmt.Sprintf("%s as %s. You have %d gold.\n", done, sess.User, sess.Gold))
 }
 
 func (s *Server) classicLogout(w http.ResponseWriter, r *http.Request) {

@@ -178,6 +178,15 @@ func (o orderBody) order() game.Order {
 	return game.Order{Item: o.Item, Quality: o.Quality, Quantity: q}
 }
 
+// answer writes 200 and what show makes of v, or err as fail maps it.
+func answer[T, B any](s *Server, w http.ResponseWriter, v T, err error, show func(T) B) {
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, show(v))
+}
+
 // fail answers a refused request as JSON.
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	code, reason, message := s.refusal(w, err)
@@ -365,11 +374,7 @@ func (s *Server) v1Items(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) v1Inventory(w http.ResponseWriter, r *http.Request) {
 	p, err := s.game.Inventory(r.Context(), request(r))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, inventoryOf(p))
+	answer(s, w, p, err, inventoryOf)
 }
 
 func (s *Server) v1Buy(w http.ResponseWriter, r *http.Request) {
@@ -387,20 +392,12 @@ func (s *Server) v1Trade(w http.ResponseWriter, r *http.Request, typ string, tra
 		return
 	}
 	rc, err := trade(r.Context(), request(r), o.order())
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, receiptOf(rc))
+	answer(s, w, rc, err, receiptOf)
 }
 
 func (s *Server) v1Cart(w http.ResponseWriter, r *http.Request) {
 	p, err := s.game.Cart(r.Context(), request(r))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.cartOf(p))
+	answer(s, w, p, err, s.cartOf)
 }
 
 func (s *Server) v1CartAdd(w http.ResponseWriter, r *http.Request) {
@@ -410,11 +407,7 @@ func (s *Server) v1CartAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.game.CartAdd(r.Context(), request(r), o.order())
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.cartOf(p))
+	answer(s, w, p, err, s.cartOf)
 }
 
 // v1CartRemove takes ?quality= (default: the catalog's default) and
@@ -431,20 +424,12 @@ func (s *Server) v1CartRemove(w http.ResponseWriter, r *http.Request) {
 		o.Quantity = n
 	}
 	p, err := s.game.CartRemove(r.Context(), request(r), o)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s.cartOf(p))
+	answer(s, w, p, err, s.cartOf)
 }
 
 func (s *Server) v1Checkout(w http.ResponseWriter, r *http.Request) {
 	rc, err := s.game.Checkout(r.Context(), request(r))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, receiptOf(rc))
+	answer(s, w, rc, err, receiptOf)
 }
 
 func (s *Server) v1JoinGuild(w http.ResponseWriter, r *http.Request) {
@@ -454,20 +439,12 @@ func (s *Server) v1JoinGuild(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.game.JoinGuild(r.Context(), request(r), g.Guild)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, inventoryOf(p))
+	answer(s, w, p, err, inventoryOf)
 }
 
 func (s *Server) v1LeaveGuild(w http.ResponseWriter, r *http.Request) {
 	p, err := s.game.LeaveGuild(r.Context(), request(r))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, inventoryOf(p))
+	answer(s, w, p, err, inventoryOf)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

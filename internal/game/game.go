@@ -581,12 +581,8 @@ func (s *Service) Signup(ctx context.Context, req Request, username, password st
 }
 
 func (s *Service) signup(a *action, req Request, username, password string) (Session, error) {
-	if err := validName("username", username); err != nil {
-		return Session{}, ErrInvalidUsername
-	}
-	a.ev.User = username
-	if !validPassword(password) {
-		return Session{}, ErrInvalidPassword
+	if err := checkCredentials(a, username, password); err != nil {
+		return Session{}, err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
 	if err != nil {
@@ -612,6 +608,19 @@ func (s *Service) signup(a *action, req Request, username, password string) (Ses
 	return sess, nil
 }
 
+// checkCredentials refuses a malformed username or password; a well-formed
+// username names the event's user even when the password is refused.
+func checkCredentials(a *action, username, password string) error {
+	if err := validName("username", username); err != nil {
+		return ErrInvalidUsername
+	}
+	a.ev.User = username
+	if !validPassword(password) {
+		return ErrInvalidPassword
+	}
+	return nil
+}
+
 // Login checks a password and opens a session.
 func (s *Service) Login(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(ctx, event.TypeLogin, req)
@@ -621,12 +630,8 @@ func (s *Service) Login(ctx context.Context, req Request, username, password str
 }
 
 func (s *Service) login(a *action, req Request, username, password string) (Session, error) {
-	if err := validName("username", username); err != nil {
-		return Session{}, ErrInvalidUsername
-	}
-	a.ev.User = username
-	if !validPassword(password) {
-		return Session{}, ErrInvalidPassword
+	if err := checkCredentials(a, username, password); err != nil {
+		return Session{}, err
 	}
 	p, err := s.store.Player(a.ctx, username)
 	if errors.Is(err, state.ErrNotFound) {

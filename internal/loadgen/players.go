@@ -430,14 +430,10 @@ func (p *player) act(ctx context.Context, a int) Sample {
 		if !ok {
 			return p.act(ctx, p.fallback())
 		}
-		p.body = p.order(p.body[:0], k, qty)
-		s := p.send(ctx, a, http.MethodPost, sc.urls["buy"], true, false)
-		if s.ok() {
+		return p.placeOrder(ctx, a, sc.urls["buy"], k, qty, func() {
 			p.gold -= sc.price[k] * qty
 			p.items[k] += qty
-			p.sync()
-		}
-		return s
+		})
 
 	case actSell:
 		k, ok := p.randomKey(p.items)
@@ -445,14 +441,10 @@ func (p *player) act(ctx context.Context, a int) Sample {
 			return p.act(ctx, actBuy)
 		}
 		qty := 1 + p.rng.Int64N(p.items[k])
-		p.body = p.order(p.body[:0], k, qty)
-		s := p.send(ctx, a, http.MethodPost, sc.urls["sell"], true, false)
-		if s.ok() {
+		return p.placeOrder(ctx, a, sc.urls["sell"], k, qty, func() {
 			p.gold += sc.price[k] / 2 * qty
 			p.take(p.items, k, qty)
-			p.sync()
-		}
-		return s
+		})
 
 	case actCartAdd:
 		k, qty, ok := p.affordable(p.gold - p.cartTotal())
@@ -462,13 +454,7 @@ func (p *player) act(ctx context.Context, a int) Sample {
 			}
 			return p.act(ctx, p.fallback())
 		}
-		p.body = p.order(p.body[:0], k, qty)
-		s := p.send(ctx, a, http.MethodPost, sc.urls["cart/items"], true, false)
-		if s.ok() {
-			p.cart[k] += qty
-			p.sync()
-		}
-		return s
+		return p.placeOrder(ctx, a, sc.urls["cart/items"], k, qty, func() { p.cart[k] += qty })
 
 	case actCartRemove:
 		k, ok := p.randomKey(p.cart)
@@ -631,6 +617,18 @@ func (p *player) credentials(b []byte, user, password string) []byte {
 	b = append(b, `,"password":`...)
 	b = strconv.AppendQuote(b, password)
 	return append(b, '}')
+}
+
+// placeOrder posts an order of qty of k to u and, once the server has
+// accepted it, applies it to what the player believes it holds and syncs.
+func (p *player) placeOrder(ctx context.Context, a int, u string, k itemKey, qty int64, apply func()) Sample {
+	p.body = p.order(p.body[:0], k, qty)
+	s := p.send(ctx, a, http.MethodPost, u, true, false)
+	if s.ok() {
+		apply()
+		p.sync()
+	}
+	return s
 }
 
 func (p *player) order(b []byte, k itemKey, qty int64) []byte {

@@ -521,25 +521,9 @@ func (b *builder) failures(ctx context.Context, r *Report) error {
 		ID: ChartFailures, Title: "Failed actions by reason", Kind: HBar,
 		XLabel: "reason", YLabel: "failed actions",
 	}
-	s := Series{Name: "failed actions"}
 	q := `SELECT coalesce(error, '(no reason)') AS reason, count(*) AS n FROM ` + b.table + `
 		WHERE in_window AND status = 'failed' GROUP BY ALL ORDER BY n DESC, reason`
-	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
-		var reason string
-		var n any
-		if err := scan(&reason, &n); err != nil {
-			return err
-		}
-		c.Categories = append(c.Categories, reason)
-		s.Values = append(s.Values, num(n))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("failed actions: %w", err)
-	}
-	c.Series = []Series{s}
-	r.Charts = append(r.Charts, c)
-	return nil
+	return b.categoryCounts(ctx, r, c, "failed actions", q, "failed actions")
 }
 
 func (b *builder) funnel(ctx context.Context, r *Report) error {
@@ -586,29 +570,13 @@ func (b *builder) guilds(ctx context.Context, r *Report) error {
 		Note: fmt.Sprintf("Members at the end of the window: each player's last ok join_guild or leave_guild decides. "+
 			"The %d largest guilds.", maxGuilds),
 	}
-	s := Series{Name: "members"}
 	q := `WITH last AS (
 			SELECT "user", arg_max(event_type, (event_time, kafka_offset)) AS action,
 				arg_max(guild, (event_time, kafka_offset)) AS guild
 			FROM ` + b.table + ` WHERE event_type IN ('join_guild', 'leave_guild') AND status = 'ok' AND "user" IS NOT NULL GROUP BY ALL)
 		SELECT guild, count(*) AS members FROM last WHERE action = 'join_guild' AND guild IS NOT NULL
 		GROUP BY ALL ORDER BY members DESC, guild LIMIT ` + fmt.Sprint(maxGuilds)
-	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
-		var guild string
-		var n any
-		if err := scan(&guild, &n); err != nil {
-			return err
-		}
-		c.Categories = append(c.Categories, guild)
-		s.Values = append(s.Values, num(n))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("guild sizes: %w", err)
-	}
-	c.Series = []Series{s}
-	r.Charts = append(r.Charts, c)
-	return nil
+	return b.categoryCounts(ctx, r, c, "members", q, "guild sizes")
 }
 
 func (b *builder) topSpenders(ctx context.Context, r *Report) error {
@@ -617,22 +585,29 @@ func (b *builder) topSpenders(ctx context.Context, r *Report) error {
 		XLabel: "player", YLabel: "gold spent",
 		Note: fmt.Sprintf("The %d players who spent most in ok buy_item and checkout events.", maxPlayers),
 	}
-	s := Series{Name: "gold spent"}
 	q := `SELECT "user", sum(total_price) AS gold FROM ` + b.table + `
 		WHERE in_window AND status = 'ok' AND event_type IN ('buy_item', 'checkout') AND "user" IS NOT NULL
 		GROUP BY ALL HAVING gold > 0 ORDER BY gold DESC, "user" LIMIT ` + fmt.Sprint(maxPlayers)
+	return b.categoryCounts(ctx, r, c, "gold spent", q, "top players")
+}
+
+// categoryCounts adds c, a chart of one series of that name, whose
+// categories and values are q's rows (category, number) in order; what
+// names the chart in an error.
+func (b *builder) categoryCounts(ctx context.Context, r *Report, c Chart, series, q, what string) error {
+	s := Series{Name: series}
 	err := b.db.Each(ctx, q, nil, func(scan func(...any) error) error {
-		var user string
-		var gold any
-		if err := scan(&user, &gold); err != nil {
+		var category string
+		var n any
+		if err := scan(&category, &n); err != nil {
 			return err
 		}
-		c.Categories = append(c.Categories, user)
-		s.Values = append(s.Values, num(gold))
+		c.Categories = append(c.Categories, category)
+		s.Values = append(s.Values, num(n))
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("top players: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	c.Series = []Series{s}
 	r.Charts = append(r.Charts, c)

@@ -3,6 +3,7 @@ package job
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -39,6 +40,40 @@ func Run(result any, args ...string) (time.Duration, error) {
 	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
+// Measured is embedded in a job's result: the job's CPU time (user and
+// system seconds), which Child sets; it is not part of what the job prints.
+type Measured struct {
+	CPU float64 `json:"-"`
+}
+
+func (m *Measured) setCPU(d time.Duration) { m.CPU = d.Seconds() }
+
+// Child runs the benchmark's binary with args (see Run), decodes the
+// result the job prints into an R, and sets its CPU time.
+func Child[R any, P interface {
+	*R
+	setCPU(time.Duration)
+}](args ...string) (R, error) {
+	var r R
+	cpu, err := Run(&r, args...)
+	P(&r).setCPU(cpu)
+	return r, err
+}
+
+// WorkDir is dir, or when dir is empty a new temporary directory whose
+// name starts with pattern and which remove removes; remove does nothing
+// to a dir given.
+func WorkDir(dir, pattern string) (_ string, remove func(), err error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	d, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		return "", nil, err
+	}
+	return d, func() { os.RemoveAll(d) }, nil
+}
+
 // PeakRSS is this process's peak resident set (VmHWM). Not getrusage: its
 // ru_maxrss carries the parent's peak across fork and exec.
 func PeakRSS() int64 {
@@ -59,19 +94,34 @@ func PeakRSS() int64 {
 // Machine says what runs the benchmark: the CPU model from /proc/cpuinfo
 // and the load average, for the figures' context.
 func Machine() (cpu, load string) {
-	cpu = "unknown CPU"
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "model name"); ok {
-			cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-			break
+	return cmp.Or(CPUModel(), "unknown CPU"), LoadAverage()
+}
+
+// CPUModel is /proc/cpuinfo's first "model name", or "" off Linux.
+func CPUModel() string {
+	raw, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(raw)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
 		}
 	}
-	b, _ = os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); len(f) >= 3 {
-		load = strings.Join(f[:3], " ")
+	return ""
+}
+
+// LoadAverage is /proc/loadavg's first three fields, or "" off Linux.
+func LoadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
 	}
-	return cpu, load
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // StartBroker runs the benchmark's binary with args, a role that serves a

@@ -206,20 +206,7 @@ var migrations = []string{
 		guild         TEXT    NOT NULL DEFAULT '',
 		created_at    TEXT    NOT NULL -- RFC 3339, UTC, nanoseconds
 	) WITHOUT ROWID, STRICT;
-	CREATE TABLE inventory (
-		user      TEXT    NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,
-		item_type TEXT    NOT NULL,
-		quality   TEXT    NOT NULL,
-		quantity  INTEGER NOT NULL CHECK (quantity > 0),
-		PRIMARY KEY (user, item_type, quality)
-	) WITHOUT ROWID, STRICT;
-	CREATE TABLE cart (
-		user      TEXT    NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,
-		item_type TEXT    NOT NULL,
-		quality   TEXT    NOT NULL,
-		quantity  INTEGER NOT NULL CHECK (quantity > 0),
-		PRIMARY KEY (user, item_type, quality)
-	) WITHOUT ROWID, STRICT;
+` + itemsTable("inventory") + itemsTable("cart") + `
 	CREATE TABLE sessions (
 		token_hash TEXT    NOT NULL PRIMARY KEY,
 		user       TEXT    NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,
@@ -238,6 +225,20 @@ var migrations = []string{
 		created_at   INTEGER NOT NULL, -- unix nanoseconds
 		change       BLOB    NOT NULL  -- the []state.Change as JSON
 	) WITHOUT ROWID, STRICT;`,
+}
+
+// itemsTable is the schema of inventory and of cart, which hold the same
+// rows: a quantity of an item type, of a quality, that a user holds. It is
+// part of the first migration, so it never changes either.
+func itemsTable(name string) string {
+	return `	CREATE TABLE ` + name + ` (
+		user      TEXT    NOT NULL REFERENCES accounts (user) ON DELETE CASCADE,
+		item_type TEXT    NOT NULL,
+		quality   TEXT    NOT NULL,
+		quantity  INTEGER NOT NULL CHECK (quantity > 0),
+		PRIMARY KEY (user, item_type, quality)
+	) WITHOUT ROWID, STRICT;
+`
 }
 
 // SchemaVersion is the schema version this package writes.

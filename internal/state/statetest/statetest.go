@@ -767,19 +767,26 @@ func testIntents(t *testing.T, s state.Store) {
 }
 
 func testIntentConflictStaysPending(t *testing.T, s state.Store) {
-	ctx := t.Context()
 	newAccount(t, s, "ada", 10)
-	in := intent("e1", state.Change{GoldDelta: -50})
-	if err := s.Prepare(ctx, "ada", in); err != nil {
+	commitRefused(t, s, "ada", intent("e1", state.Change{GoldDelta: -50}), "an impossible change")
+}
+
+// commitRefused prepares in for user and checks that committing it, which
+// what describes, fails with ErrConflict, leaves the player as it was and
+// leaves in pending.
+func commitRefused(t *testing.T, s state.Store, user string, in state.Intent, what string) {
+	t.Helper()
+	ctx := t.Context()
+	before := player(t, s, user)
+	if err := s.Prepare(ctx, user, in); err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
-	before := player(t, s, "ada")
-	if err := s.Commit(ctx, "ada", in); !errors.Is(err, state.ErrConflict) {
-		t.Fatalf("Commit of an impossible change = %v, want ErrConflict", err)
+	if err := s.Commit(ctx, user, in); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("Commit of %s = %v, want ErrConflict", what, err)
 	}
-	samePlayer(t, player(t, s, "ada"), before)
-	if got, err := s.Pending(ctx, "ada"); err != nil || got.EventID != "e1" {
-		t.Fatalf("after a refused Commit, Pending = %+v, %v; want e1 still pending", got, err)
+	samePlayer(t, player(t, s, user), before)
+	if got, err := s.Pending(ctx, user); err != nil || got.EventID != in.EventID {
+		t.Fatalf("after a refused Commit, Pending = %+v, %v; want %s still pending", got, err, in.EventID)
 	}
 }
 
@@ -922,21 +929,11 @@ func testIntentGroups(t *testing.T, s state.Store) {
 	}
 
 	// A group whose last change cannot be applied applies none of them.
-	before := player(t, s, "ada")
 	bad := intent("e2",
 		state.Change{GoldDelta: -30, Inventory: []state.Stack{stack("bow", "common", 1)}},
 		state.Change{GoldDelta: -10}, // gold 35 - 30 - 10 < 0
 	)
-	if err := s.Prepare(ctx, "ada", bad); err != nil {
-		t.Fatalf("Prepare: %v", err)
-	}
-	if err := s.Commit(ctx, "ada", bad); !errors.Is(err, state.ErrConflict) {
-		t.Fatalf("Commit of a group that overspends = %v, want ErrConflict", err)
-	}
-	samePlayer(t, player(t, s, "ada"), before)
-	if got, err := s.Pending(ctx, "ada"); err != nil || got.EventID != "e2" {
-		t.Fatalf("after a refused Commit, Pending = %+v, %v; want e2", got, err)
-	}
+	commitRefused(t, s, "ada", bad, "a group that overspends")
 }
 
 // testAdvance: Advance commits one intent and stores the next at once,
