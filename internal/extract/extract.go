@@ -153,6 +153,7 @@ type Extractor struct {
 	ready chan struct{}
 
 	mu      sync.Mutex
+	lock    lake.Lock    // the lake's writer lock, held by the current Run
 	running []*partition // the workers of the current Run, nil when idle
 	cp      *lake.Checkpoint
 	err     error
@@ -242,11 +243,30 @@ func (e *Extractor) Flush(ctx context.Context) error {
 // is cancelled, then commits what it holds and returns nil. Either way the
 // checkpoint covers exactly the files written.
 func (e *Extractor) Run(ctx context.Context) (Summary, error) {
-	release, err := lake.LockWriter(e.cfg.lake, e.cfg.topic)
+	lock, err := lake.LockWriter(ctx, e.cfg.lake, e.cfg.topic)
 	if err != nil {
 		return Summary{}, err
 	}
-	defer release()
+	defer lock.Release()
+	// Commits outlive a cancelled Run (stopping commits what is held),
+	// not a lost lock: another extract may be writing the lake then.
+	lakeCtx, stopWrites := lake.WhileHeld(context.WithoutCancel(ctx), lock)
+	defer stopWrites()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-lakeCtx.Done():
+			if err := lock.Err(); err != nil {
+				// As after a crash: nothing more is written, the next
+				// run starts from the checkpoint.
+				e.fail(err)
+				cancel()
+			}
+		case <-ctx.Done():
+		}
+	}()
+	e.lock = lock
 	start := e.cfg.now()
 	e.done.Store(0)
 	e.total.Store(0)
@@ -314,7 +334,7 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 	}
 
 	if len(workers) > 0 {
-		if err := e.consume(ctx, consume, workers); err != nil {
+		if err := e.consume(ctx, lakeCtx, consume, workers); err != nil {
 			return Summary{}, err
 		}
 	}
@@ -322,7 +342,7 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 	// that Check knows where each starts.
 	if !e.failed.Load() {
 		e.mu.Lock()
-		err := e.cp.Write(context.WithoutCancel(ctx), e.cfg.lake, e.cfg.now())
+		err := e.writeCheckpoint(lakeCtx)
 		e.mu.Unlock()
 		if err != nil {
 			return Summary{}, err
@@ -339,8 +359,9 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 }
 
 // consume runs the fetch loop and the partition workers until every
-// partition is done (or, following, until ctx ends).
-func (e *Extractor) consume(ctx context.Context, from map[int32]kgo.Offset, workers []*partition) error {
+// partition is done (or, following, until ctx ends). The workers write
+// the lake under lakeCtx.
+func (e *Extractor) consume(ctx, lakeCtx context.Context, from map[int32]kgo.Offset, workers []*partition) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(e.cfg.brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.cfg.topic: from}),
@@ -363,7 +384,7 @@ func (e *Extractor) consume(ctx context.Context, from map[int32]kgo.Offset, work
 		go func() {
 			defer wg.Done()
 			defer close(w.exited)
-			if err := w.run(runCtx); err != nil {
+			if err := w.run(lakeCtx); err != nil {
 				e.fail(err)
 				cancel()
 			}
@@ -441,6 +462,18 @@ func (e *Extractor) advance(ctx context.Context, p int32, next int64) error {
 	m := e.cp.Partitions[p]
 	m.Next = next
 	e.cp.Partitions[p] = m
+	return e.writeCheckpoint(ctx)
+}
+
+// writeCheckpoint writes the checkpoint, unless the lake's lock was
+// lost: another extract may have taken the lake over, and removed as
+// leftovers files this one would vouch for. Called with mu held.
+func (e *Extractor) writeCheckpoint(ctx context.Context) error {
+	if e.lock != nil {
+		if err := e.lock.Err(); err != nil {
+			return fmt.Errorf("write checkpoint: %w", err)
+		}
+	}
 	return e.cp.Write(ctx, e.cfg.lake, e.cfg.now())
 }
 

@@ -83,15 +83,16 @@ func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schem
 	return p
 }
 
-func (p *partition) run(ctx context.Context) error {
+// run extracts the records sent to the partition until in is closed.
+// Files and checkpoints are written under commitCtx, which outlives the
+// Run's context: stopping commits what is held.
+func (p *partition) run(commitCtx context.Context) error {
 	var tick <-chan time.Time
 	if p.e.cfg.follow {
 		t := time.NewTicker(min(max(p.e.cfg.maxAge/4, 10*time.Millisecond), time.Second))
 		defer t.Stop()
 		tick = t.C
 	}
-	// Commits outlive a cancelled Run: stopping flushes what is held.
-	commitCtx := context.WithoutCancel(ctx)
 	finished := false
 	for {
 		select {
@@ -105,7 +106,7 @@ func (p *partition) run(ctx context.Context) error {
 			if finished {
 				continue
 			}
-			if err := p.batch(ctx, commitCtx, recs); err != nil {
+			if err := p.batch(commitCtx, recs); err != nil {
 				return err
 			}
 			if p.stop >= 0 && p.next >= p.stop {
@@ -134,7 +135,7 @@ func (p *partition) run(ctx context.Context) error {
 }
 
 // batch extracts fetched records.
-func (p *partition) batch(ctx, commitCtx context.Context, recs []*kgo.Record) error {
+func (p *partition) batch(commitCtx context.Context, recs []*kgo.Record) error {
 	t0 := time.Now()
 	defer func() {
 		p.busy += time.Since(t0)
@@ -148,7 +149,9 @@ func (p *partition) batch(ctx, commitCtx context.Context, recs []*kgo.Record) er
 		if p.stop >= 0 && r.Offset >= p.stop {
 			break
 		}
-		if err := p.record(ctx, r); err != nil {
+		// Files are written under commitCtx: a record half written
+		// when the Run is cancelled is committed with the others.
+		if err := p.record(commitCtx, r); err != nil {
 			return err
 		}
 		p.next = r.Offset + 1

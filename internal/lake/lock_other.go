@@ -2,8 +2,8 @@
 
 package lake
 
-// LockWriter is a no-op where flock is not available.
-func LockWriter(Storage, string) (func(), error) { return func() {}, nil }
+import "context"
 
-// LockCompaction is a no-op where flock is not available.
-func LockCompaction(Storage, string) (func(), error) { return func() {}, nil }
+// TryLock implements Locker: a local lake locks nothing where flock is
+// not available.
+func (Dir) TryLock(context.Context, string) (Lock, error) { return noLock{}, nil }
