@@ -14,7 +14,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/questlog/questlog/internal/extract"
-	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/compact"
 )
 
@@ -28,6 +27,7 @@ func newExtractCmd(g *globalOptions) *cobra.Command {
 		compression  string
 		quiet        bool
 		co           compactOptions
+		lf           lakeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "extract",
@@ -54,7 +54,7 @@ every record exactly once (see 'questlog lake check').`,
 			if once && follow {
 				return errors.New("--follow and --once cannot be combined")
 			}
-			st, err := lake.Open(g.lakeLocation())
+			st, err := lf.open(g)
 			if err != nil {
 				return err
 			}
@@ -108,6 +108,7 @@ every record exactly once (see 'questlog lake check').`,
 	f.StringVar(&compression, "compression", "zstd", "Parquet compression: zstd, snappy or none")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	co.register(f, true, "with --follow, compaction: ")
+	lf.registerLock(f)
 	return cmd
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/questlog/questlog/internal/journal"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/compact"
+	"github.com/questlog/questlog/internal/query"
 	"github.com/questlog/questlog/internal/report"
 	"github.com/questlog/questlog/internal/service"
 	"github.com/questlog/questlog/internal/state"
@@ -67,6 +68,12 @@ type Config struct {
 	// not closed by the node): tests that hold a store of their own.
 	Store state.Store
 	Lake  string // default DataDir/lake
+	// LockTTL is the time to live of an s3:// lake's locks (see
+	// lake.LockTTL); CacheDir and CacheSize bound the dashboard's local
+	// copies of its files (see query.CacheDir). Zero: their defaults.
+	LockTTL   time.Duration
+	CacheDir  string
+	CacheSize int64
 
 	Catalog        string      // a catalog file; empty: Game.Catalog or the built-in
 	Game           game.Config // RequestTimeout defaults to ProduceTimeout
@@ -427,7 +434,7 @@ func (n *Node) handler() http.Handler {
 const dashboardPrefix = "/dashboard"
 
 func (n *Node) startExtract(ctx context.Context) (service.Part, error) {
-	st, err := lake.Open(n.cfg.Lake)
+	st, err := lake.Open(n.cfg.Lake, lake.LockTTL(n.cfg.LockTTL))
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +458,7 @@ func (n *Node) startExtract(ctx context.Context) (service.Part, error) {
 }
 
 func (n *Node) startCompactor(ctx context.Context) (service.Part, error) {
-	st, err := lake.Open(n.cfg.Lake)
+	st, err := lake.Open(n.cfg.Lake, lake.LockTTL(n.cfg.LockTTL))
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +477,8 @@ func (n *Node) startCompactor(ctx context.Context) (service.Part, error) {
 
 func (n *Node) startDashboard(ctx context.Context) error {
 	d, err := report.NewDashboard(ctx, n.cfg.Lake, n.Journal.EventRates,
-		report.WithPrefix(dashboardPrefix), report.WithRefresh(n.cfg.Refresh), report.WithLogger(n.cfg.Logger))
+		report.WithPrefix(dashboardPrefix), report.WithRefresh(n.cfg.Refresh), report.WithLogger(n.cfg.Logger),
+		report.WithLakeOptions(query.CacheDir(n.cfg.CacheDir), query.CacheSize(n.cfg.CacheSize)))
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ type dashboardConfig struct {
 	window  time.Duration
 	now     func() time.Time
 	log     *slog.Logger
+	lake    []query.Option
 }
 
 // DashboardOption configures a Dashboard.
@@ -74,6 +75,12 @@ func WithLogger(l *slog.Logger) DashboardOption {
 	return func(c *dashboardConfig) { c.log = l }
 }
 
+// WithLakeOptions open the lake (query.Open's: the cache of an s3://
+// lake). Default none.
+func WithLakeOptions(opts ...query.Option) DashboardOption {
+	return func(c *dashboardConfig) { c.lake = opts }
+}
+
 // LiveCounters is the JSON of <prefix>/live.json.
 type LiveCounters struct {
 	Time            time.Time          `json:"time"`
@@ -100,7 +107,7 @@ func NewDashboard(ctx context.Context, location string, counters func() map[stri
 	if counters == nil {
 		counters = func() map[string]float64 { return nil }
 	}
-	db, err := query.Open(ctx, location, query.WithoutViews())
+	db, err := query.Open(ctx, location, append(cfg.lake[:len(cfg.lake):len(cfg.lake)], query.WithoutViews())...)
 	if err != nil {
 		return nil, err
 	}
