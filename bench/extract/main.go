@@ -26,14 +26,10 @@ import (
 	"log"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
@@ -41,6 +37,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/job"
 	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract"
@@ -71,7 +68,7 @@ func main() {
 	log.SetFlags(0)
 	switch *role {
 	case "broker":
-		runBroker(*partitions)
+		job.ServeBroker(kfake.SeedTopics(int32(*partitions), topic))
 	case "extract":
 		runExtract(*brokers, *lakeDir, *compression, *cpuprofile, *memory)
 	case "consume":
@@ -113,22 +110,11 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 	}
 
 	// The broker, in its own process.
-	broker := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
-	broker.Stderr = os.Stderr
-	broker.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if this process dies
-	out, err := broker.StdoutPipe()
+	addr, brokerPID, stopBroker, err := job.StartBroker("-role", "broker", "-partitions", fmt.Sprint(partitions))
 	if err != nil {
 		return err
 	}
-	if err := broker.Start(); err != nil {
-		return err
-	}
-	defer func() { broker.Process.Signal(os.Interrupt); broker.Wait() }()
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	addr = strings.TrimSpace(addr)
+	defer stopBroker()
 
 	// Fill the topic, and write the same values as NDJSON for DuckDB.
 	ndjsonPath := filepath.Join(dir, "events.ndjson")
@@ -157,12 +143,12 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 			fmt.Printf("run %d\n", run)
 		}
 		lakeDir := filepath.Join(dir, fmt.Sprintf("lake-%d", run))
-		brokerCPU := procstat.CPU(broker.Process.Pid).Seconds()
+		brokerCPU := procstat.CPU(brokerPID).Seconds()
 		ex, err = child(self, "-role", "extract", "-brokers", addr, "-lake", lakeDir, "-compression", compression, "-memory", fmt.Sprint(memory), "-cpuprofile", os.Getenv("BENCH_CPUPROFILE"))
 		if err != nil {
 			return err
 		}
-		brokerCPU = procstat.CPU(broker.Process.Pid).Seconds() - brokerCPU
+		brokerCPU = procstat.CPU(brokerPID).Seconds() - brokerCPU
 		if ex.Records != int64(n) {
 			return fmt.Errorf("extract read %d records, want %d", ex.Records, n)
 		}
@@ -194,21 +180,11 @@ func bench(n, partitions, players, runs int, memory int64, compression string, m
 		// The same extract over a topic a tenth the size: peak memory must
 		// not depend on the topic's size.
 		small := max(n/10, 1)
-		broker2 := exec.Command(self, "-role", "broker", "-partitions", fmt.Sprint(partitions))
-		broker2.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		out2, err := broker2.StdoutPipe()
+		addr2, _, stopBroker2, err := job.StartBroker("-role", "broker", "-partitions", fmt.Sprint(partitions))
 		if err != nil {
 			return err
 		}
-		if err := broker2.Start(); err != nil {
-			return err
-		}
-		defer func() { broker2.Process.Signal(os.Interrupt); broker2.Wait() }()
-		addr2, err := bufio.NewReader(out2).ReadString('\n')
-		if err != nil {
-			return err
-		}
-		addr2 = strings.TrimSpace(addr2)
+		defer stopBroker2()
 		if _, err := fill(addr2, small, players, ""); err != nil {
 			return err
 		}
@@ -277,49 +253,11 @@ func fill(addr string, n, players int, ndjson string) (int64, error) {
 }
 
 // child runs this binary in a role and decodes its result.
-func child(self string, args ...string) (result, error) {
-	cmd := exec.Command(self, args...)
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := cmd.Output()
-	if err != nil {
-		return result{}, fmt.Errorf("%s: %w", strings.Join(args[:2], " "), err)
-	}
+func child(_ string, args ...string) (result, error) {
 	var r result
-	if err := json.Unmarshal(out, &r); err != nil {
-		return result{}, fmt.Errorf("%s: %w: %s", strings.Join(args[:2], " "), err, out)
-	}
-	r.CPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
-	return r, nil
-}
-
-// peakRSS is this process's peak resident set (VmHWM). Not getrusage: its
-// ru_maxrss carries the parent's peak across fork and exec.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func runBroker(partitions int) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(partitions), topic))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Println(c.ListenAddrs()[0])
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
+	cpu, err := job.Run(&r, args...)
+	r.CPU = cpu.Seconds()
+	return r, err
 }
 
 // runConsume only reads the topic, for the floor the broker and the Kafka
@@ -343,7 +281,7 @@ func runConsume(brokers string) {
 		f := cl.PollFetches(context.Background())
 		f.EachRecord(func(r *kgo.Record) { n++; bytes += int64(len(r.Value)) })
 	}
-	json.NewEncoder(os.Stdout).Encode(result{Records: n, Seconds: time.Since(start).Seconds(), Bytes: bytes, PeakRSS: peakRSS()})
+	json.NewEncoder(os.Stdout).Encode(result{Records: n, Seconds: time.Since(start).Seconds(), Bytes: bytes, PeakRSS: job.PeakRSS()})
 }
 
 func runExtract(brokers, lakeDir, compression, cpuprofile string, memory int64) {
@@ -374,7 +312,7 @@ func runExtract(brokers, lakeDir, compression, cpuprofile string, memory int64) 
 	if err != nil {
 		log.Fatal(err)
 	}
-	json.NewEncoder(os.Stdout).Encode(result{Records: sum.Records, Seconds: sum.Duration.Seconds(), Bytes: sum.Bytes, Files: sum.Files, Quarant: sum.Quarantined, PeakRSS: peakRSS()})
+	json.NewEncoder(os.Stdout).Encode(result{Records: sum.Records, Seconds: sum.Duration.Seconds(), Bytes: sum.Bytes, Files: sum.Files, Quarant: sum.Quarantined, PeakRSS: job.PeakRSS()})
 }
 
 func runDuckDB(ndjson, out string) {
@@ -396,5 +334,5 @@ func runDuckDB(ndjson, out string) {
 	if err != nil {
 		log.Fatal(errors.Join(err, errors.New("no output")))
 	}
-	json.NewEncoder(os.Stdout).Encode(result{Records: n, Seconds: secs, Bytes: st.Size(), Files: 1, PeakRSS: peakRSS()})
+	json.NewEncoder(os.Stdout).Encode(result{Records: n, Seconds: secs, Bytes: st.Size(), Files: 1, PeakRSS: job.PeakRSS()})
 }

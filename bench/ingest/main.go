@@ -19,10 +19,33 @@
 //     are the steady-state play, replacement players' signups included;
 //   - drives the bare handler at that same half rate with as many workers,
 //     the floor that the machine and the load tool alone put under p99;
+//   - one player (issue 13 §1): starts another serve per -oneplayer-serve
+//     variant (by default one with serve's defaults and one with
+//     --produce-linger 0), each with --starting-gold 2000000000, signs
+//     player u1 up over GET /signup and takes its session cookie; starts
+//     the seed, the course's Flask app (bench/ingest/seed/app.py) under
+//     gunicorn -w 2, producing with kafka-python, fire-and-forget, to a
+//     `questlog broker` of its own (-seed auto: when gunicorn and its
+//     Python's flask and kafka modules are there); then, alternating for
+//     -rounds rounds, drives GET /buy_sword with the cookie on each serve,
+//     GET /buy_sword?username=u1 on the seed and GET /buy_sword on the bare
+//     handler with wrk -t2 -c50 -d<duration>, ab -n 3000 -c 10 (a
+//     connection per request, as the seed's load test ran it) when ab is
+//     on PATH, and questlog load -c 50. The bare handler's figures are
+//     each tool's ceiling on this machine: ab is single-threaded and tops
+//     out around 5,000 requests/s here, so it cannot show a server 10× a
+//     seed at 1,600. After each measurement it counts the records the
+//     target's topic gained (end offsets) against the requests answered
+//     2xx, and at the end reads every topic back with questlog tail; it
+//     says so when the seed dropped events (it is no fair baseline then);
 //   - prints requests/s, p50 and p99 of each, questlog's share of the bare
 //     handler's requests/s with the same tool at the same -c, the share of
-//     each server's maximal requests/s (its best over the -c counts), and
-//     whether the goals are met.
+//     each server's maximal requests/s (its best over the -c counts), each
+//     one-player target's requests/s over the seed's and the seed's CPU per
+//     request over its own, and whether the goals are met.
+//
+// -only get,players,oneplayer runs some of the three sections (default
+// all of them, in that order).
 //
 // Why more than one -c: each GET / waits for its event's ack, so at a low
 // connection count serve is bound by that wait, not by the CPU (at -c 50
@@ -44,10 +67,16 @@
 //
 //	go run ./bench/ingest                      # 10 s per measurement
 //	go run ./bench/ingest -duration 30s -c 64,256 -json results.json
+//	go run ./bench/ingest -only oneplayer -duration 5s -rounds 2
 //
-// The goals (BENCHMARKS.md, "Ingest (issue 5)"): on GET /, at least 0.6 of
-// the bare handler's requests/s; the players scenario at half its maximal
-// rate with p99 under 10 ms.
+// The seed needs `apt-get install -y gunicorn python3-flask python3-kafka`;
+// without them the oneplayer section runs without it and says so.
+//
+// The goals (BENCHMARKS.md, "Ingest (issue 5)" and "One player (issue 13
+// §1)"): on GET /, at least 0.6 of the bare handler's requests/s; the
+// players scenario at half its maximal rate with p99 under 10 ms; one
+// player's GET /buy_sword at least 10× the seed's requests/s on the same
+// machine.
 package main
 
 import (
@@ -90,6 +119,10 @@ type options struct {
 	passwordCost int
 	jsonOut      string
 	bare         string
+	sections     sections
+	seed         string
+	ab           string
+	variants     []string
 }
 
 func main() {
@@ -110,6 +143,19 @@ func main() {
 	flag.IntVar(&o.passwordCost, "password-cost", 4, "serve's --password-cost, the bcrypt cost of signup and login (0: serve's default, 10)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this JSON file")
 	flag.StringVar(&o.bare, "bare", "", "internal: serve the bare handler on this address and print it")
+	o.sections = allSections
+	flag.Func("only", "run only these sections, comma-separated: get (GET / against the bare handler), players (the players scenario), oneplayer (one player's GET /buy_sword, beside the seed) (default all)", func(v string) error {
+		s, err := parseSections(v)
+		o.sections = s
+		return err
+	})
+	flag.StringVar(&o.seed, "seed", "auto", `the seed (Flask under gunicorn -w 2, bench/ingest/seed) in the oneplayer section: "auto" (when gunicorn and its Python's flask and kafka modules are there) or "off"`)
+	flag.StringVar(&o.ab, "ab", "auto", `ab (ApacheBench) binary for the oneplayer section: "auto" (use it when on PATH), "off", or a path`)
+	o.variants = []string{"", "--produce-linger 0"}
+	flag.Func("oneplayer-serve", `the oneplayer section's serves, separated by ";": each is one more questlog serve with these arguments (after -serve-args), "default" for none (default "default;--produce-linger 0")`, func(v string) error {
+		o.variants = parseVariants(v)
+		return nil
+	})
 	flag.Parse()
 
 	if o.bare != "" {
@@ -121,6 +167,10 @@ func main() {
 	}
 	if o.rounds < 1 || o.duration < time.Second || o.users < 1 {
 		fmt.Fprintln(os.Stderr, "ingest: want -rounds >= 1, -duration >= 1s, -users >= 1")
+		os.Exit(2)
+	}
+	if o.seed != "auto" && o.seed != "off" {
+		fmt.Fprintln(os.Stderr, `ingest: -seed is "auto" or "off"`)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -174,12 +224,28 @@ type Measurement struct {
 	// rates and latencies it hardly moves when other processes share the
 	// cores. 0 where /proc is missing.
 	ServerCPUMicros float64 `json:"server_cpu_us_per_request,omitempty"`
-	Note            string  `json:"note,omitempty"`
+	// BrokerCPUMicros (the seed) is the part of ServerCPUMicros spent by
+	// the seed's Kafka broker, a process of its own; serve's embedded
+	// broker is inside serve's process and its figure.
+	BrokerCPUMicros float64 `json:"broker_cpu_us_per_request,omitempty"`
+	// Answered (one-player rows) is the requests answered 2xx, and Events
+	// the records the target's topic gained during the measurement: at
+	// least Answered when no event was lost (the tools stop counting at
+	// the end of their window while the server still answers and logs the
+	// requests in flight).
+	Answered int64 `json:"answered_2xx,omitempty"`
+	Events   int64 `json:"events,omitempty"`
+	// RatioToSeed (one-player rows) is requests/s over the seed's with the
+	// same tool in the same round.
+	RatioToSeed float64 `json:"ratio_to_seed,omitempty"`
+	Note        string  `json:"note,omitempty"`
 }
 
 // Results is what -json writes.
 type Results struct {
 	Date         string        `json:"date"`
+	Sections     []string      `json:"sections"`
+	CPUModel     string        `json:"cpu_model,omitempty"`
 	CPUs         int           `json:"cpus"`
 	GoVersion    string        `json:"go_version"`
 	Duration     string        `json:"duration"`
@@ -202,6 +268,8 @@ type Results struct {
 	// are only as quiet as the machine was.
 	LoadAverageBefore string `json:"load_average_before"`
 	LoadAverageAfter  string `json:"load_average_after"`
+	// OnePlayer is the oneplayer section's summary.
+	OnePlayer *OnePlayer `json:"one_player,omitempty"`
 }
 
 func median(xs []float64) float64 {
@@ -315,17 +383,11 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("build questlog (run from the repository root): %w", err)
 		}
 	}
-	wrk := ""
-	switch o.wrk {
-	case "off":
-	case "auto":
-		wrk, _ = exec.LookPath("wrk")
-	default:
-		wrk = o.wrk
-	}
+	wrk := lookTool(o.wrk, "wrk")
 
 	res := Results{
-		Date: time.Now().UTC().Format(time.RFC3339), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Date: time.Now().UTC().Format(time.RFC3339), Sections: o.sections.names(), CPUModel: cpuModel(),
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Duration: o.duration.String(), Conns: o.conns, Users: o.users, GoalGetRatio: 0.6, GoalP99Ms: 10,
 	}
 
@@ -345,33 +407,76 @@ func run(ctx context.Context, o options) error {
 		}
 		return m, s, nil
 	}
-	dur := o.duration.String()
 	res.LoadAverageBefore = loadAverage()
 
-	// Both servers stay up (idle, each costs nothing) so that rounds can
-	// alternate between them: on a shared machine, noise then hits both.
+	// The servers stay up (idle, each costs nothing) so that rounds can
+	// alternate between them: on a shared machine, noise then hits all.
 	bare, err := startBare(ctx)
 	if err != nil {
 		return err
 	}
 	defer bare.stop()
-	serveArgs, serveAddr, err := serveArguments(ctx, bin, o, tmp)
-	if err != nil {
-		return err
+
+	if o.sections.get || o.sections.players {
+		serveArgs, serveAddr, err := serveArguments(ctx, bin, o, tmp)
+		if err != nil {
+			return err
+		}
+		res.ServeArgs = serveArgs
+		srv, err := startServe(ctx, bin, serveArgs, serveAddr, filepath.Join(tmp, "serve.log"))
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		if o.sections.get {
+			if err := getSection(ctx, o, &res, bare, srv, wrk, load, measure); err != nil {
+				return err
+			}
+		}
+		if o.sections.players {
+			if err := playersSection(o, &res, bare, srv, load, measure); err != nil {
+				return err
+			}
+		}
 	}
-	res.ServeArgs = serveArgs
-	srv, err := startServe(ctx, bin, serveArgs, serveAddr, tmp)
-	if err != nil {
-		return err
+	if o.sections.oneplayer {
+		b := &onePlayerBench{o: o, bin: bin, tmp: tmp, wrk: wrk, ab: lookTool(o.ab, "ab")}
+		op, ms, err := b.run(ctx, bare)
+		if err != nil {
+			return err
+		}
+		res.OnePlayer = op
+		res.Measurements = append(res.Measurements, ms...)
 	}
-	defer srv.stop()
-	serveURL := srv.url()
+	res.LoadAverageAfter = loadAverage()
+
+	printResults(os.Stdout, &res)
+	if o.jsonOut != "" {
+		raw, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonOut, append(raw, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonOut, err)
+		}
+	}
+	return nil
+}
+
+type (
+	loadFunc    func(target string, args ...string) (loadgen.Summary, error)
+	measureFunc func(p *process, name, path string, args ...string) (Measurement, loadgen.Summary, error)
+)
+
+// getSection drives GET / on the bare handler and on serve, alternating,
+// with each tool at each connection count, for -rounds rounds.
+func getSection(ctx context.Context, o options, res *Results, bare, srv *process, wrk string, load loadFunc, measure measureFunc) error {
 	targets := []struct {
 		name, url string
 		p         *process
 	}{
 		{"bare handler GET /", bare.url() + "/", bare},
-		{"questlog serve GET /", serveURL + "/", srv},
+		{"questlog serve GET /", srv.url() + "/", srv},
 	}
 	if o.warmup > 0 {
 		for _, t := range targets {
@@ -390,11 +495,12 @@ func run(ctx context.Context, o options) error {
 				var pair [2]Measurement
 				for i, t := range targets {
 					var m Measurement
+					var err error
 					if tool == "wrk" {
 						if m, err = runWrk(ctx, wrk, t.url, c, o.duration); err != nil {
 							return fmt.Errorf("%s with wrk: %w", t.name, err)
 						}
-					} else if m, _, err = measure(t.p, t.name, "/", "-t", dur, "-c", strconv.Itoa(c)); err != nil {
+					} else if m, _, err = measure(t.p, t.name, "/", "-t", o.duration.String(), "-c", strconv.Itoa(c)); err != nil {
 						return err
 					}
 					m.Target, m.Round, m.Conns = t.name, round, c
@@ -416,11 +522,17 @@ func run(ctx context.Context, o options) error {
 			res.GetRatioWrk = r.Median
 		}
 	}
+	return nil
+}
 
-	// The players scenario: its maximal rate, then half of it.
+// playersSection plays the players scenario against serve: its maximal
+// rate, then half of it, then the bare handler at that half rate (the
+// floor).
+func playersSection(o options, res *Results, bare, srv *process, load loadFunc, measure measureFunc) error {
 	users := strconv.Itoa(o.users)
+	dur := o.duration.String()
 	if o.warmup > 0 {
-		if _, err := load(serveURL, "--scenario", "players", "--users", users, "-t", o.warmup.String()); err != nil {
+		if _, err := load(srv.url(), "--scenario", "players", "--users", users, "-t", o.warmup.String()); err != nil {
 			return fmt.Errorf("warm up players: %w", err)
 		}
 	}
@@ -447,19 +559,85 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	res.Measurements = append(res.Measurements, m)
-	res.LoadAverageAfter = loadAverage()
+	return nil
+}
 
-	printResults(os.Stdout, &res)
-	if o.jsonOut != "" {
-		raw, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonOut, append(raw, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", o.jsonOut, err)
+// lookTool resolves a tool flag: "off", "auto" (name when on PATH) or a path.
+func lookTool(flagValue, name string) string {
+	switch flagValue {
+	case "off":
+		return ""
+	case "auto":
+		p, _ := exec.LookPath(name)
+		return p
+	}
+	return flagValue
+}
+
+// cpuModel is /proc/cpuinfo's first "model name", or "" off Linux.
+func cpuModel() string {
+	raw, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for line := range strings.Lines(string(raw)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
 		}
 	}
-	return nil
+	return ""
+}
+
+// sections are the parts of the benchmark to run (-only).
+type sections struct{ get, players, oneplayer bool }
+
+var allSections = sections{get: true, players: true, oneplayer: true}
+
+func (s sections) names() []string {
+	var out []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{s.get, "get"}, {s.players, "players"}, {s.oneplayer, "oneplayer"}} {
+		if x.on {
+			out = append(out, x.name)
+		}
+	}
+	return out
+}
+
+// parseSections reads -only: section names separated by commas.
+func parseSections(v string) (sections, error) {
+	var s sections
+	for f := range strings.SplitSeq(v, ",") {
+		switch strings.TrimSpace(f) {
+		case "get":
+			s.get = true
+		case "players":
+			s.players = true
+		case "oneplayer":
+			s.oneplayer = true
+		default:
+			return s, fmt.Errorf("section %q: want get, players or oneplayer", f)
+		}
+	}
+	return s, nil
+}
+
+// parseVariants reads -oneplayer-serve: serve arguments separated by ";",
+// "default" (or nothing) for serve's defaults.
+func parseVariants(v string) []string {
+	var out []string
+	for f := range strings.SplitSeq(v, ";") {
+		f = strings.TrimSpace(f)
+		if f == "default" {
+			f = ""
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // scenarioNote gives the p99 of the actions that hash a password, which
@@ -523,16 +701,28 @@ func fromSummary(target, tool string, s loadgen.Summary) Measurement {
 }
 
 func printResults(w io.Writer, r *Results) {
-	fmt.Fprintf(w, "\nIngest benchmark, %s, %d CPUs, %s, %s per measurement, -c %s, %d players\n",
-		r.Date, r.CPUs, r.GoVersion, r.Duration, joinInts(r.Conns), r.Users)
-	fmt.Fprintf(w, "questlog %s\n", strings.Join(r.ServeArgs, " "))
+	fmt.Fprintf(w, "\nIngest benchmark (%s), %s, %s, %d CPUs, %s, %s per measurement",
+		strings.Join(r.Sections, ", "), r.Date, r.CPUModel, r.CPUs, r.GoVersion, r.Duration)
+	if slices.Contains(r.Sections, "get") {
+		fmt.Fprintf(w, ", GET / at -c %s", joinInts(r.Conns))
+	}
+	if slices.Contains(r.Sections, "players") {
+		fmt.Fprintf(w, ", %d players", r.Users)
+	}
+	fmt.Fprintln(w)
+	if len(r.ServeArgs) > 0 {
+		fmt.Fprintf(w, "questlog %s\n", strings.Join(r.ServeArgs, " "))
+	}
 	fmt.Fprintf(w, "load average before %s, after %s\n\n", r.LoadAverageBefore, r.LoadAverageAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "round\ttarget\ttool\tc\trequests/s\tp50 ms\tp99 ms\tlag p99 ms\tserver CPU µs/req\terrors\tnon-2xx\tvs bare\t")
+	fmt.Fprintln(tw, "round\ttarget\ttool\tc\trequests/s\tp50 ms\tp99 ms\tlag p99 ms\tserver CPU µs/req\terrors\tnon-2xx\tevents\tvs bare\tvs seed\t")
 	for _, m := range r.Measurements {
-		ratio, round, conns, lag, cpu := "", "", "", "", ""
+		ratio, round, conns, lag, cpu, events, seed := "", "", "", "", "", "", ""
 		if m.RatioToBare > 0 {
 			ratio = fmt.Sprintf("%.2f", m.RatioToBare)
+		}
+		if m.RatioToSeed > 0 {
+			seed = fmt.Sprintf("%.1f", m.RatioToSeed)
 		}
 		if m.Round > 0 {
 			round = strconv.Itoa(m.Round)
@@ -545,9 +735,15 @@ func printResults(w io.Writer, r *Results) {
 		}
 		if m.ServerCPUMicros > 0 {
 			cpu = fmt.Sprintf("%.0f", m.ServerCPUMicros)
+			if m.BrokerCPUMicros > 0 {
+				cpu += fmt.Sprintf(" (broker %.0f)", m.BrokerCPUMicros)
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%s\t%s\t%d\t%d\t%s\t\n", round, m.Target, m.Tool, conns, m.RequestsPerSecond,
-			m.P50Ms, m.P99Ms, lag, cpu, m.Errors, m.Non2xx, ratio)
+		if m.Events > 0 || m.Answered > 0 {
+			events = strconv.FormatInt(m.Events, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t\n", round, m.Target, m.Tool, conns, m.RequestsPerSecond,
+			m.P50Ms, m.P99Ms, lag, cpu, m.Errors, m.Non2xx, events, ratio, seed)
 	}
 	_ = tw.Flush()
 	for _, m := range r.Measurements {
@@ -555,29 +751,108 @@ func printResults(w io.Writer, r *Results) {
 			fmt.Fprintf(w, "  %s: %s\n", m.Target, m.Note)
 		}
 	}
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
+	if len(r.Ratios) > 0 {
+		fmt.Fprintln(w, "\nGET /, serve's requests/s over the bare handler's (median of rounds; rounds):")
+		for _, x := range r.Ratios {
+			what := "maximal rates"
+			if x.Conns > 0 {
+				what = fmt.Sprintf("-c %d", x.Conns)
+			}
+			fmt.Fprintf(w, "  %-13s %-13s %.2f (%s)\n", x.Tool, what, x.Median, joinFloats(x.Rounds, "%.2f"))
 		}
-		return "NOT met"
-	}
-	fmt.Fprintln(w, "\nGET /, serve's requests/s over the bare handler's (median of rounds; rounds):")
-	for _, x := range r.Ratios {
-		what := "maximal rates"
-		if x.Conns > 0 {
-			what = fmt.Sprintf("-c %d", x.Conns)
+		fmt.Fprintf(w, "\ngoal GET / >= %.1f of bare (maximal rates, questlog load, median of rounds): %.2f, %s\n", r.GoalGetRatio, r.GetRatio, verdict(r.GetRatio >= r.GoalGetRatio))
+		if r.GetRatioWrk > 0 {
+			fmt.Fprintf(w, "     GET / with wrk (maximal rates, median of rounds): %.2f, %s\n", r.GetRatioWrk, verdict(r.GetRatioWrk >= r.GoalGetRatio))
 		}
-		rounds := make([]string, len(x.Rounds))
-		for i, v := range x.Rounds {
-			rounds[i] = fmt.Sprintf("%.2f", v)
+	}
+	if slices.Contains(r.Sections, "players") {
+		fmt.Fprintf(w, "goal players p99 < %.0f ms at half the maximal rate: %.3f ms, %s\n", r.GoalP99Ms, r.HalfRateP99, verdict(r.HalfRateP99 < r.GoalP99Ms))
+	}
+	if r.OnePlayer != nil {
+		printOnePlayer(w, r.OnePlayer, r.Measurements)
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func joinFloats(xs []float64, format string) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(s, " ")
+}
+
+// printOnePlayer prints the oneplayer section's summary: what ran, the
+// ratios to the seed, the ab ceiling beside them, whether every answered
+// request's event reached its topic, and the goal.
+func printOnePlayer(w io.Writer, op *OnePlayer, ms []Measurement) {
+	fmt.Fprintf(w, "\nOne player, GET %s (issue 13 §1): wrk -t2 -c%d, ab -n %d -c %d (a connection per request), questlog load -c %d\n",
+		op.Path, onePlayerConns, abRequests, abConns, onePlayerConns)
+	for _, s := range op.Serves {
+		fmt.Fprintf(w, "  serve: %s\n", s)
+	}
+	if op.Seed != "" {
+		fmt.Fprintf(w, "  seed:  %s\n", op.Seed)
+	} else {
+		fmt.Fprintf(w, "  seed:  not run: %s\n", op.SeedSkipped)
+	}
+	if len(op.Ratios) > 0 {
+		fmt.Fprintln(w, "requests/s over the seed's (median of rounds; rounds):")
+		for _, x := range op.Ratios {
+			fmt.Fprintf(w, "  %-13s %6.1f×  (%s)  %s\n", x.Tool, x.Median, joinFloats(x.Rounds, "%.1f"), x.Target)
 		}
-		fmt.Fprintf(w, "  %-13s %-13s %.2f (%s)\n", x.Tool, what, x.Median, strings.Join(rounds, " "))
+		fmt.Fprintln(w, "the seed's server CPU per request (gunicorn and its broker) over the target's (median of rounds; rounds):")
+		for _, x := range op.Ratios {
+			if x.CPUMedian > 0 && !strings.HasPrefix(x.Target, "bare handler") {
+				fmt.Fprintf(w, "  %-13s %6.1f×  (%s)  %s\n", x.Tool, x.CPUMedian, joinFloats(x.CPURounds, "%.1f"), x.Target)
+			}
+		}
 	}
-	fmt.Fprintf(w, "\ngoal GET / >= %.1f of bare (maximal rates, questlog load, median of rounds): %.2f, %s\n", r.GoalGetRatio, r.GetRatio, verdict(r.GetRatio >= r.GoalGetRatio))
-	if r.GetRatioWrk > 0 {
-		fmt.Fprintf(w, "     GET / with wrk (maximal rates, median of rounds): %.2f, %s\n", r.GetRatioWrk, verdict(r.GetRatioWrk >= r.GoalGetRatio))
+	// The ceiling: what each tool gets out of a handler that does nothing.
+	for _, tool := range []string{"ab", "wrk"} {
+		var bare []float64
+		for _, m := range ms {
+			if m.Tool == tool && m.Round > 0 && strings.HasPrefix(m.Target, "bare handler GET "+op.Path) {
+				bare = append(bare, m.RequestsPerSecond)
+			}
+		}
+		if len(bare) > 0 {
+			fmt.Fprintf(w, "%s's ceiling here (the bare handler): %.0f requests/s (median; rounds %s)\n", tool, median(bare), joinFloats(bare, "%.0f"))
+		}
 	}
-	fmt.Fprintf(w, "goal players p99 < %.0f ms at half the maximal rate: %.3f ms, %s\n", r.GoalP99Ms, r.HalfRateP99, verdict(r.HalfRateP99 < r.GoalP99Ms))
+	for _, d := range op.Delivery {
+		fmt.Fprintf(w, "events: %s: %d answered 2xx, %d records appended meanwhile", d.Target, d.Answered, d.Events)
+		if lost := d.Lost(); lost > 0 {
+			fmt.Fprintf(w, ": %d events DROPPED", lost)
+			if strings.HasPrefix(d.Target, "seed") {
+				fmt.Fprint(w, " (the seed does not deliver every event: not a fair baseline)")
+			}
+		} else {
+			fmt.Fprint(w, ", none lost")
+		}
+		fmt.Fprintf(w, "; topic %d records, %d read back with questlog tail", d.Topic, d.ReadBack)
+		if d.ReadBackErr != "" {
+			fmt.Fprintf(w, " (%s)", d.ReadBackErr)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, x := range op.Ratios {
+		if x.Tool != "wrk" && x.Tool != "ab" || strings.HasPrefix(x.Target, "bare handler") {
+			continue
+		}
+		fmt.Fprintf(w, "goal one player >= %.0f× the seed (%s, median of rounds): %.2f×, %s: %s\n", op.Goal, x.Tool, x.Median, verdict(x.Median >= op.Goal), x.Target)
+	}
+	for _, x := range op.Ratios {
+		if x.Tool == "ab" && strings.HasPrefix(x.Target, "bare handler") && x.Median < op.Goal {
+			fmt.Fprintf(w, "  ab cannot show %.0f× here: a handler that does nothing gets %.1f× the seed's requests/s out of it\n", op.Goal, x.Median)
+		}
+	}
 }
 
 // runLoad runs `questlog load --format json` and reads its summary. An error
@@ -601,11 +876,15 @@ func runLoad(ctx context.Context, bin string, args ...string) (loadgen.Summary, 
 	return s, nil
 }
 
-// runWrk runs wrk with two threads (one per core here) and reads its
-// requests/s and latency distribution.
-func runWrk(ctx context.Context, wrk, url string, conns int, d time.Duration) (Measurement, error) {
+// runWrk runs wrk with two threads (one per core here), each header given
+// as "Name: value", and reads its requests/s and latency distribution.
+func runWrk(ctx context.Context, wrk, url string, conns int, d time.Duration, headers ...string) (Measurement, error) {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	cmd := exec.CommandContext(ctx, wrk, "-t", "2", "-c", strconv.Itoa(conns), "-d", strconv.Itoa(secs)+"s", "--latency", url)
+	args := []string{"-t", "2", "-c", strconv.Itoa(conns), "-d", strconv.Itoa(secs) + "s", "--latency"}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	cmd := exec.CommandContext(ctx, wrk, append(args, url)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return Measurement{}, fmt.Errorf("%w: %s", err, out)
@@ -732,24 +1011,28 @@ func serveArguments(ctx context.Context, bin string, o options, tmp string) (arg
 	return args, httpAddr, nil
 }
 
-func startServe(ctx context.Context, bin string, args []string, addr, tmp string) (*process, error) {
-	logPath := filepath.Join(tmp, "serve.log")
+func startServe(ctx context.Context, bin string, args []string, addr, logPath string) (*process, error) {
+	return startLogged(ctx, exec.CommandContext(ctx, bin, args...), addr, logPath, waitReady)
+}
+
+// startLogged starts cmd, a server that will listen on addr, with its
+// output in logPath, and waits until ready says it serves.
+func startLogged(ctx context.Context, cmd *exec.Cmd, addr, logPath string, ready func(context.Context, *process) error) (*process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start questlog serve: %w", err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Args[0], err)
 	}
 	p := &process{cmd: cmd, addr: addr, log: logPath, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
-	if err := waitReady(ctx, p); err != nil {
+	if err := ready(ctx, p); err != nil {
 		p.stop()
 		logs, _ := os.ReadFile(logPath)
-		return nil, fmt.Errorf("questlog %s: %w\n%s", strings.Join(args, " "), err, tail(logs, 2000))
+		return nil, fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, tail(logs, 2000))
 	}
 	return p, nil
 }

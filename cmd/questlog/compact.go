@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -134,8 +136,9 @@ func newLakeCompactCmd(g *globalOptions) *cobra.Command {
 
 The files of one event type, day and partition that the checkpoint has passed
 are merged into files of about --target-file-size, named by the whole offset
-range they cover: while the day runs, runs of 4 or more files of a size tier;
-once it is over, all of them. A merged file is published before the files it
+range they cover: while the day runs, 4 or more neighbouring files of a tier
+(the order of magnitude of the offsets they span); once it is over, all of
+them. A merged file is published before the files it
 replaces are removed: questlog's readers (query, report, the dashboard, lake
 check) skip a replaced file at once, and count every record once at every
 instant, crash or not. The replaced files stay --grace for readers that listed
@@ -166,6 +169,11 @@ func runLakeCompact(ctx context.Context, g *globalOptions, o *compactOptions, w 
 	c, err := o.compactor(g, st, newLogger(g))
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// As questlog extract does: the Go heap's soft limit follows what
+		// a merge holds.
+		debug.SetMemoryLimit(compact.HeapLimit())
 	}
 	sum, err := c.Compact(ctx)
 	if err != nil {

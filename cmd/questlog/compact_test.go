@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/questlog/questlog/internal/extract/extracttest"
+	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/laketest"
 )
 
@@ -62,4 +66,56 @@ func TestByteSizeFlag(t *testing.T) {
 			t.Errorf("Set(%q): no error", bad)
 		}
 	}
+}
+
+// extract --follow compacts as it follows: small files (a roll every 10
+// rows) of days that are over are merged while it runs, and Ctrl-C leaves
+// a lake that lake check finds whole.
+func TestExtractFollowCompacts(t *testing.T) {
+	addr := extracttest.StartBroker(t)
+	want := extracttest.Produce(t, addr, laketest.Config{Events: 400}, nil)
+	lakeDir := filepath.Join(t.TempDir(), "lake")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"extract", "--follow", "--brokers", addr, "--lake", lakeDir, "--max-rows", "10",
+		"--compact-interval", "50ms", "--compact-grace", "0", "--log-level", "warn"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r, err := lake.Check(ctx, lake.Dir(lakeDir), "events")
+		if err == nil && r.OK() && r.Replaced == 0 && extracttest.CountsDiffer(r.Rows, want.PerType) == "" && mostPerGroup(t, lakeDir) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lake was never whole and compacted: %v %+v", err, r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("extract --follow: %v\n%s", err, out.String())
+	}
+	if _, err := runCLI(t, "lake", "check", "--lake", lakeDir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mostPerGroup(t *testing.T, lakeDir string) int {
+	t.Helper()
+	l, err := lake.ListData(context.Background(), lake.Dir(lakeDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	most, n := 0, map[lake.Group]int{}
+	for _, f := range l.Events() {
+		n[f.Group()]++
+		most = max(most, n[f.Group()])
+	}
+	return most
 }

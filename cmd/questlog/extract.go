@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -26,6 +27,7 @@ func newExtractCmd(g *globalOptions) *cobra.Command {
 		memory       int64
 		compression  string
 		quiet        bool
+		wait         time.Duration
 		co           compactOptions
 		lf           lakeFlags
 	)
@@ -38,7 +40,10 @@ records that are not events in lake/quarantine/, the inferred schemas in
 lake/_schemas/ and how far each partition is in lake/_checkpoints/<topic>.json.
 
 --once (the default) reads every partition from the checkpoint up to the end
-the topic had when it started, prints a summary and exits. --follow keeps
+the topic had when it started, prints a summary and exits. When another
+extract is writing the lake (questlog up follows the topic), it waits, at most
+--wait, until that one has reached the topic's end as of the start, then
+prints how far the lake goes and exits. --follow keeps
 going, rolling files every --max-age so new events are queryable within
 seconds, until Ctrl-C, which commits what it holds; meanwhile it merges the
 lake's small files every --compact-interval (see 'questlog lake compact').
@@ -73,27 +78,42 @@ every record exactly once (see 'questlog lake check').`,
 			}
 			if os.Getenv("GOMEMLIMIT") == "" {
 				// Let the Go heap follow the extract's budget: without a
-				// limit it grows to twice the live memory between collections.
-				debug.SetMemoryLimit(extract.HeapLimit(memory))
+				// limit it grows to twice the live memory between
+				// collections. A compaction alongside holds its own.
+				limit := extract.HeapLimit(memory)
+				if follow && co.interval > 0 {
+					limit += compact.Memory
+				}
+				debug.SetMemoryLimit(limit)
 			}
 			stopBar := func() {}
 			if f, ok := cmd.ErrOrStderr().(*os.File); ok && !quiet && !follow && term.IsTerminal(int(f.Fd())) {
 				stopBar = showProgress(cmd.Context(), e, f)
 			}
-			var c *compact.Compactor
-			if follow && co.interval > 0 {
-				if c, err = co.compactor(g, st, extractLogger(cmd.ErrOrStderr(), g.logLevel)); err != nil {
-					return err
+			var (
+				sum    extract.Summary
+				waited *extract.Waited
+			)
+			if follow {
+				var c *compact.Compactor
+				if co.interval > 0 {
+					if c, err = co.compactor(g, st, extractLogger(cmd.ErrOrStderr(), g.logLevel)); err != nil {
+						return err
+					}
 				}
+				err = alongside(cmd.Context(), c, func(ctx context.Context) (err error) {
+					sum, err = e.Run(ctx)
+					return err
+				})
+			} else {
+				sum, waited, err = e.RunOrWait(cmd.Context(), wait)
 			}
-			var sum extract.Summary
-			err = alongside(cmd.Context(), c, func(ctx context.Context) (err error) {
-				sum, err = e.Run(ctx)
-				return err
-			})
 			stopBar()
 			if err != nil {
 				return err
+			}
+			if waited != nil {
+				return writeWaited(cmd.OutOrStdout(), waited)
 			}
 			return sum.WriteText(cmd.OutOrStdout())
 		},
@@ -107,6 +127,7 @@ every record exactly once (see 'questlog lake check').`,
 	f.Int64Var(&memory, "memory", 32<<20, "bytes of rows buffered in open files, over all partitions; past it the largest open file writes them as a row group. The Go heap's soft limit is twice this plus 64 MiB unless GOMEMLIMIT is set")
 	f.StringVar(&compression, "compression", "zstd", "Parquet compression: zstd, snappy or none")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	f.DurationVar(&wait, "wait", 2*time.Minute, "--once, when another extract is writing the lake: how long to wait for it to reach the topic's end")
 	co.register(f, true, "with --follow, compaction: ")
 	lf.registerLock(f)
 	return cmd
@@ -157,4 +178,12 @@ func extractLogger(w io.Writer, name string) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// writeWaited says that another extract brought the lake up to date, and
+// how far the lake goes.
+func writeWaited(w io.Writer, waited *extract.Waited) error {
+	_, err := fmt.Fprintf(w, "another extract (questlog up?) is writing this lake; it reached the topic's end in %.2f s\n"+
+		"lake checkpoint, partition: first-next offset: %s\n", waited.Duration.Seconds(), waited.Checkpoint)
+	return err
 }

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/cookiejar"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/questlog/questlog/internal/game/gametest"
 	"github.com/questlog/questlog/internal/state/sqlitestore"
@@ -22,9 +19,8 @@ import (
 // the state is the fold of the ok events.
 func TestKillBetweenAckAndApplyKeepsTheChange(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"serve", "--data-dir", dir, "--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--password-cost", "4"}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	args := serveArgs(dir)
+	c := playerClient()
 
 	p := start(t, args...)
 	if code, body := get(t, c, p.api+"/signup?username=ada&password=pw"); code != 201 {

@@ -84,8 +84,7 @@ func TestBrokerCommandsRunWithSoftFileLimitRaisedToHard(t *testing.T) {
 // reach; once they are closed, without a restart, GET / records its event
 // again, tail reads the topic over TCP and /readyz says ready.
 func TestServeRecoversFromExhaustedFileDescriptors(t *testing.T) {
-	p := startUnderUlimit(t, "-n 120", "serve", "--data-dir", t.TempDir(),
-		"--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--password-cost", "4")
+	p := startUnderUlimit(t, "-n 120", serveArgs(t.TempDir())...)
 	// probe keeps one connection to the API, made while descriptors are
 	// free, to ask /readyz while they are not.
 	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}

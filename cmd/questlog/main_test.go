@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,9 +19,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/questlog/questlog/internal/golden"
+	"github.com/questlog/questlog/internal/syncbuf"
+)
 
 // binary is questlog built once for the tests that run it as a user would.
 var binary string
@@ -50,9 +50,9 @@ func TestMain(m *testing.M) {
 type process struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	api    string // http://host:port, once printed
-	broker string // host:port, once printed
-	out    *bytes.Buffer
+	api    string          // http://host:port, once printed
+	broker string          // host:port, once printed
+	out    *syncbuf.Buffer // stdout so far, written by the goroutine that reads it
 }
 
 var (
@@ -83,12 +83,12 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr syncbuf.Buffer // exec copies into it while we may read it
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{t: t, cmd: cmd, out: &bytes.Buffer{}}
+	p := &process{t: t, cmd: cmd, out: &syncbuf.Buffer{}}
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
@@ -101,7 +101,7 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *process {
 		signalled := false
 		for sc.Scan() {
 			line := sc.Text()
-			p.out.WriteString(line + "\n")
+			fmt.Fprintln(p.out, line)
 			if m := apiLine.FindStringSubmatch(line); m != nil {
 				p.api = m[1]
 			}
@@ -139,6 +139,17 @@ func (p *process) stop(sig syscall.Signal) {
 	}
 }
 
+// serveArgs run serve on dir, on free ports, with cheap password hashes.
+func serveArgs(dir string) []string {
+	return []string{"serve", "--data-dir", dir, "--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--password-cost", "4"}
+}
+
+// playerClient is an HTTP client that keeps one player's session cookie.
+func playerClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second}
+}
+
 func get(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
 	resp, err := c.Get(url)
@@ -165,9 +176,8 @@ func run(t *testing.T, args ...string) string {
 // acknowledged event is in the broker's log files before the ack.
 func TestServeKeepsEverythingAcrossRestartsAndKills(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"serve", "--data-dir", dir, "--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--password-cost", "4"}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	args := serveArgs(dir)
+	c := playerClient()
 
 	// Phase 1: play, then Ctrl-C.
 	p := start(t, args...)
@@ -231,19 +241,7 @@ func TestHelpGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			args := append(strings.Fields(cmd), "--help")
 			got := run(t, args...)
-			golden := filepath.Join("testdata", "help-"+name+".txt")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/questlog -run Help -update)", err)
-			}
+			want := golden.Want(t, filepath.Join("testdata", "help-"+name+".txt"), []byte(got))
 			if got != string(want) {
 				t.Errorf("questlog %s --help changed:\n%s\nwant:\n%s", cmd, got, want)
 			}
@@ -270,6 +268,7 @@ func TestServeRefusesBadFlagsAndCreatesNothing(t *testing.T) {
 		{"--produce-linger=1s", "--produce-linger 1s: must be between 0 and 100ms"},
 		{"--password-cost=99", "password cost 99 out of range"},
 		{"--session-ttl=1ms", "session TTL 1ms is too short"},
+		{"--seed-session-ttl=1ms", "seed session TTL 1ms is too short"},
 		{"--starting-gold=-5", "starting gold -5 out of range"},
 		{"--login-failures-per-user=-1", "--login-failures-per-user -1: must be 0 (no limit) or more"},
 		{"--login-failures-per-address=-3", "--login-failures-per-address -3: must be 0 (no limit) or more"},

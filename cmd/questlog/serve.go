@@ -14,17 +14,30 @@ import (
 	"github.com/questlog/questlog/internal/api"
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/retain"
 )
 
 // brokerOptions configure the embedded broker (up, serve, broker).
 type brokerOptions struct {
-	partitions int32
-	fsync      bool
+	partitions     int32
+	fsync          bool
+	topicRetention time.Duration
 }
 
 func (b *brokerOptions) register(fs *pflag.FlagSet) {
 	fs.Int32Var(&b.partitions, "partitions", 4, "partitions of the topic when the embedded broker creates it")
 	fs.BoolVar(&b.fsync, "fsync", false, "embedded broker: fsync every batch before acknowledging it (survives power loss; slower)")
+	fs.DurationVar(&b.topicRetention, "topic-retention", retain.DefaultRetention,
+		"embedded broker: delete records older than this once the lake at --lake holds them (checked every minute; 0: keep every record; a Kafka cluster keeps its own retention.ms)")
+}
+
+// retention is --topic-retention as node.Config takes it: 0 there is the
+// default, and keeping everything is negative.
+func (b *brokerOptions) retention() time.Duration {
+	if b.topicRetention == 0 {
+		return -1
+	}
+	return b.topicRetention
 }
 
 // serveOptions configure the API (up, serve).
@@ -42,6 +55,8 @@ type serveOptions struct {
 	// api.LoginLimits' window; 0 is no limit.
 	loginFailuresPerUser    int
 	loginFailuresPerAddress int
+	seedSessions            bool
+	seedSessionTTL          time.Duration
 }
 
 func (o *serveOptions) register(fs *pflag.FlagSet) {
@@ -59,7 +74,10 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 		fmt.Sprintf("failed logins (wrong password or unknown user) one username may have in %d minutes; past it, its logins get 429 until the window closes (0: no limit)", window))
 	fs.IntVar(&o.loginFailuresPerAddress, "login-failures-per-address", limits.PerAddress,
 		fmt.Sprintf("failed logins one client address (an IPv6 /64; loopback clients are not counted) may cause in %d minutes; past it, its logins get 429 (0: no limit; raise it behind a remote proxy)", window))
-	fs.DurationVar(&o.produceLinger, "produce-linger", 250*time.Microsecond, "how long an event waits for others to share its produce request (0: send at once; at most 100ms): fewer, larger produce requests for up to this much latency")
+	fs.BoolVar(&o.seedSessions, "seed-sessions", false,
+		"the classic GET routes also act as the seed course's server did: a request without a session cookie acts as the player its ?username= names, if that player signed up or logged in from the same Host within --seed-session-ttl. Anyone who can reach the server and knows a username and its Host can act as that player: for classroom replays on localhost only")
+	fs.DurationVar(&o.seedSessionTTL, "seed-session-ttl", 2*time.Hour, "with --seed-sessions: how long a signup or login on a classic route binds the player to its Host")
+	fs.DurationVar(&o.produceLinger, "produce-linger", 250*time.Microsecond, "how long an event that finds the broker idle waits for others to share its produce request, when requests lately carried several callers' events (0: send at once; at most 100ms): fewer, larger produce requests for up to this much latency")
 }
 
 // node is the node of these flags; role says which parts it runs.
@@ -67,9 +85,11 @@ func (o *serveOptions) node(g *globalOptions, role node.Role, out io.Writer) nod
 	return node.Config{
 		Role: role, DataDir: g.dataDir, HTTP: o.http, BrokerListen: g.brokerListen,
 		Brokers: splitList(g.brokers), Topic: g.topic, Partitions: o.broker.partitions, Fsync: o.broker.fsync,
-		Redis: o.redis, Lake: g.lakeLocation(), Catalog: o.catalog,
+		TopicRetention: o.broker.retention(),
+		Redis:          o.redis, Lake: g.lakeLocation(), Catalog: o.catalog,
 		Game: game.Config{
 			StartingGold: o.startingGold, SessionTTL: o.sessionTTL, PasswordCost: o.passwordCost,
+			SeedSessions: o.seedSessions, SeedSessionTTL: o.seedSessionTTL,
 			Fault: faultFromEnv(),
 		},
 		ProduceTimeout: o.produceTimeout, ProduceLinger: o.produceLinger,
@@ -83,12 +103,12 @@ func (o *serveOptions) node(g *globalOptions, role node.Role, out io.Writer) nod
 const faultEnv = "QUESTLOG_FAULT"
 
 // faultFromEnv returns the game's fault hook for QUESTLOG_FAULT, or nil.
-func faultFromEnv() func(string) {
+func faultFromEnv() func(string) error {
 	point := os.Getenv(faultEnv)
 	if point == "" {
 		return nil
 	}
-	return func(at string) {
+	return func(at string) error {
 		if at == point {
 			fmt.Fprintf(os.Stderr, "%s=%s: killing the process here\n", faultEnv, point)
 			if self, err := os.FindProcess(os.Getpid()); err == nil {
@@ -96,6 +116,7 @@ func faultFromEnv() func(string) {
 			}
 			select {} // the signal is on its way
 		}
+		return nil
 	}
 }
 
@@ -148,7 +169,8 @@ to and consume from it; the other questlog commands find it there.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runNode(cmd.Context(), node.Config{
 				Role: node.Broker, DataDir: g.dataDir, BrokerListen: g.brokerListen, Brokers: splitList(g.brokers),
-				Topic: g.topic, Partitions: b.partitions, Fsync: b.fsync, Out: cmd.OutOrStdout(), Logger: newLogger(g),
+				Topic: g.topic, Partitions: b.partitions, Fsync: b.fsync, TopicRetention: b.retention(), Lake: g.lakeLocation(),
+				Out: cmd.OutOrStdout(), Logger: newLogger(g),
 			})
 		},
 	}

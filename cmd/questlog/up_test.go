@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/cookiejar"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -32,8 +30,7 @@ func TestUpDashboardInChromiumEndToEnd(t *testing.T) {
 		{"cyd", []string{"/join_guild?guild=mages", "/buy?item=ring&quality=rare", "/leave_guild", "/buy?item=spoon"}},
 	}
 	for _, pl := range players {
-		jar, _ := cookiejar.New(nil)
-		c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+		c := playerClient()
 		paths := append([]string{
 			fmt.Sprintf("/signup?username=%s&password=pw", pl.name), "/logout",
 			fmt.Sprintf("/login?username=%s&password=pw", pl.name),

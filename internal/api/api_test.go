@@ -19,6 +19,7 @@ import (
 
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/node/nodetest"
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/stream"
 )
@@ -66,28 +67,8 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	if o.store != nil {
 		cfg.Store = o.store(t, o.dir)
 	}
-	n := startNode(t, cfg)
+	n := nodetest.Start(t, cfg)
 	return &harness{t: t, url: n.URL(), node: n, broker: n.Broker, store: n.Store}
-}
-
-// startNode starts a node, stopped when the test ends.
-func startNode(t testing.TB, cfg node.Config) *node.Node {
-	t.Helper()
-	n, err := node.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Stop(context.Background()); err != nil {
-			t.Errorf("stop the node: %v", err)
-		}
-	})
-	return n
 }
 
 // client is a player with a cookie jar, like curl -c jar -b jar.
@@ -121,6 +102,10 @@ func (h *harness) do(c *http.Client, method, path, body string, header ...string
 		h.t.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" { // which net/http sends from req.Host alone
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	if body != "" && req.Header.Get("Content-Type") == "" {
@@ -370,6 +355,7 @@ func TestV1API(t *testing.T) {
 	if first["item_type"] != "sword" || first["quality"] != "common" || first["price"] != 50.0 {
 		t.Errorf("first catalog row = %v", first)
 	}
+	h.idle()
 	p, err := h.store.Player(context.Background(), "bob")
 	if err != nil {
 		t.Fatal(err)
@@ -389,6 +375,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if r := h.get(c, "/signup?username=eve&password=pw"); r.code != 201 {
 		t.Fatal(r)
 	}
+	h.idle()
 	before, _ := h.store.Player(context.Background(), "eve")
 	long := strings.Repeat("x", 33)
 	tests := []struct {
@@ -431,6 +418,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
+	h.idle()
 	after, _ := h.store.Player(context.Background(), "eve")
 	if after.Gold != before.Gold || len(after.Inventory) != 0 || after.Guild != "" {
 		t.Errorf("bad input changed state: %+v", after)
@@ -519,6 +507,7 @@ func TestLogUnreachableRefusesChanges(t *testing.T) {
 	if r := h.get(c, "/readyz"); r.code != 503 {
 		t.Errorf("readyz with the log down = %v", r)
 	}
+	h.idle()
 	p, err := h.store.Player(context.Background(), "ada")
 	if err != nil {
 		t.Fatal(err)
@@ -545,6 +534,7 @@ func TestConcurrentRequestsCannotOverspend(t *testing.T) {
 		t.Fatal(r)
 	}
 	raceEpicArmor(t, c, h.url)
+	h.idle()
 	p, _ := h.store.Player(context.Background(), "ada")
 	if p.Gold != 40 {
 		t.Fatalf("gold = %d, want 40", p.Gold)
@@ -599,29 +589,38 @@ func TestKcatReadsTopic(t *testing.T) {
 	h.get(c, "/signup?username=ada&password=pw")
 	h.get(c, "/buy?item=shield&quality=epic")
 	h.get(c, "/join_guild?guild=knights")
+	h.get(h.client(), "/") // anonymous: a null key (kcat's %K is -1), not an empty one
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", h.broker.Addr(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n").Output()
+	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", h.broker.Addr(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%K\t%k\t%s\n").Output()
 	if err != nil {
 		t.Fatalf("kcat: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("kcat read %d records, want 3:\n%s", len(lines), out)
+	if len(lines) != 4 {
+		t.Fatalf("kcat read %d records, want 4:\n%s", len(lines), out)
 	}
 	types := map[string]bool{}
 	for _, l := range lines {
-		key, value, _ := strings.Cut(l, "\t")
+		keyLen, rest, _ := strings.Cut(l, "\t")
+		key, value, _ := strings.Cut(rest, "\t")
 		var e map[string]any
 		if err := json.Unmarshal([]byte(value), &e); err != nil {
 			t.Fatalf("kcat record not JSON: %v: %s", err, value)
 		}
-		if key != "ada" || e["user"] != "ada" {
-			t.Errorf("key %q user %v", key, e["user"])
+		typ, _ := e["event_type"].(string)
+		types[typ] = true
+		if typ == "default" {
+			if keyLen != "-1" || e["user"] != nil {
+				t.Errorf("anonymous event: key length %s, user %v; want a null key (-1) and no user", keyLen, e["user"])
+			}
+			continue
 		}
-		types[e["event_type"].(string)] = true
+		if keyLen != "3" || key != "ada" || e["user"] != "ada" {
+			t.Errorf("key %q (length %s) user %v", key, keyLen, e["user"])
+		}
 	}
-	if !types["signup"] || !types["buy_item"] || !types["join_guild"] {
+	if !types["signup"] || !types["buy_item"] || !types["join_guild"] || !types["default"] {
 		t.Errorf("kcat saw %v", types)
 	}
 }

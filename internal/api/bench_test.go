@@ -10,6 +10,7 @@ import (
 
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/node/nodetest"
 )
 
 // benchServer is the real API handler over the embedded broker and SQLite,
@@ -17,7 +18,7 @@ import (
 // cost per request: game, event encoding, the produce and its ack, metrics.
 func benchServer(b *testing.B) http.Handler {
 	b.Helper()
-	n := startNode(b, node.Config{
+	n := nodetest.Start(b, node.Config{
 		Role: node.Serve, DataDir: b.TempDir(), HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic,
 		Game: game.Config{PasswordCost: 4}, Logger: slog.New(slog.DiscardHandler),
 	})
@@ -111,4 +112,29 @@ func signup(b *testing.B, srv http.Handler, user string) string {
 		b.Fatalf("signup %s: no cookie", user)
 	}
 	return c[0].Name + "=" + c[0].Value
+}
+
+// BenchmarkServeOnePlayer is the seed's own load test: one player, whose
+// cookie every concurrent request carries, buying a sword over and over.
+// Its actions wait on each other (each is decided on the state the one
+// before left), so this measures a player's rounds, not the CPU.
+func BenchmarkServeOnePlayer(b *testing.B) {
+	n := nodetest.Start(b, node.Config{
+		Role: node.Serve, DataDir: b.TempDir(), HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic,
+		Game:   game.Config{PasswordCost: 4, StartingGold: 2_000_000_000},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	srv := n.API
+	cookie := signup(b, srv, "u1")
+	b.ReportAllocs()
+	b.SetParallelism(25) // 50 requests at once on 2 cores, as wrk -c 50
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest("GET", "/buy_sword", nil)
+		req.Header.Set("Cookie", cookie)
+		w := &discard{header: http.Header{}}
+		for pb.Next() {
+			serve(b, srv, w, req, http.StatusOK)
+		}
+	})
 }

@@ -13,10 +13,28 @@ import (
 
 // The classic GET routes (the seed course's) answer in plain text, for curl and ab, with the same
 // status codes as the JSON API. They take their input as query parameters
-// and authenticate with the session cookie that /signup and /login set.
+// and authenticate with the session cookie that /signup and /login set;
+// with seed sessions on, also as the course's server did (classicRequest).
+
+// classicRequest is request(r) for a classic route. With seed sessions on
+// (`--seed-sessions`) it is a seed request: a signup or login opens the
+// player's seed session for r's Host, and without a token the request acts
+// as the player its ?username= names if that player has one (game's
+// seed.go). A token, when sent, is the only one checked, and so is a
+// session cookie, even an empty one.
+func (s *Server) classicRequest(r *http.Request) game.Request {
+	req := request(r)
+	if s.seedSessions {
+		req.Seed = true
+		if _, err := r.Cookie(sessionCookie); err != nil && req.Token == "" {
+			req.SeedUser = r.URL.Query().Get("username")
+		}
+	}
+	return req
+}
 
 func (s *Server) classicDefault(w http.ResponseWriter, r *http.Request) {
-	if err := s.game.Visit(r.Context(), request(r)); err != nil {
+	if err := s.game.Visit(r.Context(), s.classicRequest(r)); err != nil {
 		s.failText(w, err)
 		return
 	}
@@ -25,7 +43,7 @@ func (s *Server) classicDefault(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) classicSignup(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sess, err := s.game.Signup(r.Context(), request(r), q.Get("username"), q.Get("password"))
+	sess, err := s.game.Signup(r.Context(), s.classicRequest(r), q.Get("username"), q.Get("password"))
 	if err != nil {
 		s.failText(w, err)
 		return
@@ -36,7 +54,7 @@ func (s *Server) classicSignup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) classicLogin(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	sess, err := s.login(w, r, q.Get("username"), q.Get("password"))
+	sess, err := s.login(w, r, s.classicRequest(r), q.Get("username"), q.Get("password"))
 	if err != nil {
 		s.failText(w, err)
 		return
@@ -46,7 +64,7 @@ func (s *Server) classicLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) classicLogout(w http.ResponseWriter, r *http.Request) {
-	if err := s.game.Logout(r.Context(), request(r)); err != nil {
+	if err := s.game.Logout(r.Context(), s.classicRequest(r)); err != nil {
 		s.failText(w, err)
 		return
 	}
@@ -55,7 +73,7 @@ func (s *Server) classicLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) classicBuySword(w http.ResponseWriter, r *http.Request) {
-	rc, err := s.game.Buy(r.Context(), request(r), game.Order{Item: "sword", Quantity: 1})
+	rc, err := s.game.Buy(r.Context(), s.classicRequest(r), game.Order{Item: "sword", Quantity: 1})
 	if err != nil {
 		s.failText(w, err)
 		return
@@ -69,12 +87,12 @@ func (s *Server) classicBuy(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("quantity"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			s.failText(w, s.game.Reject(r.Context(), request(r), event.TypeBuyItem, game.ErrInvalidQuantity))
+			s.failText(w, s.game.Reject(r.Context(), s.classicRequest(r), event.TypeBuyItem, game.ErrInvalidQuantity))
 			return
 		}
 		o.Quantity = n
 	}
-	rc, err := s.game.Buy(r.Context(), request(r), o)
+	rc, err := s.game.Buy(r.Context(), s.classicRequest(r), o)
 	if err != nil {
 		s.failText(w, err)
 		return
@@ -87,7 +105,7 @@ func (s *Server) classicBuy(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) classicJoinGuild(w http.ResponseWriter, r *http.Request) {
-	p, err := s.game.JoinGuild(r.Context(), request(r), r.URL.Query().Get("guild"))
+	p, err := s.game.JoinGuild(r.Context(), s.classicRequest(r), r.URL.Query().Get("guild"))
 	if err != nil {
 		s.failText(w, err)
 		return
@@ -96,7 +114,7 @@ func (s *Server) classicJoinGuild(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) classicLeaveGuild(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.game.LeaveGuild(r.Context(), request(r)); err != nil {
+	if _, err := s.game.LeaveGuild(r.Context(), s.classicRequest(r)); err != nil {
 		s.failText(w, err)
 		return
 	}
@@ -104,7 +122,7 @@ func (s *Server) classicLeaveGuild(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) classicInventory(w http.ResponseWriter, r *http.Request) {
-	p, err := s.game.Inventory(r.Context(), request(r))
+	p, err := s.game.Inventory(r.Context(), s.classicRequest(r))
 	if err != nil {
 		s.failText(w, err)
 		return

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,33 +22,12 @@ import (
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/state/redisstore"
 	"github.com/questlog/questlog/internal/state/redistest"
+	"github.com/questlog/questlog/internal/syncbuf"
 )
 
 // The faults of issue 11, driven for real against the API over HTTP, each
 // ending with the fold check: for every player, the state equals the fold
 // of the player's ok events on the topic.
-
-// logBuffer collects a server's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
 
 // records is the whole topic, as its records' values.
 func (h *harness) records() [][]byte {
@@ -66,18 +44,14 @@ func (h *harness) records() [][]byte {
 // settled waits until no player has a pending change.
 func (h *harness) settled() {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		users, err := h.store.PendingUsers(context.Background())
-		if err == nil && len(users) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			h.t.Fatalf("changes still pending after 30s: %v (%v)\n%s", users, err, buf[:n])
-		}
-		time.Sleep(20 * time.Millisecond)
+	gametest.Settled(h.t, h.store)
+}
+
+// idle waits until every acknowledged change is in the store.
+func (h *harness) idle() {
+	h.t.Helper()
+	if err := h.node.Game.Idle(h.t.Context()); err != nil {
+		h.t.Fatal(err)
 	}
 }
 
@@ -159,8 +133,8 @@ func TestClientResetsLeaveNoPhantomPurchase(t *testing.T) {
 	}
 	for name, store := range stores {
 		t.Run(name, func(t *testing.T) {
-			var logs logBuffer
-			h := newHarnessWith(t, harnessOptions{store: store, logger: logs.logger()})
+			var logs syncbuf.Buffer
+			h := newHarnessWith(t, harnessOptions{store: store, logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			token := h.signupToken("ada")
 			const n = 100
 			var wg sync.WaitGroup

@@ -118,6 +118,9 @@ type exchange struct {
 // check serves x and checks every property.
 func (g *fuzzGame) check(t *testing.T, x exchange) {
 	t.Helper()
+	if err := g.game.Idle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	before, err := g.store.Player(t.Context(), fuzzUser)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +18,7 @@ import (
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/journal"
 	"github.com/questlog/questlog/internal/state"
-	"github.com/questlog/questlog/internal/state/sqlitestore"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 )
 
 // memLog is an event log in memory: the Publisher of the tests that call
@@ -38,6 +37,16 @@ func (l *memLog) Publish(_ context.Context, key, value []byte) (int32, int64, er
 	defer l.mu.Unlock()
 	l.records = append(l.records, record{bytes.Clone(key), bytes.Clone(value)})
 	return 0, int64(len(l.records) - 1), nil
+}
+
+func (l *memLog) PublishGroup(_ context.Context, _ int32, records [][2][]byte) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first := int64(len(l.records))
+	for _, r := range records {
+		l.records = append(l.records, record{bytes.Clone(r[0]), bytes.Clone(r[1])})
+	}
+	return first, nil
 }
 
 func (l *memLog) Next([]byte) (int32, int64) {
@@ -106,6 +115,7 @@ func (c *clock) advance(d time.Duration) {
 // calling its handler.
 type memServer struct {
 	srv   *api.Server
+	game  *game.Service
 	store state.Store
 	log   *memLog
 	clock *clock
@@ -115,11 +125,13 @@ type memServer struct {
 // default login limits (their clock is the server's).
 func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 	tb.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "state.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
+	return newMemServerWith(tb, limits, game.Config{PasswordCost: 4})
+}
+
+// newMemServerWith is newMemServer with the game configured by cfg.
+func newMemServerWith(tb testing.TB, limits *api.LoginLimits, cfg game.Config) *memServer {
+	tb.Helper()
+	st := sqlitetest.Open(tb)
 	m := &memServer{store: st, log: &memLog{}, clock: &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	if limits == nil {
 		d := api.DefaultLoginLimits()
@@ -127,12 +139,13 @@ func newMemServer(tb testing.TB, limits *api.LoginLimits) *memServer {
 	}
 	limits.Now = m.clock.Now
 	reg := prometheus.NewRegistry()
-	g, err := game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), game.Config{PasswordCost: 4})
+	var err error
+	m.game, err = game.NewService(st, journal.New(m.log, journal.NewMetrics(reg)), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	m.srv, err = api.New(api.Config{
-		Game: g, Store: st, Log: m.log, Registry: reg, MaxBody: 4 << 10,
+		Game: m.game, Store: st, Log: m.log, Registry: reg, MaxBody: 4 << 10,
 		LoginLimits: limits,
 	})
 	if err != nil {
@@ -149,7 +162,7 @@ type answer struct {
 }
 
 // do serves one request. header holds name, value pairs; a "RemoteAddr"
-// pair sets the client's address.
+// pair sets the client's address, a "Host" pair the request's Host.
 func (m *memServer) do(method, target, body string, header ...string) answer {
 	var rd io.Reader
 	if body != "" {
@@ -157,8 +170,12 @@ func (m *memServer) do(method, target, body string, header ...string) answer {
 	}
 	r := httptest.NewRequest(method, target, rd)
 	for i := 0; i+1 < len(header); i += 2 {
-		if header[i] == "RemoteAddr" {
+		switch header[i] {
+		case "RemoteAddr":
 			r.RemoteAddr = header[i+1]
+			continue
+		case "Host":
+			r.Host = header[i+1]
 			continue
 		}
 		r.Header.Add(header[i], header[i+1])
@@ -194,6 +211,9 @@ func (m *memServer) signup(tb testing.TB, user, password string) string {
 
 func (m *memServer) player(tb testing.TB, user string) state.Player {
 	tb.Helper()
+	if err := m.game.Idle(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 	p, err := m.store.Player(context.Background(), user)
 	if err != nil {
 		tb.Fatalf("player %s: %v", user, err)

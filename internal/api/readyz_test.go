@@ -5,43 +5,16 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/questlog/questlog/internal/api"
-	"github.com/questlog/questlog/internal/game"
-	"github.com/questlog/questlog/internal/journal"
-	"github.com/questlog/questlog/internal/state"
-	"github.com/questlog/questlog/internal/state/sqlitestore"
 )
-
-// readyGame is a game service on st and an event log in memory: /readyz
-// needs no more.
-func readyGame(t *testing.T, st state.Store) *game.Service {
-	t.Helper()
-	g, err := game.NewService(st, journal.New(&memLog{}, journal.NewMetrics(prometheus.NewRegistry())), game.Config{PasswordCost: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-func readyzStore(t *testing.T) state.Store {
-	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 // /readyz runs the extra checks after the store and the publisher, and
 // names the first one that fails.
 func TestReadyzRunsExtraChecks(t *testing.T) {
-	st := readyzStore(t)
+	m := newMemServer(t, nil)
 	ok := func(context.Context) error { return nil }
 	down := func(context.Context) error { return errors.New("connection refused") }
 	tests := []struct {
@@ -58,7 +31,7 @@ func TestReadyzRunsExtraChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, err := api.New(api.Config{Game: readyGame(t, st), Store: st, Log: &memLog{}, Checks: tt.checks})
+			srv, err := api.New(api.Config{Game: m.game, Store: m.store, Log: m.log, Checks: tt.checks})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,9 +46,9 @@ func TestReadyzRunsExtraChecks(t *testing.T) {
 
 // A check without a name or a function is refused up front.
 func TestNewRefusesIncompleteChecks(t *testing.T) {
-	st := readyzStore(t)
+	m := newMemServer(t, nil)
 	for _, c := range []api.Check{{Name: "broker"}, {Check: func(context.Context) error { return nil }}} {
-		_, err := api.New(api.Config{Game: readyGame(t, st), Store: st, Log: &memLog{}, Checks: []api.Check{c}})
+		_, err := api.New(api.Config{Game: m.game, Store: m.store, Log: m.log, Checks: []api.Check{c}})
 		if err == nil || !strings.Contains(err.Error(), "readiness check") {
 			t.Errorf("New with check %+v: %v", c, err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
+	"github.com/questlog/questlog/internal/node/nodetest"
 	"github.com/questlog/questlog/internal/state/redistest"
 )
 
@@ -22,9 +23,9 @@ func TestTwoServersShareRedis(t *testing.T) {
 	cfg := node.Config{Role: node.Serve, HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic, Partitions: 2,
 		Redis: url, Game: game.Config{PasswordCost: 4}}
 	cfg.DataDir = t.TempDir()
-	first := startNode(t, cfg)
+	first := nodetest.Start(t, cfg)
 	cfg.DataDir, cfg.Brokers = t.TempDir(), first.BrokerAddrs()
-	second := startNode(t, cfg)
+	second := nodetest.Start(t, cfg)
 	servers := []string{first.URL(), second.URL()}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}

@@ -99,7 +99,11 @@ func (s *Server) methodNotAllowed(rt *gameRoute) http.HandlerFunc {
 // refuse records rej as a failed event of the route's type and answers it
 // in the route's format.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, rt *gameRoute, rej *game.Rejection) {
-	err := s.game.Reject(r.Context(), request(r), rt.typ, rej)
+	req := request(r)
+	if rt.classic {
+		req = s.classicRequest(r)
+	}
+	err := s.game.Reject(r.Context(), req, rt.typ, rej)
 	if rt.classic {
 		s.failText(w, err)
 		return

@@ -67,8 +67,9 @@ type Server struct {
 	bufs     sync.Pool // of *[]byte: request bodies, reused
 	checks   []Check
 	// byPattern maps each ServeMux pattern of a game route to its route.
-	byPattern map[string]*gameRoute
-	logins    *loginLimiter
+	byPattern    map[string]*gameRoute
+	logins       *loginLimiter
+	seedSessions bool // the classic routes make seed requests (classic.go)
 }
 
 // New builds a Server on a game service.
@@ -107,6 +108,8 @@ func New(cfg Config) (*Server, error) {
 		maxBody:  cfg.MaxBody,
 		checks:   slices.Clone(cfg.Checks),
 		logins:   newLoginLimiter(limits),
+
+		seedSessions: cfg.Game.SeedSessionTTL() > 0,
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	s.handler = s.routes()

@@ -314,7 +314,7 @@ func (s *Server) v1Credentials(w http.ResponseWriter, r *http.Request, signup bo
 	if signup {
 		sess, err = s.game.Signup(r.Context(), request(r), c.Username, c.Password)
 	} else {
-		sess, err = s.login(w, r, c.Username, c.Password)
+		sess, err = s.login(w, r, request(r), c.Username, c.Password)
 	}
 	if err != nil {
 		s.fail(w, err)
@@ -331,16 +331,16 @@ func (s *Server) v1Credentials(w http.ResponseWriter, r *http.Request, signup bo
 // login logs a player in within the login limits. A refused login is a
 // failed login event with error rate_limited, its password unchecked, and
 // the answer's Retry-After says when to try again.
-func (s *Server) login(w http.ResponseWriter, r *http.Request, username, password string) (game.Session, error) {
+func (s *Server) login(w http.ResponseWriter, r *http.Request, req game.Request, username, password string) (game.Session, error) {
 	at, wait, ok := s.logins.begin(username, clientAddress(r.RemoteAddr))
 	if !ok {
-		err := s.game.Reject(r.Context(), request(r), event.TypeLogin, game.ErrRateLimited)
+		err := s.game.Reject(r.Context(), req, event.TypeLogin, game.ErrRateLimited)
 		if errors.Is(err, game.ErrRateLimited) {
 			w.Header()["Retry-After"] = []string{strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10)}
 		}
 		return game.Session{}, err
 	}
-	sess, err := s.game.Login(r.Context(), request(r), username, password)
+	sess, err := s.game.Login(r.Context(), req, username, password)
 	at.end(errors.Is(err, game.ErrBadPassword) || errors.Is(err, game.ErrUnknownUser), err == nil)
 	return sess, err
 }

@@ -3,18 +3,15 @@ package event
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/questlog/questlog/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func sampleEvent() Event {
 	return Event{
@@ -32,16 +29,7 @@ func sampleEvent() Event {
 func TestAppendJSONGolden(t *testing.T) {
 	ev := sampleEvent()
 	got := ev.AppendJSON(nil)
-	golden := filepath.Join("testdata", "buy_item.json")
-	if *update {
-		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := golden.Want(t, filepath.Join("testdata", "buy_item.json"), append(got, '\n'))
 	if !bytes.Equal(append(got, '\n'), want) {
 		t.Errorf("AppendJSON =\n%s\nwant\n%s", got, want)
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/stream"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -496,36 +497,10 @@ func (e *Extractor) countRecords(perType map[string]int64, quarantined int64) {
 	e.sum.Quarantined += quarantined
 }
 
-// offsets returns each partition's log start offset and high watermark.
 func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends map[int32]int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	so, err := adm.ListStartOffsets(ctx, topic)
-	if err != nil {
-		return nil, nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
-	}
-	eo, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
-	}
-	starts, ends = map[int32]int64{}, map[int32]int64{}
-	for _, lists := range []struct {
-		l   kadm.ListedOffsets
-		out map[int32]int64
-	}{{so, starts}, {eo, ends}} {
-		if err := lists.l.Error(); err != nil {
-			return nil, nil, fmt.Errorf("list offsets of %s: %w", topic, err)
-		}
-		lists.l.Each(func(o kadm.ListedOffset) {
-			if o.Topic == topic {
-				lists.out[o.Partition] = o.Offset
-			}
-		})
-	}
-	if len(ends) == 0 {
-		return nil, nil, fmt.Errorf("list offsets of %s: topic not found", topic)
-	}
-	return starts, ends, nil
+	return stream.Bounds(ctx, adm, topic)
 }
 
 // recoverLake undoes what an interrupted extract left past the checkpoint:

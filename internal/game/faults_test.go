@@ -3,7 +3,6 @@ package game_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/state"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 )
 
 // The faults of issue 11, each ending with the fold check: for every player
@@ -29,7 +29,19 @@ type flakyStore struct {
 	lostPrepares atomic.Int32
 }
 
-var errStoreDown = errors.New("store is down")
+var (
+	errStoreDown = errors.New("store is down")
+	errCrash     = errors.New("crashed between the ack and the apply")
+)
+
+// newFlakyFixture is a fixture on a flakyStore with a 200ms request
+// timeout, and ada signed up.
+func newFlakyFixture(t *testing.T) (*fixture, *flakyStore, game.Request) {
+	t.Helper()
+	fs := &flakyStore{Store: sqlitetest.Open(t)}
+	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
+	return f, fs, f.signup(t, "ada")
+}
 
 func (s *flakyStore) Lock(ctx context.Context, user string) (func(), error) {
 	if s.down.Load() {
@@ -61,6 +73,17 @@ func (s *flakyStore) Prepare(ctx context.Context, user string, in state.Intent) 
 		return errStoreDown
 	}
 	return err
+}
+
+func (s *flakyStore) Advance(ctx context.Context, user string, done, next state.Intent) error {
+	s.commits.Add(1)
+	if s.down.Load() {
+		return errStoreDown
+	}
+	if s.failCommits.Add(-1) >= 0 {
+		return errStoreDown
+	}
+	return s.Store.Advance(ctx, user, done, next)
 }
 
 func (s *flakyStore) Commit(ctx context.Context, user string, in state.Intent) error {
@@ -106,14 +129,15 @@ func TestLostAnswerIsSettledFromTheLog(t *testing.T) {
 // settles the change from the log.
 func TestAcknowledgedChangeSurvivesACrash(t *testing.T) {
 	ctx := context.Background()
-	st := openStore(t)
+	st := sqlitetest.Open(t)
 	f := newFixtureWith(t, st, game.Config{})
 	ada := f.signup(t, "ada")
 
-	crashing := newFixtureWith(t, st, game.Config{Fault: func(point string) {
+	crashing := newFixtureWith(t, st, game.Config{Fault: func(point string) error {
 		if point == game.FaultAcked {
-			runtime.Goexit() // the request dies here, as with the process
+			return errCrash // the round stops here, as with the process
 		}
+		return nil
 	}})
 	crashing.log = f.log
 	crashing.svc = mustService(t, st, crashing.log, crashing.cfg)
@@ -174,10 +198,11 @@ func TestClientGoneBeforeItsEventLeavesAFailedEvent(t *testing.T) {
 func TestClientGoneAfterItsEventCannotCancelTheChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var buying atomic.Bool
-	f := newFixtureWith(t, openStore(t), game.Config{Fault: func(point string) {
+	f := newFixtureWith(t, sqlitetest.Open(t), game.Config{Fault: func(point string) error {
 		if point == game.FaultAcked && buying.Load() {
 			cancel() // the client hangs up right after the ack
 		}
+		return nil
 	}})
 	ada := f.signup(t, "ada")
 	buying.Store(true)
@@ -195,9 +220,7 @@ func TestClientGoneAfterItsEventCannotCancelTheChange(t *testing.T) {
 // log), until the store takes it; the player's next action waits for it.
 func TestAcknowledgedChangeWaitsForTheStore(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.failCommits.Store(1 << 20)
 	start := time.Now()
 	if _, err := f.svc.Buy(ctx, ada, game.Order{Item: "bow", Quantity: 1}); err != nil {
@@ -237,9 +260,7 @@ func TestAcknowledgedChangeWaitsForTheStore(t *testing.T) {
 // event each, as the log is up), and the game recovers by itself.
 func TestStoreDownIsRefusedAndRecovers(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.down.Store(true)
 	for _, do := range []func() error{
 		func() error { _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 1}); return err },
@@ -271,6 +292,11 @@ func (j *hangingJournal) Record(ctx context.Context, ev *event.Event) (game.Posi
 		return game.Position{}, ctx.Err()
 	}
 	return j.journal.Record(ctx, ev)
+}
+
+func (j *hangingJournal) RecordGroup(ctx context.Context, user string, evs []*event.Event) (game.Position, error) {
+	<-ctx.Done()
+	return game.Position{}, ctx.Err()
 }
 
 // With the log hanging, concurrent actions of one player are each answered
@@ -309,9 +335,7 @@ func TestBusyPlayerIsAnsweredWithinTheTimeout(t *testing.T) {
 // Redis kill test found this: settle matched the failed event.)
 func TestLostPrepareIsNotAppliedFromItsFailedEvent(t *testing.T) {
 	ctx := context.Background()
-	fs := &flakyStore{Store: openStore(t)}
-	f := newFixtureWith(t, fs, game.Config{RequestTimeout: 200 * time.Millisecond})
-	ada := f.signup(t, "ada")
+	f, fs, ada := newFlakyFixture(t)
 	fs.lostPrepares.Store(1)
 	if _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 1}); !errors.Is(err, game.ErrStoreUnavailable) {
 		t.Fatalf("buy whose Prepare answer was lost = %v, want ErrStoreUnavailable", err)

@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,10 @@ type Journal interface {
 	// deadline but not its cancellation, and must not keep ev after it
 	// returns: the Service reuses it.
 	Record(ctx context.Context, ev *event.Event) (Position, error)
+	// RecordGroup records events of user as one group: the log holds all
+	// of them, in order from the position returned, or none (the same
+	// doubt as Record's when it fails).
+	RecordGroup(ctx context.Context, user string, evs []*event.Event) (Position, error)
 	// Next says where the next event of user will be recorded: its
 	// partition, and the highest offset known there (-1 when none), so
 	// that an event recorded from now on lies past it.
@@ -66,6 +72,13 @@ type Journal interface {
 type Request struct {
 	Token string // the session token, empty when none was sent
 	HTTP  event.HTTP
+	// Seed says that the request came by a seed-compatible GET route of a
+	// server with seed sessions on (Config.SeedSessions): a signup or
+	// login then opens the player's seed session for HTTP.Host, and a
+	// request without a Token acts as SeedUser, the player its query
+	// names, while that session lives (seed.go).
+	Seed     bool
+	SeedUser string
 }
 
 // Order names items to buy, sell or put in the cart.
@@ -125,9 +138,16 @@ type Config struct {
 	// SettleEvery is how often the background settling (Start) looks for
 	// pending intents that no action is settling. Default 1s.
 	SettleEvery time.Duration
-	// Fault, when set, is called at the named points of an action
-	// (FaultAcked); tests make the process die there.
-	Fault func(point string)
+	// SeedSessions turns on the seed course's way of naming a player
+	// (seed.go): default off. SeedSessionTTL is how long a seed session
+	// lasts after the signup or login that opened it; default 2h.
+	SeedSessions   bool
+	SeedSessionTTL time.Duration
+	// Fault, when set, is called at the named points of a round of
+	// actions (FaultAcked); tests make the process die there. When it
+	// returns an error, the round stops right there, as if the process had
+	// died: nothing more is done, and its actions get that error.
+	Fault func(point string) error
 }
 
 // Service plays the game against a store, recording every action's event.
@@ -143,7 +163,8 @@ type Service struct {
 	timeout     time.Duration
 	settleAfter time.Duration
 	settleEvery time.Duration
-	fault       func(string)
+	seedTTL     time.Duration // 0: seed sessions are off
+	fault       func(string) error
 	ids         event.IDs
 	dummy       []byte    // a hash to compare against for unknown users
 	actions     sync.Pool // of *action: a request's event is ~500 bytes
@@ -151,6 +172,7 @@ type Service struct {
 	storeWarn throttle // at most one warning a few seconds about the store
 	logWarn   throttle // and about the event log
 	deadlines deadlines
+	lines     lines // the players' queues of actions (pipeline.go)
 
 	// Background work: the settling loop and commits handed over by
 	// requests whose store was failing.
@@ -182,6 +204,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.SettleEvery == 0 {
 		cfg.SettleEvery = time.Second
 	}
+	if cfg.SeedSessionTTL == 0 {
+		cfg.SeedSessionTTL = 2 * time.Hour
+	}
 	return cfg
 }
 
@@ -194,6 +219,9 @@ func (cfg Config) Validate() error {
 	}
 	if cfg.SessionTTL < time.Second {
 		return fmt.Errorf("game: session TTL %s is too short", cfg.SessionTTL)
+	}
+	if cfg.SeedSessionTTL < time.Second {
+		return fmt.Errorf("game: seed session TTL %s is too short", cfg.SeedSessionTTL)
 	}
 	if cfg.PasswordCost < bcrypt.MinCost || cfg.PasswordCost > bcrypt.MaxCost {
 		return fmt.Errorf("game: password cost %d out of range %d..%d", cfg.PasswordCost, bcrypt.MinCost, bcrypt.MaxCost)
@@ -223,7 +251,7 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Fault == nil {
-		cfg.Fault = func(string) {}
+		cfg.Fault = func(string) error { return nil }
 	}
 	dummy, err := bcrypt.GenerateFromPassword([]byte("questlog-timing-equalizer"), cfg.PasswordCost)
 	if err != nil {
@@ -235,6 +263,10 @@ func NewService(store state.Store, journal Journal, cfg Config) (*Service, error
 		timeout: cfg.RequestTimeout, settleAfter: cfg.SettleAfter, settleEvery: cfg.SettleEvery,
 		fault: cfg.Fault, stop: make(chan struct{}),
 	}
+	if cfg.SeedSessions {
+		s.seedTTL = cfg.SeedSessionTTL
+	}
+	s.lines.byUser = map[string]*line{}
 	s.actions.New = func() any { return new(action) }
 	return s, nil
 }
@@ -363,6 +395,7 @@ func (s *Service) settle(ctx context.Context, user string, in state.Intent) erro
 type action struct {
 	ev       event.Event
 	recorded bool
+	session  string // the token hash of the session authenticate found
 	// parent is the caller's context, done when the client left. ctx ends
 	// at the request's deadline, whatever the client does: every step
 	// runs under it, and the client's leaving is checked where it
@@ -370,8 +403,6 @@ type action struct {
 	parent   context.Context
 	ctx      context.Context
 	deadline time.Time
-	unlock   func() // the player's lock, while held
-	handed   bool   // the lock went with a commit to the background
 }
 
 // begin starts an action with its event. Actions are pooled: every begin is
@@ -393,11 +424,8 @@ func (s *Service) begin(ctx context.Context, typ string, req Request) *action {
 	return a
 }
 
-// end releases what the action holds and returns it to the pool.
+// end returns the action to the pool.
 func (s *Service) end(a *action) {
-	if a.unlock != nil && !a.handed {
-		a.unlock()
-	}
 	*a = action{}
 	s.actions.Put(a)
 }
@@ -412,7 +440,7 @@ func (s *Service) storeFailure(a *action, what string, err error) error {
 	switch {
 	case a.clientGone():
 		return fmt.Errorf("%w: %s: %w", ErrClientGone, what, err)
-	case errors.Is(err, context.DeadlineExceeded) && a.unlock == nil:
+	case errors.Is(err, context.DeadlineExceeded) && strings.HasPrefix(what, "lock "):
 		return fmt.Errorf("%w: %s: %w", ErrPlayerBusy, what, err)
 	}
 	if s.storeWarn.allow(time.Now()) {
@@ -421,83 +449,17 @@ func (s *Service) storeFailure(a *action, what string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, what, err)
 }
 
-// commit records the action's event and carries out its change: with no
-// change (a read), it records the event; with one, it stores the change as
-// the player's intent, records the event, and applies the intent once the
-// log acknowledged it. When the log does not acknowledge, nothing is
-// applied (the intent waits for settle). Once it is acknowledged, the change
-// reaches the store whatever the client does.
-func (s *Service) commit(a *action, user string, change *state.Change) error {
+// record records the event of an action that changes nothing and waits
+// for no player (a visit, the catalog, a refusal before the game).
+func (s *Service) record(a *action) error {
 	if a.clientGone() {
 		return fmt.Errorf("%w: before its event was recorded", ErrClientGone)
 	}
-	if change == nil {
-		if _, err := s.journal.Record(a.ctx, &a.ev); err != nil {
-			return s.logFailure(err)
-		}
-		a.recorded = true
-		return nil
-	}
-	ctx := a.ctx
-	at := s.journal.Next(user)
-	in := state.Intent{EventID: a.ev.ID, Partition: at.Partition, After: at.Offset, Created: s.now(), Change: *change}
-	if err := s.store.Prepare(ctx, user, in); err != nil {
-		if errors.Is(err, state.ErrExists) {
-			// Another server prepared for this player without our lock
-			// (its lock expired under it): let that settle first.
-			return fmt.Errorf("%w: %w", ErrPlayerBusy, err)
-		}
-		// The write may have reached the store although it failed: undo
-		// it, or leave it to settle, which drops it.
-		s.running.Go(func() {
-			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = s.store.Drop(dctx, user, in.EventID)
-		})
-		return s.storeFailure(a, "prepare "+a.ev.Type, err)
-	}
-	pos, err := s.journal.Record(ctx, &a.ev)
-	if err != nil {
-		// Not acknowledged, which is not proof that it is not in the log:
-		// the intent stays pending, and settle applies it if the log holds
-		// the event after all, or drops it.
+	if _, err := s.journal.Record(a.ctx, &a.ev); err != nil {
 		return s.logFailure(err)
 	}
 	a.recorded = true
-	if pos.Partition != in.Partition {
-		s.log.Error("event recorded in another partition than its intent says; settle would not find it",
-			"event_id", a.ev.ID, "user", user, "intent", in.Partition, "recorded", pos.Partition)
-	}
-	s.fault(FaultAcked)
-	return s.apply(a, user, in)
-}
-
-// apply commits an acknowledged intent, retrying while the store fails.
-// Past the request's deadline it hands the commit, and the player's lock
-// with it, to the background, and reports success: the change is in the
-// log, and the player's next action waits until it is in the store too.
-func (s *Service) apply(a *action, user string, in state.Intent) error {
-	err := s.store.Commit(a.ctx, user, in)
-	for pause := 10 * time.Millisecond; retryable(err) && time.Until(a.deadline) > pause; pause = min(2*pause, time.Second) {
-		time.Sleep(pause)
-		err = s.store.Commit(a.ctx, user, in)
-	}
-	switch {
-	case err == nil || errors.Is(err, state.ErrNotFound): // ErrNotFound: settled by another server meanwhile
-		return nil
-	case retryable(err):
-		if s.storeWarn.allow(time.Now()) {
-			s.log.Warn("state store unavailable: an acknowledged change waits to be applied", "user", user, "event_id", in.EventID, "err", err)
-		}
-		a.handed = true
-		unlock := a.unlock
-		s.running.Go(func() { s.keepCommitting(user, in, unlock) })
-		return nil
-	default:
-		s.log.Error("an acknowledged change cannot be applied: it stays pending and the player waits until it is settled by hand",
-			"user", user, "event_id", in.EventID, "err", err)
-		return fmt.Errorf("apply %s for %s: %w", a.ev.Type, user, err)
-	}
+	return nil
 }
 
 // keepCommitting commits an acknowledged intent whose store kept failing,
@@ -568,10 +530,19 @@ func (s *Service) logFailure(err error) error {
 // authenticate resolves the request's session to a username and sets the
 // event's user.
 func (s *Service) authenticate(a *action, req Request) (string, error) {
-	if req.Token == "" {
+	var hash string
+	switch {
+	case req.Token != "":
+		hash = hashToken(req.Token)
+	case req.Seed:
+		var err error
+		if hash, err = s.seedSessionHash(a, req); err != nil {
+			return "", err
+		}
+	default:
 		return "", ErrUnauthenticated
 	}
-	sess, err := s.store.Session(a.ctx, hashToken(req.Token))
+	sess, err := s.store.Session(a.ctx, hash)
 	if errors.Is(err, state.ErrNotFound) {
 		return "", ErrUnauthenticated
 	}
@@ -579,82 +550,37 @@ func (s *Service) authenticate(a *action, req Request) (string, error) {
 		return "", s.storeFailure(a, "look up session", err)
 	}
 	a.ev.User = sess.User
+	a.session = hash
 	return sess.User, nil
 }
 
-// lock takes the player's lock for the rest of the action and settles
-// what the player has pending.
-func (s *Service) lock(a *action, user string) error {
-	unlock, err := s.store.Lock(a.ctx, user)
-	if err != nil {
-		return s.storeFailure(a, "lock "+user, err)
-	}
-	a.unlock = unlock
-	return nil
-}
-
-// settlePending settles user's pending intent; the action holds the lock.
-func (s *Service) settlePending(a *action, user string) error {
-	in, err := s.store.Pending(a.ctx, user)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return s.storeFailure(a, "read pending change of "+user, err)
-	}
-	if err := s.settle(a.ctx, user, in); err != nil {
-		if a.clientGone() {
-			return fmt.Errorf("%w: %w", ErrClientGone, err)
-		}
-		return err
-	}
-	return nil
-}
-
-// lockPlayer takes the player's lock and reads the player, settling first
-// what the player has pending.
-func (s *Service) lockPlayer(a *action, user string) (state.Player, error) {
-	if err := s.lock(a, user); err != nil {
-		return state.Player{}, err
-	}
-	return s.readPlayer(a, user)
-}
-
-// readPlayer reads the player; when the player has a pending change, it
-// settles it first (taking the lock if the action does not hold it yet),
-// so that nothing is decided or shown on a state the log has moved past.
-func (s *Service) readPlayer(a *action, user string) (state.Player, error) {
-	for tries := 0; ; tries++ {
-		p, err := s.store.Player(a.ctx, user)
-		switch {
-		case errors.Is(err, state.ErrNotFound):
+// playOn carries out decide on user's player, whose account must exist,
+// and returns the player as decide left it.
+func (s *Service) playOn(a *action, user string, decide decision) (state.Player, error) {
+	var seen state.Player
+	err := s.play(a, user, func(p *running) (*state.Change, error) {
+		if !p.exists {
 			// The session outlived its account: treat it as no session.
-			return state.Player{}, ErrUnauthenticated
-		case err != nil:
-			return state.Player{}, s.storeFailure(a, "read player "+user, err)
-		case p.Pending == "" || tries > 0:
-			return p, nil
+			return nil, ErrUnauthenticated
 		}
-		if a.unlock == nil {
-			if err := s.lock(a, user); err != nil {
-				return state.Player{}, err
-			}
+		c, err := decide(p)
+		if err == nil {
+			seen = clonePlayer(p.Player)
 		}
-		if err := s.settlePending(a, user); err != nil {
-			return state.Player{}, err
-		}
-	}
+		return c, err
+	})
+	return seen, err
 }
 
 // Signup creates an account with the starting gold and logs it in.
 func (s *Service) Signup(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(ctx, event.TypeSignup, req)
 	defer s.end(a)
-	sess, err := s.signup(a, username, password)
+	sess, err := s.signup(a, req, username, password)
 	return sess, s.finish(a, err)
 }
 
-func (s *Service) signup(a *action, username, password string) (Session, error) {
+func (s *Service) signup(a *action, req Request, username, password string) (Session, error) {
 	if err := validName("username", username); err != nil {
 		return Session{}, ErrInvalidUsername
 	}
@@ -666,25 +592,21 @@ func (s *Service) signup(a *action, username, password string) (Session, error) 
 	if err != nil {
 		return Session{}, fmt.Errorf("hash password: %w", err)
 	}
-	if err := s.lock(a, username); err != nil {
-		return Session{}, err
-	}
-	if err := s.settlePending(a, username); err != nil {
-		return Session{}, err
-	}
-	switch _, err := s.store.Player(a.ctx, username); {
-	case err == nil:
-		return Session{}, ErrAlreadyExists
-	case !errors.Is(err, state.ErrNotFound):
-		return Session{}, s.storeFailure(a, "read player "+username, err)
-	}
-	a.ev.GoldAfter = event.Some(s.gold)
-	sess, stored, err := s.newSession(username, s.gold)
+	sess, stored, err := s.openSession(req, username, hash, s.gold)
 	if err != nil {
 		return Session{}, err
 	}
-	acct := state.Account{User: username, PasswordHash: hash, Gold: s.gold, CreatedAt: a.ev.Time}
-	if err := s.commit(a, username, &state.Change{Create: &acct, Session: &stored}); err != nil {
+	err = s.play(a, username, func(p *running) (*state.Change, error) {
+		if p.exists {
+			return nil, ErrAlreadyExists
+		}
+		acct := state.Account{User: username, PasswordHash: hash, Gold: s.gold, CreatedAt: a.ev.Time}
+		p.exists = true
+		p.Player = state.Player{Account: acct, Inventory: []state.Stack{}, Cart: []state.Stack{}}
+		a.ev.GoldAfter = event.Some(s.gold)
+		return &state.Change{Create: &acct, Session: &stored}, nil
+	})
+	if err != nil {
 		return Session{}, err
 	}
 	return sess, nil
@@ -694,11 +616,11 @@ func (s *Service) signup(a *action, username, password string) (Session, error) 
 func (s *Service) Login(ctx context.Context, req Request, username, password string) (Session, error) {
 	a := s.begin(ctx, event.TypeLogin, req)
 	defer s.end(a)
-	sess, err := s.login(a, username, password)
+	sess, err := s.login(a, req, username, password)
 	return sess, s.finish(a, err)
 }
 
-func (s *Service) login(a *action, username, password string) (Session, error) {
+func (s *Service) login(a *action, req Request, username, password string) (Session, error) {
 	if err := validName("username", username); err != nil {
 		return Session{}, ErrInvalidUsername
 	}
@@ -719,15 +641,20 @@ func (s *Service) login(a *action, username, password string) (Session, error) {
 	if bcrypt.CompareHashAndPassword(p.PasswordHash, []byte(password)) != nil {
 		return Session{}, ErrBadPassword
 	}
-	if p, err = s.lockPlayer(a, username); err != nil {
-		return Session{}, err
-	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	sess, stored, err := s.newSession(username, p.Gold)
+	var sess Session
+	err = s.play(a, username, func(p *running) (*state.Change, error) {
+		if !p.exists {
+			return nil, ErrUnknownUser
+		}
+		var stored state.Session
+		var err error
+		if sess, stored, err = s.openSession(req, username, p.PasswordHash, p.Gold); err != nil {
+			return nil, err
+		}
+		a.ev.GoldAfter = event.Some(p.Gold)
+		return &state.Change{Session: &stored}, nil
+	})
 	if err != nil {
-		return Session{}, err
-	}
-	if err := s.commit(a, username, &state.Change{Session: &stored}); err != nil {
 		return Session{}, err
 	}
 	return sess, nil
@@ -740,10 +667,16 @@ func (s *Service) newSession(user string, gold int64) (Session, state.Session, e
 	if _, err := rand.Read(raw[:]); err != nil {
 		return Session{}, state.Session{}, fmt.Errorf("new session token: %w", err)
 	}
-	token := hex.EncodeToString(raw[:])
-	expires := s.now().Add(s.ttl).UTC().Truncate(time.Second)
+	sess, stored := s.session(user, hex.EncodeToString(raw[:]), s.ttl, gold)
+	return sess, stored, nil
+}
+
+// session is a session with token that lasts ttl from now: the player's
+// credentials, and what the store keeps of them.
+func (s *Service) session(user, token string, ttl time.Duration, gold int64) (Session, state.Session) {
+	expires := s.now().Add(ttl).UTC().Truncate(time.Second)
 	return Session{User: user, Token: token, ExpiresAt: expires, Gold: gold},
-		state.Session{TokenHash: hashToken(token), User: user, ExpiresAt: expires}, nil
+		state.Session{TokenHash: hashToken(token), User: user, ExpiresAt: expires}
 }
 
 // Logout ends the request's session.
@@ -759,13 +692,11 @@ func (s *Service) logout(a *action, req Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.lock(a, user); err != nil {
-		return err
-	}
-	if err := s.settlePending(a, user); err != nil {
-		return err
-	}
-	return s.commit(a, user, &state.Change{EndSession: hashToken(req.Token)})
+	ended := a.session // the cookie's session, or the seed session
+	_, err = s.playOn(a, user, func(*running) (*state.Change, error) {
+		return &state.Change{EndSession: ended}, nil
+	})
+	return err
 }
 
 // Visit records a request that is not a game action (the seed's "/"). A
@@ -779,12 +710,12 @@ func (s *Service) Visit(ctx context.Context, req Request) error {
 // anonymousRead records a read that needs no session, attributing it to the
 // session's player when there is one.
 func (s *Service) anonymousRead(a *action, req Request) error {
-	if req.Token != "" {
+	if req.namesPlayer() {
 		if _, err := s.authenticate(a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
 			return err
 		}
 	}
-	return s.commit(a, a.ev.User, nil)
+	return s.record(a)
 }
 
 // Reject records a request refused before it reached the game (unreadable
@@ -792,7 +723,7 @@ func (s *Service) anonymousRead(a *action, req Request) error {
 func (s *Service) Reject(ctx context.Context, req Request, eventType string, rej *Rejection) error {
 	a := s.begin(ctx, eventType, req)
 	defer s.end(a)
-	if req.Token != "" {
+	if req.namesPlayer() {
 		if _, err := s.authenticate(a, req); err != nil && !errors.Is(err, ErrUnauthenticated) {
 			return s.finish(a, err)
 		}
@@ -832,18 +763,16 @@ func (s *Service) readView(a *action, req Request) (state.Player, error) {
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, err := s.readPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	if a.ev.Type == event.TypeViewCart {
-		a.ev.CartSize = event.Some(units(p.Cart))
-		a.ev.ItemCount = event.Some(int64(len(p.Cart)))
-	} else {
-		a.ev.ItemCount = event.Some(units(p.Inventory))
-	}
-	return p, s.commit(a, user, nil)
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
+		a.ev.GoldAfter = event.Some(p.Gold)
+		if a.ev.Type == event.TypeViewCart {
+			a.ev.CartSize = event.Some(units(p.Cart))
+			a.ev.ItemCount = event.Some(int64(len(p.Cart)))
+		} else {
+			a.ev.ItemCount = event.Some(units(p.Inventory))
+		}
+		return nil, nil
+	})
 }
 
 // resolve validates an order against the catalog and fills the event's item
@@ -910,28 +839,23 @@ func (s *Service) trade(a *action, req Request, o Order, buying bool) (Receipt, 
 	}
 	total := price * o.Quantity
 	a.ev.UnitPrice, a.ev.TotalPrice = event.Some(price), event.Some(total)
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return Receipt{}, err
-	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	gold, items := -total, o.Quantity // what the player gains
-	switch {
-	case buying && p.Gold < total:
-		return Receipt{}, ErrInsufficientGold
-	case !buying && quantityOf(p.Inventory, item) < o.Quantity:
-		return Receipt{}, ErrInsufficientItem
-	case !buying:
-		gold, items = total, -o.Quantity
-	}
-	a.ev.GoldAfter = event.Some(p.Gold + gold)
-	change := state.Change{GoldDelta: gold, Inventory: []state.Stack{{Item: item, Quantity: items}}}
-	if err := s.commit(a, user, &change); err != nil {
-		return Receipt{}, err
-	}
-	p.Gold += gold
-	p.Inventory = addStack(p.Inventory, item, items)
-	return Receipt{Player: p, TotalPrice: total}, nil
+	p, err := s.playOn(a, user, func(p *running) (*state.Change, error) {
+		a.ev.GoldAfter = event.Some(p.Gold)
+		gold, items := -total, o.Quantity // what the player gains
+		switch {
+		case buying && p.Gold < total:
+			return nil, ErrInsufficientGold
+		case !buying && quantityOf(p.Inventory, item) < o.Quantity:
+			return nil, ErrInsufficientItem
+		case !buying:
+			gold, items = total, -o.Quantity
+		}
+		p.Gold += gold
+		p.Inventory = addStack(p.Inventory, item, items)
+		a.ev.GoldAfter = event.Some(p.Gold)
+		return &state.Change{GoldDelta: gold, Inventory: []state.Stack{{Item: item, Quantity: items}}}, nil
+	})
+	return Receipt{Player: p, TotalPrice: total}, err
 }
 
 // CartAdd puts items in the cart; nothing is paid until checkout.
@@ -952,22 +876,16 @@ func (s *Service) cartAdd(a *action, req Request, o Order) (state.Player, error)
 		return state.Player{}, err
 	}
 	a.ev.UnitPrice = event.Some(price)
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	have := quantityOf(p.Cart, item)
-	if have+o.Quantity > maxQuantity || (have == 0 && len(p.Cart) >= maxCartLines) {
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
+		have := quantityOf(p.Cart, item)
+		if have+o.Quantity > maxQuantity || (have == 0 && len(p.Cart) >= maxCartLines) {
+			a.ev.CartSize = event.Some(units(p.Cart))
+			return nil, ErrCartFull
+		}
+		p.Cart = addStack(p.Cart, item, o.Quantity)
 		a.ev.CartSize = event.Some(units(p.Cart))
-		return state.Player{}, ErrCartFull
-	}
-	p.Cart = addStack(p.Cart, item, o.Quantity)
-	a.ev.CartSize = event.Some(units(p.Cart))
-	change := state.Change{Cart: []state.Stack{{Item: item, Quantity: o.Quantity}}}
-	if err := s.commit(a, user, &change); err != nil {
-		return state.Player{}, err
-	}
-	return p, nil
+		return &state.Change{Cart: []state.Stack{{Item: item, Quantity: o.Quantity}}}, nil
+	})
 }
 
 // CartRemove takes items out of the cart; a zero quantity removes the line.
@@ -987,27 +905,21 @@ func (s *Service) cartRemove(a *action, req Request, o Order) (state.Player, err
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	have := quantityOf(p.Cart, item)
-	qty := o.Quantity
-	if qty == 0 {
-		qty = have
-	}
-	if have == 0 || qty > have {
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
+		have := quantityOf(p.Cart, item)
+		qty := o.Quantity
+		if qty == 0 {
+			qty = have
+		}
+		if have == 0 || qty > have {
+			a.ev.CartSize = event.Some(units(p.Cart))
+			return nil, ErrNotInCart
+		}
+		a.ev.Quantity = event.Some(qty)
+		p.Cart = addStack(p.Cart, item, -qty)
 		a.ev.CartSize = event.Some(units(p.Cart))
-		return state.Player{}, ErrNotInCart
-	}
-	a.ev.Quantity = event.Some(qty)
-	p.Cart = addStack(p.Cart, item, -qty)
-	a.ev.CartSize = event.Some(units(p.Cart))
-	change := state.Change{Cart: []state.Stack{{Item: item, Quantity: -qty}}}
-	if err := s.commit(a, user, &change); err != nil {
-		return state.Player{}, err
-	}
-	return p, nil
+		return &state.Change{Cart: []state.Stack{{Item: item, Quantity: -qty}}}, nil
+	})
 }
 
 // Checkout buys everything in the cart at once, or nothing.
@@ -1023,40 +935,37 @@ func (s *Service) checkout(a *action, req Request) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, err
 	}
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return Receipt{}, err
-	}
-	a.ev.GoldAfter = event.Some(p.Gold)
-	a.ev.CartSize = event.Some(units(p.Cart))
-	a.ev.ItemCount = event.Some(int64(len(p.Cart)))
-	if len(p.Cart) == 0 {
-		return Receipt{}, ErrEmptyCart
-	}
 	var total int64
-	for _, line := range p.Cart {
-		price, err := s.cat.Price(line.Type, line.Quality)
-		if err != nil {
-			// The catalog changed since the item was carted.
-			return Receipt{}, err
+	p, err := s.playOn(a, user, func(p *running) (*state.Change, error) {
+		a.ev.GoldAfter = event.Some(p.Gold)
+		a.ev.CartSize = event.Some(units(p.Cart))
+		a.ev.ItemCount = event.Some(int64(len(p.Cart)))
+		if len(p.Cart) == 0 {
+			return nil, ErrEmptyCart
 		}
-		total += price * line.Quantity
-	}
-	a.ev.TotalPrice = event.Some(total)
-	if p.Gold < total {
-		return Receipt{}, ErrInsufficientGold
-	}
-	a.ev.GoldAfter = event.Some(p.Gold - total)
-	change := state.Change{GoldDelta: -total, Inventory: p.Cart, ClearCart: true}
-	if err := s.commit(a, user, &change); err != nil {
-		return Receipt{}, err
-	}
-	p.Gold -= total
-	for _, line := range p.Cart {
-		p.Inventory = addStack(p.Inventory, line.Item, line.Quantity)
-	}
-	p.Cart = nil
-	return Receipt{Player: p, TotalPrice: total}, nil
+		total = 0
+		for _, line := range p.Cart {
+			price, err := s.cat.Price(line.Type, line.Quality)
+			if err != nil {
+				// The catalog changed since the item was carted.
+				return nil, err
+			}
+			total += price * line.Quantity
+		}
+		a.ev.TotalPrice = event.Some(total)
+		if p.Gold < total {
+			return nil, ErrInsufficientGold
+		}
+		lines := slices.Clone(p.Cart)
+		p.Gold -= total
+		for _, line := range lines {
+			p.Inventory = addStack(p.Inventory, line.Item, line.Quantity)
+		}
+		p.Cart = []state.Stack{}
+		a.ev.GoldAfter = event.Some(p.Gold)
+		return &state.Change{GoldDelta: -total, Inventory: lines, ClearCart: true}, nil
+	})
+	return Receipt{Player: p, TotalPrice: total}, err
 }
 
 // JoinGuild makes the player a member of a guild; one guild at a time.
@@ -1076,18 +985,13 @@ func (s *Service) joinGuild(a *action, req Request, guild string) (state.Player,
 		return state.Player{}, ErrInvalidGuild
 	}
 	a.ev.Guild = guild
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	if p.Guild != "" {
-		return state.Player{}, ErrAlreadyInGuild
-	}
-	if err := s.commit(a, user, &state.Change{Guild: &guild}); err != nil {
-		return state.Player{}, err
-	}
-	p.Guild = guild
-	return p, nil
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
+		if p.Guild != "" {
+			return nil, ErrAlreadyInGuild
+		}
+		p.Guild = guild
+		return &state.Change{Guild: &guild}, nil
+	})
 }
 
 // LeaveGuild takes the player out of their guild.
@@ -1103,20 +1007,15 @@ func (s *Service) leaveGuild(a *action, req Request) (state.Player, error) {
 	if err != nil {
 		return state.Player{}, err
 	}
-	p, err := s.lockPlayer(a, user)
-	if err != nil {
-		return state.Player{}, err
-	}
-	if p.Guild == "" {
-		return state.Player{}, ErrNotInGuild
-	}
-	a.ev.Guild = p.Guild
-	none := ""
-	if err := s.commit(a, user, &state.Change{Guild: &none}); err != nil {
-		return state.Player{}, err
-	}
-	p.Guild = ""
-	return p, nil
+	return s.playOn(a, user, func(p *running) (*state.Change, error) {
+		if p.Guild == "" {
+			return nil, ErrNotInGuild
+		}
+		a.ev.Guild = p.Guild
+		p.Guild = ""
+		none := ""
+		return &state.Change{Guild: &none}, nil
+	})
 }
 
 // deadlines hands out contexts that end at a given time, shared by the
@@ -1155,6 +1054,19 @@ const throttleEvery = 5 * time.Second
 func (t *throttle) allow(now time.Time) bool {
 	last := t.last.Load()
 	return now.UnixNano()-last >= int64(throttleEvery) && t.last.CompareAndSwap(last, now.UnixNano())
+}
+
+// clonePlayer copies a player whose slices the round goes on changing.
+func clonePlayer(p state.Player) state.Player {
+	p.Inventory = slices.Clone(p.Inventory)
+	p.Cart = slices.Clone(p.Cart)
+	if p.Inventory == nil {
+		p.Inventory = []state.Stack{}
+	}
+	if p.Cart == nil {
+		p.Cart = []state.Stack{}
+	}
+	return p
 }
 
 func hashToken(token string) string {

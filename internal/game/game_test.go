@@ -13,7 +13,7 @@ import (
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/game/gametest"
 	"github.com/questlog/questlog/internal/state"
-	"github.com/questlog/questlog/internal/state/sqlitestore"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 )
 
 // journal keeps recorded events in memory and fails on demand: the game's
@@ -43,6 +43,22 @@ func (j *journal) Record(_ context.Context, ev *event.Event) (game.Position, err
 		return game.Position{}, errLost
 	}
 	return game.Position{Offset: int64(len(j.events) - 1)}, nil
+}
+
+func (j *journal) RecordGroup(_ context.Context, _ string, evs []*event.Event) (game.Position, error) {
+	if j.down.Load() {
+		return game.Position{}, errDown
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	first := len(j.events)
+	for _, ev := range evs {
+		j.events = append(j.events, *ev)
+	}
+	if j.lose.Load() {
+		return game.Position{}, errLost
+	}
+	return game.Position{Offset: int64(first)}, nil
 }
 
 func (j *journal) Next(string) game.Position {
@@ -111,17 +127,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureWith(t, openStore(t), game.Config{})
-}
-
-func openStore(t *testing.T) state.Store {
-	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return newFixtureWith(t, sqlitetest.Open(t), game.Config{})
 }
 
 // newFixtureWith is a service on st with cfg (password cost 4 and a test
@@ -148,6 +154,9 @@ func newFixtureWith(t *testing.T, st state.Store, cfg game.Config) *fixture {
 // ok events the journal holds.
 func (f *fixture) checkFold(t *testing.T, users ...string) {
 	t.Helper()
+	if err := f.svc.Idle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if n := gametest.Check(t, f.store, f.log.records(), users...); n == 0 {
 		t.Errorf("the fold compared no player")
 	}
@@ -164,6 +173,9 @@ func (f *fixture) signup(t *testing.T, user string) game.Request {
 
 func (f *fixture) player(t *testing.T, user string) state.Player {
 	t.Helper()
+	if err := f.svc.Idle(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	p, err := f.store.Player(context.Background(), user)
 	if err != nil {
 		t.Fatal(err)
@@ -233,6 +245,20 @@ func TestEveryActionRecordsOneEvent(t *testing.T) {
 	f := newFixture(t)
 	ada := f.signup(t, "ada")
 	anon := game.Request{}
+	buy := func(r game.Request, o game.Order) func() error {
+		return func() error { _, err := f.svc.Buy(ctx, r, o); return err }
+	}
+	sell := func(o game.Order) func() error {
+		return func() error { _, err := f.svc.Sell(ctx, ada, o); return err }
+	}
+	// priced checks an event's total price and the gold left after it.
+	priced := func(total, gold int64) func(t *testing.T, ev event.Event) {
+		return func(t *testing.T, ev event.Event) {
+			if ev.TotalPrice.V != total || ev.GoldAfter.V != gold {
+				t.Errorf("event = %+v", ev)
+			}
+		}
+	}
 	steps := []struct {
 		name    string
 		do      func() error
@@ -241,49 +267,29 @@ func TestEveryActionRecordsOneEvent(t *testing.T) {
 		reason  string
 		checkEv func(t *testing.T, ev event.Event)
 	}{
-		{"buy", func() error {
-			_, err := f.svc.Buy(ctx, ada, game.Order{Item: "shield", Quality: "epic", Quantity: 1})
-			return err
-		},
+		{"buy", buy(ada, game.Order{Item: "shield", Quality: "epic", Quantity: 1}),
 			event.TypeBuyItem, "ok", "", func(t *testing.T, ev event.Event) {
 				if ev.User != "ada" || ev.ItemType != "shield" || ev.Quality != "epic" || ev.TotalPrice.V != 320 || ev.GoldAfter.V != 680 {
 					t.Errorf("event = %+v", ev)
 				}
 			}},
-		{"buy too much", func() error {
-			_, err := f.svc.Buy(ctx, ada, game.Order{Item: "armor", Quality: "legendary", Quantity: 1})
-			return err
-		},
-			event.TypeBuyItem, "failed", "insufficient_gold", func(t *testing.T, ev event.Event) {
-				if ev.GoldAfter.V != 680 || ev.TotalPrice.V != 1920 {
-					t.Errorf("event = %+v", ev)
-				}
-			}},
-		{"buy anonymous", func() error { _, err := f.svc.Buy(ctx, anon, game.Order{Item: "sword", Quantity: 1}); return err },
+		{"buy too much", buy(ada, game.Order{Item: "armor", Quality: "legendary", Quantity: 1}),
+			event.TypeBuyItem, "failed", "insufficient_gold", priced(1920, 680)},
+		{"buy anonymous", buy(anon, game.Order{Item: "sword", Quantity: 1}),
 			event.TypeBuyItem, "failed", "unauthenticated", func(t *testing.T, ev event.Event) {
 				if ev.User != "" {
 					t.Errorf("anonymous event has user %q", ev.User)
 				}
 			}},
-		{"buy unknown", func() error { _, err := f.svc.Buy(ctx, ada, game.Order{Item: "spoon", Quantity: 1}); return err },
+		{"buy unknown", buy(ada, game.Order{Item: "spoon", Quantity: 1}),
 			event.TypeBuyItem, "failed", "unknown_item", nil},
-		{"buy zero", func() error { _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 0}); return err },
+		{"buy zero", buy(ada, game.Order{Item: "sword", Quantity: 0}),
 			event.TypeBuyItem, "failed", "invalid_quantity", nil},
-		{"buy huge", func() error { _, err := f.svc.Buy(ctx, ada, game.Order{Item: "sword", Quantity: 1 << 40}); return err },
+		{"buy huge", buy(ada, game.Order{Item: "sword", Quantity: 1 << 40}),
 			event.TypeBuyItem, "failed", "invalid_quantity", nil},
-		{"sell", func() error {
-			_, err := f.svc.Sell(ctx, ada, game.Order{Item: "shield", Quality: "epic", Quantity: 1})
-			return err
-		},
-			event.TypeSellItem, "ok", "", func(t *testing.T, ev event.Event) {
-				if ev.TotalPrice.V != 160 || ev.GoldAfter.V != 840 {
-					t.Errorf("event = %+v", ev)
-				}
-			}},
-		{"sell what is gone", func() error {
-			_, err := f.svc.Sell(ctx, ada, game.Order{Item: "shield", Quality: "epic", Quantity: 1})
-			return err
-		},
+		{"sell", sell(game.Order{Item: "shield", Quality: "epic", Quantity: 1}),
+			event.TypeSellItem, "ok", "", priced(160, 840)},
+		{"sell what is gone", sell(game.Order{Item: "shield", Quality: "epic", Quantity: 1}),
 			event.TypeSellItem, "failed", "insufficient_items", nil},
 		{"cart add", func() error { _, err := f.svc.CartAdd(ctx, ada, game.Order{Item: "potion", Quantity: 3}); return err },
 			event.TypeCartAdd, "ok", "", func(t *testing.T, ev event.Event) {
@@ -294,11 +300,7 @@ func TestEveryActionRecordsOneEvent(t *testing.T) {
 		{"cart remove missing", func() error { _, err := f.svc.CartRemove(ctx, ada, game.Order{Item: "bow"}); return err },
 			event.TypeCartRemove, "failed", "not_in_cart", nil},
 		{"checkout", func() error { _, err := f.svc.Checkout(ctx, ada); return err },
-			event.TypeCheckout, "ok", "", func(t *testing.T, ev event.Event) {
-				if ev.TotalPrice.V != 15 || ev.GoldAfter.V != 825 {
-					t.Errorf("event = %+v", ev)
-				}
-			}},
+			event.TypeCheckout, "ok", "", priced(15, 825)},
 		{"checkout empty", func() error { _, err := f.svc.Checkout(ctx, ada); return err },
 			event.TypeCheckout, "failed", "empty_cart", nil},
 		{"join", func() error { _, err := f.svc.JoinGuild(ctx, ada, "knights"); return err },
@@ -451,11 +453,7 @@ func TestConcurrentPurchasesCannotOverspend(t *testing.T) {
 
 func TestSessionsExpire(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := sqlitetest.Open(t)
 	now := time.Now()
 	clock := func() time.Time { return now }
 	svc, err := game.NewService(st, &journal{}, game.Config{PasswordCost: 4, SessionTTL: time.Hour, Now: clock})

@@ -17,6 +17,9 @@ import (
 // record will go; and finds a record again.
 type Log interface {
 	Publish(ctx context.Context, key, value []byte) (partition int32, offset int64, err error)
+	// PublishGroup writes [key, value] records to partition all-or-nothing,
+	// and returns the first one's offset.
+	PublishGroup(ctx context.Context, partition int32, records [][2][]byte) (first int64, err error)
 	Next(key []byte) (partition int32, after int64)
 	Contains(ctx context.Context, partition int32, after int64, match func(value []byte) bool) (bool, error)
 }
@@ -57,6 +60,50 @@ func (j *Journal) Record(ctx context.Context, ev *event.Event) (game.Position, e
 	}
 	j.metrics.eventAcked(ev.Type, ev.Status)
 	return game.Position{Partition: partition, Offset: offset}, nil
+}
+
+// RecordGroup encodes evs, all of user, and publishes them as one group:
+// the log holds all of them or none. It returns the first one's position.
+func (j *Journal) RecordGroup(ctx context.Context, user string, evs []*event.Event) (game.Position, error) {
+	if len(evs) == 1 {
+		return j.Record(ctx, evs[0])
+	}
+	var key []byte
+	if user != "" {
+		key = []byte(user)
+	}
+	partition, _ := j.log.Next(key)
+	bp := j.bufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	ends := make([]int, len(evs))
+	for i, ev := range evs {
+		buf = ev.AppendJSON(buf)
+		ends[i] = len(buf)
+	}
+	records := make([][2][]byte, len(evs))
+	from := 0
+	for i, end := range ends {
+		records[i] = [2][]byte{key, buf[from:end]}
+		from = end
+	}
+	start := time.Now()
+	first, err := j.log.PublishGroup(ctx, partition, records)
+	j.metrics.produceDuration.Observe(time.Since(start).Seconds())
+	if cap(buf) <= 64<<10 {
+		*bp = buf[:0]
+		j.bufs.Put(bp)
+	}
+	for _, ev := range evs {
+		if err != nil {
+			j.metrics.eventNotAcked(ev.Type)
+		} else {
+			j.metrics.eventAcked(ev.Type, ev.Status)
+		}
+	}
+	if err != nil {
+		return game.Position{}, err
+	}
+	return game.Position{Partition: partition, Offset: first}, nil
 }
 
 // Next says where user's next event will go.

@@ -3,14 +3,13 @@ package loadgen
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/questlog/questlog/internal/golden"
+)
 
 // fixedResult is a run with known figures: 1000 requests in 2.5 s by 10
 // workers, latencies 1..1000 ms in 1 ms steps, 3 transport errors, 5 503s,
@@ -90,15 +89,7 @@ func TestSummaryText(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := filepath.Join("testdata", tc.golden)
-			if *update {
-				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
+			want := golden.Want(t, path, buf.Bytes())
 			if !bytes.Equal(buf.Bytes(), want) {
 				t.Errorf("summary differs from %s (rerun with -update if intended):\n%s", path, buf.String())
 			}

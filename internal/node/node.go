@@ -30,6 +30,7 @@ import (
 	"github.com/questlog/questlog/internal/lake/compact"
 	"github.com/questlog/questlog/internal/query"
 	"github.com/questlog/questlog/internal/report"
+	"github.com/questlog/questlog/internal/retain"
 	"github.com/questlog/questlog/internal/service"
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/state/redisstore"
@@ -80,6 +81,12 @@ type Config struct {
 	ProduceTimeout time.Duration
 	ProduceLinger  time.Duration
 	LoginLimits    *api.LoginLimits // nil: api.DefaultLoginLimits()
+
+	// TopicRetention is how long the embedded broker keeps records the
+	// lake already holds; default retain.DefaultRetention, negative: keep
+	// them all. (A Kafka cluster's own retention applies to Brokers.)
+	TopicRetention time.Duration
+	RetainInterval time.Duration // between retention passes; default retain.DefaultInterval
 
 	MaxAge  time.Duration // Up: the extract rolls files at least this often; default 10s
 	Refresh time.Duration // Up: the dashboard rebuilds this often; default 5s
@@ -139,6 +146,9 @@ func (c *Config) withDefaults() {
 		// --produce-timeout.
 		c.Game.RequestTimeout = c.ProduceTimeout
 	}
+	if c.TopicRetention == 0 {
+		c.TopicRetention = retain.DefaultRetention
+	}
 	if c.MaxAge == 0 {
 		c.MaxAge = 10 * time.Second
 	}
@@ -161,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		return fmt.Errorf("--partitions %d: must be at least 1", c.Partitions)
+	}
+	if c.TopicRetention > 0 && c.TopicRetention < time.Second {
+		return fmt.Errorf("--topic-retention %v: must be 0 (keep everything) or at least 1s", c.TopicRetention)
 	}
 	if c.Role == Broker {
 		return nil
@@ -203,6 +216,7 @@ type Node struct {
 	Extract   *extract.Follower
 	Compactor *compact.Compactor // nil when compaction is off
 	Dashboard *report.Dashboard
+	Retention *retain.Trimmer // the embedded broker's; nil with Brokers or without retention
 
 	brokers   []string
 	reg       *prometheus.Registry
@@ -232,15 +246,25 @@ func New(cfg Config) (*Node, error) {
 	} else {
 		n.group.Add(service.Named("topic", service.Funcs{OnStart: n.ensureTopic}))
 	}
+	// The embedded broker's retention: after the game, whose pending
+	// intents keep the records they read (the broker alone has none).
+	retention := service.Named("topic retention", &lazy{start: n.startRetention, part: func() service.Part { return n.Retention }})
+	trims := len(cfg.Brokers) == 0 && cfg.TopicRetention > 0
 	if cfg.Role == Broker {
+		if trims {
+			n.group.Add(retention)
+		}
 		return n, nil
 	}
 	n.group.Add(
 		service.Named("state", service.Funcs{OnStart: n.openStore, OnStop: n.closeStore}),
 		service.Named("producer", service.Funcs{OnStart: n.startProducer, OnStop: n.stopProducer}),
 		service.Named("game", service.Funcs{OnStart: n.startGame, OnStop: n.stopGame}),
-		service.Named("api", &lazy{start: n.startAPI, part: func() service.Part { return n.HTTP }}),
 	)
+	if trims {
+		n.group.Add(retention)
+	}
+	n.group.Add(service.Named("api", &lazy{start: n.startAPI, part: func() service.Part { return n.HTTP }}))
 	if cfg.Role == Up {
 		n.group.Add(
 			service.Named("extract", &lazy{start: n.startExtract, part: func() service.Part { return n.Extract }}),
@@ -298,6 +322,27 @@ func (n *Node) startBroker(ctx context.Context) error {
 }
 
 func (n *Node) stopBroker(ctx context.Context) error { return n.Broker.Stop(ctx) }
+
+// startRetention trims the embedded broker's topic below what the lake
+// (at --lake) holds, once older than TopicRetention.
+func (n *Node) startRetention(ctx context.Context) (service.Part, error) {
+	st, err := lake.Open(n.cfg.Lake)
+	if err != nil {
+		return nil, err
+	}
+	t, err := retain.New(retain.Config{
+		Brokers: n.brokers, Topic: n.cfg.Topic, Lake: st, Retention: n.cfg.TopicRetention, Store: n.Store,
+		Interval: n.cfg.RetainInterval, Logger: n.cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Start(ctx); err != nil {
+		return nil, err
+	}
+	n.Retention = t
+	return t, nil
+}
 
 func (n *Node) ensureTopic(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -388,6 +433,9 @@ func (n *Node) registry() *prometheus.Registry {
 	if n.reg == nil {
 		n.reg = prometheus.NewRegistry()
 		n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		if n.Broker != nil {
+			n.reg.MustRegister(newBrokerUsage(n.Broker))
+		}
 	}
 	return n.reg
 }
@@ -413,7 +461,25 @@ func (n *Node) startAPI(ctx context.Context) (service.Part, error) {
 		return nil, err
 	}
 	fmt.Fprintf(n.cfg.Out, "api        %s\n", n.HTTP.URL())
+	if ttl := n.Game.SeedSessionTTL(); ttl > 0 {
+		fmt.Fprintf(n.cfg.Out, "warning    --seed-sessions: the classic GET routes act as the player ?username= names, "+
+			"for %s after that player signed up or logged in from the request's Host: anyone who can reach %s "+
+			"and knows a username and its Host can act as that player (for classroom replays on localhost only)\n",
+			shortDuration(ttl), n.HTTP.URL())
+	}
 	return n.HTTP, nil
+}
+
+// shortDuration is d as a person writes it: 2h, not 2h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // handler is what the listener serves: the dashboard under /dashboard

@@ -54,6 +54,9 @@ func (r *Report) pageData() (*pageData, error) {
 		}
 		dc := drawn{Chart: c, SVG: template.HTML(svg)} // go-analyze escapes its text
 		for j, cat := range c.Categories {
+			if c.Time != nil && c.Time.Partial && j == len(c.Categories)-1 {
+				cat += " (still filling)"
+			}
 			row := []string{cat}
 			zero := true
 			for _, s := range c.Series {

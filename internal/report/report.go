@@ -75,6 +75,18 @@ type Chart struct {
 	Kind       Kind
 	Categories []string
 	Series     []Series
+	Time       *TimeAxis // for a Line chart: the time buckets its categories name
+}
+
+// TimeAxis is the time behind a Line chart's categories, one bucket each.
+type TimeAxis struct {
+	Start  time.Time     // the first bucket's start
+	Bucket time.Duration // every bucket's width
+	Layout string        // how Categories name a bucket, for time.Format
+	// Partial is set when the last bucket is still filling: the window, or
+	// the lake's events so far, end inside it. It is left out of the drawing
+	// (a part of a bucket would read as a drop) and marked in the table.
+	Partial bool
 }
 
 // Empty reports whether the chart has no value to draw.
@@ -179,7 +191,14 @@ type builder struct {
 	bucket time.Duration
 	start  time.Time // the first bucket
 	n      int       // buckets
+	// covered is the part of the last bucket that the window, or else the
+	// lake's events so far, reach into: 1 for a whole bucket.
+	covered float64
 }
+
+// A last bucket covered this far is drawn as whole: the rest is too little
+// to show as a drop.
+const wholeBucket = 0.95
 
 func (b *builder) span(ctx context.Context, r *Report) error {
 	err := b.db.Each(ctx, "SELECT min(event_time), max(event_time) FROM "+b.table+" WHERE in_window", nil, func(scan func(...any) error) error {
@@ -197,8 +216,18 @@ func (b *builder) span(ctx context.Context, r *Report) error {
 	}
 	b.bucket = bucketFor(r.Last.Sub(r.First))
 	b.start = r.First.Truncate(b.bucket)
+	b.covered = 1
 	if !r.First.IsZero() {
 		b.n = int(r.Last.Truncate(b.bucket).Sub(b.start)/b.bucket) + 1
+		// The events known end at the last one, or at the window's end when
+		// that falls inside the last bucket and has passed: a lake that is
+		// still filling is only known to reach its newest event.
+		last := b.start.Add(time.Duration(b.n-1) * b.bucket)
+		end := r.Last
+		if u := b.w.Until; u.After(last) && !u.After(last.Add(b.bucket)) && !u.After(r.GeneratedAt) {
+			end = u
+		}
+		b.covered = float64(end.Sub(last)) / float64(b.bucket)
 	}
 	return nil
 }
@@ -238,20 +267,44 @@ func bucketName(d time.Duration) string {
 	return fmt.Sprintf("%d minutes", d/time.Minute)
 }
 
-// timeLabels names the buckets; the date shows when the span crosses days.
-func (b *builder) timeLabels() []string {
-	layout := "15:04"
+// How a time axis names its buckets.
+const (
+	layoutMinutes = "15:04"
+	layoutSeconds = "15:04:05"
+	layoutDays    = "01-02 15:04" // a span that crosses days
+)
+
+// timeAxis is the buckets' time axis; the date shows when the span crosses days.
+func (b *builder) timeAxis() *TimeAxis {
+	a := &TimeAxis{Start: b.start, Bucket: b.bucket, Layout: layoutMinutes}
 	if b.bucket < time.Minute {
-		layout = "15:04:05"
+		a.Layout = layoutSeconds
 	}
 	if b.n > 0 && b.start.YearDay() != b.start.Add(time.Duration(b.n-1)*b.bucket).YearDay() {
-		layout = "01-02 15:04"
+		a.Layout = layoutDays
 	}
+	// A single bucket is the whole line: leaving it out would leave nothing.
+	a.Partial = b.n > 1 && b.covered < wholeBucket
+	return a
+}
+
+// timeLabels names the buckets of a time axis.
+func (b *builder) timeLabels(a *TimeAxis) []string {
 	out := make([]string, b.n)
 	for i := range out {
-		out[i] = b.start.Add(time.Duration(i) * b.bucket).Format(layout)
+		out[i] = b.start.Add(time.Duration(i) * b.bucket).Format(a.Layout)
 	}
 	return out
+}
+
+// partialNote says how a still-filling last bucket is shown, if there is one.
+func (b *builder) partialNote(a *TimeAxis) string {
+	if !a.Partial {
+		return ""
+	}
+	last := b.start.Add(time.Duration(b.n-1) * b.bucket).Format(a.Layout)
+	return fmt.Sprintf("The last bucket, %s, is still filling (%.0f%% of its time is in the data so far), "+
+		"so the line stops before it rather than show a drop; the table has it.", last, 100*b.covered)
 }
 
 func (b *builder) bucketIndex(t time.Time) int {
@@ -313,9 +366,10 @@ func (b *builder) figures(ctx context.Context, r *Report) error {
 }
 
 func (b *builder) eventsPerMinute(ctx context.Context, r *Report) error {
+	axis := b.timeAxis()
 	c := Chart{
 		ID: ChartEventsPerMinute, Title: "Events per minute by type", Kind: Line,
-		XLabel: "time (UTC)", YLabel: "events per minute", Categories: b.timeLabels(),
+		XLabel: "time (UTC)", YLabel: "events per minute", Categories: b.timeLabels(axis), Time: axis,
 	}
 	switch {
 	case b.bucket > time.Minute:
@@ -361,6 +415,7 @@ func (b *builder) eventsPerMinute(ctx context.Context, r *Report) error {
 		counts["other"] = other
 		types = append(types, "other")
 	}
+	c.Note = strings.TrimSpace(c.Note + " " + b.partialNote(axis))
 	for _, t := range types {
 		c.Series = append(c.Series, Series{Name: t, Values: counts[t]})
 	}
@@ -427,10 +482,11 @@ func (b *builder) purchases(ctx context.Context, r *Report) error {
 }
 
 func (b *builder) goldSpent(ctx context.Context, r *Report) error {
+	axis := b.timeAxis()
 	c := Chart{
 		ID: ChartGoldSpent, Title: "Gold spent over time", Kind: Line,
-		XLabel: "time (UTC)", YLabel: "gold per " + bucketName(b.bucket), Categories: b.timeLabels(),
-		Note: "total_price of ok buy_item and checkout events.",
+		XLabel: "time (UTC)", YLabel: "gold per " + bucketName(b.bucket), Categories: b.timeLabels(axis), Time: axis,
+		Note: strings.TrimSpace("total_price of ok buy_item and checkout events. " + b.partialNote(axis)),
 	}
 	series := map[string][]float64{}
 	q := "SELECT " + b.bucketSQL() + " AS t, event_type, sum(total_price) FROM " + b.table + `

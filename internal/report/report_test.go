@@ -421,3 +421,63 @@ func firstDiff(a, b string) string {
 	}
 	return "lengths differ"
 }
+
+// lineStroke is a series' line in go-analyze's SVG: 2 units wide (legend
+// marks are 3, grid and axis lines 1).
+var lineStroke = regexp.MustCompile(`<path d="([^"]*)" style="stroke-width:2;`)
+
+// A last bucket that the data only reaches into holds a part of a bucket's
+// events: drawn, it would read as a drop. The lines stop before it.
+func TestStillFillingBucketIsNotDrawnAsADrop(t *testing.T) {
+	start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	cfg := laketest.Config{Players: 40, Events: 6001, Seed: 7, Start: start, Span: 30 * time.Minute} // an event every 0.3 s, the last at 10:30:00
+	for _, tc := range []struct {
+		name    string
+		until   time.Time
+		last    string // the last bucket
+		partial bool
+	}{
+		{"window ends mid-minute", start.Add(20*time.Minute + 10*time.Second), "10:20", true},
+		{"window ends on the minute", start.Add(20 * time.Minute), "10:19", false},
+		// The game's last event is at 10:30:00 sharp: the lake reaches no
+		// further into that minute.
+		{"lake ends at the start of a minute", time.Time{}, "10:30", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, r := build(t, cfg, laketest.Layout{}, report.Window{Until: tc.until})
+			var page bytes.Buffer
+			if err := r.WriteHTML(&page); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{report.ChartEventsPerMinute, report.ChartGoldSpent} {
+				c := chart(t, r, id)
+				n := len(c.Categories)
+				if c.Categories[n-1] != tc.last || c.Time.Partial != tc.partial {
+					t.Fatalf("%s: last bucket %s, still filling %v; want %s, %v", id, c.Categories[n-1], c.Time.Partial, tc.last, tc.partial)
+				}
+				svg, err := c.SVG()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := n // points on each line: one per bucket drawn
+				if tc.partial {
+					want--
+				}
+				lines := lineStroke.FindAllStringSubmatch(string(svg), -1)
+				if len(lines) != len(c.Series) {
+					t.Fatalf("%s: %d lines drawn for %d series", id, len(lines), len(c.Series))
+				}
+				for i, l := range lines {
+					if got := strings.Count(l[1], "M") + strings.Count(l[1], "L"); got != want {
+						t.Errorf("%s: the line of %s has %d points, want %d of %d buckets", id, c.Series[i].Name, got, want, n)
+					}
+				}
+				noted := strings.Contains(c.Note, "The last bucket, "+tc.last+", is still filling")
+				marked := strings.Contains(page.String(), "<th>"+tc.last+" (still filling)</th>")
+				if noted != tc.partial || marked != tc.partial {
+					t.Errorf("%s: the note says it is still filling: %v, the table: %v; want %v (note %q)", id, noted, marked, tc.partial, c.Note)
+				}
+			}
+		})
+	}
+}

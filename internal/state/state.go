@@ -85,30 +85,38 @@ type Change struct {
 	ClearCart bool     `json:",omitempty"` // applied before Cart deltas
 	Guild     *string  `json:",omitempty"` // new guild; "" leaves the current one; nil keeps it
 	// Session opens a session for the player (a login): its User must be
-	// the player; ErrExists when a live session has its token hash.
+	// the player; ErrExists when a live session of another player has its
+	// token hash. A live session of the same player with that hash is
+	// renewed: it takes the new ExpiresAt (a seed session, whose token is
+	// derived from the player and the Host, is opened again by each login;
+	// random tokens never meet).
 	Session *Session `json:",omitempty"`
 	// EndSession closes the session with this token hash (a logout); a
 	// missing one is not an error.
 	EndSession string `json:",omitempty"`
 }
 
-// Intent is a change the game decided for a player and is recording in the
-// event log: the store keeps it from before the event is published until the
-// change is applied (Commit, once the log holds the event) or dropped (Drop,
-// once the log is known not to hold it). It is what lets a server that
-// crashed, or lost its store, or did not hear the log's answer, find out
-// later which changes the log holds and apply exactly those.
+// Intent is the changes the game decided for a player and is recording in
+// the event log, as one group of events that the log takes whole or not at
+// all: the store keeps it from before the events are published until the
+// changes are applied (Commit, once the log holds the events) or dropped
+// (Drop, once the log is known not to hold them). It is what lets a server
+// that crashed, or lost its store, or did not hear the log's answer, find
+// out later which changes the log holds and apply exactly those.
 //
 // A player has at most one pending intent.
 type Intent struct {
-	EventID string // the event that records the change
-	// Partition is where the event is published, and After the highest
+	// EventID names the intent: an event of the group, which the log holds
+	// exactly when it holds the others.
+	EventID string
+	// Partition is where the events are published, and After the highest
 	// offset known on it before publishing (-1 when none was known): the
-	// event, if the log holds it, is past After.
+	// events, if the log holds them, are past After.
 	Partition int32
 	After     int64
 	Created   time.Time // when it was prepared, by the preparing server's clock
-	Change    Change
+	// Changes are applied in their events' order, all or none.
+	Changes []Change
 }
 
 // Store keeps the game's state.
@@ -139,18 +147,24 @@ type Store interface {
 	// or a quantity would become negative.
 	Apply(ctx context.Context, user string, c Change) error
 
-	// Prepare stores in as the player's pending intent, before its event
-	// is published. It returns ErrExists, storing nothing, when the player
+	// Prepare stores in as the player's pending intent, before its events
+	// are published. It returns ErrExists, storing nothing, when the player
 	// already has one. The player need not exist (a signup's intent).
 	Prepare(ctx context.Context, user string, in Intent) error
 	// Pending returns the player's pending intent, or ErrNotFound.
 	Pending(ctx context.Context, user string) (Intent, error)
-	// Commit applies in.Change and removes the pending intent, atomically,
-	// if the player's pending intent is in.EventID; otherwise (it was
-	// committed or dropped already) it returns ErrNotFound and changes
-	// nothing, so committing twice applies once. A change that cannot be
-	// applied (ErrConflict, ErrExists) leaves the intent pending.
+	// Commit applies in.Changes, in order, and removes the pending intent,
+	// atomically, if the player's pending intent is in.EventID; otherwise
+	// (it was committed or dropped already) it returns ErrNotFound and
+	// changes nothing, so committing twice applies once. Changes that
+	// cannot all be applied (ErrConflict, ErrExists) apply none, and leave
+	// the intent pending.
 	Commit(ctx context.Context, user string, in Intent) error
+	// Advance commits done and stores next as the player's pending intent,
+	// atomically: Commit then Prepare in one write (a round of actions
+	// applies the round before it and records its own intent at once). It
+	// fails as Commit does, storing nothing.
+	Advance(ctx context.Context, user string, done, next Intent) error
 	// Drop removes the player's pending intent if it is eventID, applying
 	// nothing; it is not an error when there is none.
 	Drop(ctx context.Context, user, eventID string) error
@@ -159,8 +173,9 @@ type Store interface {
 
 	// CreateSession stores a session until its ExpiresAt. It returns
 	// ErrNotFound when the user has no account, ErrExists when a live
-	// session has the same token hash, and an error when ExpiresAt is not in
-	// the future or a field is empty.
+	// session of another player has the same token hash (the same player's
+	// is renewed, as by Change.Session), and an error when ExpiresAt is not
+	// in the future or a field is empty.
 	CreateSession(ctx context.Context, s Session) error
 	// Session returns the live session with that token hash, or ErrNotFound.
 	Session(ctx context.Context, tokenHash string) (Session, error)
@@ -201,4 +216,37 @@ func SumDeltas(stacks []Stack) ([]Stack, error) {
 	out = slices.DeleteFunc(out, func(st Stack) bool { return st.Quantity == 0 })
 	slices.SortFunc(out, CompareStacks)
 	return out, nil
+}
+
+// Compact returns changes that have the same effect as cs applied in order,
+// in as few changes as it can: a change is folded into the one before it
+// unless it creates the account, clears the cart, or opens or closes a
+// session the one before also does. (Folded, the deltas of a run are
+// checked against zero once, at the end of the run, not after each change:
+// a run the game decided in order never dips below it anyway.)
+func Compact(cs []Change) []Change {
+	var out []Change
+	for _, c := range cs {
+		if n := len(out); n > 0 && c.Create == nil && !c.ClearCart &&
+			(out[n-1].Session == nil || c.Session == nil) && (out[n-1].EndSession == "" || c.EndSession == "") {
+			last := &out[n-1]
+			last.GoldDelta += c.GoldDelta
+			last.Inventory = append(last.Inventory, c.Inventory...)
+			last.Cart = append(last.Cart, c.Cart...)
+			if c.Guild != nil {
+				last.Guild = c.Guild
+			}
+			if c.Session != nil {
+				last.Session = c.Session
+			}
+			if c.EndSession != "" {
+				last.EndSession = c.EndSession
+			}
+			continue
+		}
+		c.Inventory = slices.Clone(c.Inventory)
+		c.Cart = slices.Clone(c.Cart)
+		out = append(out, c)
+	}
+	return out
 }

@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/questlog/questlog/internal/syncbuf"
 )
 
 // A producer in the broker's process connects through a pipe, TCP clients
@@ -141,22 +142,16 @@ func accept(t *testing.T, l net.Listener) (net.Conn, error) {
 	}
 }
 
-// lockedBuffer collects log output written from the accept goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
+// acceptsBacklogged puts a TCP connection in the backlog and fails t unless
+// the listener's next Accept returns it; after names what came before it.
+func acceptsBacklogged(t *testing.T, tcp *fakeTCP, l *listener, after string) {
+	t.Helper()
+	conn, peer := net.Pipe() // stands for the TCP connection
+	t.Cleanup(func() { peer.Close() })
+	tcp.give(t, fakeAccept{conn: conn})
+	if c, err := accept(t, l); err != nil || c != conn {
+		t.Fatalf("Accept after %s = %v, %v; want the TCP connection", after, c, err)
+	}
 }
 
 // Out of file descriptors, accept(2) fails with EMFILE until one is freed.
@@ -165,7 +160,7 @@ func (b *lockedBuffer) count(s string) int {
 // error (kfake would stop accepting for good) until it is closed.
 func TestListenerRetriesAcceptErrorsAndKeepsAcceptingPipes(t *testing.T) {
 	tcp := newFakeTCP()
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	l := newListener(tcp, slog.New(slog.NewTextHandler(&logs, nil)))
 	defer l.Close()
 
@@ -201,26 +196,16 @@ func TestListenerRetriesAcceptErrorsAndKeepsAcceptingPipes(t *testing.T) {
 	for range 3 {
 		tcp.give(t, fakeAccept{err: acceptErr(syscall.EMFILE)})
 	}
-	tcpConn, peer := net.Pipe() // stands for the TCP connection
-	defer peer.Close()
-	tcp.give(t, fakeAccept{conn: tcpConn})
-	if c, err := accept(t, l); err != nil || c != tcpConn {
-		t.Fatalf("Accept after the failures = %v, %v; want the TCP connection", c, err)
-	}
-	if n := logs.count("level=WARN"); n != 1 {
-		t.Errorf("%d warnings for one episode of 6 failed accepts, want 1:\n%s", n, logs.buf.String())
+	acceptsBacklogged(t, tcp, l, "the failures")
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings for one episode of 6 failed accepts, want 1:\n%s", n, logs.String())
 	}
 
 	// A second episode (a client gone before its accept) warns again.
 	tcp.give(t, fakeAccept{err: acceptErr(syscall.ECONNABORTED)})
-	tcpConn2, peer2 := net.Pipe()
-	defer peer2.Close()
-	tcp.give(t, fakeAccept{conn: tcpConn2})
-	if c, err := accept(t, l); err != nil || c != tcpConn2 {
-		t.Fatalf("Accept after ECONNABORTED = %v, %v; want the TCP connection", c, err)
-	}
-	if n := logs.count("level=WARN"); n != 2 {
-		t.Errorf("%d warnings after two episodes, want 2:\n%s", n, logs.buf.String())
+	acceptsBacklogged(t, tcp, l, "ECONNABORTED")
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
+		t.Errorf("%d warnings after two episodes, want 2:\n%s", n, logs.String())
 	}
 
 	// Close, even in the middle of a backoff, ends everything: Accept

@@ -26,13 +26,14 @@ type ProducerConfig struct {
 	// it fails; default 5s, at least MinDeliveryTimeout. It is what an API
 	// request waits at most when the log is down.
 	DeliveryTimeout time.Duration
-	// Linger is how long a partition's batch waits, from its first record,
-	// for more records to share its produce request; 0 sends at once.
-	// Records that arrive while a request is in flight batch behind it
-	// anyway; a linger also batches those that find the producer idle,
-	// trading up to Linger of latency for fewer produce requests (at
-	// 4,500 requests/s of the players scenario, 250µs cut serve's CPU per
-	// request by 8-17%). At most MaxLinger.
+	// Linger is how long records that find a broker's connection idle
+	// wait for more to share their produce request, when requests lately
+	// carried more than one caller's records (so that company is likely);
+	// 0 sends at once. Records that arrive while a request is in flight
+	// batch behind it anyway. A linger trades up to Linger of latency for
+	// fewer produce requests at moderate rates; a lone caller publishing
+	// one group after the other's ack never waits for it. At most
+	// MaxLinger.
 	Linger time.Duration
 	// Dial, when set, makes the producer's connections (Broker.DialContext
 	// for the embedded broker in the same process); default TCP.
@@ -49,8 +50,16 @@ const MinDeliveryTimeout = time.Second
 
 // Producer writes records to one topic and reports each one's ack and
 // position. Records produced concurrently share produce requests: while one
-// request is in flight the next batch fills, so the cost of an ack is spread
-// over every request waiting for one.
+// request to a broker is in flight, the next one fills, so the cost of an
+// ack is spread over every request waiting for one.
+//
+// It publishes groups of records (PublishGroup) all-or-nothing: a group's
+// records go in one record batch, which the broker appends whole or not at
+// all. It never sends a group twice: when a request fails in a way that
+// leaves it unsure whether the broker appended it, the group's caller is
+// told so (an error), and can look in the log (Contains); a record is
+// therefore never written twice by the producer, and never sent after its
+// deadline has passed.
 //
 // It chooses each record's partition itself, as Kafka's default partitioner
 // does for a keyed record (murmur2 of the key), so that it can say before
@@ -61,29 +70,30 @@ type Producer struct {
 	cfg     ProducerConfig
 	topic   string
 	timeout time.Duration
-	waits   sync.Pool
+	closed  chan struct{}
+	close   sync.Once
+	running sync.WaitGroup
 
-	// Set by Start: the topic's partitions, the key partitioner, and the
-	// highest offset acknowledged (or seen at Start) on each partition.
+	// deadline is the context publishers wait with, shared by every
+	// publish within deadlineSlot of its creation.
+	deadline atomic.Pointer[deadline]
+
+	// Set by Start: the topic's ID and partitions, the key partitioner,
+	// and the highest offset acknowledged (or seen at Start) on each
+	// partition.
+	topicID [16]byte
 	parts   int
 	keyed   kgo.TopicPartitioner
 	known   []atomic.Int64
 	unkeyed atomic.Uint64
 	started atomic.Bool
-	// deadline is the context records are produced with, shared by every
-	// record published within deadlineSlot of its creation.
-	deadline atomic.Pointer[deadline]
-}
 
-// wait carries one record and its outcome; pooled so a publish allocates
-// nothing of its own.
-type wait struct {
-	rec     kgo.Record
-	done    chan error
-	promise func(*kgo.Record, error) // w.finish, bound once
+	// leaders and sinks route a partition's groups to the broker leading
+	// it.
+	mu      sync.Mutex
+	leaders []int32
+	sinks   map[int32]*sink
 }
-
-func (w *wait) finish(_ *kgo.Record, err error) { w.done <- err }
 
 // deadlineSlot is how long one deadline context is handed out: a record's
 // deadline lies between DeliveryTimeout-deadlineSlot and DeliveryTimeout
@@ -115,40 +125,14 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.DefaultProduceTopic(cfg.Topic),
-		// Every acknowledged record is on every in-sync replica.
+		// Every acknowledged record is on every in-sync replica (kgo
+		// writes this into the produce requests the sinks send).
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		// Not idempotent: an idempotent producer keeps up to five
-		// produce requests in flight per broker, so concurrent records
-		// share fewer of them; that cost GET / 6-16 µs of CPU per request
-		// (54 against 60-70). The cost of going without: a record whose
-		// request was in flight when the broker died may be retried into
-		// a duplicate (same event_id) or reported failed although
-		// written. (AllowIdempotentProduceCancellation would bound an
-		// idempotent producer's wait by DeliveryTimeout just the same.)
 		kgo.DisableIdempotentWrite(),
-		// Concurrent records batch behind the request in flight; the
-		// linger (default none) also batches those that find it idle.
-		kgo.ProducerLinger(cfg.Linger),
-		// Records are retried until DeliveryTimeout, not a count of tries.
-		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout),
 		kgo.RetryTimeout(cfg.DeliveryTimeout),
 		kgo.DialTimeout(time.Second),
-		// A record waiting on an unreachable broker is failed when the
-		// next metadata update fails, and updates come at most every
-		// MetadataMinAge (default 5s): it would answer up to 5s past
-		// DeliveryTimeout. At 250ms a client whose brokers are in trouble
-		// asks for metadata up to four times a second.
 		kgo.MetadataMinAge(250 * time.Millisecond),
-		// Retry soon: a local broker that restarts is back within
-		// moments, and a dead one should be noticed within the timeout.
-		kgo.RetryBackoffFn(func(tries int) time.Duration {
-			return min(time.Duration(tries)*50*time.Millisecond, 250*time.Millisecond)
-		}),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		// Publish sets each record's partition (see Producer).
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	}
 	if cfg.Dial != nil {
 		opts = append(opts, kgo.Dialer(cfg.Dial))
@@ -157,13 +141,8 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new producer: %w", err)
 	}
-	p := &Producer{client: cl, cfg: cfg, topic: cfg.Topic, timeout: cfg.DeliveryTimeout}
-	p.waits.New = func() any {
-		w := &wait{done: make(chan error, 1)}
-		w.promise = w.finish
-		return w
-	}
-	return p, nil
+	return &Producer{client: cl, cfg: cfg, topic: cfg.Topic, timeout: cfg.DeliveryTimeout,
+		closed: make(chan struct{}), sinks: map[int32]*sink{}}, nil
 }
 
 // Start connects the producer: it reads the topic's partitions and the end
@@ -190,8 +169,82 @@ func (p *Producer) Start(ctx context.Context) error {
 		p.known[i].Store(-1)
 	}
 	ends.Each(func(o kadm.ListedOffset) { p.known[o.Partition].Store(o.Offset - 1) })
+	if err := p.loadLeaders(ctx); err != nil {
+		return err
+	}
 	p.started.Store(true)
 	return nil
+}
+
+// loadLeaders reads which broker leads each partition, and the topic's ID.
+func (p *Producer) loadLeaders(ctx context.Context) error {
+	md, err := kadm.NewClient(p.client).Metadata(ctx, p.topic)
+	if err != nil {
+		return fmt.Errorf("%w: read the leaders of %s: %w", ErrUnavailable, p.topic, err)
+	}
+	td, ok := md.Topics[p.topic]
+	if !ok || td.Err != nil {
+		return fmt.Errorf("%w: read the leaders of %s: %v", ErrUnavailable, p.topic, td.Err)
+	}
+	leaders := make([]int32, p.parts)
+	for i := range leaders {
+		leaders[i] = -1
+	}
+	for _, pd := range td.Partitions {
+		if int(pd.Partition) < len(leaders) {
+			leaders[pd.Partition] = pd.Leader
+		}
+	}
+	p.mu.Lock()
+	p.topicID, p.leaders = td.ID, leaders
+	p.mu.Unlock()
+	return nil
+}
+
+// route queues groups with the sink of their partitions' leaders (first,
+// for groups sent again), starting a sink for a broker that has none yet.
+func (p *Producer) route(front bool, gs ...*group) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, g := range gs {
+		leader := p.leaders[g.partition]
+		if leader < 0 {
+			g.done <- fmt.Errorf("partition %d has no leader", g.partition)
+			continue
+		}
+		s := p.sinks[leader]
+		if s == nil {
+			s = newSink(p, leader)
+			p.sinks[leader] = s
+			p.running.Go(s.run)
+		}
+		s.add(front, g)
+	}
+}
+
+// rerouteLater reloads the leaders and sends gs again, to the partitions'
+// new leaders, if their deadlines allow.
+func (p *Producer) rerouteLater(gs []*group) {
+	p.running.Go(func() {
+		select {
+		case <-p.closed:
+			for _, g := range gs {
+				g.done <- errClosed
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), gs[0].deadline)
+		err := p.loadLeaders(ctx)
+		cancel()
+		if err != nil {
+			for _, g := range gs {
+				g.done <- err
+			}
+			return
+		}
+		p.route(true, gs...)
+	})
 }
 
 // errNotStarted is returned by a producer used before Start.
@@ -221,40 +274,74 @@ func (p *Producer) Next(key []byte) (partition int32, after int64) {
 
 // Publish writes one record and returns once the broker acknowledged it,
 // with its partition and offset, or with an error wrapping ErrUnavailable
-// when it did not. The value is not retained after Publish returns, so the
-// caller may reuse its buffer.
-//
-// Publish waits for the record's final outcome, at most about the
-// DeliveryTimeout, or until ctx's deadline when that comes sooner. ctx's
-// cancellation does not cancel the record: records share produce requests,
-// and a caller that gave up (a client that went away) must not interrupt a
-// request that carries other callers' records; a record already sent may
-// still be written. An error therefore means "not acknowledged", which is
-// not always "not written": a record whose request was in flight when the
-// connection broke may be in the log (see Contains).
+// when it did not (as PublishGroup). The value is not retained after
+// Publish returns, so the caller may reuse its buffer.
 func (p *Producer) Publish(ctx context.Context, key, value []byte) (partition int32, offset int64, err error) {
 	if !p.started.Load() {
 		return -1, -1, fmt.Errorf("%w: produce to %s: %w", ErrUnavailable, p.topic, errNotStarted)
 	}
-	w := p.waits.Get().(*wait)
-	w.rec = kgo.Record{Key: key, Value: value, Partition: p.Partition(key)}
-	deadline, _ := ctx.Deadline()
-	p.client.Produce(p.deadlineCtx(deadline), &w.rec, w.promise)
-	err = <-w.done
-	partition, offset = w.rec.Partition, w.rec.Offset
-	w.rec = kgo.Record{}
-	p.waits.Put(w)
-	if err != nil {
-		return -1, -1, fmt.Errorf("%w: produce to %s: %w", ErrUnavailable, p.topic, err)
+	partition = p.Partition(key)
+	if offset, err = p.PublishGroup(ctx, partition, [][2][]byte{{key, value}}); err != nil {
+		return -1, -1, err
 	}
+	return partition, offset, nil
+}
+
+// PublishGroup writes records, [key, value] pairs, to partition as one
+// group: the log holds all of them, at consecutive offsets from the one
+// returned, or none. It returns once the broker acknowledged the group, or
+// with an error wrapping ErrUnavailable when it did not. The records are
+// copied: the caller may reuse its buffers.
+//
+// It waits at most about the DeliveryTimeout, or until ctx's deadline when
+// that comes sooner; ctx's cancellation does not cancel the group (a
+// client that went away must not interrupt a request that carries other
+// callers' records). An error means "not acknowledged", which is "not
+// written" unless the group was in a request whose answer was lost: the
+// broker may have appended it, and Contains can tell.
+func (p *Producer) PublishGroup(ctx context.Context, partition int32, records [][2][]byte) (first int64, err error) {
+	if !p.started.Load() {
+		return -1, fmt.Errorf("%w: produce to %s: %w", ErrUnavailable, p.topic, errNotStarted)
+	}
+	if partition < 0 || int(partition) >= p.parts || len(records) == 0 {
+		return -1, fmt.Errorf("produce %d records to %s/%d: no such partition, or nothing to produce", len(records), p.topic, partition)
+	}
+	until, _ := ctx.Deadline()
+	wait := p.deadlineCtx(until)
+	deadline, _ := wait.Deadline()
+	g := &group{partition: partition, deadline: deadline, done: make(chan error, 1), recs: make([]rec, len(records))}
+	size := 0
+	for _, r := range records {
+		size += len(r[0]) + len(r[1])
+	}
+	buf := make([]byte, 0, size)
+	for i, r := range records {
+		if r[0] != nil {
+			buf = append(buf, r[0]...)
+			g.recs[i].key = buf[len(buf)-len(r[0]):]
+		}
+		buf = append(buf, r[1]...)
+		g.recs[i].value = buf[len(buf)-len(r[1]):]
+		g.size += len(r[0]) + len(r[1]) + maxRecordOverhead
+	}
+	p.route(false, g)
+	select {
+	case err = <-g.done:
+	case <-wait.Done():
+		err = errors.New("no answer before the deadline")
+	}
+	if err != nil {
+		return -1, fmt.Errorf("%w: produce to %s/%d: %w", ErrUnavailable, p.topic, partition, err)
+	}
+	last := g.base + int64(len(records)) - 1
 	k := &p.known[partition]
 	for {
 		cur := k.Load()
-		if offset <= cur || k.CompareAndSwap(cur, offset) {
+		if last <= cur || k.CompareAndSwap(cur, last) {
 			break
 		}
 	}
-	return partition, offset, nil
+	return g.base, nil
 }
 
 // Contains reports whether partition holds, past offset after, a record
@@ -376,21 +463,23 @@ func (p *Producer) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Stop flushes what is buffered and disconnects (Close).
+// Stop fails the groups not sent yet and disconnects (Close).
 func (p *Producer) Stop(context.Context) error {
 	p.Close()
 	return nil
 }
 
-// Close flushes what is buffered and disconnects.
+// Close fails the groups not sent yet, waits for the requests in flight,
+// and disconnects.
 func (p *Producer) Close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = p.client.Flush(ctx)
-	p.client.Close()
-	if d := p.deadline.Load(); d != nil {
-		d.stop()
-	}
+	p.close.Do(func() {
+		close(p.closed)
+		p.running.Wait()
+		p.client.Close()
+		if d := p.deadline.Load(); d != nil {
+			d.stop()
+		}
+	})
 }
 
 // EnsureTopic creates the topic with the given number of partitions if it

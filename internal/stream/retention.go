@@ -136,7 +136,7 @@ func Trim(ctx context.Context, brokers []string, topic string, before map[int32]
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	starts, ends, err := listBounds(ctx, adm, topic)
+	starts, ends, err := Bounds(ctx, adm, topic)
 	if err != nil {
 		return nil, fmt.Errorf("trim %s: %w", topic, err)
 	}
@@ -171,9 +171,9 @@ func Trim(ctx context.Context, brokers []string, topic string, before map[int32]
 	return starts, nil
 }
 
-// listBounds returns each partition's log start offset and end offset (the
-// high watermark).
-func listBounds(ctx context.Context, adm *kadm.Client, topic string) (starts, ends map[int32]int64, err error) {
+// Bounds returns each partition of topic's log start offset and end
+// offset (the high watermark). An unreachable broker is ErrUnavailable.
+func Bounds(ctx context.Context, adm *kadm.Client, topic string) (starts, ends map[int32]int64, err error) {
 	so, err := adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = so.Error()

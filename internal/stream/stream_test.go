@@ -154,8 +154,10 @@ func TestPublishFailsWhenBrokerIsGone(t *testing.T) {
 	}
 }
 
-// A producer with a linger holds a batch that long for company: concurrent
-// records are all acknowledged, and none before the linger has passed.
+// A producer with a linger, under traffic from many callers, holds a batch
+// that long for company: concurrent records are all acknowledged, and
+// none before the linger has passed. A lone caller publishing one record
+// after the other's ack is never held back.
 func TestPublishLingers(t *testing.T) {
 	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
 	defer b.Close()
@@ -164,25 +166,58 @@ func TestPublishLingers(t *testing.T) {
 	if err := p.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	errs := make(chan error, 10)
-	for i := range cap(errs) {
-		go func() {
-			_, _, err := p.Publish(context.Background(), []byte("k"), []byte(fmt.Sprintf(`{"n":%d}`, i)))
-			errs <- err
-		}()
+	publish := func(key string, i int) error {
+		_, _, err := p.Publish(context.Background(), []byte(key), []byte(fmt.Sprintf(`{"n":%d}`, i)))
+		return err
 	}
-	for range cap(errs) {
-		if err := <-errs; err != nil {
+
+	// Alone: one record at a time, each after the last one's ack.
+	for i := range 5 {
+		if err := publish("alone", i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if d := time.Since(start); d < linger {
-		t.Errorf("10 records with a %v linger were acknowledged after %v", linger, d)
+	if n := lingered(p); n != 0 {
+		t.Errorf("a lone caller's 5 records waited for company %d times", n)
 	}
-	if got := tail(t, b, "beginning"); len(got["k"]) != cap(errs) {
-		t.Errorf("read %d records, want %d", len(got["k"]), cap(errs))
+
+	// Many callers at once: after the first few, the records come less
+	// than the linger apart, and the sink waits for company.
+	burst := func(n int) time.Duration {
+		start := time.Now()
+		errs := make(chan error, n)
+		for i := range n {
+			go func() { errs <- publish("k", i) }()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		return time.Since(start)
 	}
+	burst(30)
+	if n := lingered(p); n == 0 {
+		t.Errorf("30 concurrent records never waited for company")
+	}
+	if d := burst(10); d < linger {
+		t.Errorf("10 concurrent records with a %v linger were acknowledged after %v", linger, d)
+	}
+	got := tail(t, b, "beginning")
+	if len(got["k"]) != 40 || len(got["alone"]) != 5 {
+		t.Errorf("read %d and %d records, want 40 and 5", len(got["k"]), len(got["alone"]))
+	}
+}
+
+// lingered is how many requests p's sinks held back for company.
+func lingered(p *Producer) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, s := range p.sinks {
+		n += s.lingered.Load()
+	}
+	return n
 }
 
 // NewProducer refuses a DeliveryTimeout under kgo's shortest (1s) and a

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/questlog/questlog/internal/state"
 )
@@ -240,4 +241,23 @@ func describe(m map[state.Item]int64) string {
 	}
 	sort.Strings(parts)
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// Settled waits until no player has a pending change: the game applies an
+// acknowledged round's changes shortly after it answers (with the player's
+// next round, or when the player stays idle), so a test that reads the
+// store directly waits for it first.
+func Settled(tb testing.TB, st state.Store) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		users, err := st.PendingUsers(context.Background())
+		if err == nil && len(users) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("changes still pending after 30s: %v (%v)", users, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

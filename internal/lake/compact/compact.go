@@ -129,6 +129,17 @@ func WithHook(h Hook) Option { return func(c *config) { c.hook = h } }
 // errHook marks the error of a pass stopped by its hook.
 var errHook = errors.New("stopped at hook")
 
+// Memory is about the most a merge holds, whatever the size of the files
+// it merges: the row group being written (8 MiB of rows) and its encoded
+// columns, an input's row group being decoded, the file itself when small
+// enough to read whole (4 MiB), and the listing of the lake.
+const Memory = 48 << 20
+
+// HeapLimit is the Go soft memory limit (debug.SetMemoryLimit) that suits
+// a compaction running alone: as extract.HeapLimit, twice its memory and
+// 64 MiB for the rest.
+func HeapLimit() int64 { return 2*Memory + 64<<20 }
+
 // closeAfter is how long after its day ends a group is merged whole: the
 // extract's last files of the day are published within its --max-age.
 const closeAfter = time.Minute

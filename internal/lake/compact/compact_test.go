@@ -173,7 +173,7 @@ func globbersAgree(t *testing.T, dir string, want *extracttest.Produced) {
 }
 
 func TestCompactMergesEveryGroupOfAClosedDay(t *testing.T) {
-	dir, _, want := smallLake(t, 1500)
+	dir, _, want := smallLake(t, 900)
 	print := fingerprintOfLake(t, dir)
 	most, before := filesPerGroup(t, dir)
 	c := newCompactor(t, dir, compact.Clock(afterwards), compact.Grace(0))
@@ -296,7 +296,7 @@ func TestCrashAtEveryStepKeepsEveryRecordOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir, addr, want := smallLake(t, 600)
+			dir, addr, want := smallLake(t, 360)
 			print := fingerprintOfLake(t, dir)
 
 			// Phase 1: the compaction crashes.
@@ -422,7 +422,7 @@ func TestReadersCountEveryRecordOnceWhileCompacting(t *testing.T) {
 // answer and returns how many reads failed.
 func readWhileCompacting(t *testing.T, grace time.Duration, between func(pass int)) (failed int64) {
 	ctx := context.Background()
-	dir, _, want := smallLake(t, 900)
+	dir, _, want := smallLake(t, 600)
 	print := fingerprintOfLake(t, dir)
 	var total int64
 	for _, n := range want.PerType {

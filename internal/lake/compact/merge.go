@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -102,7 +104,11 @@ type output struct {
 	leaves int
 	levels []byte // each leaf's maximal definition level
 
-	// scratch for values converted on their way
+	scratch []scratch // one for each of the goroutines that copy columns
+}
+
+// scratch holds values converted on their way.
+type scratch struct {
 	defs   []byte
 	floats []float64
 	text   []byte
@@ -166,6 +172,7 @@ func (c *Compactor) create(ctx context.Context, first lake.DataFile, schema *lak
 	cols := schema.Layout().Columns
 	out := &output{w: w, leaves: cols.KafkaTime + 1}
 	out.levels = make([]byte, out.leaves)
+	out.scratch = make([]scratch, min(runtime.GOMAXPROCS(0), out.leaves))
 	var walk func(cols []lake.Column, level byte)
 	walk = func(cols []lake.Column, level byte) {
 		for _, c := range cols {
@@ -190,11 +197,24 @@ func (out *output) copyRows(ctx context.Context, in *input, schema *lake.Schema)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// Columns are decoded side by side: decompressing is most of the
+		// work.
 		n := int(rg.NumRows())
-		for leaf, src := range srcs {
-			if err := out.copyColumn(leaf, src, rg, n); err != nil {
-				return &inputError{fmt.Errorf("read %s: column %d: %w", in.file.Name, leaf, err)}
-			}
+		errs := make([]error, len(out.scratch))
+		var wg sync.WaitGroup
+		for k := range out.scratch {
+			wg.Go(func() {
+				for leaf := k; leaf < len(srcs); leaf += len(out.scratch) {
+					if err := out.copyColumn(leaf, srcs[leaf], rg, n, &out.scratch[k]); err != nil {
+						errs[k] = &inputError{fmt.Errorf("read %s: column %d: %w", in.file.Name, leaf, err)}
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
 		}
 		if err := out.w.EndRows(n, in.file.Last); err != nil {
 			return err
@@ -211,7 +231,7 @@ func (out *output) copyRows(ctx context.Context, in *input, schema *lake.Schema)
 
 // copyColumn appends the n rows of a row group of an input to the merged
 // file's leaf, from src.
-func (out *output) copyColumn(leaf int, src source, rg parquet.RowGroup, n int) error {
+func (out *output) copyColumn(leaf int, src source, rg parquet.RowGroup, n int, s *scratch) error {
 	w := out.w
 	switch src.kind {
 	case fromNothing:
@@ -221,15 +241,15 @@ func (out *output) copyColumn(leaf int, src source, rg parquet.RowGroup, n int) 
 		}
 		return eachPage(rg, src.in, func(p parquet.Page) error {
 			defs := p.DefinitionLevels()
-			out.defs = out.defs[:0]
+			s.defs = s.defs[:0]
 			for _, d := range defs {
-				out.defs = append(out.defs, min(d, src.level-1))
+				s.defs = append(s.defs, min(d, src.level-1))
 			}
-			w.AppendLevels(leaf, out.defs)
+			w.AppendLevels(leaf, s.defs)
 			return nil
 		})
 	case fromStruct:
-		return out.structText(leaf, src, rg)
+		return out.structText(leaf, src, rg, s)
 	}
 	optional := out.levels[leaf] > 0
 	return eachPage(rg, src.in, func(p parquet.Page) error {
@@ -251,19 +271,19 @@ func (out *output) copyColumn(leaf int, src source, rg parquet.RowGroup, n int) 
 			data, offsets := vals.ByteArray()
 			w.AppendByteArrays(leaf, data, offsets)
 		case src.to == lake.KindFloat: // from int
-			out.floats = out.floats[:0]
+			s.floats = s.floats[:0]
 			for _, v := range vals.Int64() {
-				out.floats = append(out.floats, float64(v))
+				s.floats = append(s.floats, float64(v))
 			}
-			w.AppendFloats(leaf, out.floats)
+			w.AppendFloats(leaf, s.floats)
 		default: // booleans, and anything widened to a string: value by value
 			return eachValue(p, func(v parquet.Value) {
 				if src.to == lake.KindBool {
 					w.AppendBool(leaf, v.Boolean())
 					return
 				}
-				out.text = appendText(out.text[:0], src.from, v)
-				w.AppendByteArray(leaf, out.text)
+				s.text = appendText(s.text[:0], src.from, v)
+				w.AppendByteArray(leaf, s.text)
 			})
 		}
 		return nil
@@ -313,7 +333,7 @@ func eachValue(p parquet.Page, fn func(parquet.Value)) error {
 // structText appends, for each row of a row group, the input's struct as
 // JSON text (the schema widened it to a string) or a null as deep as the
 // structs around it go.
-func (out *output) structText(leaf int, src source, rg parquet.RowGroup) error {
+func (out *output) structText(leaf int, src source, rg parquet.RowGroup, s *scratch) error {
 	// The struct's leaves, read whole: a rare path (a struct met a scalar).
 	var last int
 	var walk func([]lake.Column)
@@ -355,8 +375,8 @@ func (out *output) structText(leaf int, src source, rg parquet.RowGroup) error {
 			continue
 		}
 		out.w.AppendLevels(leaf, []byte{src.level})
-		out.text = appendObject(out.text[:0], src.fields, values, row, src.level)
-		out.w.AppendByteArray(leaf, out.text)
+		s.text = appendObject(s.text[:0], src.fields, values, row, src.level)
+		out.w.AppendByteArray(leaf, s.text)
 	}
 	return nil
 }

@@ -12,13 +12,21 @@ import (
 // files (at least half the target size: never rewritten). Within a
 // segment:
 //
-//   - While the group's day may still get events, runs of fanIn or more
-//     neighbouring files of the same size tier are merged (size-tiered:
-//     a tier spans a factor of fanIn in size). A record is rewritten about
-//     once per tier it climbs, log_fanIn(day's size / tierBase) times:
-//     4 or 5 times for a day of 10-second files (TestPolicyOverADay); a
-//     group holds at most fanIn-1 files per tier meanwhile, plus those
-//     published since the last pass.
+//   - While the group's day may still get events, a stretch of
+//     neighbouring files is merged when fanIn of them are of its highest
+//     tier (see tiered). A file's tier is the order of magnitude (base
+//     fanIn) of the offsets its name spans, not of its size: a small
+//     file's size is mostly its footer (a file of 2 rows and of 20 differ
+//     little), so sizes would keep a merged file in the tier of the files
+//     it merged and have it rewritten at every pass (tried: 81 rows
+//     written per event over a day); offsets tell how much of the
+//     partition's stream a file covers, and a merge of fanIn files of one
+//     tier covers fanIn times as much: it lands at least a tier higher
+//     than any of them, whatever the jitter of the files' spans. A record is rewritten at most once
+//     per tier it climbs: about 5 times over a day of 10-second files of a
+//     busy type, and a group holds at most fanIn-1 files per tier
+//     meanwhile, plus those published since the last pass: about 40 at
+//     most (TestPolicyOverADay).
 //   - Once the day is over (closeAfter past its end, by the compactor's
 //     clock), a segment is merged whole, into files of about the target
 //     size: one last rewrite, after which the group holds one file (per
@@ -28,23 +36,15 @@ import (
 // A merge writes at most about the target size: a run longer than that
 // is merged in pieces.
 
-const (
-	// fanIn is how many files of one tier a merge takes at least, and the
-	// ratio between the sizes of neighbouring tiers: a power of two. 8
-	// rewrites less (3.5 times a byte over TestPolicyOverADay's day,
-	// against 4.6) but leaves more files (32 at most, against 19).
-	fanIn = 4
-	// tierBase is the size below which every file is in the first tier.
-	tierBase = 32 << 10
-)
+// fanIn is how many files of one tier a merge takes at least, and the
+// ratio between neighbouring tiers: a power of two. 8 rewrites less but
+// leaves twice the files meanwhile.
+const fanIn = 4
 
-// tier is a file's size tier: 0 below tierBase, then one more for each
-// factor of fanIn.
-func tier(size int64) int {
-	if size < tierBase {
-		return 0
-	}
-	return 1 + (bits.Len64(uint64(size/tierBase))-1)/bits.Len(fanIn-1)
+// tier is a file's tier: the order of magnitude, base fanIn, of the
+// offsets it spans.
+func tier(f lake.DataFile) int {
+	return (bits.Len64(uint64(f.Last-f.First+1)) - 1) / bits.Len(fanIn-1)
 }
 
 // plan returns the runs of a group's files to merge: files are the
@@ -67,18 +67,41 @@ func plan(files []lake.DataFile, closed bool, target int64) [][]lake.DataFile {
 			}
 			continue
 		}
-		for j := 0; j < len(segment); {
-			k := j + 1
-			for k < len(segment) && tier(segment[k].Size) == tier(segment[j].Size) {
-				k++
-			}
-			if k-j >= fanIn {
-				runs = append(runs, pieces(segment[j:k], target)...)
-			}
-			j = k
-		}
+		runs = append(runs, tiered(segment, target)...)
 	}
 	return runs
+}
+
+// tiered returns the runs to merge in a segment of a day that runs: the
+// whole segment when fanIn of its files are of its highest tier (the
+// files of lower tiers among them go along: they are smaller, and the
+// merged file lands a tier higher than any of them), else the runs of the
+// stretches between its files of the highest tier.
+func tiered(segment []lake.DataFile, target int64) [][]lake.DataFile {
+	if len(segment) < fanIn {
+		return nil
+	}
+	top, n := 0, 0
+	for _, f := range segment {
+		switch t := tier(f); {
+		case t > top:
+			top, n = t, 1
+		case t == top:
+			n++
+		}
+	}
+	if n >= fanIn {
+		return pieces(segment, target)
+	}
+	var runs [][]lake.DataFile
+	start := 0
+	for i, f := range segment {
+		if tier(f) == top {
+			runs = append(runs, tiered(segment[start:i], target)...)
+			start = i + 1
+		}
+	}
+	return append(runs, tiered(segment[start:], target)...)
 }
 
 // pieces cuts a run into neighbouring runs of at most about target bytes,

@@ -12,7 +12,8 @@ import (
 // of each row (AppendLevels or AppendNulls; a required column needs none)
 // and the values of the rows that have one (a level equal to the
 // column's maximum), then EndRows. Not while a row is being built value
-// by value.
+// by value. The Append methods of different leaves may run concurrently
+// (a merge decodes columns side by side); EndRows runs after them.
 
 // AppendLevels appends the definition levels of rows of an optional leaf
 // column.
@@ -20,7 +21,7 @@ func (w *Writer) AppendLevels(leaf int, defs []byte) {
 	c := &w.cols[leaf]
 	c.defs = w.pool.bytes.grow(c.defs, len(defs))
 	c.defs = append(c.defs, defs...)
-	w.bytes += int64(len(defs))
+	c.appended += int64(len(defs))
 }
 
 // AppendNulls appends n rows null at definition level def to an optional
@@ -31,7 +32,7 @@ func (w *Writer) AppendNulls(leaf, n int, def byte) {
 	for range n {
 		c.defs = append(c.defs, def)
 	}
-	w.bytes += int64(n)
+	c.appended += int64(n)
 }
 
 // AppendInts appends values to an integer (or timestamp) leaf column.
@@ -73,7 +74,7 @@ func (w *Writer) AppendBool(leaf int, v bool) {
 func (w *Writer) values(leaf, n int) *column {
 	c := &w.cols[leaf]
 	c.nums = w.pool.nums.grow(c.nums, n)
-	w.bytes += 8 * int64(n)
+	c.appended += 8 * int64(n)
 	w.required(c, n)
 	return c
 }
@@ -88,7 +89,7 @@ func (w *Writer) AppendByteArrays(leaf int, data []byte, offsets []uint32) {
 	first, last := offsets[0], offsets[len(offsets)-1]
 	n := len(offsets) - 1
 	if int64(len(c.data))+int64(last-first) > maxColumnBytes {
-		w.tooBig = true // EndRows refuses the rows
+		c.tooBig = true // EndRows refuses the rows
 		return
 	}
 	base := uint32(len(c.data)) - first
@@ -98,7 +99,7 @@ func (w *Writer) AppendByteArrays(leaf int, data []byte, offsets []uint32) {
 	for _, o := range offsets[1:] {
 		c.ends = append(c.ends, o+base)
 	}
-	w.bytes += int64(last-first) + 4*int64(n)
+	c.appended += int64(last-first) + 4*int64(n)
 	w.required(c, n)
 }
 
@@ -116,7 +117,7 @@ func (w *Writer) required(c *column, n int) {
 	for range n {
 		c.defs = append(c.defs, 0)
 	}
-	w.bytes += int64(n)
+	c.appended += int64(n)
 }
 
 // EndRows ends n rows appended column by column: every leaf column must
@@ -124,12 +125,14 @@ func (w *Writer) required(c *column, n int) {
 // Rows that do not fit a row group (more than 4 GiB of strings in one
 // column) are refused; the writer is then unusable.
 func (w *Writer) EndRows(n int) error {
-	if w.tooBig {
-		return fmt.Errorf("more than %d bytes of strings in one column of a row group", maxColumnBytes)
-	}
 	want := int(w.groupRows) + n
 	for i := range w.cols {
 		c := &w.cols[i]
+		if c.tooBig {
+			return fmt.Errorf("more than %d bytes of strings in one column of a row group", maxColumnBytes)
+		}
+		w.bytes += c.appended
+		c.appended = 0
 		if len(c.defs) != want {
 			return fmt.Errorf("column %d has %d rows, want %d", i, len(c.defs), want)
 		}

@@ -13,6 +13,7 @@ type buffers struct {
 	nums    slicePool[uint64]
 	offsets slicePool[uint32]
 	scratch sync.Pool // of *scratch, for encoding pages
+	chunks  sync.Pool // of *bytes.Buffer, a column chunk encoded before it is written
 }
 
 // Slice capacities are powers of two from minSlice elements; slices of

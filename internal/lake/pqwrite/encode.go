@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"runtime"
 	"sort"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
@@ -47,7 +49,9 @@ type scratch struct {
 }
 
 // writeRowGroup writes cols as one row group to out (the file's magic
-// first) and empties them into pool.
+// first) and empties them into pool. Its column chunks are encoded side
+// by side (compressing is most of the work), each into a buffer of its
+// own, then written in order.
 func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *buffers) error {
 	if out.n == 0 {
 		if _, err := out.Write([]byte(magic)); err != nil {
@@ -61,11 +65,6 @@ func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *bu
 	if len(e.rowGroups) >= MaxRowGroups {
 		return fmt.Errorf("more than %d row groups", MaxRowGroups)
 	}
-	s, _ := pool.scratch.Get().(*scratch)
-	if s == nil {
-		s = new(scratch)
-	}
-	defer pool.scratch.Put(s)
 	rg := format.RowGroup{
 		Columns:    make([]format.ColumnChunk, len(cols)),
 		NumRows:    int64(rows),
@@ -74,12 +73,50 @@ func (e *fileEncoder) writeRowGroup(out *countingWriter, cols []column, pool *bu
 	}
 	cis := make([]columnIndex, len(cols))
 	ois := make([]format.OffsetIndex, len(cols))
-	for i := range cols {
-		cc := &rg.Columns[i]
-		if err := e.writeChunk(out, &cols[i], &e.schema.leaves[i], cc, &cis[i], &ois[i], s); err != nil {
-			return fmt.Errorf("column %d: %w", i, err)
+	chunks := make([]*countingWriter, len(cols))
+	errs := make([]error, len(cols))
+	workers := min(runtime.GOMAXPROCS(0), len(cols))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			s, _ := pool.scratch.Get().(*scratch)
+			if s == nil {
+				s = new(scratch)
+			}
+			defer pool.scratch.Put(s)
+			for i := w; i < len(cols); i += workers {
+				buf, _ := pool.chunks.Get().(*bytes.Buffer)
+				if buf == nil {
+					buf = new(bytes.Buffer)
+				}
+				buf.Reset()
+				chunks[i] = &countingWriter{w: buf}
+				errs[i] = e.writeChunk(chunks[i], &cols[i], &e.schema.leaves[i], &rg.Columns[i], &cis[i], &ois[i], s)
+				cols[i].reset(pool)
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range chunks {
+			pool.chunks.Put(c.w.(*bytes.Buffer))
 		}
-		cols[i].reset(pool)
+	}()
+	for i := range cols {
+		if errs[i] != nil {
+			return fmt.Errorf("column %d: %w", i, errs[i])
+		}
+		// The chunk was encoded as if at offset 0: move it to where it
+		// goes.
+		base := out.n
+		cc := &rg.Columns[i]
+		cc.MetaData.DataPageOffset += base
+		for j := range ois[i].PageLocations {
+			ois[i].PageLocations[j].Offset += base
+		}
+		if _, err := out.Write(chunks[i].w.(*bytes.Buffer).Bytes()); err != nil {
+			return err
+		}
 		rg.TotalByteSize += cc.MetaData.TotalUncompressedSize
 		rg.TotalCompressedSize += cc.MetaData.TotalCompressedSize
 	}
@@ -333,19 +370,36 @@ func cut(v []byte) []byte {
 }
 
 // roundUp returns a copy of the max v, or when it is longer than
-// maxStatBytes, a short value greater than it: its cut with the last ASCII
-// byte below 0x7f incremented and what follows dropped (still valid
-// UTF-8). false when there is no such byte.
+// maxStatBytes, a short value greater than it: its cut with the last
+// character incremented and what follows dropped (UTF-8 orders bytes as it
+// orders characters, so "€€€…" rounds up to "€€₭", and stays valid UTF-8).
+// A character that cannot be incremented within maxStatBytes (U+10FFFF,
+// or one whose successor is longer and does not fit) is dropped and the one
+// before it tried; a byte that is not UTF-8 is incremented as a byte.
+// false when nothing can be (v is all 0xff bytes or U+10FFFF).
 func roundUp(v []byte) ([]byte, bool) {
 	if len(v) <= maxStatBytes {
 		return append([]byte{}, v...), true
 	}
 	b := append([]byte{}, cut(v)...)
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] < 0x7f {
-			b[i]++
-			return b[:i+1], true
+	for len(b) > 0 {
+		r, size := utf8.DecodeLastRune(b)
+		head := b[:len(b)-size]
+		if r == utf8.RuneError && size <= 1 {
+			if c := b[len(b)-1]; c < 0xff {
+				return append(head, c+1), true
+			}
+			b = head
+			continue
 		}
+		next := r + 1
+		if next == 0xd800 { // surrogates are not characters
+			next = 0xe000
+		}
+		if next <= utf8.MaxRune && len(head)+utf8.RuneLen(next) <= maxStatBytes {
+			return utf8.AppendRune(head, next), true
+		}
+		b = head
 	}
 	return nil, false
 }

@@ -96,7 +96,17 @@ func TestStringBounds(t *testing.T) {
 		{long, long, long, true},
 		{long + "a", long, long[:maxStatBytes-1] + "b", true},
 		{"ab" + strings.Repeat("\xff", maxStatBytes), "ab" + strings.Repeat("\xff", maxStatBytes-2), "ac", true},
-		{accented, accented[:maxStatBytes-1], "b", true},
+		// The cut ends on a whole "é": it becomes "ê".
+		{accented, accented[:maxStatBytes-1], accented[:maxStatBytes-3] + "ê", true},
+		// No ASCII at all: 3-byte and 4-byte characters round up too.
+		{strings.Repeat("€", 30), strings.Repeat("€", 21), strings.Repeat("€", 20) + "₭", true},
+		{strings.Repeat("😀", 20), strings.Repeat("😀", 16), strings.Repeat("😀", 15) + "😁", true},
+		// U+007F's successor takes 2 bytes: past the limit, so the
+		// character before it goes up instead.
+		{strings.Repeat("a", maxStatBytes-1) + "\x7f" + "b", strings.Repeat("a", maxStatBytes-1) + "\x7f", strings.Repeat("a", maxStatBytes-2) + "b", true},
+		// The last character before U+E000 is U+D7FF: surrogates are skipped.
+		{strings.Repeat("\ud7ff", 22), strings.Repeat("\ud7ff", 21), strings.Repeat("\ud7ff", 20) + "\ue000", true},
+		{strings.Repeat(string(rune(0x10ffff)), 17), strings.Repeat(string(rune(0x10ffff)), 16), "", false},
 		{strings.Repeat("\xff", maxStatBytes+1), strings.Repeat("\xff", maxStatBytes), "", false},
 	}
 	for _, tt := range tests {

@@ -67,6 +67,11 @@ type column struct {
 	// counted of defs were checked by EndRows: present of them have a
 	// value.
 	counted, present int
+	// appended are the bytes appended since the last EndRows; tooBig says
+	// they do not fit a row group. Per column, so that columns can be
+	// appended to side by side.
+	appended int64
+	tooBig   bool
 
 	set     int64 // the row (seq) that last set a value
 	nullRow int64 // the row (seq) in which a present struct makes nulls nullDef deep

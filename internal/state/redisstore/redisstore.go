@@ -259,151 +259,168 @@ func stacks(h map[string]string) ([]state.Stack, error) {
 	return out, nil
 }
 
-// applyScript checks every part of a change, then applies it all, so a
-// refused change writes nothing. With an intent's event ID it applies only
-// if that intent is pending, and removes it.
-var applyScript = redis.NewScript(`
--- KEYS: account, inventory, cart, intent, intents set, new session or '',
--- ended session or ''
--- ARGV: 1 intent event ID or '', 2 user,
--- 3 create (0/1), 4 password hash, 5 gold, 6 guild, 7 created_at,
--- 8 new session's value or '', 9 its expiry (unix ms),
--- 10 gold delta, 11 set guild (0/1), 12 guild, 13 clear cart (0/1),
--- 14 number of inventory deltas, then (field, delta) pairs: the
--- inventory's, then the cart's.
+// applyScript applies a sequence of changes, each on the state the ones
+// before it left: it checks them all on a copy of what they touch, then
+// writes, so that changes it refuses write nothing. With an intent's event
+// ID it applies only if that intent is pending, and removes it.
+var applyScript = redis.NewScript(freeForLua + `
+-- KEYS: account, inventory, cart, intent, intents set
+-- ARGV: 1 intent event ID or '', 2 user, 3 number of changes, then for each
+-- change: create (0/1), password hash, gold, guild, created_at, new
+-- session's key or '', its value, its expiry (unix ms), ended session's
+-- key or '', gold delta, set guild (0/1), guild, clear cart (0/1), number
+-- of inventory deltas, number of cart deltas, then (field, delta) pairs:
+-- the inventory's, then the cart's; then, to store a next intent (Advance),
+-- its event_id, partition, after, created and changes.
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[4], 'event_id') ~= ARGV[1] then return {3, ''} end
-local create = ARGV[3] == '1'
-if redis.call('EXISTS', KEYS[1]) == 1 then
-	if create then return {4, 'account'} end
-elseif not create then
-	return {1, ''}
-end
-local gold = tonumber(ARGV[10])
-if gold < 0 then
-	local have = tonumber(ARGV[5])
-	if not create then have = tonumber(redis.call('HGET', KEYS[1], 'gold')) end
-	if have + gold < 0 then return {2, 'gold'} end
-end
-local clear = ARGV[13] == '1'
-local cart_from = 15 + 2 * tonumber(ARGV[14])
-for i = 15, #ARGV, 2 do
-	local d = tonumber(ARGV[i + 1])
-	if d < 0 then
-		local have = 0
-		if create then
-			have = 0
-		elseif i < cart_from then
-			have = tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
-		elseif not clear then
-			have = tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0')
-		end
-		if have + d < 0 then
-			if i < cart_from then return {2, 'inventory'} end
-			return {2, 'cart'}
-		end
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+local fresh = false -- the account is created here: it holds nothing yet
+local created, gold, delta = nil, nil, 0
+local guild, setGuild = nil, false
+local inv, cart = {}, nil
+local sessions, ended, planned = {}, {}, {}
+local function held(f)
+	if inv[f] == nil then
+		inv[f] = 0
+		if not fresh then inv[f] = tonumber(redis.call('HGET', KEYS[2], f) or '0') end
 	end
+	return inv[f]
 end
-if ARGV[8] ~= '' and redis.call('EXISTS', KEYS[6]) == 1 then return {4, 'session'} end
-if create then
+local function loadCart()
+	if cart ~= nil then return end
+	cart = {}
+	if fresh then return end
+	local all = redis.call('HGETALL', KEYS[3])
+	for j = 1, #all, 2 do cart[all[j]] = tonumber(all[j + 1]) end
+end
+local i = 4
+for c = 1, tonumber(ARGV[3]) do
+	if ARGV[i] == '1' then
+		if exists then return {4, 'account'} end
+		exists, fresh = true, true
+		created = {ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]}
+		gold = tonumber(ARGV[i + 2])
+	elseif not exists then
+		return {1, ''}
+	end
+	if gold == nil then gold = tonumber(redis.call('HGET', KEYS[1], 'gold')) end
+	local d = tonumber(ARGV[i + 9])
+	gold, delta = gold + d, delta + d
+	if gold < 0 then return {2, 'gold'} end
+	if ARGV[i + 10] == '1' then guild, setGuild = ARGV[i + 11], true end
+	if ARGV[i + 12] == '1' then loadCart(); cart = {} end
+	local nInv, nCart = tonumber(ARGV[i + 13]), tonumber(ARGV[i + 14])
+	local j = i + 15
+	for k = 1, nInv do
+		local q = held(ARGV[j]) + tonumber(ARGV[j + 1])
+		if q < 0 then return {2, 'inventory'} end
+		inv[ARGV[j]] = q
+		j = j + 2
+	end
+	if nCart > 0 then loadCart() end
+	for k = 1, nCart do
+		local q = (cart[ARGV[j]] or 0) + tonumber(ARGV[j + 1])
+		if q < 0 then return {2, 'cart'} end
+		cart[ARGV[j]] = q
+		j = j + 2
+	end
+	local sk = ARGV[i + 5]
+	if sk ~= '' then
+		-- Every change here is the one player's: a session of theirs with
+		-- this hash is renewed, another player's refuses the change.
+		if not planned[sk] and not freeFor(redis.call('GET', sk), ARGV[2]) then return {4, 'session'} end
+		planned[sk] = true
+		sessions[#sessions + 1] = {sk, ARGV[i + 6], ARGV[i + 7]}
+	end
+	if ARGV[i + 8] ~= '' then ended[#ended + 1] = ARGV[i + 8] end
+	i = j
+end
+if created then
 	redis.call('DEL', KEYS[2], KEYS[3])
-	redis.call('HSET', KEYS[1], 'password_hash', ARGV[4], 'gold', ARGV[5], 'guild', ARGV[6], 'created_at', ARGV[7])
+	redis.call('HSET', KEYS[1], 'password_hash', created[1], 'gold', created[2], 'guild', created[3], 'created_at', created[4])
 end
-if gold ~= 0 then redis.call('HINCRBY', KEYS[1], 'gold', ARGV[10]) end
-if ARGV[11] == '1' then redis.call('HSET', KEYS[1], 'guild', ARGV[12]) end
-if clear then redis.call('DEL', KEYS[3]) end
-for i = 15, #ARGV, 2 do
-	local key = KEYS[2]
-	if i >= cart_from then key = KEYS[3] end
-	if redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]) == 0 then
-		redis.call('HDEL', key, ARGV[i])
+if created then
+	if gold ~= tonumber(created[2]) then redis.call('HINCRBY', KEYS[1], 'gold', delta) end
+elseif delta ~= 0 then
+	redis.call('HINCRBY', KEYS[1], 'gold', delta)
+end
+if setGuild then redis.call('HSET', KEYS[1], 'guild', guild) end
+for f, q in pairs(inv) do
+	if q == 0 then redis.call('HDEL', KEYS[2], f) else redis.call('HSET', KEYS[2], f, q) end
+end
+if cart ~= nil then
+	redis.call('DEL', KEYS[3])
+	for f, q in pairs(cart) do
+		if q > 0 then redis.call('HSET', KEYS[3], f, q) end
 	end
 end
-if ARGV[8] ~= '' then redis.call('SET', KEYS[6], ARGV[8], 'PXAT', ARGV[9]) end
-if KEYS[7] ~= '' then redis.call('DEL', KEYS[7]) end
+for _, sess in ipairs(sessions) do redis.call('SET', sess[1], sess[2], 'PXAT', sess[3]) end
+for _, k in ipairs(ended) do redis.call('DEL', k) end
 if ARGV[1] ~= '' then
 	redis.call('DEL', KEYS[4])
 	redis.call('SREM', KEYS[5], ARGV[2])
+end
+if ARGV[i] ~= nil then
+	-- Advance: the next intent, once this one is applied.
+	redis.call('HSET', KEYS[4], 'event_id', ARGV[i], 'partition', ARGV[i + 1], 'after', ARGV[i + 2], 'created', ARGV[i + 3], 'change', ARGV[i + 4])
+	redis.call('SADD', KEYS[5], ARGV[2])
 end
 return {0, ''}`)
 
 // Apply applies c atomically in one Lua script.
 func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
-	if err := s.apply(ctx, user, "", c); err != nil {
+	if err := s.apply(ctx, user, "", []state.Change{c}, nil); err != nil {
 		return fmt.Errorf("apply change to %q: %w", user, err)
 	}
 	return nil
 }
 
-// Commit applies the pending intent's change and removes it, in one Lua
+// Commit applies the pending intent's changes and removes it, in one Lua
 // script (state.Store).
 func (s *Store) Commit(ctx context.Context, user string, in state.Intent) error {
 	if in.EventID == "" {
 		return fmt.Errorf("commit intent of %q: empty event ID", user)
 	}
-	if err := s.apply(ctx, user, in.EventID, in.Change); err != nil {
+	if err := s.apply(ctx, user, in.EventID, in.Changes, nil); err != nil {
 		return fmt.Errorf("commit intent %s of %q: %w", in.EventID, user, err)
 	}
 	return nil
 }
 
-func (s *Store) apply(ctx context.Context, user, eventID string, c state.Change) error {
+// Advance commits done and stores next, in one Lua script (state.Store).
+func (s *Store) Advance(ctx context.Context, user string, done, next state.Intent) error {
+	if done.EventID == "" || next.EventID == "" {
+		return fmt.Errorf("commit and prepare intents of %q: empty event ID", user)
+	}
+	if err := s.apply(ctx, user, done.EventID, done.Changes, &next); err != nil {
+		return fmt.Errorf("commit intent %s and prepare %s of %q: %w", done.EventID, next.EventID, user, err)
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, user, eventID string, cs []state.Change, next *state.Intent) error {
 	if user == "" {
 		return errors.New("empty user name")
 	}
-	inv, err := state.SumDeltas(c.Inventory)
-	if err != nil {
-		return fmt.Errorf("inventory: %w", err)
+	if len(cs) == 0 {
+		return errors.New("no change")
 	}
-	cart, err := state.SumDeltas(c.Cart)
-	if err != nil {
-		return fmt.Errorf("cart: %w", err)
-	}
-	keys := []string{s.key("account", user), s.key("inventory", user), s.key("cart", user),
-		s.key("intent", user), s.prefix + "intents", "", ""}
-	args := make([]any, 0, 14+2*(len(inv)+len(cart)))
-	args = append(args, eventID, user)
-	if a := c.Create; a != nil {
-		switch {
-		case a.User != user:
-			return fmt.Errorf("create account %q in a change to %q", a.User, user)
-		case a.Gold < 0:
-			return fmt.Errorf("create account %q: negative gold %d", a.User, a.Gold)
-		}
-		created := a.CreatedAt
-		if created.IsZero() {
-			created = time.Now()
-		}
-		args = append(args, 1, a.PasswordHash, a.Gold, a.Guild, created.UnixNano())
-	} else {
-		args = append(args, 0, "", 0, "", 0)
-	}
-	if sess := c.Session; sess != nil {
-		if err := validSession(*sess); err != nil {
+	args := []any{eventID, user, len(cs)}
+	for _, c := range cs {
+		var err error
+		if args, err = s.appendChange(args, user, c); err != nil {
 			return err
 		}
-		if sess.User != user {
-			return fmt.Errorf("session of %q in a change to %q", sess.User, user)
+	}
+	if next != nil {
+		changes, err := json.Marshal(next.Changes)
+		if err != nil {
+			return fmt.Errorf("encode changes: %w", err)
 		}
-		keys[5] = s.sessionKey(sess.TokenHash)
-		args = append(args, sessionValue(*sess), sess.ExpiresAt.UnixMilli())
-	} else {
-		args = append(args, "", 0)
+		args = append(args, next.EventID, next.Partition, next.After, next.Created.UnixNano(), changes)
 	}
-	if c.EndSession != "" {
-		keys[6] = s.sessionKey(c.EndSession)
-	}
-	setGuild, guild := 0, ""
-	if c.Guild != nil {
-		setGuild, guild = 1, *c.Guild
-	}
-	clearCart := 0
-	if c.ClearCart {
-		clearCart = 1
-	}
-	args = append(args, c.GoldDelta, setGuild, guild, clearCart, len(inv))
-	for _, st := range append(inv, cart...) {
-		args = append(args, itemField(st.Item), st.Quantity)
-	}
+	keys := []string{s.key("account", user), s.key("inventory", user), s.key("cart", user),
+		s.key("intent", user), s.prefix + "intents"}
 	res, err := applyScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return err
@@ -422,6 +439,61 @@ func (s *Store) apply(ctx context.Context, user, eventID string, c state.Change)
 	return fmt.Errorf("unexpected script result %v", res)
 }
 
+// appendChange appends one change's arguments of applyScript.
+func (s *Store) appendChange(args []any, user string, c state.Change) ([]any, error) {
+	inv, err := state.SumDeltas(c.Inventory)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	cart, err := state.SumDeltas(c.Cart)
+	if err != nil {
+		return nil, fmt.Errorf("cart: %w", err)
+	}
+	if a := c.Create; a != nil {
+		switch {
+		case a.User != user:
+			return nil, fmt.Errorf("create account %q in a change to %q", a.User, user)
+		case a.Gold < 0:
+			return nil, fmt.Errorf("create account %q: negative gold %d", a.User, a.Gold)
+		}
+		created := a.CreatedAt
+		if created.IsZero() {
+			created = time.Now()
+		}
+		args = append(args, 1, a.PasswordHash, a.Gold, a.Guild, created.UnixNano())
+	} else {
+		args = append(args, 0, "", 0, "", 0)
+	}
+	if sess := c.Session; sess != nil {
+		if err := validSession(*sess); err != nil {
+			return nil, err
+		}
+		if sess.User != user {
+			return nil, fmt.Errorf("session of %q in a change to %q", sess.User, user)
+		}
+		args = append(args, s.sessionKey(sess.TokenHash), sessionValue(*sess), sess.ExpiresAt.UnixMilli())
+	} else {
+		args = append(args, "", "", 0)
+	}
+	ended := ""
+	if c.EndSession != "" {
+		ended = s.sessionKey(c.EndSession)
+	}
+	setGuild, guild := 0, ""
+	if c.Guild != nil {
+		setGuild, guild = 1, *c.Guild
+	}
+	clearCart := 0
+	if c.ClearCart {
+		clearCart = 1
+	}
+	args = append(args, ended, c.GoldDelta, setGuild, guild, clearCart, len(inv), len(cart))
+	for _, st := range append(inv, cart...) {
+		args = append(args, itemField(st.Item), st.Quantity)
+	}
+	return args, nil
+}
+
 var prepareScript = redis.NewScript(`
 -- KEYS: intent, intents set; ARGV: user, event_id, partition, after, created, change
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -437,7 +509,7 @@ func (s *Store) Prepare(ctx context.Context, user string, in state.Intent) error
 	case in.EventID == "":
 		return fmt.Errorf("prepare intent for %q: empty event ID", user)
 	}
-	change, err := json.Marshal(in.Change)
+	change, err := json.Marshal(in.Changes)
 	if err != nil {
 		return fmt.Errorf("prepare intent %s for %q: encode change: %w", in.EventID, user, err)
 	}
@@ -465,7 +537,7 @@ func (s *Store) Pending(ctx context.Context, user string) (state.Intent, error) 
 	part, err1 := strconv.ParseInt(h["partition"], 10, 32)
 	after, err2 := strconv.ParseInt(h["after"], 10, 64)
 	created, err3 := strconv.ParseInt(h["created"], 10, 64)
-	err4 := json.Unmarshal([]byte(h["change"]), &in.Change)
+	err4 := json.Unmarshal([]byte(h["change"]), &in.Changes)
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return state.Intent{}, fmt.Errorf("pending intent of %q: %w", user, err)
 	}
@@ -498,15 +570,27 @@ func (s *Store) PendingUsers(ctx context.Context) ([]string, error) {
 	return users, nil
 }
 
-var createSessionScript = redis.NewScript(`
--- KEYS: session, account; ARGV: value, expiry (unix ms)
+// freeForLua defines freeFor(value, user), which says whether a session
+// key whose value is value (false: no key) may be set for user: there is
+// no live session with that hash, or it is user's own, which is renewed.
+const freeForLua = `
+local function freeFor(v, user)
+	if not v then return true end
+	local at = string.find(v, ':', 1, true)
+	return at ~= nil and string.sub(v, at + 1) == user
+end
+`
+
+var createSessionScript = redis.NewScript(freeForLua + `
+-- KEYS: session, account; ARGV: value, expiry (unix ms), user
 if redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PXAT', ARGV[2]) then return 2 end
+if not freeFor(redis.call('GET', KEYS[1]), ARGV[3]) then return 2 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return 0`)
 
 // CreateSession stores sess until its ExpiresAt. It returns ErrNotFound when
-// the user has no account and ErrExists when a live session has the same
-// token hash.
+// the user has no account and ErrExists when a live session of another
+// player has the same token hash; the same player's is renewed.
 func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 	if err := validSession(sess); err != nil {
 		return fmt.Errorf("create session: %w", err)
@@ -515,7 +599,7 @@ func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 	// Redis expires it at the millisecond, never later than ExpiresAt.
 	code, err := createSessionScript.Run(ctx, s.rdb,
 		[]string{s.sessionKey(sess.TokenHash), s.key("account", sess.User)},
-		value, sess.ExpiresAt.UnixMilli()).Int()
+		value, sess.ExpiresAt.UnixMilli(), sess.User).Int()
 	if err != nil {
 		return fmt.Errorf("create session for %q: %w", sess.User, err)
 	}

@@ -6,7 +6,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/questlog/questlog/internal/syncbuf"
 )
 
 // startTimeout bounds how long a redis-server may take to answer PING.
@@ -49,7 +50,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 }
 
 // StartServer runs a redis-server for the rest of t. It skips t when
@@ -97,7 +98,7 @@ func (s *Server) run() error {
 	}
 	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1"}, persist...)
 	args = append(args, "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{} // written by exec's goroutines
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = procAttr()
@@ -206,22 +207,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// syncBuffer collects the server's output, written by exec's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -81,12 +81,12 @@ func (c *players) begin(user string) {
 	c.busy[b]++
 }
 
-// end marks the commit to user as over. When it applied ch (err is nil;
-// ch's stacks are deltas as state.SumDeltas returns them), the cached
-// player follows; when it failed in a way that leaves the outcome unsure
-// (not a refusal: a failed commit may still have reached the file), the
-// player leaves the cache.
-func (c *players) end(user string, err error, ch state.Change, deltas [2][]state.Stack) {
+// end marks the commit to user as over. When it applied chs in order (err
+// is nil; deltas are each change's stacks as state.SumDeltas returns them),
+// the cached player follows; when it failed in a way that leaves the
+// outcome unsure (not a refusal: a failed commit may still have reached
+// the file), the player leaves the cache.
+func (c *players) end(user string, err error, chs []state.Change, deltas [][2][]state.Stack) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.bucket(user)
@@ -102,15 +102,17 @@ func (c *players) end(user string, err error, ch state.Change, deltas [2][]state
 		}
 		return
 	}
-	p.Gold += ch.GoldDelta
-	if ch.Guild != nil {
-		p.Guild = *ch.Guild
+	for i, ch := range chs {
+		p.Gold += ch.GoldDelta
+		if ch.Guild != nil {
+			p.Guild = *ch.Guild
+		}
+		if ch.ClearCart {
+			p.Cart = p.Cart[:0]
+		}
+		p.Inventory = addStacks(p.Inventory, deltas[i][0])
+		p.Cart = addStacks(p.Cart, deltas[i][1])
 	}
-	if ch.ClearCart {
-		p.Cart = p.Cart[:0]
-	}
-	p.Inventory = addStacks(p.Inventory, deltas[0])
-	p.Cart = addStacks(p.Cart, deltas[1])
 }
 
 // addStacks adds quantity deltas to sorted stacks as the file does: a stack

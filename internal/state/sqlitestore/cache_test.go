@@ -241,18 +241,18 @@ func TestCacheRefusesReadsThatOverlapACommit(t *testing.T) {
 		{"commit begins and ends during the read", func(c *players) {
 			_, _, tk := c.get("ann")
 			c.begin("ann")
-			c.end("ann", nil, state.Change{GoldDelta: 5}, [2][]state.Stack{})
+			c.end("ann", nil, []state.Change{{GoldDelta: 5}}, make([][2][]state.Stack, 1))
 			c.put("ann", read, tk)
 		}, -1},
 		{"read begins during a commit that ends before it", func(c *players) {
 			c.begin("ann")
 			_, _, tk := c.get("ann")
-			c.end("ann", nil, state.Change{GoldDelta: 5}, [2][]state.Stack{})
+			c.end("ann", nil, []state.Change{{GoldDelta: 5}}, make([][2][]state.Stack, 1))
 			c.put("ann", read, tk)
 		}, -1},
 		{"read after the commit", func(c *players) {
 			c.begin("ann")
-			c.end("ann", nil, state.Change{GoldDelta: 5}, [2][]state.Stack{})
+			c.end("ann", nil, []state.Change{{GoldDelta: 5}}, make([][2][]state.Stack, 1))
 			_, _, tk := c.get("ann")
 			c.put("ann", read, tk)
 		}, 10},
@@ -260,19 +260,19 @@ func TestCacheRefusesReadsThatOverlapACommit(t *testing.T) {
 			_, _, tk := c.get("ann")
 			c.put("ann", read, tk)
 			c.begin("ann")
-			c.end("ann", nil, state.Change{GoldDelta: 5}, [2][]state.Stack{})
+			c.end("ann", nil, []state.Change{{GoldDelta: 5}}, make([][2][]state.Stack, 1))
 		}, 15},
 		{"a refused change leaves it as it was", func(c *players) {
 			_, _, tk := c.get("ann")
 			c.put("ann", read, tk)
 			c.begin("ann")
-			c.end("ann", state.ErrConflict, state.Change{GoldDelta: -50}, [2][]state.Stack{})
+			c.end("ann", state.ErrConflict, []state.Change{{GoldDelta: -50}}, make([][2][]state.Stack, 1))
 		}, 10},
 		{"a failed commit drops it", func(c *players) {
 			_, _, tk := c.get("ann")
 			c.put("ann", read, tk)
 			c.begin("ann")
-			c.end("ann", errors.New("disk I/O error"), state.Change{GoldDelta: 5}, [2][]state.Stack{})
+			c.end("ann", errors.New("disk I/O error"), []state.Change{{GoldDelta: 5}}, make([][2][]state.Stack, 1))
 		}, -1},
 	}
 	for _, tt := range tests {

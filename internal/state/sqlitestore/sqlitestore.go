@@ -236,7 +236,7 @@ var migrations = []string{
 		partition    INTEGER NOT NULL,
 		after_offset INTEGER NOT NULL,
 		created_at   INTEGER NOT NULL, -- unix nanoseconds
-		change       BLOB    NOT NULL  -- state.Change as JSON
+		change       BLOB    NOT NULL  -- the []state.Change as JSON
 	) WITHOUT ROWID, STRICT;`,
 }
 
@@ -280,13 +280,16 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// statement is a statement to prepare, on db, into dst.
+type statement struct {
+	dst   **sql.Stmt
+	db    *sql.DB
+	query string
+}
+
 func (s *Store) prepare(ctx context.Context) error {
 	tables := [2]string{"inventory", "cart"}
-	stmts := []struct {
-		dst   **sql.Stmt
-		db    *sql.DB
-		query string
-	}{
+	stmts := []statement{
 		{&s.createAccount, s.write, `INSERT INTO accounts (user, password_hash, gold, guild, created_at)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (user) DO NOTHING`},
 		// One statement reads a consistent snapshot of the whole player.
@@ -308,30 +311,18 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.createSession, s.write, `INSERT INTO sessions (token_hash, user, expires_at)
 			SELECT ?1, ?2, ?3 FROM accounts WHERE user = ?2
 			ON CONFLICT (token_hash) DO UPDATE SET user = excluded.user, expires_at = excluded.expires_at
-			WHERE sessions.expires_at <= ?4`},
+			WHERE sessions.expires_at <= ?4 OR sessions.user = excluded.user`},
 		{&s.session, s.read, `SELECT user, expires_at FROM sessions WHERE token_hash = ? AND expires_at > ?`},
 		{&s.deleteSession, s.write, `DELETE FROM sessions WHERE token_hash = ?`},
 		{&s.purgeSessions, s.write, `DELETE FROM sessions WHERE expires_at <= ?`},
 	}
 	for i, table := range tables {
 		stmts = append(stmts,
-			struct {
-				dst   **sql.Stmt
-				db    *sql.DB
-				query string
-			}{&s.add[i], s.write, `INSERT INTO ` + table + ` (user, item_type, quality, quantity) VALUES (?1, ?2, ?3, ?4)
+			statement{&s.add[i], s.write, `INSERT INTO ` + table + ` (user, item_type, quality, quantity) VALUES (?1, ?2, ?3, ?4)
 				ON CONFLICT (user, item_type, quality) DO UPDATE SET quantity = quantity + excluded.quantity`},
-			struct {
-				dst   **sql.Stmt
-				db    *sql.DB
-				query string
-			}{&s.take[i], s.write, `UPDATE ` + table + ` SET quantity = quantity - ?4
+			statement{&s.take[i], s.write, `UPDATE ` + table + ` SET quantity = quantity - ?4
 				WHERE user = ?1 AND item_type = ?2 AND quality = ?3 AND quantity > ?4`},
-			struct {
-				dst   **sql.Stmt
-				db    *sql.DB
-				query string
-			}{&s.takeLast[i], s.write, `DELETE FROM ` + table + `
+			statement{&s.takeLast[i], s.write, `DELETE FROM ` + table + `
 				WHERE user = ?1 AND item_type = ?2 AND quality = ?3 AND quantity = ?4`},
 		)
 	}
@@ -542,7 +533,7 @@ func (s *Store) readPlayer(ctx context.Context, user string) (state.Player, erro
 // writer; once the writer has taken the change, it is applied and Apply
 // reports the outcome.
 func (s *Store) Apply(ctx context.Context, user string, c state.Change) error {
-	if err := s.write1(ctx, &pendingApply{op: opApply, user: user, c: c}); err != nil {
+	if err := s.write1(ctx, &pendingApply{op: opApply, user: user, cs: []state.Change{c}}); err != nil {
 		return fmt.Errorf("apply change to %q: %w", user, err)
 	}
 	return nil
@@ -556,7 +547,7 @@ func (s *Store) Prepare(ctx context.Context, user string, in state.Intent) error
 	if _, pending := s.intents.Load(user); pending {
 		return fmt.Errorf("prepare intent %s for %q: %w", in.EventID, user, state.ErrExists)
 	}
-	if err := s.write1(ctx, &pendingApply{op: opPrepare, user: user, c: in.Change, in: in}); err != nil {
+	if err := s.write1(ctx, &pendingApply{op: opPrepare, user: user, cs: in.Changes, in: in}); err != nil {
 		return fmt.Errorf("prepare intent %s for %q: %w", in.EventID, user, err)
 	}
 	return nil
@@ -575,8 +566,22 @@ func (s *Store) Commit(ctx context.Context, user string, in state.Intent) error 
 	if v, ok := s.intents.Load(user); !ok || v.(state.Intent).EventID != in.EventID {
 		return fmt.Errorf("commit intent %s of %q: %w", in.EventID, user, state.ErrNotFound)
 	}
-	if err := s.write1(ctx, &pendingApply{op: opCommit, user: user, c: in.Change, in: in}); err != nil {
+	if err := s.write1(ctx, &pendingApply{op: opCommit, user: user, cs: in.Changes, in: in}); err != nil {
 		return fmt.Errorf("commit intent %s of %q: %w", in.EventID, user, err)
+	}
+	return nil
+}
+
+// Advance commits done and stores next, in one transaction (state.Store).
+func (s *Store) Advance(ctx context.Context, user string, done, next state.Intent) error {
+	if v, ok := s.intents.Load(user); !ok || v.(state.Intent).EventID != done.EventID {
+		return fmt.Errorf("commit intent %s of %q: %w", done.EventID, user, state.ErrNotFound)
+	}
+	if next.EventID == "" {
+		return fmt.Errorf("prepare intent for %q: empty event ID", user)
+	}
+	if err := s.write1(ctx, &pendingApply{op: opCommit, user: user, cs: done.Changes, in: done, next: &next}); err != nil {
+		return fmt.Errorf("commit intent %s and prepare %s of %q: %w", done.EventID, next.EventID, user, err)
 	}
 	return nil
 }
@@ -619,7 +624,7 @@ func (s *Store) loadIntents(ctx context.Context) error {
 		if err := rows.Scan(&user, &in.EventID, &in.Partition, &in.After, &created, &change); err != nil {
 			return fmt.Errorf("read intents: %w", err)
 		}
-		if err := json.Unmarshal(change, &in.Change); err != nil {
+		if err := json.Unmarshal(change, &in.Changes); err != nil {
 			return fmt.Errorf("read intent %s of %q: %w", in.EventID, user, err)
 		}
 		in.Created = time.Unix(0, created).UTC()
@@ -637,28 +642,52 @@ func (s *Store) write1(ctx context.Context, p *pendingApply) error {
 		return errors.New("empty user name")
 	}
 	if p.op != opDrop {
-		if err := validChange(p.user, p.c, time.Now()); err != nil {
-			return err
+		if len(p.cs) == 0 {
+			return errors.New("no change")
 		}
-		var err error
-		if p.deltas[0], err = state.SumDeltas(p.c.Inventory); err != nil {
-			return fmt.Errorf("inventory: %w", err)
-		}
-		if p.deltas[1], err = state.SumDeltas(p.c.Cart); err != nil {
-			return fmt.Errorf("cart: %w", err)
+		p.deltas = make([][2][]state.Stack, len(p.cs))
+		now := time.Now()
+		for i, c := range p.cs {
+			if err := validChange(p.user, c, now); err != nil {
+				return err
+			}
+			var err error
+			if p.deltas[i][0], err = state.SumDeltas(c.Inventory); err != nil {
+				return fmt.Errorf("inventory: %w", err)
+			}
+			if p.deltas[i][1], err = state.SumDeltas(c.Cart); err != nil {
+				return fmt.Errorf("cart: %w", err)
+			}
 		}
 	}
 	if p.op == opPrepare {
-		change, err := json.Marshal(p.c)
+		changes, err := json.Marshal(p.cs)
 		if err != nil {
-			return fmt.Errorf("encode change: %w", err)
+			return fmt.Errorf("encode changes: %w", err)
 		}
-		p.encoded = change
+		p.encoded = changes
 	}
-	if p.op != opPrepare && p.c.EndSession != "" {
-		// Forget the session before the file does: a lookup that misses
-		// the cache reads the file, which is right either way.
-		s.forgetSession(p.c.EndSession)
+	if p.next != nil {
+		now := time.Now()
+		for _, c := range p.next.Changes {
+			if err := validChange(p.user, c, now); err != nil {
+				return err
+			}
+		}
+		changes, err := json.Marshal(p.next.Changes)
+		if err != nil {
+			return fmt.Errorf("encode changes: %w", err)
+		}
+		p.encoded = changes
+	}
+	if p.op != opPrepare {
+		for _, c := range p.cs {
+			if c.EndSession != "" {
+				// Forget the session before the file does: a lookup that
+				// misses the cache reads the file, right either way.
+				s.forgetSession(c.EndSession)
+			}
+		}
 	}
 	p.done = make(chan error, 1)
 	select {
@@ -688,10 +717,11 @@ const (
 type pendingApply struct {
 	op      op
 	user    string
-	c       state.Change
+	cs      []state.Change // applied in order (opApply, opCommit)
 	in      state.Intent
-	encoded []byte // opPrepare: c as JSON
-	deltas  [2][]state.Stack
+	next    *state.Intent      // opCommit: stored as the pending intent once in is applied
+	encoded []byte             // opPrepare: cs as JSON; with next, next's changes
+	deltas  [][2][]state.Stack // of each change, as state.SumDeltas makes them
 	done    chan error
 }
 
@@ -747,9 +777,9 @@ func (s *Store) commits() {
 func (s *Store) committed(p *pendingApply, err error) {
 	changed := p.op == opApply || p.op == opCommit
 	if changed {
-		s.cache.end(p.user, err, p.c, p.deltas)
+		s.cache.end(p.user, err, p.cs, p.deltas)
 	} else {
-		s.cache.end(p.user, nil, state.Change{}, [2][]state.Stack{})
+		s.cache.end(p.user, nil, nil, nil)
 	}
 	if err != nil {
 		if errors.Is(err, state.ErrConflict) || errors.Is(err, state.ErrNotFound) || errors.Is(err, state.ErrExists) {
@@ -764,14 +794,20 @@ func (s *Store) committed(p *pendingApply, err error) {
 		}
 		return
 	}
-	switch p.op {
-	case opPrepare:
+	switch {
+	case p.op == opPrepare:
 		s.intents.Store(p.user, p.in)
-	case opCommit, opDrop:
+	case p.next != nil:
+		s.intents.Store(p.user, *p.next)
+	case p.op == opCommit, p.op == opDrop:
 		s.intents.Delete(p.user)
 	}
-	if changed && p.c.Session != nil {
-		s.rememberSession(*p.c.Session)
+	if changed {
+		for _, c := range p.cs {
+			if c.Session != nil {
+				s.rememberSession(*c.Session)
+			}
+		}
 	}
 }
 
@@ -789,7 +825,7 @@ func (s *Store) reloadIntent(user string) {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		s.intents.Delete(user)
-	case err == nil && json.Unmarshal(change, &in.Change) == nil:
+	case err == nil && json.Unmarshal(change, &in.Changes) == nil:
 		in.Created = time.Unix(0, created).UTC()
 		s.intents.Store(user, in)
 	}
@@ -879,7 +915,18 @@ func (s *Store) do(ctx context.Context, tx *sql.Tx, p *pendingApply) error {
 			return nil
 		}
 	}
-	return s.apply(ctx, tx, p.user, p.c, p.deltas)
+	for i, c := range p.cs {
+		if err := s.apply(ctx, tx, p.user, c, p.deltas[i]); err != nil {
+			return err
+		}
+	}
+	if n := p.next; n != nil {
+		if _, err := tx.StmtContext(ctx, s.prepareIntent).ExecContext(ctx,
+			p.user, n.EventID, n.Partition, n.After, n.Created.UnixNano(), p.encoded); err != nil {
+			return fmt.Errorf("store intent: %w", err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) apply(ctx context.Context, tx *sql.Tx, user string, c state.Change, deltas [2][]state.Stack) error {
@@ -986,8 +1033,8 @@ func (s *Store) applyStack(ctx context.Context, tx *sql.Tx, i int, user string, 
 }
 
 // CreateSession stores s until its ExpiresAt. It returns ErrNotFound when
-// the user has no account and ErrExists when a live session has the same
-// token hash.
+// the user has no account and ErrExists when a live session of another
+// player has the same token hash; the same player's is renewed.
 func (s *Store) CreateSession(ctx context.Context, sess state.Session) error {
 	now := time.Now()
 	if err := validSession(sess, now); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/questlog/questlog/internal/state"
 	"github.com/questlog/questlog/internal/state/sqlitestore"
+	"github.com/questlog/questlog/internal/state/sqlitetest"
 	"github.com/questlog/questlog/internal/state/statetest"
 )
 
@@ -78,17 +79,24 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 }
 
+// openRefused fails t unless Open of path fails with an error that says
+// want.
+func openRefused(t *testing.T, path, want string) {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), path)
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open(%s) succeeded, want an error saying %q", path, want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("Open(%s) = %q, want it to say %q", path, err, want)
+	}
+}
+
 func TestOneStorePerFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	first := open(t, path)
-	second, err := sqlitestore.Open(context.Background(), path)
-	if err == nil {
-		second.Close()
-		t.Fatal("second Open of a file in use succeeded, want an error")
-	}
-	if !strings.Contains(err.Error(), "in use") {
-		t.Errorf("second Open = %q, want it to say the state is in use", err)
-	}
+	openRefused(t, path, "in use")
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -108,14 +116,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 	db.Close()
 
-	s, err := sqlitestore.Open(context.Background(), path)
-	if err == nil {
-		s.Close()
-		t.Fatal("Open of a file with a newer schema succeeded, want an error")
-	}
-	if !strings.Contains(err.Error(), "newer") {
-		t.Errorf("Open error = %q, want it to say the schema is newer", err)
-	}
+	openRefused(t, path, "newer")
 }
 
 func TestOpenBadPath(t *testing.T) {
@@ -132,13 +133,7 @@ func TestOpenBadPath(t *testing.T) {
 	}
 }
 
-func benchStore(b *testing.B) state.Store {
-	s := open(b, filepath.Join(b.TempDir(), "state.db"))
-	b.Cleanup(func() { s.Close() })
-	return s
-}
-
-func BenchmarkApply(b *testing.B)    { statetest.BenchApply(b, benchStore(b)) }
-func BenchmarkPlayer(b *testing.B)   { statetest.BenchPlayer(b, benchStore(b)) }
-func BenchmarkPurchase(b *testing.B) { statetest.BenchPurchase(b, benchStore(b)) }
-func BenchmarkSession(b *testing.B)  { statetest.BenchSession(b, benchStore(b)) }
+func BenchmarkApply(b *testing.B)    { statetest.BenchApply(b, sqlitetest.Open(b)) }
+func BenchmarkPlayer(b *testing.B)   { statetest.BenchPlayer(b, sqlitetest.Open(b)) }
+func BenchmarkPurchase(b *testing.B) { statetest.BenchPurchase(b, sqlitetest.Open(b)) }
+func BenchmarkSession(b *testing.B)  { statetest.BenchSession(b, sqlitetest.Open(b)) }

@@ -19,36 +19,13 @@ const benchGold = 1 << 50
 func BenchApply(b *testing.B, s state.Store) {
 	ctx := context.Background()
 	buy := state.Change{GoldDelta: -5, Inventory: []state.Stack{stack("potion", "common", 1)}}
-	users := newUsers(s, "bench-apply")
-	b.Run("serial", func(b *testing.B) {
-		user := users(b)
-		if user == "" {
-			return
-		}
-		for b.Loop() {
-			if err := s.Apply(ctx, user, buy); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.RunParallel(func(pb *testing.PB) {
-			user := users(b)
-			if user == "" {
-				return
-			}
-			for pb.Next() {
-				if err := s.Apply(ctx, user, buy); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
+	serialAndParallel(b, newUsers(s, "bench-apply"), func(user string) error {
+		return s.Apply(ctx, user, buy)
 	})
 }
 
 // BenchPlayer measures Player on a player with eight inventory stacks and
-// two in the cart.
+// two in the cart, serial and parallel as BenchApply.
 func BenchPlayer(b *testing.B, s state.Store) {
 	ctx := context.Background()
 	fill := state.Change{
@@ -59,14 +36,34 @@ func BenchPlayer(b *testing.B, s state.Store) {
 		Cart: []state.Stack{stack("bow", "common", 1), stack("sword", "epic", 2)},
 	}
 	users := newUsers(s, "bench-player")
+	filled := func(b *testing.B) string {
+		user := users(b)
+		if user == "" {
+			return ""
+		}
+		if err := s.Apply(ctx, user, fill); err != nil {
+			b.Errorf("fill benchmark player: %v", err)
+			return ""
+		}
+		return user
+	}
+	serialAndParallel(b, filled, func(user string) error {
+		_, err := s.Player(ctx, user)
+		return err
+	})
+}
+
+// serialAndParallel measures op on one player at a time ("serial"), and on
+// one player per goroutine in parallel ("parallel"); users gives the
+// players, as newUsers does.
+func serialAndParallel(b *testing.B, users func(*testing.B) string, op func(user string) error) {
 	b.Run("serial", func(b *testing.B) {
 		user := users(b)
 		if user == "" {
 			return
 		}
-		apply(b, s, user, fill)
 		for b.Loop() {
-			if _, err := s.Player(ctx, user); err != nil {
+			if err := op(user); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -77,12 +74,8 @@ func BenchPlayer(b *testing.B, s state.Store) {
 			if user == "" {
 				return
 			}
-			if err := s.Apply(ctx, user, fill); err != nil {
-				b.Error(err)
-				return
-			}
 			for pb.Next() {
-				if _, err := s.Player(ctx, user); err != nil {
+				if err := op(user); err != nil {
 					b.Error(err)
 					return
 				}

@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 	t.Run("IntentConflictStaysPending", func(t *testing.T) { testIntentConflictStaysPending(t, fresh(t)) })
 	t.Run("SignupIntent", func(t *testing.T) { testSignupIntent(t, fresh(t)) })
 	t.Run("ChangeSessions", func(t *testing.T) { testChangeSessions(t, fresh(t)) })
+	t.Run("IntentGroups", func(t *testing.T) { testIntentGroups(t, fresh(t)) })
+	t.Run("Advance", func(t *testing.T) { testAdvance(t, fresh(t)) })
 }
 
 // newAccount creates an account with gold and returns it as stored.
@@ -444,6 +446,13 @@ func testSessions(t *testing.T, s state.Store) {
 	if got, err := s.Session(ctx, "hash-ada"); err != nil || got.User != "ada" {
 		t.Errorf("after a refused CreateSession, Session = %+v, %v; want ada's", got, err)
 	}
+	renewed := state.Session{TokenHash: "hash-ada", User: "ada", ExpiresAt: exp.Add(time.Hour)}
+	if err := s.CreateSession(ctx, renewed); err != nil {
+		t.Errorf("CreateSession(the same player's token hash) = %v, want it renewed", err)
+	}
+	if got, err := s.Session(ctx, "hash-ada"); err != nil || !got.ExpiresAt.Equal(renewed.ExpiresAt) {
+		t.Errorf("after a renewal, Session = %+v, %v; want it to expire at %v", got, err, renewed.ExpiresAt)
+	}
 	orphan := state.Session{TokenHash: "hash-ghost", User: "ghost", ExpiresAt: exp}
 	if err := s.CreateSession(ctx, orphan); !errors.Is(err, state.ErrNotFound) {
 		t.Errorf("CreateSession(unknown user) = %v, want ErrNotFound", err)
@@ -583,52 +592,11 @@ func testLockContext(t *testing.T, s state.Store) {
 }
 
 // testConcurrentPurchases is the game's pattern: lock, read, decide, apply,
-// unlock. More attempts than the gold allows run in parallel; exactly as many
-// succeed as the gold pays for and the lock means none is refused by Apply.
+// unlock. The lock means none is refused by Apply.
 func testConcurrentPurchases(t *testing.T, s state.Store) {
-	const (
-		start    = 1000
-		price    = 70
-		workers  = 8
-		attempts = 4 // workers*attempts > start/price
-	)
-	newAccount(t, s, "ada", start)
-	var (
-		mu        sync.Mutex
-		successes int64
-		errs      []error
-		wg        sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for range attempts {
-				bought, err := buyUnderLock(t.Context(), s, "ada", price)
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err)
-				}
-				if bought {
-					successes++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	p := player(t, s, "ada")
-	if p.Gold != start-price*successes || p.Gold < 0 {
-		t.Errorf("gold = %d after %d purchases at %d from %d, want %d", p.Gold, successes, price, start, start-price*successes)
-	}
-	if successes != start/price {
-		t.Errorf("%d purchases succeeded, want %d (all the gold pays for)", successes, start/price)
-	}
-	want := []state.Stack{stack("sword", "common", successes)}
-	if !reflect.DeepEqual(p.Inventory, want) {
-		t.Errorf("inventory = %v, want %v", p.Inventory, want)
-	}
+	raceSwordPurchases(t, s, func(ctx context.Context) (bool, error) {
+		return buyUnderLock(ctx, s, "ada", racePrice)
+	})
 }
 
 func buyUnderLock(ctx context.Context, s state.Store, user string, price int64) (bool, error) {
@@ -650,31 +618,49 @@ func buyUnderLock(ctx context.Context, s state.Store, user string, price int64) 
 
 // testConcurrentApplyNeverNegative races Applies without the lock: each is
 // atomic on its own, so gold never goes below zero and every refusal is a
-// conflict.
+// conflict. Gold only falls, so a refusal means it was already below the
+// price.
 func testConcurrentApplyNeverNegative(t *testing.T, s state.Store) {
-	const (
-		start    = 1000
-		price    = 70
-		workers  = 8
-		attempts = 4
-	)
-	newAccount(t, s, "ada", start)
+	raceSwordPurchases(t, s, func(ctx context.Context) (bool, error) {
+		err := s.Apply(ctx, "ada", state.Change{GoldDelta: -racePrice, Inventory: []state.Stack{stack("sword", "common", 1)}})
+		if errors.Is(err, state.ErrConflict) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+}
+
+// The purchase race: ada's gold pays for raceStart/racePrice swords, and
+// more attempts than that run in parallel.
+const (
+	raceStart    = 1000
+	racePrice    = 70
+	raceWorkers  = 8
+	raceAttempts = 4 // raceWorkers*raceAttempts > raceStart/racePrice
+)
+
+// raceSwordPurchases gives ada raceStart gold and runs buy, a purchase of
+// one sword at racePrice, raceAttempts times in each of raceWorkers
+// goroutines. Exactly as many must succeed as the gold pays for, with no
+// error, and ada ends with the gold they left and one sword for each.
+func raceSwordPurchases(t *testing.T, s state.Store, buy func(context.Context) (bought bool, err error)) {
+	newAccount(t, s, "ada", raceStart)
 	var (
 		mu        sync.Mutex
 		successes int64
 		errs      []error
 		wg        sync.WaitGroup
 	)
-	for range workers {
+	for range raceWorkers {
 		wg.Go(func() {
-			for range attempts {
-				err := s.Apply(t.Context(), "ada", state.Change{GoldDelta: -price, Inventory: []state.Stack{stack("sword", "common", 1)}})
+			for range raceAttempts {
+				bought, err := buy(t.Context())
 				mu.Lock()
-				switch {
-				case err == nil:
-					successes++
-				case !errors.Is(err, state.ErrConflict):
+				if err != nil {
 					errs = append(errs, err)
+				}
+				if bought {
+					successes++
 				}
 				mu.Unlock()
 			}
@@ -685,21 +671,20 @@ func testConcurrentApplyNeverNegative(t *testing.T, s state.Store) {
 		t.Fatal(err)
 	}
 	p := player(t, s, "ada")
-	if p.Gold != start-price*successes || p.Gold < 0 {
-		t.Errorf("gold = %d after %d purchases, want %d", p.Gold, successes, start-price*successes)
+	if p.Gold != raceStart-racePrice*successes || p.Gold < 0 {
+		t.Errorf("gold = %d after %d purchases at %d from %d, want %d", p.Gold, successes, racePrice, raceStart, raceStart-racePrice*successes)
 	}
-	// Gold only falls, so a refusal means it was already below the price.
-	if successes != start/price {
-		t.Errorf("%d purchases succeeded, want %d", successes, start/price)
+	if successes != raceStart/racePrice {
+		t.Errorf("%d purchases succeeded, want %d (all the gold pays for)", successes, raceStart/racePrice)
 	}
 	if want := []state.Stack{stack("sword", "common", successes)}; !reflect.DeepEqual(p.Inventory, want) {
 		t.Errorf("inventory = %v, want %v", p.Inventory, want)
 	}
 }
 
-// intent returns an intent for event id with change c.
-func intent(id string, c state.Change) state.Intent {
-	return state.Intent{EventID: id, Partition: 2, After: 41, Created: time.Date(2026, 12, 1, 9, 0, 0, 123456000, time.UTC), Change: c}
+// intent returns an intent for event id with changes cs.
+func intent(id string, cs ...state.Change) state.Intent {
+	return state.Intent{EventID: id, Partition: 2, After: 41, Created: time.Date(2026, 12, 1, 9, 0, 0, 123456000, time.UTC), Changes: cs}
 }
 
 func testIntents(t *testing.T, s state.Store) {
@@ -852,22 +837,44 @@ func testSignupIntent(t *testing.T, s state.Store) {
 	}
 }
 
-// testChangeSessions: Apply opens and closes sessions as part of a change,
-// and a change naming another player's session is refused.
+// testChangeSessions: Apply opens, renews and closes sessions as part of a
+// change, and a change naming another player's session is refused.
 func testChangeSessions(t *testing.T, s state.Store) {
 	ctx := t.Context()
 	newAccount(t, s, "ada", 100)
+	newAccount(t, s, "bob", 100)
 	exp := time.Now().Add(time.Hour).Round(time.Millisecond)
 	sess := state.Session{TokenHash: "th-ada", User: "ada", ExpiresAt: exp}
 	apply(t, s, "ada", state.Change{Session: &sess})
 	if got, err := s.Session(ctx, "th-ada"); err != nil || got.User != "ada" || !got.ExpiresAt.Equal(exp) {
 		t.Fatalf("Session = %+v, %v", got, err)
 	}
-	if err := s.Apply(ctx, "ada", state.Change{GoldDelta: -1, Session: &sess}); !errors.Is(err, state.ErrExists) {
-		t.Errorf("Apply with a taken session = %v, want ErrExists", err)
+	// Opened again by the same player (a seed session's next login), in
+	// one change and in two changes of one intent: renewed.
+	later := sess
+	later.ExpiresAt = exp.Add(time.Hour)
+	apply(t, s, "ada", state.Change{Session: &later})
+	latest := sess
+	latest.ExpiresAt = exp.Add(2 * time.Hour)
+	in := intent("e-renew", state.Change{Session: &later}, state.Change{Session: &latest})
+	if err := s.Prepare(ctx, "ada", in); err != nil {
+		t.Fatal(err)
 	}
-	if p := player(t, s, "ada"); p.Gold != 100 {
+	if err := s.Commit(ctx, "ada", in); err != nil {
+		t.Fatalf("Commit opening the player's own session twice = %v", err)
+	}
+	if got, err := s.Session(ctx, "th-ada"); err != nil || got.User != "ada" || !got.ExpiresAt.Equal(latest.ExpiresAt) {
+		t.Fatalf("Session after renewals = %+v, %v; want it to expire at %v", got, err, latest.ExpiresAt)
+	}
+	taken := state.Session{TokenHash: "th-ada", User: "bob", ExpiresAt: exp}
+	if err := s.Apply(ctx, "bob", state.Change{GoldDelta: -1, Session: &taken}); !errors.Is(err, state.ErrExists) {
+		t.Errorf("Apply with another player's live session = %v, want ErrExists", err)
+	}
+	if p := player(t, s, "bob"); p.Gold != 100 {
 		t.Errorf("a refused Apply changed gold to %d", p.Gold)
+	}
+	if got, err := s.Session(ctx, "th-ada"); err != nil || got.User != "ada" {
+		t.Errorf("after a refused Apply, Session = %+v, %v; want ada's", got, err)
 	}
 	other := state.Session{TokenHash: "th-x", User: "bob", ExpiresAt: exp}
 	if err := s.Apply(ctx, "ada", state.Change{Session: &other}); err == nil {
@@ -877,4 +884,107 @@ func testChangeSessions(t *testing.T, s state.Store) {
 	if _, err := s.Session(ctx, "th-ada"); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("Session after EndSession = %v, want ErrNotFound", err)
 	}
+}
+
+// testIntentGroups: an intent's changes are applied in order, each on the
+// state the ones before it left, and all or none.
+func testIntentGroups(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s, "ada", 100)
+	exp := time.Now().Add(time.Hour).Round(time.Millisecond).UTC()
+	group := intent("e1",
+		state.Change{Cart: []state.Stack{stack("sword", "common", 1)}},
+		state.Change{Cart: []state.Stack{stack("shield", "common", 1)}},
+		// A checkout of what the two before put in the cart: it needs them.
+		state.Change{GoldDelta: -90, ClearCart: true,
+			Inventory: []state.Stack{stack("sword", "common", 1), stack("shield", "common", 1)}},
+		state.Change{Cart: []state.Stack{stack("potion", "common", 2)}},
+		// Selling the sword the checkout bought: it needs the checkout.
+		state.Change{GoldDelta: 25, Inventory: []state.Stack{stack("sword", "common", -1)}},
+		state.Change{Session: &state.Session{TokenHash: "th-1", User: "ada", ExpiresAt: exp}},
+		state.Change{Guild: ptr("knights")},
+	)
+	if err := s.Prepare(ctx, "ada", group); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if got, err := s.Pending(ctx, "ada"); err != nil || !reflect.DeepEqual(got, group) {
+		t.Fatalf("Pending = %+v, %v; want the group", got, err)
+	}
+	if err := s.Commit(ctx, "ada", group); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	a.Gold, a.Guild = 35, "knights"
+	samePlayer(t, player(t, s, "ada"), state.Player{Account: a,
+		Inventory: []state.Stack{stack("shield", "common", 1)},
+		Cart:      []state.Stack{stack("potion", "common", 2)}})
+	if _, err := s.Session(ctx, "th-1"); err != nil {
+		t.Errorf("the group's session: %v", err)
+	}
+
+	// A group whose last change cannot be applied applies none of them.
+	before := player(t, s, "ada")
+	bad := intent("e2",
+		state.Change{GoldDelta: -30, Inventory: []state.Stack{stack("bow", "common", 1)}},
+		state.Change{GoldDelta: -10}, // gold 35 - 30 - 10 < 0
+	)
+	if err := s.Prepare(ctx, "ada", bad); err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if err := s.Commit(ctx, "ada", bad); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("Commit of a group that overspends = %v, want ErrConflict", err)
+	}
+	samePlayer(t, player(t, s, "ada"), before)
+	if got, err := s.Pending(ctx, "ada"); err != nil || got.EventID != "e2" {
+		t.Fatalf("after a refused Commit, Pending = %+v, %v; want e2", got, err)
+	}
+}
+
+// testAdvance: Advance commits one intent and stores the next at once,
+// or, when the first cannot be committed, neither.
+func testAdvance(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	a := newAccount(t, s, "ada", 100)
+	first := intent("e1", state.Change{GoldDelta: -40, Inventory: []state.Stack{stack("bow", "common", 1)}})
+	second := intent("e2", state.Change{GoldDelta: -50, Inventory: []state.Stack{stack("sword", "common", 1)}})
+	if err := s.Prepare(ctx, "ada", first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Advance(ctx, "ada", first, second); err != nil {
+		t.Fatalf("Advance: %v", err)
+	}
+	a.Gold = 60
+	want := state.Player{Account: a, Inventory: []state.Stack{stack("bow", "common", 1)}}
+	got := player(t, s, "ada")
+	samePlayer(t, got, want)
+	if got.Pending != "e2" {
+		t.Errorf("Pending after Advance = %q, want e2", got.Pending)
+	}
+	if in, err := s.Pending(ctx, "ada"); err != nil || !reflect.DeepEqual(in, second) {
+		t.Errorf("Pending = %+v, %v; want the second intent", in, err)
+	}
+	// Advancing from an intent that is not pending stores nothing.
+	third := intent("e3", state.Change{GoldDelta: -1})
+	if err := s.Advance(ctx, "ada", first, third); !errors.Is(err, state.ErrNotFound) {
+		t.Fatalf("Advance from a committed intent = %v, want ErrNotFound", err)
+	}
+	if in, err := s.Pending(ctx, "ada"); err != nil || in.EventID != "e2" {
+		t.Errorf("after a refused Advance, Pending = %+v, %v; want e2", in, err)
+	}
+	// A pending intent whose changes conflict stays, and the next is not stored.
+	if err := s.Advance(ctx, "ada", second, third); err != nil {
+		t.Fatalf("Advance: %v", err)
+	}
+	broke := intent("e4", state.Change{GoldDelta: -1000})
+	if err := s.Advance(ctx, "ada", third, broke); err != nil {
+		t.Fatalf("Advance: %v", err)
+	}
+	if err := s.Advance(ctx, "ada", broke, intent("e5", state.Change{GoldDelta: -1})); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("Advance from an impossible intent = %v, want ErrConflict", err)
+	}
+	if in, err := s.Pending(ctx, "ada"); err != nil || in.EventID != "e4" {
+		t.Errorf("after a refused Advance, Pending = %+v, %v; want e4", in, err)
+	}
+	a.Gold = 9
+	samePlayer(t, player(t, s, "ada"), state.Player{Account: a,
+		Inventory: []state.Stack{stack("bow", "common", 1), stack("sword", "common", 1)}})
 }

@@ -1,0 +1,80 @@
+package pqwrite
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/parquet-go/parquet-go"
+)
+
+// A string column whose values are long and begin with no ASCII byte
+// (accents, the euro sign, emoji) keeps its statistics and its column
+// index, as DuckDB reads them: its min and max bound every value, and a
+// filter on the largest value finds it (a max rounded down would make
+// DuckDB skip the row group).
+func TestLongNonASCIIStringStatsReadByDuckDB(t *testing.T) {
+	values := []string{
+		strings.Repeat("é", 40),
+		strings.Repeat("€", 30),
+		strings.Repeat("😀", 20), // the largest
+		"ascii",
+	}
+	s := parquet.NewSchema("probe", Group{
+		Field("s", parquet.Optional(parquet.String())),
+		Field("kafka_partition", parquet.Int(32)),
+		Field("kafka_offset", parquet.Int(64)),
+		Field("kafka_timestamp", parquet.Timestamp(parquet.Microsecond)),
+	})
+	w, out := newWriter(t, "zstd", s, nil)
+	for i, v := range values {
+		w.String(0, []byte(v))
+		w.Int(1, 0)
+		w.Int(2, int64(i))
+		w.Int(3, 0)
+		if err := w.EndRow(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pf := closeAndOpen(t, w, out)
+	checkPageIndex(t, pf)
+	ci := pf.ColumnIndexes()[0]
+	if len(ci.MinValues) != 1 || len(ci.MaxValues[0]) == 0 || string(ci.MaxValues[0]) < values[2] {
+		t.Errorf("column index of s: min %q max %q; want a max at or above %q", ci.MinValues, ci.MaxValues, values[2])
+	}
+	path := filepath.Join(t.TempDir(), "probe.parquet")
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var lo, hi sql.NullString
+	err = db.QueryRow(`SELECT stats_min_value, stats_max_value FROM parquet_metadata(?) WHERE path_in_schema = 's'`, path).Scan(&lo, &hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lo.Valid || !hi.Valid {
+		t.Fatalf("DuckDB finds no statistics for s: min %v max %v", lo, hi)
+	}
+	for _, v := range values {
+		if v < lo.String || v > hi.String {
+			t.Errorf("%.12q… is outside the statistics [%.12q…, %.12q…]", v, lo.String, hi.String)
+		}
+	}
+	for _, v := range values {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM read_parquet(?) WHERE s = ?`, path, v).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("DuckDB finds %d rows where s = %.12q…, want 1", n, v)
+		}
+	}
+}
