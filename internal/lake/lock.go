@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/questlog/questlog/internal/lake/s3store"
@@ -65,6 +66,21 @@ func lockName(name string) string { return CheckpointsDir + "/" + name + ".lock"
 // ErrLakeBusy when another holds the lock.
 func LockWriter(ctx context.Context, st Storage, topic string) (Lock, error) {
 	return lockAs(ctx, st, topic, ErrLakeBusy)
+}
+
+// LockPartition makes the caller the only writer of one partition's
+// files and checkpoint until the lock is released: extract workers in a
+// consumer group each take the partitions they are assigned, and a
+// whole-lake writer (LockWriter) takes them all. It fails at once with
+// an error wrapping ErrLakeBusy and ErrLocked when another holds it.
+func LockPartition(ctx context.Context, st Storage, topic string, p int32) (Lock, error) {
+	return lockAs(ctx, st, PartitionLockName(topic, p), ErrLakeBusy)
+}
+
+// PartitionLockName is the name of a partition's lock (see TryLock):
+// <topic>.p<partition>.
+func PartitionLockName(topic string, p int32) string {
+	return topic + ".p" + strconv.Itoa(int(p))
 }
 
 // LockCompaction makes the caller the lake's only compaction until the
