@@ -93,7 +93,11 @@ func startExtractWorker(t *testing.T, brokers, lakeDir string) *extractWorker {
 // node is removed from the cluster. Then: every 2xx answer has its ok
 // event on the topic, the store is the fold of the ok events (no gold
 // spent twice), and the lake holds every offset exactly once. Slow: the
-// killed worker's partitions wait for its session to time out (45 s).
+// killed worker's partitions wait for its session to time out (10 s).
+// kfake's RemoveNode stands for a broker's death: its listener closes and
+// its partitions' leadership and the group's coordinator move to the
+// others (kfake keeps one copy of the data, so nothing is lost with it,
+// unlike a real broker without replicas).
 func TestScaleOutSurvivesKilledWorkerAndBrokerSlow(t *testing.T) {
 	redisURL := redistest.Start(t)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "events"))

@@ -94,6 +94,11 @@ func (e *Extractor) runGroup(ctx context.Context) (Summary, error) {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		// A worker that dies without leaving (kill -9, a lost machine)
+		// holds its partitions until its session times out: 10 s rather
+		// than 45 s. Its heartbeats do not wait for commits.
+		kgo.SessionTimeout(10*time.Second),
+		kgo.RebalanceTimeout(30*time.Second),
 		kgo.AdjustFetchOffsetsFn(g.assigned),
 		kgo.OnPartitionsRevoked(g.revoked),
 		kgo.OnPartitionsLost(g.lost),
