@@ -257,11 +257,15 @@ func (g *groupRun) assigned(ctx context.Context, from map[string]map[int32]kgo.O
 		e.byID[p] = w
 		e.mu.Unlock()
 		e.total.Add(ends[p] - mark.Next)
+		// Its files and checkpoint are written while its lock is held
+		// (an s3:// lock is a lease that can be lost).
+		wctx, stopWrites := lake.WhileHeld(g.lakeCtx, w.lock)
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
+			defer stopWrites()
 			defer close(w.exited)
-			w.err = w.run(g.lakeCtx)
+			w.err = w.run(wctx)
 			if w.err != nil {
 				g.fatal(w.err)
 			}
