@@ -44,8 +44,9 @@ type Locker interface {
 // TryLock takes the lock called name on the lake (in
 // _checkpoints/<name>.lock), or fails at once with an error wrapping
 // ErrLocked when another holds it. Names are file names: the writer of
-// a topic's lake takes <topic>, its compaction <topic>.compaction, and a
-// lock per partition would be <topic>.p<partition>.
+// a topic's lake takes <topic>, its compaction <topic>.compaction, the
+// writer of one partition <topic>.p<partition> (LockPartition), and the
+// writer widening an event type's schema _schema.<type>.
 func TryLock(ctx context.Context, st Storage, name string) (Lock, error) {
 	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
 		return nil, fmt.Errorf("lock %q: a lock's name is a file name", name)
