@@ -171,7 +171,7 @@ type Extractor struct {
 	byID    map[int32]*partition
 	cp      *lake.Checkpoint
 	plocks  map[int32]lake.Lock // every partition's lock, held by a Run without a group
-	group   *kgo.Client         // the group's client, while a group Run runs
+	group   *groupRun           // while a Run as a group's worker runs
 
 	cancelRun context.CancelFunc // stops the current Run (Crash)
 	err       error

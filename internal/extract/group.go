@@ -47,6 +47,13 @@ type groupRun struct {
 	// worker's in is closed only between two sends.
 	sendMu  sync.Mutex
 	closing bool // under sendMu: no partition is taken any more
+
+	// Checkpoints to commit to the group in Kafka, for lag monitoring,
+	// by a goroutine of their own: a commit waits while the group
+	// rebalances, and a worker must not.
+	lagMu   sync.Mutex
+	lag     map[int32]int64
+	lagWake chan struct{}
 }
 
 // runGroup is Run for a worker of a consumer group (see Group).
@@ -83,6 +90,7 @@ func (e *Extractor) runGroup(ctx context.Context) (Summary, error) {
 		e: e, schemas: schemas, adm: kadm.NewClient(admCl),
 		// Commits outlive a cancelled Run: stopping commits what is held.
 		lakeCtx: context.WithoutCancel(ctx), cancel: cancel,
+		lag: map[int32]int64{}, lagWake: make(chan struct{}, 1),
 	}
 	e.mu.Lock()
 	e.byID = map[int32]*partition{}
@@ -110,8 +118,13 @@ func (e *Extractor) runGroup(ctx context.Context) (Summary, error) {
 		return Summary{}, fmt.Errorf("connect to %v: %w", e.cfg.brokers, err)
 	}
 	e.mu.Lock()
-	e.group = cl
+	e.group = g
 	e.mu.Unlock()
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		g.commitLag(ctx, cl)
+	}()
 	e.cfg.logger.Info("joining consumer group", "group", e.cfg.group, "topic", e.cfg.topic)
 	if e.ready != nil {
 		close(e.ready)
@@ -139,6 +152,7 @@ func (e *Extractor) runGroup(ctx context.Context) (Summary, error) {
 	// Commit what is held (nothing after a failure) before leaving the
 	// group, so that the partitions' next owners find them committed and
 	// unlocked.
+	<-lagDone
 	g.sendMu.Lock()
 	g.closing = true
 	g.sendMu.Unlock()
@@ -414,20 +428,41 @@ func (g *groupRun) logCommit(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *k
 	}
 }
 
+// commitLag commits the checkpoints the workers report to the group,
+// the latest of each partition, until ctx ends.
+func (g *groupRun) commitLag(ctx context.Context, cl *kgo.Client) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.lagWake:
+		}
+		g.lagMu.Lock()
+		next := g.lag
+		g.lag = map[int32]int64{}
+		g.lagMu.Unlock()
+		g.commitKafka(ctx, cl, next)
+	}
+}
+
 // committed tells the group in Kafka, when there is one, that partition
-// p's checkpoint is at next, for lag monitoring (asynchronously; a
+// w's checkpoint is at next, for lag monitoring (in the background; a
 // worker's last commit is sent by the rebalance that stops it).
 func (e *Extractor) committed(w *partition, next int64) {
 	if w.final.Load() {
 		return
 	}
 	e.mu.Lock()
-	cl := e.group
+	g := e.group
 	e.mu.Unlock()
-	if cl == nil {
+	if g == nil {
 		return
 	}
-	cl.CommitOffsets(context.Background(), map[string]map[int32]kgo.EpochOffset{
-		e.cfg.topic: {w.id: {Epoch: -1, Offset: next}},
-	}, func(*kgo.Client, *kmsg.OffsetCommitRequest, *kmsg.OffsetCommitResponse, error) {})
+	g.lagMu.Lock()
+	g.lag[w.id] = next
+	g.lagMu.Unlock()
+	select {
+	case g.lagWake <- struct{}{}:
+	default:
+	}
 }

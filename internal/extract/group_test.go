@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/extract/extracttest"
 	"github.com/questlog/questlog/internal/lake"
@@ -161,6 +164,7 @@ func groupRebalance(t *testing.T, dir string) {
 
 	r := checkLake(t, dir)
 	sameCounts(t, "lake check", r.Rows, want.PerType)
+	groupAtCheckpoint(t, addr, r.Checkpoint)
 	if r.Quarantined != 3 {
 		t.Errorf("quarantined %d, want 3", r.Quarantined)
 	}
@@ -223,4 +227,25 @@ func TestLegacyCheckpointIsMigrated(t *testing.T) {
 		t.Errorf("the legacy checkpoint is still there: %v", err)
 	}
 	sameCounts(t, "lake check after the migration", checkLake(t, dir).Rows, want.PerType)
+}
+
+// groupAtCheckpoint checks that the group's committed offsets in Kafka
+// (for lag monitoring) are the lake's checkpoints.
+func groupAtCheckpoint(t *testing.T, addr string, cp *lake.Checkpoint) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offs, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "lake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, m := range cp.Partitions {
+		got, ok := offs.Lookup(extracttest.Topic, p)
+		if !ok || got.At != m.Next {
+			t.Errorf("partition %d: the group's committed offset is %d (found %v), the lake's checkpoint %d", p, got.At, ok, m.Next)
+		}
+	}
 }
