@@ -140,6 +140,14 @@ func TestScaleOutSurvivesKilledWorkerAndBrokerSlow(t *testing.T) {
 	faults := make(chan error, 1)
 	go func() {
 		time.Sleep(3 * time.Second)
+		// Killed while it holds partitions, with files open.
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(workers[0].out.String(), "partition resumed from the lake's checkpoint"); {
+			if time.Now().After(deadline) {
+				faults <- fmt.Errorf("the first worker holds no partition after 30 s:\n%s", workers[0].out)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		if err := workers[0].cmd.Process.Kill(); err != nil {
 			faults <- err
 			return
