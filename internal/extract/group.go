@@ -158,7 +158,10 @@ func (e *Extractor) runGroup(ctx context.Context) (Summary, error) {
 	g.sendMu.Unlock()
 	held := g.stopAll(!e.failed.Load())
 	if !e.failed.Load() {
-		g.commitKafka(context.WithoutCancel(ctx), cl, held)
+		// Lag monitoring only: an unreachable Kafka does not hold the stop.
+		commitCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		g.commitKafka(commitCtx, cl, held)
+		stop()
 	}
 	cl.Close()
 	g.stopAll(false) // none: no partition is taken once closing
