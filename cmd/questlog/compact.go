@@ -62,6 +62,7 @@ type compactOptions struct {
 	target   byteSize
 	interval time.Duration
 	grace    time.Duration
+	lake     lakeFlags // lake compact's --lock-ttl
 }
 
 // register adds the flags, their help starting with when; background
@@ -153,6 +154,7 @@ extract --follow compact in the background).`,
 		},
 	}
 	o.register(cmd.Flags(), false, "")
+	o.lake.registerLock(cmd.Flags())
 	return cmd
 }
 
@@ -160,7 +162,7 @@ func runLakeCompact(ctx context.Context, g *globalOptions, o *compactOptions, w 
 	if err := lakeExists(g.lakeLocation()); err != nil {
 		return err
 	}
-	st, err := lake.Open(g.lakeLocation())
+	st, err := o.lake.open(g)
 	if err != nil {
 		return err
 	}

@@ -15,13 +15,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/questlog/questlog/internal/extract"
-	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/compact"
 )
 
 func newExtractCmd(g *globalOptions) *cobra.Command {
 	var (
 		once, follow bool
+		group        string
 		maxRows      int64
 		maxBytes     int64
 		maxAge       time.Duration
@@ -30,6 +30,7 @@ func newExtractCmd(g *globalOptions) *cobra.Command {
 		quiet        bool
 		wait         time.Duration
 		co           compactOptions
+		lf           lakeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "extract",
@@ -37,7 +38,9 @@ func newExtractCmd(g *globalOptions) *cobra.Command {
 		Long: `extract turns the event topic into the Parquet lake: one dataset per event
 type, lake/events/event_type=<type>/event_date=<day>/part-<partition>-<first>-<last>.parquet,
 records that are not events in lake/quarantine/, the inferred schemas in
-lake/_schemas/ and how far each partition is in lake/_checkpoints/<topic>.json.
+lake/_schemas/ and how far each partition is in lake/_checkpoints/<topic>/<partition>.json
+(a lake written by an older questlog has lake/_checkpoints/<topic>.json: it is read,
+and replaced by the next extract that is not in a group).
 
 --once (the default) reads every partition from the checkpoint up to the end
 the topic had when it started, prints a summary and exits. When another
@@ -48,18 +51,34 @@ going, rolling files every --max-age so new events are queryable within
 seconds, until Ctrl-C, which commits what it holds; meanwhile it merges the
 lake's small files every --compact-interval (see 'questlog lake compact').
 
+--follow --group NAME makes this extract one worker of the Kafka consumer
+group NAME: run as many as there are partitions, on as many machines, against
+one lake (a shared directory or s3://). They share the topic's partitions and
+rebalance when one joins, stops or dies. Each takes a lock in the lake for the
+partitions it is assigned (lake/_checkpoints/<topic>.p<partition>.lock),
+removes what a crash left past their checkpoints and resumes from them; on a
+rebalance it commits the files it holds, then the checkpoint, before letting
+go. The lake, not Kafka, decides where a partition resumes; the offsets are
+committed to the group too, for lag monitoring. One compaction pass runs at a
+time, whichever worker starts it. An extract without --group takes every
+partition's lock: it waits for (--once) or is refused by a running group.
+
 The checkpoint is written after the files it covers, and a rerun removes
 files a crash left past it: however often it is interrupted, the lake holds
 every record exactly once (see 'questlog lake check').`,
 		Example: `  questlog extract --once
   questlog extract --follow --max-age 5s
+  questlog extract --follow --group lake --brokers kafka1:9092 --lake s3://analytics/lake
   questlog extract --lake /data/lake --brokers kafka1:9092,kafka2:9092`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if once && follow {
 				return errors.New("--follow and --once cannot be combined")
 			}
-			st, err := lake.Open(g.lakeLocation())
+			if group != "" && !follow {
+				return errors.New("--group needs --follow: a consumer group's worker follows the topic")
+			}
+			st, err := lf.open(g)
 			if err != nil {
 				return err
 			}
@@ -71,6 +90,9 @@ every record exactly once (see 'questlog lake check').`,
 			}
 			if follow {
 				opts = append(opts, extract.Follow())
+			}
+			if group != "" {
+				opts = append(opts, extract.Group(group))
 			}
 			e, err := extract.New(opts...)
 			if err != nil {
@@ -121,6 +143,7 @@ every record exactly once (see 'questlog lake check').`,
 	f := cmd.Flags()
 	f.BoolVar(&once, "once", false, "extract up to the topic's end at start, then exit (the default)")
 	f.BoolVar(&follow, "follow", false, "keep extracting new events until interrupted")
+	f.StringVar(&group, "group", "", "with --follow, join the Kafka consumer group of this name: its workers share the partitions")
 	f.Int64Var(&maxRows, "max-rows", 1_000_000, "roll a partition's files when one reaches this many rows")
 	f.Int64Var(&maxBytes, "max-bytes", 128<<20, "roll a partition's files when one reaches about this many bytes")
 	f.DurationVar(&maxAge, "max-age", 10*time.Second, "with --follow, roll a partition's files when the oldest is this old")
@@ -129,6 +152,7 @@ every record exactly once (see 'questlog lake check').`,
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	f.DurationVar(&wait, "wait", 2*time.Minute, "--once, when another extract is writing the lake: how long to wait for it to reach the topic's end")
 	co.register(f, true, "with --follow, compaction: ")
+	lf.registerLock(f)
 	return cmd
 }
 

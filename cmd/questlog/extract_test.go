@@ -72,7 +72,9 @@ func TestExtractFlagErrors(t *testing.T) {
 		want string
 	}{
 		{"once and follow", []string{"extract", "--once", "--follow"}, "--follow and --once cannot be combined"},
-		{"object store", []string{"extract", "--lake", "s3://bucket/lake"}, "not supported yet"},
+		{"group without follow", []string{"extract", "--group", "lake-writers"}, "--group needs --follow"},
+		{"object store without a bucket", []string{"extract", "--lake", "s3:///lake"}, "names no bucket"},
+		{"unknown scheme", []string{"extract", "--lake", "gs://bucket/lake"}, `unknown scheme "gs"`},
 		{"bad compression", []string{"extract", "--lake", "LAKE", "--compression", "lzma"}, "unknown compression"},
 	}
 	for _, tt := range tests {

@@ -18,6 +18,7 @@ import (
 
 func newQueryCmd(g *globalOptions) *cobra.Command {
 	var format string
+	var lf lakeFlags
 	cmd := &cobra.Command{
 		Use:   "query [SQL]",
 		Short: "Run SQL over the lake",
@@ -42,7 +43,7 @@ with history, or from standard input when it is not a terminal.`,
 			if err := lakeExists(g.lakeLocation()); err != nil {
 				return err
 			}
-			db, err := query.Open(ctx, g.lakeLocation())
+			db, err := query.Open(ctx, g.lakeLocation(), lf.query()...)
 			if err != nil {
 				return err
 			}
@@ -71,6 +72,7 @@ with history, or from standard input when it is not a terminal.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table, csv or json")
+	lf.registerCache(cmd.Flags())
 	return cmd
 }
 

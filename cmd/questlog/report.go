@@ -10,6 +10,7 @@ import (
 
 func newReportCmd(g *globalOptions) *cobra.Command {
 	var out, since, until string
+	var lf lakeFlags
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Write an HTML report with charts",
@@ -30,7 +31,7 @@ duration before now (90m).`,
 			if err != nil {
 				return err
 			}
-			r, err := report.WriteFile(cmd.Context(), g.lakeLocation(), out, w, now)
+			r, err := report.WriteFile(cmd.Context(), g.lakeLocation(), out, w, now, lf.query()...)
 			if err != nil {
 				return err
 			}
@@ -46,5 +47,6 @@ duration before now (90m).`,
 	f.StringVarP(&out, "out", "o", "report.html", "the HTML file to write")
 	f.StringVar(&since, "since", "", "report events at or after this time (default: from the first)")
 	f.StringVar(&until, "until", "", "report events before this time (default: to the last)")
+	lf.registerCache(f)
 	return cmd
 }

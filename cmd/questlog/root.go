@@ -3,9 +3,16 @@ package main
 import (
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/questlog/questlog/internal/envflag"
-	"github.com/spf13/cobra"
+	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/lakecache"
+	"github.com/questlog/questlog/internal/lake/s3store"
+	"github.com/questlog/questlog/internal/query"
 )
 
 // globalOptions are the flags every command shares (DESIGN.md, "Flags shared by
@@ -26,6 +33,36 @@ func (g *globalOptions) brokerList() []string {
 		return splitList(g.brokers)
 	}
 	return []string{g.brokerListen}
+}
+
+// lakeFlags are the flags of the commands that lock the lake (its writers)
+// or read it through DuckDB.
+type lakeFlags struct {
+	lockTTL   time.Duration
+	cacheDir  string
+	cacheSize byteSize
+}
+
+// registerLock adds --lock-ttl.
+func (l *lakeFlags) registerLock(fs *pflag.FlagSet) {
+	fs.DurationVar(&l.lockTTL, "lock-ttl", s3store.DefaultTTL, "s3:// lake: how long the lock of a writer that stopped renewing it (a killed process) keeps others out; renewed every third of it (a local lake's lock dies with its process)")
+}
+
+// registerCache adds --cache-dir and --cache-size.
+func (l *lakeFlags) registerCache(fs *pflag.FlagSet) {
+	l.cacheSize = lakecache.DefaultSize
+	fs.StringVar(&l.cacheDir, "cache-dir", "", "s3:// lake: where local copies of its files are kept for DuckDB (default: questlog/ in the user's cache directory)")
+	fs.Var(&l.cacheSize, "cache-size", "s3:// lake: how much the local copies may take; the least recently used are removed past it (a statement's files stay while it runs)")
+}
+
+// open opens the lake of g for writing.
+func (l *lakeFlags) open(g *globalOptions) (lake.Storage, error) {
+	return lake.Open(g.lakeLocation(), lake.LockTTL(l.lockTTL))
+}
+
+// query are the options of query.Open for these flags.
+func (l *lakeFlags) query() []query.Option {
+	return []query.Option{query.CacheDir(l.cacheDir), query.CacheSize(int64(l.cacheSize))}
 }
 
 // lakeLocation is --lake, defaulting to <data-dir>/lake.
@@ -72,7 +109,7 @@ wins over the environment.`,
 	pf.StringVar(&g.brokers, "brokers", "", "external Kafka cluster as host:port,... (empty: the embedded broker at --broker-listen)")
 	pf.StringVar(&g.brokerListen, "broker-listen", "127.0.0.1:9092", "where the embedded broker listens (up, serve, broker) or is found (other commands)")
 	pf.StringVar(&g.topic, "topic", "events", "the event topic")
-	pf.StringVar(&g.lake, "lake", "", "the lake directory (default <data-dir>/lake; s3:// is not built yet)")
+	pf.StringVar(&g.lake, "lake", "", "the lake: a directory (default <data-dir>/lake) or s3://bucket/prefix (endpoint, region and credentials from the AWS_* environment variables)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 
 	root.AddCommand(

@@ -12,6 +12,7 @@ func newUpCmd(g *globalOptions) *cobra.Command {
 	o := &serveOptions{}
 	co := &compactOptions{}
 	var maxAge, refresh time.Duration
+	var lf lakeFlags
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run everything: embedded broker, state, API, extract --follow and the dashboard",
@@ -26,6 +27,7 @@ user, inventory and event.`,
 			cfg := o.node(g, node.Up, cmd.OutOrStdout())
 			cfg.MaxAge, cfg.Refresh = maxAge, refresh
 			cfg.Compaction = co.node()
+			cfg.LockTTL, cfg.CacheDir, cfg.CacheSize = lf.lockTTL, lf.cacheDir, int64(lf.cacheSize)
 			return runNode(cmd.Context(), cfg)
 		},
 	}
@@ -33,5 +35,7 @@ user, inventory and event.`,
 	cmd.Flags().DurationVar(&maxAge, "max-age", node.DefaultMaxAge, "extract: roll a file at least this often, so new events are queryable within about this long")
 	cmd.Flags().DurationVar(&refresh, "refresh", node.DefaultRefresh, "dashboard: how often charts are rebuilt from the lake")
 	co.register(cmd.Flags(), true, "compaction: ")
+	lf.registerLock(cmd.Flags())
+	lf.registerCache(cmd.Flags())
 	return cmd
 }

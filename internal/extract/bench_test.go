@@ -65,7 +65,7 @@ func BenchmarkPartition(b *testing.B) {
 		b.StartTimer()
 		t0 := cpuTime(b)
 		for i := 0; i < n; i += 500 {
-			if err := p.batch(ctx, ctx, recs[i:min(i+500, n)]); err != nil {
+			if err := p.batch(ctx, recs[i:min(i+500, n)]); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -19,7 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type config struct {
 	topic    string
 	lake     lake.Storage
 	follow   bool
+	group    string
 	maxRows  int64
 	maxBytes int64
 	maxAge   time.Duration
@@ -60,6 +62,16 @@ func Lake(st lake.Storage) Option { return func(c *config) { c.lake = st } }
 // Follow keeps extracting new records until Run's context is cancelled,
 // instead of stopping at the high watermarks seen at the start. Default off.
 func Follow() Option { return func(c *config) { c.follow = true } }
+
+// Group makes the extract one worker of the Kafka consumer group called
+// name, following the topic (it needs Follow): the group's workers share
+// the topic's partitions, each takes the lake's lock of the partitions it
+// is assigned (lake.LockPartition), resumes each from the partition's
+// checkpoint in the lake, and on a rebalance commits the files of the
+// partitions it gives up before it lets go of them. Kafka's committed
+// offsets are written too, for lag monitoring, and never read. Default
+// none: one extract writes every partition under the lake's writer lock.
+func Group(name string) Option { return func(c *config) { c.group = name } }
 
 // MaxRows rolls a partition's files when one of them reaches n rows.
 // Default 1,000,000.
@@ -154,11 +166,17 @@ type Extractor struct {
 	ready chan struct{}
 
 	mu      sync.Mutex
+	lock    lake.Lock    // the lake's writer lock, held by the current Run (nil in a group)
 	running []*partition // the workers of the current Run, nil when idle
+	byID    map[int32]*partition
 	cp      *lake.Checkpoint
-	err     error
-	failed  atomic.Bool
-	sum     Summary
+	plocks  map[int32]lake.Lock // every partition's lock, held by a Run without a group
+	group   *groupRun           // while a Run as a group's worker runs
+
+	cancelRun context.CancelFunc // stops the current Run (Crash)
+	err       error
+	failed    atomic.Bool
+	sum       Summary
 }
 
 // New checks the options and returns an Extractor.
@@ -189,6 +207,8 @@ func New(opts ...Option) (*Extractor, error) {
 		return nil, fmt.Errorf("max age %s must be positive", c.maxAge)
 	case c.memory < 64<<10:
 		return nil, fmt.Errorf("memory budget %d must be at least 64 KiB", c.memory)
+	case c.group != "" && !c.follow:
+		return nil, errors.New("a consumer group's worker follows the topic: --group needs --follow")
 	}
 	files, err := lake.NewFiles(c.codec)
 	if err != nil {
@@ -210,8 +230,12 @@ func (e *Extractor) Progress() (done, total int64) { return e.done.Load(), e.tot
 func (e *Extractor) Flush(ctx context.Context) error {
 	e.mu.Lock()
 	workers := e.running
+	running := e.byID != nil
+	if e.cfg.group != "" {
+		workers = slices.Collect(maps.Values(e.byID))
+	}
 	e.mu.Unlock()
-	if workers == nil {
+	if !running {
 		return ErrNotRunning
 	}
 	reqs := make([]chan error, len(workers))
@@ -243,11 +267,41 @@ func (e *Extractor) Flush(ctx context.Context) error {
 // is cancelled, then commits what it holds and returns nil. Either way the
 // checkpoint covers exactly the files written.
 func (e *Extractor) Run(ctx context.Context) (Summary, error) {
-	release, err := lake.LockWriter(e.cfg.lake, e.cfg.topic)
+	if e.cfg.group != "" {
+		return e.runGroup(ctx)
+	}
+	lock, err := lake.LockWriter(ctx, e.cfg.lake, e.cfg.topic)
 	if err != nil {
 		return Summary{}, err
 	}
-	defer release()
+	defer lock.Release()
+	// Commits outlive a cancelled Run (stopping commits what is held),
+	// not a lost lock: another extract may be writing the lake then.
+	lakeCtx, stopWrites := lake.WhileHeld(context.WithoutCancel(ctx), lock)
+	defer stopWrites()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.mu.Lock()
+	e.cancelRun = cancel
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.cancelRun = nil
+		e.mu.Unlock()
+	}()
+	go func() {
+		select {
+		case <-lakeCtx.Done():
+			if err := lock.Err(); err != nil {
+				// As after a crash: nothing more is written, the next
+				// run starts from the checkpoint.
+				e.fail(err)
+				cancel()
+			}
+		case <-ctx.Done():
+		}
+	}()
+	e.lock = lock
 	start := e.cfg.now()
 	e.done.Store(0)
 	e.total.Store(0)
@@ -266,11 +320,27 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 	}
 
 	e.cfg.logger.Debug("offsets listed", "starts", starts, "ends", ends)
+	ids := slices.Sorted(maps.Keys(ends))
+	// Every partition's lock too: no group worker may write one of them
+	// meanwhile.
+	plocks := map[int32]lake.Lock{}
+	defer func() {
+		for _, l := range plocks {
+			l.Release()
+		}
+	}()
+	for _, p := range ids {
+		l, err := lake.LockPartition(ctx, e.cfg.lake, e.cfg.topic, p)
+		if err != nil {
+			return Summary{}, fmt.Errorf("partition %d: %w", p, err)
+		}
+		plocks[p] = l
+	}
 	cp, _, err := lake.ReadCheckpoint(ctx, e.cfg.lake, e.cfg.topic)
 	if err != nil {
 		return Summary{}, err
 	}
-	if err := recoverLake(ctx, e.cfg.lake, cp, e.cfg.logger); err != nil {
+	if err := recoverLake(ctx, e.cfg.lake, cp, nil, e.cfg.logger); err != nil {
 		return Summary{}, fmt.Errorf("recover the lake: %w", err)
 	}
 	schemas, err := lake.LoadSchemas(ctx, e.cfg.lake)
@@ -280,11 +350,6 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 
 	var workers []*partition
 	consume := map[int32]kgo.Offset{}
-	ids := make([]int32, 0, len(ends))
-	for p := range ends {
-		ids = append(ids, p)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, p := range ids {
 		mark, ok := cp.Partitions[p]
 		if !ok {
@@ -306,16 +371,19 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 		}
 		e.total.Add(ends[p] - mark.Next)
 		consume[p] = kgo.NewOffset().At(mark.Next)
-		workers = append(workers, e.newPartition(p, mark.Next, stop, schemas, len(ends)))
+		w := e.newPartition(p, mark.Next, stop, schemas, len(ends))
+		w.lock = plocks[p]
+		workers = append(workers, w)
 	}
 	e.cp = cp
+	e.plocks = plocks
 	e.cfg.logger.Debug("lake recovered", "checkpoint", cp.String())
 	if e.ready != nil {
 		close(e.ready)
 	}
 
 	if len(workers) > 0 {
-		if err := e.consume(ctx, consume, workers); err != nil {
+		if err := e.consume(ctx, lakeCtx, consume, workers); err != nil {
 			return Summary{}, err
 		}
 	}
@@ -323,7 +391,8 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 	// that Check knows where each starts.
 	if !e.failed.Load() {
 		e.mu.Lock()
-		err := e.cp.Write(context.WithoutCancel(ctx), e.cfg.lake, e.cfg.now())
+		err := e.writeCheckpoint(lakeCtx)
+		e.plocks = nil
 		e.mu.Unlock()
 		if err != nil {
 			return Summary{}, err
@@ -340,8 +409,9 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 }
 
 // consume runs the fetch loop and the partition workers until every
-// partition is done (or, following, until ctx ends).
-func (e *Extractor) consume(ctx context.Context, from map[int32]kgo.Offset, workers []*partition) error {
+// partition is done (or, following, until ctx ends). The workers write
+// the lake under lakeCtx.
+func (e *Extractor) consume(ctx, lakeCtx context.Context, from map[int32]kgo.Offset, workers []*partition) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(e.cfg.brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{e.cfg.topic: from}),
@@ -364,7 +434,7 @@ func (e *Extractor) consume(ctx context.Context, from map[int32]kgo.Offset, work
 		go func() {
 			defer wg.Done()
 			defer close(w.exited)
-			if err := w.run(runCtx); err != nil {
+			if err := w.run(lakeCtx); err != nil {
 				e.fail(err)
 				cancel()
 			}
@@ -372,10 +442,12 @@ func (e *Extractor) consume(ctx context.Context, from map[int32]kgo.Offset, work
 	}
 	e.mu.Lock()
 	e.running = workers
+	e.byID = byID
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
 		e.running = nil
+		e.byID = nil
 		e.mu.Unlock()
 	}()
 
@@ -434,14 +506,52 @@ func (e *Extractor) fail(err error) {
 	e.failed.Store(true)
 }
 
-// advance writes the checkpoint with partition p at next: all its files
-// up to next are published.
-func (e *Extractor) advance(ctx context.Context, p int32, next int64) error {
+// advance writes partition w's checkpoint at w.next: all its files up to
+// there are published. Not when a lock it writes under was lost: another
+// extract may have taken the partition over, and removed as leftovers
+// files this one would vouch for.
+func (e *Extractor) advance(ctx context.Context, w *partition) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	m := e.cp.Partitions[p]
-	m.Next = next
-	e.cp.Partitions[p] = m
+	err := e.lockErr(w.lock)
+	if err == nil && e.failed.Load() {
+		err = e.err // crashed: nothing more is committed
+	}
+	m := e.cp.Partitions[w.id]
+	m.Next = w.next
+	e.cp.Partitions[w.id] = m
+	e.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	if err := lake.WritePartitionCheckpoint(ctx, e.cfg.lake, e.cfg.topic, w.id, m, e.cfg.now()); err != nil {
+		return err
+	}
+	e.committed(w, m.Next)
+	return nil
+}
+
+// lockErr is why the lake's writer lock or the partition's lock pl was
+// lost, nil while both are held. Called with mu held.
+func (e *Extractor) lockErr(pl lake.Lock) error {
+	for _, l := range []lake.Lock{e.lock, pl} {
+		if l != nil {
+			if err := l.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeCheckpoint writes every partition's checkpoint (and so migrates a
+// legacy one), unless a lock was lost (see advance). Called with mu held,
+// by a Run that holds every partition.
+func (e *Extractor) writeCheckpoint(ctx context.Context) error {
+	for _, l := range e.plocks {
+		if err := e.lockErr(l); err != nil {
+			return fmt.Errorf("write checkpoint: %w", err)
+		}
+	}
 	return e.cp.Write(ctx, e.cfg.lake, e.cfg.now())
 }
 
@@ -473,10 +583,12 @@ func offsets(ctx context.Context, adm *kadm.Client, topic string) (starts, ends 
 // recoverLake undoes what an interrupted extract left past the checkpoint:
 // its pending files, and published files whose first offset is at or past
 // their partition's checkpoint (their records will be extracted again).
+// With only set, it touches only those partitions' files (a group
+// worker's, the others being other workers'); else every file.
 // A compaction's files are never among them: it merges only files the
 // checkpoint has passed, so a merged file ends below it, and its pending
 // files are its own to clean up.
-func recoverLake(ctx context.Context, st lake.Storage, cp *lake.Checkpoint, log *slog.Logger) error {
+func recoverLake(ctx context.Context, st lake.Storage, cp *lake.Checkpoint, only map[int32]bool, log *slog.Logger) error {
 	for _, dir := range lake.DataDirs() {
 		files, err := st.List(ctx, dir)
 		if err != nil {
@@ -488,6 +600,11 @@ func recoverLake(ctx context.Context, st lake.Storage, cp *lake.Checkpoint, log 
 				continue
 			}
 			if lake.IsPending(name) {
+				if only != nil {
+					if pp, ok := lake.PendingPart(name); !ok || !only[pp.Partition] {
+						continue // another worker's
+					}
+				}
 				log.Info("remove unfinished file", "file", name)
 				if err := st.Remove(ctx, name); err != nil {
 					return err
@@ -495,7 +612,7 @@ func recoverLake(ctx context.Context, st lake.Storage, cp *lake.Checkpoint, log 
 				continue
 			}
 			part, ok := lake.ParsePart(name)
-			if !ok {
+			if !ok || only != nil && !only[part.Partition] {
 				continue
 			}
 			mark, ok := cp.Partitions[part.Partition]

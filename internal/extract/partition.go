@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/questlog/questlog/internal/lake"
@@ -27,7 +28,16 @@ type partition struct {
 	committed int64 // the checkpoint written last
 	stop      int64 // without Follow, the high watermark to stop at; else -1
 	schemas   *lake.Schemas
-	budget    int64 // this partition's share of the memory budget
+	budget    int64     // this partition's share of the memory budget
+	lock      lake.Lock // the partition's lock in the lake
+
+	// abandon, set before in is closed, makes run drop its open files
+	// instead of committing them: the partition was lost.
+	abandon atomic.Bool
+	// final, set before in is closed, says the commit coming is the
+	// last: the rebalance that stops the worker tells Kafka.
+	final atomic.Bool
+	err   error // run's, once exited is closed
 
 	in       chan []*kgo.Record
 	flush    chan chan error
@@ -83,15 +93,16 @@ func (e *Extractor) newPartition(id int32, next, stop int64, schemas *lake.Schem
 	return p
 }
 
-func (p *partition) run(ctx context.Context) error {
+// run extracts the records sent to the partition until in is closed.
+// Files and checkpoints are written under commitCtx, which outlives the
+// Run's context: stopping commits what is held.
+func (p *partition) run(commitCtx context.Context) error {
 	var tick <-chan time.Time
 	if p.e.cfg.follow {
 		t := time.NewTicker(min(max(p.e.cfg.maxAge/4, 10*time.Millisecond), time.Second))
 		defer t.Stop()
 		tick = t.C
 	}
-	// Commits outlive a cancelled Run: stopping flushes what is held.
-	commitCtx := context.WithoutCancel(ctx)
 	finished := false
 	for {
 		select {
@@ -100,12 +111,16 @@ func (p *partition) run(ctx context.Context) error {
 				if p.e.failed.Load() {
 					return nil // as after a crash: the next run starts from the checkpoint
 				}
+				if p.abandon.Load() {
+					p.abort()
+					return nil
+				}
 				return p.commit(commitCtx)
 			}
 			if finished {
 				continue
 			}
-			if err := p.batch(ctx, commitCtx, recs); err != nil {
+			if err := p.batch(commitCtx, recs); err != nil {
 				return err
 			}
 			if p.stop >= 0 && p.next >= p.stop {
@@ -134,7 +149,7 @@ func (p *partition) run(ctx context.Context) error {
 }
 
 // batch extracts fetched records.
-func (p *partition) batch(ctx, commitCtx context.Context, recs []*kgo.Record) error {
+func (p *partition) batch(commitCtx context.Context, recs []*kgo.Record) error {
 	t0 := time.Now()
 	defer func() {
 		p.busy += time.Since(t0)
@@ -148,7 +163,9 @@ func (p *partition) batch(ctx, commitCtx context.Context, recs []*kgo.Record) er
 		if p.stop >= 0 && r.Offset >= p.stop {
 			break
 		}
-		if err := p.record(ctx, r); err != nil {
+		// Files are written under commitCtx: a record half written
+		// when the Run is cancelled is committed with the others.
+		if err := p.record(commitCtx, r); err != nil {
 			return err
 		}
 		p.next = r.Offset + 1
@@ -481,11 +498,30 @@ func (p *partition) commit(ctx context.Context) error {
 	if err := p.hook(BeforeCheckpoint, lake.Part{Partition: p.id}); err != nil {
 		return err
 	}
-	if err := p.e.advance(ctx, p.id, p.next); err != nil {
+	if err := p.e.advance(ctx, p); err != nil {
 		return err
 	}
 	p.committed = p.next
 	return nil
+}
+
+// abort drops the partition's open and closed files unpublished: the
+// next owner of the partition extracts their records again from the
+// checkpoint (and removes whatever a failed abort leaves).
+func (p *partition) abort() {
+	var files []*openFile
+	p.each(func(_ *typeFiles, f *openFile) { files = append(files, f) })
+	for _, f := range append(p.closed, files...) {
+		if err := f.w.Abort(); err != nil {
+			p.e.cfg.logger.Warn("drop an unfinished file", "partition", p.id, "err", err)
+		}
+	}
+	p.closed = nil
+	p.types = map[string]*typeFiles{}
+	p.quarantine = nil
+	p.buffered = 0
+	p.oldest = time.Time{}
+	p.e.cfg.logger.Info("partition abandoned without a commit", "partition", p.id, "checkpoint", p.committed, "dropped up to", p.next)
 }
 
 func (p *partition) hook(pt Point, part lake.Part) error {

@@ -81,9 +81,9 @@ func holdLake(t *testing.T, dir string) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	release, err := lake.LockWriter(st, "events")
+	l, err := lake.LockWriter(context.Background(), st, "events")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return release
+	return func() { l.Release() }
 }

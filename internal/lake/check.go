@@ -80,7 +80,7 @@ func check(ctx context.Context, st Storage, topic string) (r *Report, vanished b
 		return nil, false, err
 	}
 	if !found {
-		r.problem("no checkpoint %s: nothing was extracted from topic %s", CheckpointName(topic), topic)
+		r.problem("no checkpoint in %s/: nothing was extracted from topic %s", PartitionCheckpointsDir(topic), topic)
 		return r, false, nil
 	}
 	l, err := ListData(ctx, st)

@@ -3,9 +3,13 @@ package lake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"path"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,17 +24,87 @@ type PartitionMark struct {
 	Next int64 `json:"next"`
 }
 
-// Checkpoint is _checkpoints/<topic>.json: the truth about what the lake
-// holds, written atomically and only after the files it vouches for.
+// Checkpoint is the truth about what the lake holds of a topic: one file
+// per partition, _checkpoints/<topic>/<partition>.json, each written
+// atomically and only after the files it vouches for, by the one extract
+// that holds the partition's lock (see LockPartition). Lakes written
+// before partitions had files of their own hold one file for the whole
+// topic, _checkpoints/<topic>.json: it is still read, a partition's own
+// file overriding it, and Write replaces it.
 type Checkpoint struct {
 	Topic      string                  `json:"topic"`
 	Updated    time.Time               `json:"updated"`
 	Partitions map[int32]PartitionMark `json:"partitions"`
 }
 
-// ReadCheckpoint reads a topic's checkpoint; a lake without one gets an
-// empty checkpoint and found false.
+// partitionCheckpoint is the content of _checkpoints/<topic>/<partition>.json.
+type partitionCheckpoint struct {
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	Updated   time.Time `json:"updated"`
+	PartitionMark
+}
+
+// ReadCheckpoint reads a topic's checkpoint: the legacy whole-topic file
+// if there is one, overridden partition by partition by the partitions'
+// own files. A lake without any gets an empty checkpoint and found false.
 func ReadCheckpoint(ctx context.Context, st Storage, topic string) (cp *Checkpoint, found bool, err error) {
+	cp, found, err = readLegacyCheckpoint(ctx, st, topic)
+	if err != nil {
+		return nil, false, err
+	}
+	files, err := st.List(ctx, PartitionCheckpointsDir(topic))
+	if err != nil {
+		return nil, false, fmt.Errorf("read checkpoint of %s: %w", topic, err)
+	}
+	for _, fi := range files {
+		p, ok := parsePartitionCheckpoint(topic, fi.Name)
+		if !ok {
+			continue
+		}
+		m, updated, err := ReadPartitionCheckpoint(ctx, st, topic, p)
+		if errors.Is(err, errNoCheckpoint) {
+			continue // removed since listed
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		cp.Partitions[p] = m
+		if updated.After(cp.Updated) {
+			cp.Updated = updated
+		}
+		found = true
+	}
+	return cp, found, nil
+}
+
+var errNoCheckpoint = errors.New("no checkpoint")
+
+// ReadPartitionCheckpoint reads one partition's own checkpoint file; the
+// error wraps fs.ErrNotExist when there is none.
+func ReadPartitionCheckpoint(ctx context.Context, st Storage, topic string, p int32) (PartitionMark, time.Time, error) {
+	name := PartitionCheckpointName(topic, p)
+	b, err := st.ReadFile(ctx, name)
+	if isNotExist(err) {
+		return PartitionMark{}, time.Time{}, fmt.Errorf("read checkpoint %s: %w (%w)", name, errNoCheckpoint, err)
+	}
+	if err != nil {
+		return PartitionMark{}, time.Time{}, err
+	}
+	var pc partitionCheckpoint
+	if err := json.Unmarshal(b, &pc); err != nil {
+		return PartitionMark{}, time.Time{}, fmt.Errorf("read checkpoint %s: %w", name, err)
+	}
+	switch {
+	case pc.Topic != topic || pc.Partition != p:
+		return PartitionMark{}, time.Time{}, fmt.Errorf("read checkpoint %s: it is for topic %q partition %d", name, pc.Topic, pc.Partition)
+	case pc.Start < 0 || pc.Next < pc.Start:
+		return PartitionMark{}, time.Time{}, fmt.Errorf("read checkpoint %s: partition %d has start %d, next %d", name, p, pc.Start, pc.Next)
+	}
+	return pc.PartitionMark, pc.Updated, nil
+}
+
+func readLegacyCheckpoint(ctx context.Context, st Storage, topic string) (*Checkpoint, bool, error) {
 	b, err := st.ReadFile(ctx, CheckpointName(topic))
 	if isNotExist(err) {
 		return &Checkpoint{Topic: topic, Partitions: map[int32]PartitionMark{}}, false, nil
@@ -38,7 +112,7 @@ func ReadCheckpoint(ctx context.Context, st Storage, topic string) (cp *Checkpoi
 	if err != nil {
 		return nil, false, err
 	}
-	cp = &Checkpoint{}
+	cp := &Checkpoint{}
 	if err := json.Unmarshal(b, cp); err != nil {
 		return nil, false, fmt.Errorf("read checkpoint %s: %w", CheckpointName(topic), err)
 	}
@@ -56,18 +130,54 @@ func ReadCheckpoint(ctx context.Context, st Storage, topic string) (cp *Checkpoi
 	return cp, true, nil
 }
 
-// Write saves the checkpoint atomically: readers see the old or the new
-// one, never a mix.
-func (c *Checkpoint) Write(ctx context.Context, st Storage, now time.Time) error {
-	c.Updated = now.UTC()
-	b, err := json.MarshalIndent(c, "", "  ")
+// WritePartitionCheckpoint saves one partition's mark atomically: readers
+// see the old or the new one, never a mix. Only the holder of the
+// partition's lock may call it.
+func WritePartitionCheckpoint(ctx context.Context, st Storage, topic string, p int32, m PartitionMark, now time.Time) error {
+	pc := partitionCheckpoint{Topic: topic, Partition: p, Updated: now.UTC(), PartitionMark: m}
+	b, err := json.MarshalIndent(pc, "", "  ")
 	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return fmt.Errorf("write checkpoint of partition %d: %w", p, err)
 	}
-	if err := writeAtomic(ctx, st, CheckpointName(c.Topic), append(b, '\n')); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+	if err := writeAtomic(ctx, st, PartitionCheckpointName(topic, p), append(b, '\n')); err != nil {
+		return fmt.Errorf("write checkpoint of partition %d: %w", p, err)
 	}
 	return nil
+}
+
+// Write saves every partition's mark in its own file, then removes the
+// legacy whole-topic file, whose marks are all in the partitions' files
+// by then (the migration of a lake written before). Only the holder of
+// every partition's lock may call it.
+func (c *Checkpoint) Write(ctx context.Context, st Storage, now time.Time) error {
+	c.Updated = now.UTC()
+	for _, p := range slices.Sorted(maps.Keys(c.Partitions)) {
+		if err := WritePartitionCheckpoint(ctx, st, c.Topic, p, c.Partitions[p], now); err != nil {
+			return err
+		}
+	}
+	if err := st.Remove(ctx, CheckpointName(c.Topic)); err != nil && !isNotExist(err) {
+		return fmt.Errorf("remove the legacy checkpoint: %w", err)
+	}
+	return nil
+}
+
+// parsePartitionCheckpoint reads the partition out of the name of a
+// partition's checkpoint file.
+func parsePartitionCheckpoint(topic, name string) (int32, bool) {
+	dir, file := path.Split(name)
+	if strings.TrimSuffix(dir, "/") != PartitionCheckpointsDir(topic) {
+		return 0, false
+	}
+	num, ok := strings.CutSuffix(file, ".json")
+	if !ok {
+		return 0, false
+	}
+	p, err := strconv.ParseInt(num, 10, 32)
+	if err != nil || p < 0 || strconv.FormatInt(p, 10) != num {
+		return 0, false
+	}
+	return int32(p), true
 }
 
 // Clone returns a deep copy.

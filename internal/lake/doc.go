@@ -26,5 +26,10 @@ package lake
 //     _schemas/<type>.json; each file records its version in its key-value
 //     metadata (questlog.schema_version). A file is rolled only when its
 //     type's schema widens under it: Parquet files have one schema.
+//   - How far the lake is: one checkpoint per Kafka partition,
+//     _checkpoints/<topic>/<partition>.json ({topic, partition, start,
+//     next, updated}), written atomically after the files it vouches for
+//     by the holder of the partition's lock; the legacy whole-topic
+//     _checkpoints/<topic>.json is still read beneath them.
 //   - Quarantine files hold kafka_partition, kafka_offset, kafka_timestamp,
 //     value (the raw bytes, BLOB: they need not be UTF-8) and error.

@@ -183,8 +183,25 @@ func TestSchemasWidenRecordsVersions(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesObjectStores(t *testing.T) {
-	if _, err := Open("s3://bucket/prefix"); err == nil || !strings.Contains(err.Error(), "not supported yet") {
-		t.Errorf("Open(s3://...) = %v", err)
+func TestOpenRefusesBadLocations(t *testing.T) {
+	tests := []struct{ location, want string }{
+		{"s3://", "names no bucket"},
+		{"s3:///prefix", "names no bucket"},
+		{"s3://AKIDEXAMPLE:s3cr3t@bucket/lake", "must not hold credentials"},
+		{"s3://bucket/lake?x=1", "no query"},
+		{"s3://bucket/a/../b", "not a clean path"},
+		{"gs://bucket/lake", `unknown scheme "gs"`},
+		{"", "no location"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.location, func(t *testing.T) {
+			_, err := Open(tt.location, Getenv(func(string) string { return "" }))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open(%q) = %v, want an error saying %q", tt.location, err, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		})
 	}
 }

@@ -139,8 +139,41 @@ func ParsePart(name string) (Part, bool) {
 	return p, true
 }
 
-// CheckpointName is where a topic's checkpoint lives.
+// CheckpointName is where a topic's legacy whole-topic checkpoint lives:
+// lakes written before each partition had a checkpoint of its own (see
+// PartitionCheckpointName) hold it; it is read, and replaced on the
+// next Checkpoint.Write.
 func CheckpointName(topic string) string { return CheckpointsDir + "/" + topic + ".json" }
+
+// PartitionCheckpointsDir holds a topic's checkpoints, one per partition.
+func PartitionCheckpointsDir(topic string) string { return CheckpointsDir + "/" + topic }
+
+// PartitionCheckpointName is where one partition's checkpoint lives:
+// _checkpoints/<topic>/<partition>.json, written only by the extract that
+// holds the partition's lock.
+func PartitionCheckpointName(topic string, p int32) string {
+	return PartitionCheckpointsDir(topic) + "/" + strconv.Itoa(int(p)) + ".json"
+}
+
+// PendingPart reads the data file a pending (unpublished) file of an
+// extract will be published as; ok is false for any other file, a
+// compaction's pending merge included.
+func PendingPart(name string) (Part, bool) {
+	dir, file := path.Split(name)
+	rest, ok := strings.CutPrefix(file, pendingPrefix)
+	if !ok {
+		return Part{}, false
+	}
+	rest, ok = strings.CutSuffix(rest, ".tmp")
+	if !ok {
+		return Part{}, false
+	}
+	_, base, ok := strings.Cut(rest, "-") // the random part
+	if !ok {
+		return Part{}, false
+	}
+	return ParsePart(dir + base)
+}
 
 // SchemaName is where an event type's schema lives.
 func SchemaName(eventType string) string { return SchemasDir + "/" + eventType + ".json" }

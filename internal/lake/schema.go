@@ -186,12 +186,32 @@ func (s *Schemas) All() map[string]*Schema {
 // changes anything, it records a new version in _schemas/<type>.json
 // (before any file uses it) and returns the new schema; otherwise it
 // returns the current one.
+//
+// Several extracts may widen one lake's schemas (a consumer group's
+// workers): a change is made under the type's schema lock in the lake
+// (see TryLock), from the version the lake holds then, so that each
+// version number means one set of fields.
 func (s *Schemas) Widen(ctx context.Context, eventType string, observed []Field, now time.Time) (*Schema, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.m[eventType]
 	var fields []Field
 	if cur != nil {
+		fields = cur.Fields
+	}
+	if _, changes := Merge(fields, observed); cur != nil && len(changes) == 0 {
+		return cur, nil
+	}
+	lock, err := s.lockSchema(ctx, eventType)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	if latest, err := s.read(ctx, eventType); err != nil {
+		return nil, err
+	} else if latest != nil && (cur == nil || latest.Version > cur.Version) {
+		cur = latest // another writer widened it meanwhile
+		s.m[eventType] = cur
 		fields = cur.Fields
 	}
 	merged, changes := Merge(fields, observed)
@@ -216,6 +236,45 @@ func (s *Schemas) Widen(ctx context.Context, eventType string, observed []Field,
 	}
 	s.m[eventType] = next
 	return next, nil
+}
+
+// lockSchema takes the lake's lock on an event type's schema, waiting
+// while another writer holds it.
+func (s *Schemas) lockSchema(ctx context.Context, eventType string) (Lock, error) {
+	for {
+		l, err := TryLock(ctx, s.st, "_schema."+eventType)
+		if !errors.Is(err, ErrLocked) {
+			if err != nil {
+				return nil, fmt.Errorf("save schema %s: %w", eventType, err)
+			}
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("save schema %s: %w", eventType, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// read reads an event type's schema as the lake holds it now; nil when
+// it has none.
+func (s *Schemas) read(ctx context.Context, eventType string) (*Schema, error) {
+	b, err := s.st.ReadFile(ctx, SchemaName(eventType))
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var sc Schema
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return nil, fmt.Errorf("read schema %s: %w", SchemaName(eventType), err)
+	}
+	if sc.EventType != eventType {
+		return nil, fmt.Errorf("read schema %s: it describes event type %q", SchemaName(eventType), sc.EventType)
+	}
+	return &sc, nil
 }
 
 func writeAtomic(ctx context.Context, st Storage, name string, b []byte) error {

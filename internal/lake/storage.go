@@ -11,17 +11,20 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Storage is the lake's file I/O: the only way this package and its callers
-// touch files, so that an object store can stand in for a directory later.
-// Names are slash-separated and relative to the lake's root.
+// touch files, so that a local directory (Dir) and an object store
+// (Bucket) are one lake to them. Names are slash-separated and relative to
+// the lake's root.
 type Storage interface {
 	// Create starts a file in the directory of name that becomes visible
 	// only when committed, in one atomic step; until then readers never see
-	// it.
+	// it. ctx governs the writing up to and including Commit (an object
+	// store uploads the file then).
 	Create(ctx context.Context, name string) (PendingFile, error)
 	// ReadFile returns a whole (small) file; a missing file is fs.ErrNotExist.
 	ReadFile(ctx context.Context, name string) ([]byte, error)
@@ -68,21 +71,38 @@ type File interface {
 	Size() int64
 }
 
-// ErrObjectStore says the lake location is an object store URL, which this
-// build cannot write yet.
-var ErrObjectStore = errors.New("object-store lakes (s3://) are not supported yet: give --lake a directory")
+// OpenOption configures the storage Open returns.
+type OpenOption func(*openConfig)
 
-// Open returns the storage for a lake location: a local directory (created
-// when missing). An s3:// URL is ErrObjectStore.
-func Open(location string) (Storage, error) {
+type openConfig struct {
+	getenv  func(string) string
+	lockTTL time.Duration
+}
+
+// LockTTL is how long a lock on an object store (see TryLock) outlives a
+// holder that stopped renewing it: a killed extract keeps the lake from
+// another that long. Default 30s; at least 2s. A local directory's locks
+// die with their process.
+func LockTTL(d time.Duration) OpenOption { return func(c *openConfig) { c.lockTTL = d } }
+
+// Getenv replaces os.Getenv for reading an object store's endpoint,
+// region and credentials (see s3store.ConfigFromEnv). For tests.
+func Getenv(f func(string) string) OpenOption { return func(c *openConfig) { c.getenv = f } }
+
+// Open returns the storage for a lake location: a local directory
+// (created when missing), or s3://bucket/prefix, an S3-compatible store
+// reached as the AWS environment variables say (AWS_ENDPOINT_URL_S3 or
+// AWS_ENDPOINT_URL, AWS_REGION or AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+func Open(location string, opts ...OpenOption) (Storage, error) {
 	if location == "" {
 		return nil, errors.New("open lake: no location given")
 	}
 	if i := strings.Index(location, "://"); i > 0 {
 		if strings.HasPrefix(location, "s3://") {
-			return nil, fmt.Errorf("open lake %s: %w", location, ErrObjectStore)
+			return openBucket(location, opts)
 		}
-		return nil, fmt.Errorf("open lake %s: unknown scheme %q", location, location[:i])
+		return nil, fmt.Errorf("open lake: unknown scheme %q in --lake (a directory or s3://bucket/prefix)", location[:i])
 	}
 	if err := os.MkdirAll(location, 0o755); err != nil {
 		return nil, fmt.Errorf("open lake %s: %w", location, err)
@@ -93,9 +113,9 @@ func Open(location string) (Storage, error) {
 // Locate returns the storage of a lake location for reading it: as Open,
 // but a directory that does not exist is not created (it lists as an
 // empty lake).
-func Locate(location string) (Storage, error) {
+func Locate(location string, opts ...OpenOption) (Storage, error) {
 	if strings.Contains(location, "://") {
-		return Open(location)
+		return Open(location, opts...)
 	}
 	if location == "" {
 		return nil, errors.New("open lake: no location given")
@@ -271,7 +291,10 @@ func (d Dir) List(ctx context.Context, prefix string) ([]FileInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
-	return files, nil // WalkDir walks in lexical order
+	// WalkDir walks each folder in lexical order, which is not the
+	// names' order: a/b/c comes before a/b-d/e there.
+	slices.SortFunc(files, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	return files, nil
 }
 
 // Remove implements Storage.

@@ -28,6 +28,7 @@ import (
 	"github.com/questlog/questlog/internal/journal"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/compact"
+	"github.com/questlog/questlog/internal/query"
 	"github.com/questlog/questlog/internal/report"
 	"github.com/questlog/questlog/internal/retain"
 	"github.com/questlog/questlog/internal/service"
@@ -68,6 +69,12 @@ type Config struct {
 	// not closed by the node): tests that hold a store of their own.
 	Store state.Store
 	Lake  string // default DataDir/lake
+	// LockTTL is the time to live of an s3:// lake's locks (see
+	// lake.LockTTL); CacheDir and CacheSize bound the dashboard's local
+	// copies of its files (see query.CacheDir). Zero: their defaults.
+	LockTTL   time.Duration
+	CacheDir  string
+	CacheSize int64
 
 	Catalog        string      // a catalog file; empty: Game.Catalog or the built-in
 	Game           game.Config // RequestTimeout defaults to ProduceTimeout
@@ -493,7 +500,7 @@ func (n *Node) handler() http.Handler {
 const dashboardPrefix = "/dashboard"
 
 func (n *Node) startExtract(ctx context.Context) (service.Part, error) {
-	st, err := lake.Open(n.cfg.Lake)
+	st, err := lake.Open(n.cfg.Lake, lake.LockTTL(n.cfg.LockTTL))
 	if err != nil {
 		return nil, err
 	}
@@ -517,7 +524,7 @@ func (n *Node) startExtract(ctx context.Context) (service.Part, error) {
 }
 
 func (n *Node) startCompactor(ctx context.Context) (service.Part, error) {
-	st, err := lake.Open(n.cfg.Lake)
+	st, err := lake.Open(n.cfg.Lake, lake.LockTTL(n.cfg.LockTTL))
 	if err != nil {
 		return nil, err
 	}
@@ -558,7 +565,7 @@ func (n *Node) startDashboard(ctx context.Context) error {
 	}
 	d, err := report.NewDashboard(ctx, n.cfg.Lake, n.Journal.EventRates,
 		report.WithPrefix(dashboardPrefix), report.WithRefresh(n.cfg.Refresh), report.WithLogger(n.cfg.Logger),
-		report.WithMemory(DashboardMemory, spill))
+		report.WithLakeOptions(query.CacheDir(n.cfg.CacheDir), query.CacheSize(n.cfg.CacheSize), query.WithMemory(DashboardMemory, spill)))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,11 @@
 // explicit lists of files, brought up to date before each statement, so a
 // record is counted once however the lake is being compacted. A view whose
 // event type has no files yet exists and is empty.
+//
+// DuckDB reads a local lake's files where they are. It would read an
+// s3:// lake only through its httpfs extension, which it downloads at run
+// time; instead each statement reads local copies of the files it needs,
+// kept in a bounded cache (package lakecache) and pinned while it runs.
 package query
 
 import (
@@ -18,6 +23,8 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +33,7 @@ import (
 	"github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/lake"
+	"github.com/questlog/questlog/internal/lake/lakecache"
 )
 
 // Subset views of the classic stack: the item, guild and user events.
@@ -97,22 +105,31 @@ var quarantineColumns = []column{
 type DB struct {
 	lake  string
 	st    lake.Storage
+	root  string           // where DuckDB reads the files: the lake's folder, or its cache's
+	cache *lakecache.Cache // nil for a local lake
 	db    *sql.DB
 	keeps bool // keeps views (not WithoutViews)
 
-	mu    sync.RWMutex // held for writing while views are rebuilt
-	views []string
-	built string   // the signature of the listing and schemas the views read
-	files []string // the files the views read
+	mu        sync.RWMutex // held for writing while views are rebuilt
+	views     []string
+	built     string          // the signature of the listing and schemas the views read
+	files     []string        // the files the views read
+	viewFiles []lake.DataFile // the same, as the lake lists them
+
+	knownMu sync.Mutex
+	known   map[string]lake.DataFile // the files listed last, by name (with a cache)
 }
 
 // Option configures Open.
 type Option func(*options)
 
 type options struct {
-	noViews  bool
-	memory   int64  // DuckDB's memory_limit in bytes; 0: DuckDB's default
-	spillDir string // DuckDB's temp_directory
+	noViews   bool
+	cacheDir  string
+	cacheSize int64
+	lake      []lake.OpenOption
+	memory    int64  // DuckDB's memory_limit in bytes; 0: DuckDB's default
+	spillDir  string // DuckDB's temp_directory
 }
 
 // WithoutViews opens the lake without creating its views, for callers that
@@ -129,17 +146,49 @@ func WithMemory(limit int64, spillDir string) Option {
 	return func(o *options) { o.memory, o.spillDir = limit, spillDir }
 }
 
-// Open starts an in-memory DuckDB over the lake at location (a directory)
-// and creates its views. A lake with no files yet is fine: every view
-// exists and is empty.
+// CacheDir is where the local copies of an s3:// lake's files are kept.
+// Default questlog/ in the user's cache directory (os.UserCacheDir).
+func CacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// CacheSize bounds the local copies of an s3:// lake's files, in bytes
+// (see package lakecache). Default 1 GiB.
+func CacheSize(n int64) Option { return func(o *options) { o.cacheSize = n } }
+
+// LakeOptions are given to lake.Locate. Default none.
+func LakeOptions(opts ...lake.OpenOption) Option { return func(o *options) { o.lake = opts } }
+
+// DefaultCacheDir is where the local copies of an s3:// lake's files are
+// kept unless CacheDir says otherwise.
+func DefaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "questlog-cache")
+	}
+	return filepath.Join(dir, "questlog")
+}
+
+// Open starts an in-memory DuckDB over the lake at location (a directory
+// or s3://bucket/prefix) and creates its views. A lake with no files yet
+// is fine: every view exists and is empty.
 func Open(ctx context.Context, location string, opts ...Option) (*DB, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	st, err := lake.Locate(location)
+	st, err := lake.Locate(location, o.lake...)
 	if err != nil {
 		return nil, err
+	}
+	root := strings.TrimRight(location, "/")
+	var cache *lakecache.Cache
+	if _, local := st.(lake.Dir); !local {
+		if o.cacheDir == "" {
+			o.cacheDir = DefaultCacheDir()
+		}
+		if cache, err = lakecache.Open(st, location, o.cacheDir, o.cacheSize); err != nil {
+			return nil, err
+		}
+		root = filepath.ToSlash(cache.Root())
 	}
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		// Timestamps show in UTC whatever the machine's zone, as the lake stores
@@ -167,7 +216,7 @@ func Open(ctx context.Context, location string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	d := &DB{lake: strings.TrimRight(location, "/"), st: st, db: sql.OpenDB(connector), keeps: !o.noViews}
+	d := &DB{lake: strings.TrimRight(location, "/"), st: st, root: root, cache: cache, db: sql.OpenDB(connector), keeps: !o.noViews}
 	if o.noViews {
 		return d, nil
 	}
@@ -184,8 +233,63 @@ func (d *DB) Close() error { return d.db.Close() }
 // Lake is the location the views read.
 func (d *DB) Lake() string { return d.lake }
 
-// path is where a name (or glob) relative to the lake's root is.
-func (d *DB) path(rel string) string { return d.lake + "/" + rel }
+// path is where DuckDB reads a file of the lake, by its name relative to
+// the lake's root.
+func (d *DB) path(rel string) string { return d.root + "/" + rel }
+
+// Name is the lake file a path (as EventFiles gives them) reads.
+func (d *DB) Name(path string) (string, bool) { return strings.CutPrefix(path, d.root+"/") }
+
+// pin makes sure the files have local copies (an object store's lake)
+// until release is called; nothing to do for a local lake.
+func (d *DB) pin(ctx context.Context, files []lake.DataFile) (release func(), err error) {
+	if d.cache == nil || len(files) == 0 {
+		return func() {}, nil
+	}
+	p, err := d.cache.Pin(ctx, files)
+	if err != nil {
+		return nil, err
+	}
+	return p.Release, nil
+}
+
+// remember notes the files of a listing, for filesIn.
+func (d *DB) remember(files []lake.DataFile) {
+	if d.cache == nil {
+		return
+	}
+	d.knownMu.Lock()
+	defer d.knownMu.Unlock()
+	if d.known == nil {
+		d.known = map[string]lake.DataFile{}
+	}
+	for _, f := range files {
+		d.known[f.Name] = f
+	}
+}
+
+// filesIn are the lake files that SQL names by their paths (files that
+// EventFiles or QuarantineFiles gave); none for a local lake.
+func (d *DB) filesIn(sql string) []lake.DataFile {
+	if d.cache == nil {
+		return nil
+	}
+	prefix := d.root + "/"
+	d.knownMu.Lock()
+	defer d.knownMu.Unlock()
+	var files []lake.DataFile
+	for rest := sql; ; {
+		i := strings.Index(rest, prefix)
+		if i < 0 {
+			return files
+		}
+		rest = rest[i+len(prefix):]
+		name, _, _ := strings.Cut(rest, "'")
+		if f, ok := d.known[name]; ok {
+			files = append(files, f)
+		}
+	}
+}
 
 // Views lists the view names, sorted.
 func (d *DB) Views() []string {
@@ -215,7 +319,11 @@ func (d *DB) sync(ctx context.Context, force bool) error {
 			return nil
 		}
 		d.mu.Lock()
-		err = d.build(ctx, l, schemas)
+		release, err := d.pin(ctx, l.Files)
+		if err == nil {
+			err = d.build(ctx, l, schemas)
+			release()
+		}
 		if err == nil {
 			d.built = sig
 		}
@@ -244,6 +352,7 @@ func (d *DB) list(ctx context.Context) (*lake.Listing, *lake.Schemas, string, er
 	if err != nil {
 		return nil, nil, "", err
 	}
+	d.remember(l.Files)
 	return l, schemas, signature(l, schemas), nil
 }
 
@@ -364,6 +473,7 @@ func (d *DB) build(ctx context.Context, l *lake.Listing, schemas *lake.Schemas) 
 	slices.Sort(views)
 	d.views = views
 	d.files = append(all, qFiles...)
+	d.viewFiles = slices.Clone(l.Files)
 	return nil
 }
 
@@ -548,6 +658,7 @@ func (d *DB) dataFiles(ctx context.Context, which func(*lake.Listing) []lake.Dat
 		return nil, err
 	}
 	files := which(l)
+	d.remember(files)
 	paths := make([]string, len(files))
 	for i, f := range files {
 		paths[i] = d.path(f.Name)
@@ -596,7 +707,12 @@ func (d *DB) SelectEvents(ctx context.Context, files []string, cols []string) (s
 		return emptySelect(std), nil
 	}
 	src := readParquet(files, true)
+	release, err := d.pin(ctx, d.filesIn(src))
+	if err != nil {
+		return "", err
+	}
 	present, err := d.columns(ctx, src)
+	release()
 	if err != nil {
 		return "", err
 	}
@@ -708,10 +824,11 @@ type Result struct {
 // files it replaced, once their grace period is over).
 const attempts = 3
 
-// statement runs a statement on views brought up to date, and again on a
-// new listing when it failed reading a file that vanished and run says
-// it may.
-func (d *DB) statement(ctx context.Context, run func() (again bool, err error)) error {
+// statement runs the statement q on views brought up to date, and again
+// on a new listing when it failed reading a file that vanished and run
+// says it may. The files it reads (the views', and those q names) have
+// local copies while it runs.
+func (d *DB) statement(ctx context.Context, q string, run func() (again bool, err error)) error {
 	for attempt := 1; ; attempt++ {
 		if d.keeps {
 			if err := d.sync(ctx, false); err != nil {
@@ -719,7 +836,12 @@ func (d *DB) statement(ctx context.Context, run func() (again bool, err error)) 
 			}
 		}
 		d.mu.RLock()
-		again, err := run()
+		again := true
+		release, err := d.pin(ctx, append(slices.Clone(d.viewFiles), d.filesIn(q)...))
+		if err == nil {
+			again, err = run()
+			release()
+		}
 		files := d.files
 		d.mu.RUnlock()
 		if err == nil || !again || attempt == attempts || !d.Vanished(ctx, files) {
@@ -732,7 +854,7 @@ func (d *DB) statement(ctx context.Context, run func() (again bool, err error)) 
 // (a parser or binder error, say) is kept in the error.
 func (d *DB) Query(ctx context.Context, q string, args ...any) (*Result, error) {
 	var res *Result
-	err := d.statement(ctx, func() (bool, error) {
+	err := d.statement(ctx, q, func() (bool, error) {
 		var err error
 		res, err = d.query(ctx, q, args...)
 		return true, err
@@ -773,7 +895,7 @@ func (d *DB) query(ctx context.Context, q string, args ...any) (*Result, error) 
 
 // Exec runs a statement that returns no rows, such as CREATE TABLE.
 func (d *DB) Exec(ctx context.Context, q string, args ...any) error {
-	return d.statement(ctx, func() (bool, error) {
+	return d.statement(ctx, q, func() (bool, error) {
 		_, err := d.db.ExecContext(ctx, q, args...)
 		return true, err
 	})
@@ -783,7 +905,7 @@ func (d *DB) Exec(ctx context.Context, q string, args ...any) error {
 // that want typed values without a Result. It runs q again (see Query)
 // only when no row was given yet.
 func (d *DB) Each(ctx context.Context, q string, args []any, row func(scan func(dest ...any) error) error) error {
-	return d.statement(ctx, func() (bool, error) {
+	return d.statement(ctx, q, func() (bool, error) {
 		rows, err := d.db.QueryContext(ctx, q, args...)
 		if err != nil {
 			return true, err

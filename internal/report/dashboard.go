@@ -36,13 +36,12 @@ type Dashboard struct {
 }
 
 type dashboardConfig struct {
-	memory   int64
-	spillDir string
-	prefix   string
-	refresh  time.Duration
-	window   time.Duration
-	now      func() time.Time
-	log      *slog.Logger
+	prefix  string
+	refresh time.Duration
+	window  time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+	lake    []query.Option
 }
 
 // DashboardOption configures a Dashboard.
@@ -65,14 +64,6 @@ func WithLast(d time.Duration) DashboardOption {
 	return func(c *dashboardConfig) { c.window = d }
 }
 
-// WithMemory bounds the memory of the dashboard's DuckDB, which keeps
-// every event read so far (about 75 bytes each) in a table: past limit, it
-// writes the table's blocks to files in spillDir (query.WithMemory).
-// Default: DuckDB's own limit, 80% of the machine's memory.
-func WithMemory(limit int64, spillDir string) DashboardOption {
-	return func(c *dashboardConfig) { c.memory, c.spillDir = limit, spillDir }
-}
-
 // WithClock sets the clock used for the window and the page's timestamps.
 // Default time.Now.
 func WithClock(now func() time.Time) DashboardOption {
@@ -82,6 +73,12 @@ func WithClock(now func() time.Time) DashboardOption {
 // WithLogger sets where rebuild failures are logged. Default slog.Default().
 func WithLogger(l *slog.Logger) DashboardOption {
 	return func(c *dashboardConfig) { c.log = l }
+}
+
+// WithLakeOptions are given to query.Open for the dashboard's DuckDB: the
+// cache of an s3:// lake, a bound on DuckDB's memory. Default none.
+func WithLakeOptions(opts ...query.Option) DashboardOption {
+	return func(c *dashboardConfig) { c.lake = opts }
 }
 
 // LiveCounters is the JSON of <prefix>/live.json.
@@ -110,11 +107,7 @@ func NewDashboard(ctx context.Context, location string, counters func() map[stri
 	if counters == nil {
 		counters = func() map[string]float64 { return nil }
 	}
-	qopts := []query.Option{query.WithoutViews()}
-	if cfg.memory > 0 {
-		qopts = append(qopts, query.WithMemory(cfg.memory, cfg.spillDir))
-	}
-	db, err := query.Open(ctx, location, qopts...)
+	db, err := query.Open(ctx, location, append(cfg.lake[:len(cfg.lake):len(cfg.lake)], query.WithoutViews())...)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/lake/laketest"
+	"github.com/questlog/questlog/internal/query"
 	"github.com/questlog/questlog/internal/report"
 	"github.com/questlog/questlog/internal/report/browsertest"
 	"github.com/questlog/questlog/internal/report/dashboardtest"
@@ -246,7 +247,7 @@ func TestDashboardSpillsPastItsMemory(t *testing.T) {
 		return body
 	}
 	spill := filepath.Join(t.TempDir(), "spill")
-	bounded := page(report.WithMemory(32<<20, spill))
+	bounded := page(report.WithLakeOptions(query.WithMemory(32<<20, spill)))
 	if got := figureEvents(t, bounded); got != fmtCount(float64(n)) {
 		t.Errorf("the bounded dashboard shows %s events, the lake has %d", got, n)
 	}

@@ -13,12 +13,13 @@ import (
 
 // WriteFile builds the report of the lake at location over w and writes it
 // to path as one HTML file. The file appears whole or not at all: a failed
-// run leaves what was there before.
-func WriteFile(ctx context.Context, location, path string, w Window, now time.Time) (*Report, error) {
+// run leaves what was there before. opts open the lake (query.Open's: the
+// cache of an s3:// lake).
+func WriteFile(ctx context.Context, location, path string, w Window, now time.Time, opts ...query.Option) (*Report, error) {
 	if !w.Since.IsZero() && !w.Until.IsZero() && !w.Since.Before(w.Until) {
 		return nil, fmt.Errorf("report window: since %s is not before until %s", w.Since.Format(time.RFC3339), w.Until.Format(time.RFC3339))
 	}
-	db, err := query.Open(ctx, location, query.WithoutViews())
+	db, err := query.Open(ctx, location, append(opts[:len(opts):len(opts)], query.WithoutViews())...)
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,8 @@ func (s *snapshot) load(ctx context.Context) ([]string, error) {
 	}
 	present := make(map[string]lake.Part, len(files))
 	for _, f := range files {
-		part, ok := lake.ParsePart(strings.TrimPrefix(f, s.db.Lake()+"/"))
+		name, _ := s.db.Name(f)
+		part, ok := lake.ParsePart(name)
 		if !ok {
 			continue
 		}

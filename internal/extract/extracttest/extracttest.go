@@ -96,7 +96,7 @@ func Produce(t testing.TB, addr string, cfg laketest.Config, edit func(*event.Ev
 }
 
 // NewExtractor returns an extractor from the broker at addr into the lake
-// in dir.
+// at dir (a folder or an s3:// location).
 func NewExtractor(t testing.TB, addr, dir string, opts ...extract.Option) *extract.Extractor {
 	t.Helper()
 	st, err := lake.Open(dir)
@@ -110,11 +110,16 @@ func NewExtractor(t testing.TB, addr, dir string, opts ...extract.Option) *extra
 	return e
 }
 
-// CheckLake runs lake.Check and fails the test on any problem; it returns
-// the report (rows per type, quarantined).
+// CheckLake runs lake.Check on the lake at dir (a folder or an s3://
+// location) and fails the test on any problem; it returns the report
+// (rows per type, quarantined).
 func CheckLake(t testing.TB, dir string) *lake.Report {
 	t.Helper()
-	r, err := lake.Check(context.Background(), lake.Dir(dir), Topic)
+	st, err := lake.Locate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := lake.Check(context.Background(), st, Topic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -257,12 +257,17 @@ func (c *Compactor) Compact(ctx context.Context) (Summary, error) {
 	defer c.pass.Unlock()
 	start := time.Now()
 	var sum Summary
-	release, err := lake.LockCompaction(c.cfg.lake, c.cfg.topic)
+	lock, err := lake.LockCompaction(ctx, c.cfg.lake, c.cfg.topic)
 	if err != nil {
 		return sum, err
 	}
-	defer release()
+	defer lock.Release()
+	ctx, stop := lake.WhileHeld(ctx, lock) // a lost lock stops the pass
+	defer stop()
 	err = c.compact(ctx, &sum)
+	if lost := lock.Err(); err != nil && lost != nil {
+		err = lost
+	}
 	sum.Duration = time.Since(start)
 	if err != nil {
 		return sum, fmt.Errorf("compact %s: %w", c.cfg.topic, err)
@@ -373,11 +378,13 @@ func (c *Compactor) cleanUp(ctx context.Context, l *lake.Listing, sum *Summary) 
 func (c *Compactor) RemoveReplaced(ctx context.Context) (int, error) {
 	c.pass.Lock()
 	defer c.pass.Unlock()
-	release, err := lake.LockCompaction(c.cfg.lake, c.cfg.topic)
+	lock, err := lake.LockCompaction(ctx, c.cfg.lake, c.cfg.topic)
 	if err != nil {
 		return 0, err
 	}
-	defer release()
+	defer lock.Release()
+	ctx, stop := lake.WhileHeld(ctx, lock)
+	defer stop()
 	l, err := lake.ListData(ctx, c.cfg.lake)
 	if err != nil {
 		return 0, err

@@ -523,7 +523,7 @@ func TestCompactorIsAPart(t *testing.T) {
 	dir, _, want := smallLake(t, 300)
 
 	// Another compaction holds the lake: passes are skipped.
-	release, err := lake.LockCompaction(lake.Dir(dir), extracttest.Topic)
+	lock, err := lake.LockCompaction(ctx, lake.Dir(dir), extracttest.Topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +538,7 @@ func TestCompactorIsAPart(t *testing.T) {
 	if most, _ := filesPerGroup(t, dir); most == 1 {
 		t.Fatal("the lake was compacted while another compaction held it")
 	}
-	release()
+	lock.Release()
 	deadline := time.Now().Add(30 * time.Second)
 	for most, _ := filesPerGroup(t, dir); most > 2 && time.Now().Before(deadline); most, _ = filesPerGroup(t, dir) {
 		time.Sleep(20 * time.Millisecond)

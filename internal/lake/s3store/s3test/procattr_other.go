@@ -1,0 +1,9 @@
+//go:build !linux
+
+package s3test
+
+import "syscall"
+
+// procAttr has nothing to add where the kernel cannot tie a child's life to
+// its parent's: cleanup stops the server.
+func procAttr() *syscall.SysProcAttr { return nil }
