@@ -59,6 +59,11 @@ every record exactly once (see 'questlog lake check').`,
 			if once && follow {
 				return errors.New("--follow and --once cannot be combined")
 			}
+			if follow {
+				if err := co.validate(); err != nil {
+					return err
+				}
+			}
 			st, err := lf.open(g)
 			if err != nil {
 				return err
