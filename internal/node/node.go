@@ -435,13 +435,22 @@ func (n *Node) startGame(ctx context.Context) error {
 
 func (n *Node) stopGame(ctx context.Context) error { return n.Game.Stop(ctx) }
 
-// registry holds the process's metrics: the API's, the journal's, Go's.
+// registry holds the process's metrics: the API's, the journal's, Go's,
+// the embedded broker's usage and (in Up) the lake's.
 func (n *Node) registry() *prometheus.Registry {
 	if n.reg == nil {
 		n.reg = prometheus.NewRegistry()
 		n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if n.Broker != nil {
 			n.reg.MustRegister(newBrokerUsage(n.Broker))
+		}
+		if n.cfg.Role == Up {
+			// Locate: the extract creates the lake when it starts.
+			if st, err := lake.Locate(n.cfg.Lake, lake.LockTTL(n.cfg.LockTTL)); err == nil {
+				n.reg.MustRegister(newLakeUsage(st, lakeUsageEvery, time.Now))
+			} else {
+				n.cfg.Logger.Warn("no lake usage in /metrics", "err", err)
+			}
 		}
 	}
 	return n.reg
