@@ -65,7 +65,7 @@ type compactOptions struct {
 	keep     time.Duration // --lake-retention
 	// background: the flags of up and extract --follow, not of lake compact
 	background bool
-	lake     lakeFlags     // lake compact's --lock-ttl
+	lake       lakeFlags // lake compact's --lock-ttl
 }
 
 // register adds the flags, their help starting with when; background
