@@ -181,6 +181,10 @@ type Retention struct {
 	// Hook, when set, is called after each file removed; an error stops
 	// the pass there, as a crash would. For tests.
 	Hook func(name string) error
+	// Topic is the topic whose checkpoint says which files the lake
+	// holds: a file past it (written by an extract since interrupted,
+	// which removes it when it starts again) is left for a later pass.
+	Topic string
 }
 
 // MinRetention is the shortest lake retention: today is never dropped,
@@ -213,18 +217,26 @@ type RetentionSummary struct {
 
 // DropOldDays runs one pass of lake retention (see RetentionDir): it
 // retires the days that ended more than r.Keep ago (writing or extending
-// their manifests), and removes the files of retired days whose grace
-// period is over. The caller makes sure no other retention pass runs (the
+// their manifests with the files the checkpoint has passed), and removes
+// the files of retired days whose grace period is over. The caller makes sure no other retention pass runs (the
 // compaction's lock).
 func DropOldDays(ctx context.Context, st Storage, r Retention) (RetentionSummary, error) {
 	var sum RetentionSummary
 	if err := ValidateRetention(r.Keep); err != nil || r.Keep == 0 {
 		return sum, err
 	}
+	if r.Topic == "" {
+		return sum, fmt.Errorf("lake retention: no topic given")
+	}
 	if r.Now == nil {
 		r.Now = time.Now
 	}
 	cutoff := r.Cutoff(r.Now())
+	// Read before listing: a file listed below it stays below it.
+	cp, _, err := ReadCheckpoint(ctx, st, r.Topic)
+	if err != nil {
+		return sum, err
+	}
 	var all []DataFile
 	for _, dir := range DataDirs() {
 		infos, err := st.List(ctx, dir)
@@ -232,9 +244,14 @@ func DropOldDays(ctx context.Context, st Storage, r Retention) (RetentionSummary
 			return sum, err
 		}
 		for _, fi := range infos {
-			if part, ok := ParsePart(fi.Name); ok && !IsPending(fi.Name) {
-				all = append(all, DataFile{Part: part, Name: fi.Name, Size: fi.Size, ModTime: fi.ModTime})
+			part, ok := ParsePart(fi.Name)
+			if !ok || IsPending(fi.Name) {
+				continue
 			}
+			if m, in := cp.Partitions[part.Partition]; !in || part.Last >= m.Next {
+				continue // not the lake's yet
+			}
+			all = append(all, DataFile{Part: part, Name: fi.Name, Size: fi.Size, ModTime: fi.ModTime})
 		}
 	}
 	effective, _, _ := Resolve(all)

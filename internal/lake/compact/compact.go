@@ -271,7 +271,7 @@ func (c *Compactor) dropOldDays(ctx context.Context, sum *Summary) error {
 		return nil
 	}
 	r, err := lake.DropOldDays(ctx, c.cfg.lake, lake.Retention{
-		Keep: c.cfg.retention, Grace: c.cfg.grace, Now: c.cfg.now, Hook: c.cfg.dropHook,
+		Keep: c.cfg.retention, Grace: c.cfg.grace, Now: c.cfg.now, Hook: c.cfg.dropHook, Topic: c.cfg.topic,
 	})
 	sum.Retention.Retired = append(sum.Retention.Retired, r.Retired...)
 	sum.Retention.Dropped = append(sum.Retention.Dropped, r.Dropped...)
