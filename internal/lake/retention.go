@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -213,6 +214,9 @@ type RetentionSummary struct {
 	Removed int      // files removed
 	Bytes   int64    // of the files removed
 	Rows    int64    // of the files retired by this pass
+	// Skipped are the days left for a later pass, and why: a file of
+	// theirs could not be read (or went meanwhile).
+	Skipped []error
 }
 
 // DropOldDays runs one pass of lake retention (see RetentionDir): it
@@ -287,7 +291,15 @@ func DropOldDays(ctx context.Context, st Storage, r Retention) (RetentionSummary
 	}
 	// Days retired earlier whose files are all gone need nothing more.
 	for _, d := range slices.Sorted(maps.Keys(days)) {
-		if err := dropDay(ctx, st, r, d, days[d].all, days[d].effective, &sum); err != nil {
+		err := dropDay(ctx, st, r, d, days[d].all, days[d].effective, &sum)
+		var unreadable *unreadableError
+		switch {
+		case err == nil:
+		case errors.As(err, &unreadable) && ctx.Err() == nil:
+			// One bad file must not stop the lake's other work: the
+			// day stays, whole, and lake check says what is wrong.
+			sum.Skipped = append(sum.Skipped, fmt.Errorf("lake retention skipped day %s: %w", d, err))
+		default:
 			return sum, err
 		}
 	}
@@ -313,7 +325,7 @@ func dropDay(ctx context.Context, st Storage, r Retention, date string, all, eff
 		}
 		rows, err := countRows(ctx, st, f.Name)
 		if err != nil {
-			return err
+			return &unreadableError{err}
 		}
 		m.Files = append(m.Files, DroppedFile{Name: f.Name, Partition: f.Partition, First: f.First, Last: f.Last, Rows: rows, Bytes: f.Size})
 		sum.Rows += rows
@@ -369,6 +381,12 @@ func dropDay(ctx context.Context, st Storage, r Retention, date string, all, eff
 type dirRemover interface {
 	removeEmptyDir(dir string) error
 }
+
+// unreadableError is a file retention could not read the rows of.
+type unreadableError struct{ err error }
+
+func (e *unreadableError) Error() string { return e.err.Error() }
+func (e *unreadableError) Unwrap() error { return e.err }
 
 // countRows reads the number of rows in a data file's footer.
 func countRows(ctx context.Context, st Storage, name string) (int64, error) {

@@ -278,6 +278,11 @@ func (c *Compactor) dropOldDays(ctx context.Context, sum *Summary) error {
 	sum.Retention.Removed += r.Removed
 	sum.Retention.Bytes += r.Bytes
 	sum.Retention.Rows += r.Rows
+	sum.Retention.Skipped = append(sum.Retention.Skipped, r.Skipped...)
+	sum.Skipped = append(sum.Skipped, r.Skipped...)
+	for _, err := range r.Skipped {
+		c.cfg.logger.Warn("lake retention: day skipped", "err", err)
+	}
 	if len(r.Retired) > 0 || r.Removed > 0 {
 		c.cfg.logger.Info("lake retention", "retired_days", r.Retired, "dropped_days", r.Dropped, "files_removed", r.Removed, "bytes", r.Bytes)
 	}

@@ -406,3 +406,35 @@ func TestLakeRetentionOnS3(t *testing.T) {
 	}
 	checked()
 }
+
+// A file of an old day that cannot be read does not stop the pass (the
+// compactor of up would stop with it): the day stays whole, for a later
+// pass, and the pass says why.
+func TestLakeRetentionSkipsADayWithAnUnreadableFile(t *testing.T) {
+	dir, _, _ := retentionLake(t)
+	files := dayFiles(t, dir, day1)
+	if err := os.WriteFile(files[0], []byte("not parquet"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(0), compact.Clock(dropClock))
+	sum, err := c.Compact(context.Background())
+	if err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if len(sum.Retention.Skipped) != 1 || !strings.Contains(sum.Retention.Skipped[0].Error(), day1) {
+		t.Errorf("skipped %v, want day %s", sum.Retention.Skipped, day1)
+	}
+	if len(sum.Retention.Retired) != 0 || sum.Retention.Removed != 0 {
+		t.Errorf("retired %v and removed %d files, want the day whole", sum.Retention.Retired, sum.Retention.Removed)
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(lake.RetentionName(day1)))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a manifest of %s: %v", day1, err)
+	}
+	l, err := lake.ListData(context.Background(), lake.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Retired) != 0 {
+		t.Errorf("%d files retired, want none", len(l.Retired))
+	}
+}
