@@ -26,5 +26,8 @@ package lake
 //     _schemas/<type>.json; each file records its version in its key-value
 //     metadata (questlog.schema_version). A file is rolled only when its
 //     type's schema widens under it: Parquet files have one schema.
+//   - Lake retention drops whole days: _retention/event_date=<day>.json
+//     lists a day's files, offsets and rows before any is removed, and
+//     readers leave a day with a manifest out (see RetentionDir).
 //   - Quarantine files hold kafka_partition, kafka_offset, kafka_timestamp,
 //     value (the raw bytes, BLOB: they need not be UTF-8) and error.
