@@ -438,3 +438,59 @@ func TestLakeRetentionSkipsADayWithAnUnreadableFile(t *testing.T) {
 		t.Errorf("%d files retired, want none", len(l.Retired))
 	}
 }
+
+// lake check, run over and over while a day is retired and removed file
+// by file, always finds the lake sound, and counts either the whole day
+// or none of it.
+func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
+	dir, _, perDay := retentionLake(t)
+	var all int64
+	for _, n := range perDay {
+		all += n
+	}
+	done := make(chan struct{})
+	results := make(chan error, 1)
+	go func() { results <- checkUntil(done, dir, all, perDay[day1]) }()
+	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(0), compact.Clock(dropClock),
+		compact.WithDropHook(func(string) error { time.Sleep(40 * time.Millisecond); return nil }))
+	_, err := c.Compact(context.Background())
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-results; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkUntil runs lake check until done is closed: each must be sound and
+// count the whole first day (rows, and its 3 quarantined records) or none
+// of it (dropped).
+func checkUntil(done <-chan struct{}, dir string, all, day int64) error {
+	for checks := 0; ; checks++ {
+		select {
+		case <-done:
+			if checks == 0 {
+				return errors.New("no check ran during the drop")
+			}
+			return nil
+		default:
+		}
+		r, err := lake.Check(context.Background(), lake.Dir(dir), extracttest.Topic)
+		if err != nil {
+			return err
+		}
+		if !r.OK() {
+			return fmt.Errorf("check %d: %s", checks, strings.Join(r.Problems, "; "))
+		}
+		var rows int64
+		for _, n := range r.Rows {
+			rows += n
+		}
+		whole := rows == all && r.Quarantined == 3 && r.Dropped == 0
+		gone := rows == all-day && r.Quarantined == 0 && r.Dropped == day+3
+		if !whole && !gone {
+			return fmt.Errorf("check %d: %d rows, %d quarantined, %d dropped: part of the day", checks, rows, r.Quarantined, r.Dropped)
+		}
+	}
+}
