@@ -62,13 +62,17 @@ type compactOptions struct {
 	target   byteSize
 	interval time.Duration
 	grace    time.Duration
-	lake     lakeFlags // lake compact's --lock-ttl
+	keep     time.Duration // --lake-retention
+	// background: the flags of up and extract --follow, not of lake compact
+	background bool
+	lake       lakeFlags // lake compact's --lock-ttl
 }
 
 // register adds the flags, their help starting with when; background
 // adds how often passes run.
 func (o *compactOptions) register(fs *pflag.FlagSet, background bool, when string) {
 	o.target = 128 << 20
+	o.background = background
 	graceFlag := "grace"
 	if background {
 		graceFlag = "compact-grace"
@@ -76,22 +80,34 @@ func (o *compactOptions) register(fs *pflag.FlagSet, background bool, when strin
 	}
 	fs.Var(&o.target, "target-file-size", when+"about how large a merged file grows; a file of half of it or more is never merged again")
 	fs.DurationVar(&o.grace, graceFlag, 10*time.Second, when+"how long a file replaced by a merged file stays before it is removed, for readers that listed the lake before (questlog's readers skip it at once)")
+	fs.DurationVar(&o.keep, "lake-retention", 0, when+"drop each day of the lake (every event type's event_date= folder, and the quarantine files written that day) once it ended this long ago, UTC; 0 keeps every day, else at least 1h")
+}
+
+// validate refuses a lake retention without the compaction that applies it.
+func (o *compactOptions) validate() error {
+	if o.keep != 0 && o.interval == 0 && o.background {
+		return errors.New("--lake-retention is applied by the background compaction: give --compact-interval above 0")
+	}
+	return lake.ValidateRetention(o.keep)
 }
 
 // compactor is the compaction of these flags (with --compact-interval 0,
 // one whose passes only run by hand).
 func (o *compactOptions) compactor(g *globalOptions, st lake.Storage, log *slog.Logger) (*compact.Compactor, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	c := o.node()
 	if c.Off {
 		c.Interval = time.Minute
 	}
 	return compact.New(st, compact.Topic(g.topic), compact.TargetFileSize(c.TargetFileSize), compact.Interval(c.Interval),
-		compact.Grace(c.Grace), compact.Logger(log))
+		compact.Grace(c.Grace), compact.LakeRetention(c.LakeRetention), compact.Logger(log))
 }
 
 // node is the node's compaction of these flags.
 func (o *compactOptions) node() *node.Compaction {
-	return &node.Compaction{Off: o.interval == 0, TargetFileSize: int64(o.target), Interval: o.interval, Grace: o.grace}
+	return &node.Compaction{Off: o.interval == 0, TargetFileSize: int64(o.target), Interval: o.interval, Grace: o.grace, LakeRetention: o.keep}
 }
 
 // alongside runs run while c compacts in the background: a compaction
@@ -188,11 +204,12 @@ func runLakeCompact(ctx context.Context, g *globalOptions, o *compactOptions, w 
 	for _, err := range sum.Skipped {
 		fmt.Fprintf(w, "skipped: %v\n", err)
 	}
+	writeRetention(w, sum.Retention)
 	fmt.Fprintf(w, "%d files merged into %d, %s into %s, %d rows, in %s\n",
 		sum.Files(), len(sum.Merges), mib(sum.In), mib(sum.Out), sum.Rows, sum.Duration.Round(time.Millisecond))
-	removed := sum.Removed
-	if sum.Files() > 0 && o.grace > 0 {
-		fmt.Fprintf(w, "waiting %s (--grace) before removing the files merged now\n", o.grace)
+	removed := sum.Removed + sum.Retention.Removed
+	if (sum.Files() > 0 || len(sum.Retention.Retired) > 0) && o.grace > 0 {
+		fmt.Fprintf(w, "waiting %s (--grace) before removing the files merged or retired now\n", o.grace)
 		select {
 		case <-time.After(o.grace):
 		case <-ctx.Done():
@@ -206,6 +223,16 @@ func runLakeCompact(ctx context.Context, g *globalOptions, o *compactOptions, w 
 	}
 	fmt.Fprintf(w, "%d replaced files removed\n", removed)
 	return nil
+}
+
+// writeRetention says what lake retention did, when it did anything.
+func writeRetention(w io.Writer, r lake.RetentionSummary) {
+	for _, d := range r.Retired {
+		fmt.Fprintf(w, "retired day %s (listed in %s; readers no longer see it)\n", d, lake.RetentionName(d))
+	}
+	if r.Removed > 0 {
+		fmt.Fprintf(w, "lake retention removed %d files (%s) of days %s\n", r.Removed, mib(r.Bytes), strings.Join(r.Dropped, ", "))
+	}
 }
 
 func totalSize(files []lake.DataFile) int64 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +119,67 @@ func mostPerGroup(t *testing.T, lakeDir string) int {
 		most = max(most, n[f.Group()])
 	}
 	return most
+}
+
+// lake compact --lake-retention drops the days older than the retention
+// (the events span the three days before today), waits --grace and removes
+// them; lake check says what was dropped and finds the rest once.
+func TestLakeCompactRetentionThenCheck(t *testing.T) {
+	addr := extracttest.StartBroker(t)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	oldest := today.Add(-72 * time.Hour).Format(time.DateOnly)
+	extracttest.Produce(t, addr, laketest.Config{Events: 400, Start: today.Add(-72*time.Hour + 10*time.Hour)}, nil)
+	lakeDir := filepath.Join(t.TempDir(), "lake")
+	if _, err := runCLI(t, "extract", "--once", "--brokers", addr, "--lake", lakeDir, "--max-rows", "10"); err != nil {
+		t.Fatal(err)
+	}
+	before, err := runCLI(t, "lake", "check", "--lake", lakeDir)
+	if err != nil {
+		t.Fatalf("lake check: %v\n%s", err, before)
+	}
+	// Four days: nothing is old enough.
+	out, err := runCLI(t, "lake", "compact", "--lake", lakeDir, "--lake-retention", "96h", "--grace", "0")
+	if err != nil || strings.Contains(out, "retired") {
+		t.Fatalf("lake compact --lake-retention 96h: %v\n%s", err, out)
+	}
+	// Two days: the oldest of the three goes (whatever the hour now).
+	out, err = runCLI(t, "lake", "compact", "--lake", lakeDir, "--lake-retention", "48h", "--grace", "1ms")
+	if err != nil || !strings.Contains(out, "retired day "+oldest) || !strings.Contains(out, "lake retention removed") {
+		t.Fatalf("lake compact --lake-retention 48h: %v\n%s", err, out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(lakeDir, "events", "*", "event_date="+oldest)); len(left) > 0 {
+		t.Errorf("folders of %s left: %v", oldest, left)
+	}
+	after, err := runCLI(t, "lake", "check", "--lake", lakeDir)
+	if err != nil || !strings.Contains(after, "ok: every offset up to the checkpoint is in the lake exactly once, or in a day dropped by retention") {
+		t.Fatalf("lake check after the drop: %v\n%s", err, after)
+	}
+	dropped := regexp.MustCompile(`(?m)^dropped\s+(\d+) records of 1 days \(` + oldest + ` to ` + oldest + `\)`).FindStringSubmatch(after)
+	eventsBefore := regexp.MustCompile(`(?m)^events\s+(\d+)$`).FindStringSubmatch(before)
+	eventsAfter := regexp.MustCompile(`(?m)^events\s+(\d+)$`).FindStringSubmatch(after)
+	if dropped == nil || eventsBefore == nil || eventsAfter == nil || atoi(t, eventsAfter[1])+atoi(t, dropped[1]) != atoi(t, eventsBefore[1]) || dropped[1] == "0" {
+		t.Errorf("lake check before:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+func atoi(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestLakeRetentionFlagIsChecked(t *testing.T) {
+	lakeDir := t.TempDir()
+	for _, args := range [][]string{
+		{"lake", "compact", "--lake", lakeDir, "--lake-retention", "59m"},
+		{"extract", "--follow", "--lake", lakeDir, "--brokers", "127.0.0.1:1", "--compact-interval", "0", "--lake-retention", "24h"},
+		{"up", "--data-dir", lakeDir, "--compact-interval", "0", "--lake-retention", "24h"},
+	} {
+		if out, err := runCLI(t, args...); err == nil || !strings.Contains(err.Error(), "--lake-retention") {
+			t.Errorf("%v: %v, want an error about --lake-retention\n%s", args, err, out)
+		}
+	}
 }

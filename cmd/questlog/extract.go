@@ -78,6 +78,11 @@ every record exactly once (see 'questlog lake check').`,
 			if group != "" && !follow {
 				return errors.New("--group needs --follow: a consumer group's worker follows the topic")
 			}
+			if follow {
+				if err := co.validate(); err != nil {
+					return err
+				}
+			}
 			st, err := lf.open(g)
 			if err != nil {
 				return err

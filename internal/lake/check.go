@@ -22,6 +22,12 @@ type Report struct {
 	Merging     int              // merged files being written by a compaction, or left by its crash
 	Rows        map[string]int64 // rows per event type
 	Quarantined int64
+	// Lake retention (see RetentionDir): the days it dropped or is
+	// dropping, the files of those days still there (not read), and the
+	// records it dropped below the checkpoint (not a loss).
+	DroppedDays []string
+	Retired     int
+	Dropped     int64
 	Problems    []string
 }
 
@@ -100,6 +106,24 @@ func check(ctx context.Context, st Storage, topic string) (r *Report, vanished b
 	if err != nil {
 		return nil, false, err
 	}
+	// Read after listing: a day whose files were partly removed had its
+	// manifest written before.
+	manifests, err := ReadRetention(ctx, st)
+	if err != nil {
+		return nil, false, err
+	}
+	drop, err := dropped(ctx, st, before, manifests, l.Retired)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, true, nil
+	}
+	if err != nil {
+		r.problem("%v", err)
+		drop = nil
+	}
+	for _, m := range manifests {
+		r.DroppedDays = append(r.DroppedDays, m.Date)
+	}
+	r.Retired = len(l.Retired)
 	// One bit per offset in [start, next) of each partition.
 	seen := map[int32][]uint64{}
 	for p, m := range cp.Partitions {
@@ -137,9 +161,15 @@ func check(ctx context.Context, st Storage, topic string) (r *Report, vanished b
 		m := before.Partitions[p]
 		var missing []int64
 		n := 0
+		d := drop[p]
+		var inDropped int64
 		for off := m.Start; off < m.Next; off++ {
 			i := off - m.Start
 			if seen[p][i/64]&(1<<(i%64)) == 0 {
+				if d != nil && d.contains(off) {
+					inDropped++
+					continue
+				}
 				n++
 				if len(missing) < 10 {
 					missing = append(missing, off)
@@ -148,6 +178,18 @@ func check(ctx context.Context, st Storage, topic string) (r *Report, vanished b
 		}
 		if n > 0 {
 			r.problem("partition %d: %d offsets below the checkpoint %d are in no file, e.g. %v", p, n, m.Next, missing)
+		}
+		if d != nil {
+			r.Dropped += d.rows
+			// The dropped files held d.rows distinct offsets of their
+			// ranges, each in no other file: exactly those are missing
+			// there, or something else is too.
+			switch {
+			case inDropped > d.rows:
+				r.problem("partition %d: %d offsets in the ranges of the files lake retention dropped are in no file, but those files held %d rows: %d records lost", p, inDropped, d.rows, inDropped-d.rows)
+			case inDropped < d.rows:
+				r.problem("partition %d: lake retention dropped files of %d rows, but only %d offsets of their ranges are in no file: some dropped records are still in other files", p, d.rows, inDropped)
+			}
 		}
 	}
 	return r, false, nil

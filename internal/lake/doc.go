@@ -31,5 +31,8 @@ package lake
 //     next, updated}), written atomically after the files it vouches for
 //     by the holder of the partition's lock; the legacy whole-topic
 //     _checkpoints/<topic>.json is still read beneath them.
+//   - Lake retention drops whole days: _retention/event_date=<day>.json
+//     lists a day's files, offsets and rows before any is removed, and
+//     readers leave a day with a manifest out (see RetentionDir).
 //   - Quarantine files hold kafka_partition, kafka_offset, kafka_timestamp,
 //     value (the raw bytes, BLOB: they need not be UTF-8) and error.

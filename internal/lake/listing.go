@@ -76,6 +76,10 @@ type Listing struct {
 	Foreign []FileInfo
 	// Overlaps are the pairs of files that make the listing ambiguous.
 	Overlaps []*OverlapError
+	// Retired are the files of the effective set that belong to a day
+	// lake retention is dropping (see RetentionDir): readers leave them
+	// out, so that they see a whole day or none of it.
+	Retired []DataFile
 }
 
 // ListData lists the lake's data files (events and quarantine) and
@@ -83,7 +87,9 @@ type Listing struct {
 //
 // A listing is a consistent view of the lake as long as listing takes less
 // than the compactor's grace period: a merged file is published before the
-// files it replaces are removed, and those stay that long.
+// files it replaces are removed, and those stay that long; a day that lake
+// retention drops is retired (Listing.Retired) before its files are
+// removed, and they stay that long too.
 func ListData(ctx context.Context, st Storage) (*Listing, error) {
 	l := &Listing{}
 	var files []DataFile
@@ -106,6 +112,23 @@ func ListData(ctx context.Context, st Storage) (*Listing, error) {
 		}
 	}
 	l.Files, l.Replaced, l.Overlaps = Resolve(files)
+	// Listed after the files: a day whose files were partly removed had
+	// its manifest written before.
+	days, latest, err := retiredDays(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if len(days) > 0 {
+		kept := l.Files[:0]
+		for _, f := range l.Files {
+			if retired(f, days, latest) {
+				l.Retired = append(l.Retired, f)
+			} else {
+				kept = append(kept, f)
+			}
+		}
+		l.Files = kept
+	}
 	return l, nil
 }
 

@@ -139,18 +139,25 @@ func (d Dir) path(name string) string { return filepath.Join(string(d), filepath
 // Create implements Storage.
 func (d Dir) Create(_ context.Context, name string) (PendingFile, error) {
 	final := d.path(name)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", name, err)
-	}
 	var r [6]byte
 	_, _ = rand.Read(r[:])
 	// The name ends in .tmp, so no reader globbing *.parquet or *.json sees it.
 	tmp := filepath.Join(filepath.Dir(final), pendingPrefix+hex.EncodeToString(r[:])+"-"+filepath.Base(final)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", name, err)
+	// Lake retention removes a day's folder once empty: one removed
+	// between making it and creating the file in it is made again.
+	for attempt := 1; ; attempt++ {
+		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", name, err)
+		}
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrNotExist) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", name, err)
+		}
+		return &pendingFile{f: f, tmp: tmp, final: final, name: name}, nil
 	}
-	return &pendingFile{f: f, tmp: tmp, final: final, name: name}, nil
 }
 
 type pendingFile struct {
@@ -303,6 +310,15 @@ func (d Dir) Remove(_ context.Context, name string) error {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
+}
+
+// removeEmptyDir removes a folder when it is empty (lake retention drops
+// a day's folder so); a folder that is not is left alone.
+func (d Dir) removeEmptyDir(dir string) error {
+	if dir == "" || dir == "." {
+		return nil
+	}
+	return os.Remove(d.path(dir))
 }
 
 // ErrLakeBusy says another extract is writing the lake for the same topic

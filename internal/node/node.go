@@ -106,14 +106,18 @@ type Compaction struct {
 	Off            bool          // no compactor
 	TargetFileSize int64         // about how large a merged file grows
 	Interval       time.Duration // how often a pass runs
-	Grace          time.Duration // how long a replaced file stays before it is removed
+	Grace          time.Duration // how long a replaced file (or a retired day's) stays before it is removed
+	// LakeRetention drops the lake's days that ended this long ago
+	// (compact.LakeRetention); 0 keeps them all. It needs the compactor.
+	LakeRetention time.Duration
 }
 
 // options are the compactor's options for topic.
 func (c *Compaction) options(topic string, log *slog.Logger) []compact.Option {
 	opts := []compact.Option{compact.Topic(topic), compact.Logger(log)}
 	if c != nil {
-		opts = append(opts, compact.TargetFileSize(c.TargetFileSize), compact.Interval(c.Interval), compact.Grace(c.Grace))
+		opts = append(opts, compact.TargetFileSize(c.TargetFileSize), compact.Interval(c.Interval), compact.Grace(c.Grace),
+			compact.LakeRetention(c.LakeRetention))
 	}
 	return opts
 }
@@ -177,6 +181,9 @@ func (c Config) Validate() error {
 	}
 	if c.Role == Broker {
 		return nil
+	}
+	if c.Role == Up && c.Compaction != nil && c.Compaction.Off && c.Compaction.LakeRetention != 0 {
+		return errors.New("--lake-retention is applied by the background compaction: give --compact-interval above 0")
 	}
 	if c.Role == Up && (c.Compaction == nil || !c.Compaction.Off) {
 		if err := compact.Validate(c.Compaction.options(c.Topic, nil)...); err != nil {
@@ -428,13 +435,22 @@ func (n *Node) startGame(ctx context.Context) error {
 
 func (n *Node) stopGame(ctx context.Context) error { return n.Game.Stop(ctx) }
 
-// registry holds the process's metrics: the API's, the journal's, Go's.
+// registry holds the process's metrics: the API's, the journal's, Go's,
+// the embedded broker's usage and (in Up) the lake's.
 func (n *Node) registry() *prometheus.Registry {
 	if n.reg == nil {
 		n.reg = prometheus.NewRegistry()
 		n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if n.Broker != nil {
 			n.reg.MustRegister(newBrokerUsage(n.Broker))
+		}
+		if n.cfg.Role == Up {
+			// Locate: the extract creates the lake when it starts.
+			if st, err := lake.Locate(n.cfg.Lake, lake.LockTTL(n.cfg.LockTTL)); err == nil {
+				n.reg.MustRegister(newLakeUsage(st, lakeUsageEvery, time.Now))
+			} else {
+				n.cfg.Logger.Warn("no lake usage in /metrics", "err", err)
+			}
 		}
 	}
 	return n.reg
@@ -538,6 +554,9 @@ func (n *Node) startCompactor(ctx context.Context) (service.Part, error) {
 	n.Compactor = c
 	fmt.Fprintf(n.cfg.Out, "compact    every %s into files of %d MiB (replaced files removed after %s)\n",
 		c.Interval(), c.TargetFileSize()>>20, c.Grace())
+	if keep := c.LakeRetention(); keep > 0 {
+		fmt.Fprintf(n.cfg.Out, "retention  the lake's days dropped once they ended %s ago\n", shortDuration(keep))
+	}
 	return c, nil
 }
 

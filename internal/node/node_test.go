@@ -18,7 +18,8 @@ import (
 // `up` with a short --topic-retention deletes the embedded broker's
 // records once the lake holds them and they are old enough: the topic's
 // partitions start past their first records, the lake still holds every
-// offset exactly once, and /metrics shows the broker's usage.
+// offset exactly once, and /metrics shows the broker's usage and the
+// lake's.
 func TestUpTrimsWhatTheLakeHolds(t *testing.T) {
 	dir := t.TempDir()
 	n := nodetest.Start(t, node.Config{
@@ -69,7 +70,8 @@ func TestUpTrimsWhatTheLakeHolds(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
-	for _, want := range []string{"questlog_broker_bytes ", "questlog_broker_files ", `questlog_broker_log_start_offset{partition="0"}`} {
+	for _, want := range []string{"questlog_broker_bytes ", "questlog_broker_files ", `questlog_broker_log_start_offset{partition="0"}`,
+		`questlog_lake_files{dataset="events"}`, `questlog_lake_bytes{dataset="quarantine"}`, "questlog_lake_usage_errors 0"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics has no %s", want)
 		}

@@ -50,6 +50,8 @@ type config struct {
 	compression string
 	logger      *slog.Logger
 	hook        Hook
+	dropHook    func(name string) error
+	retention   time.Duration
 	now         func() time.Time
 }
 
@@ -90,6 +92,12 @@ func Logger(l *slog.Logger) Option {
 // measured on the file system's clock). For tests and simulations.
 func Clock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
+// LakeRetention makes each pass drop the lake's days that ended more than
+// d ago, as lake.DropOldDays says (their files go once retired for the
+// grace period). Default 0: keep every day; else at least
+// lake.MinRetention.
+func LakeRetention(d time.Duration) Option { return func(c *config) { c.retention = d } }
+
 // Point is a step of a merge where a crash would leave the lake half done.
 type Point int
 
@@ -126,6 +134,10 @@ type Hook func(point Point, part lake.Part) error
 // WithHook installs a hook. Default none.
 func WithHook(h Hook) Option { return func(c *config) { c.hook = h } }
 
+// WithDropHook installs a hook called after each file lake retention
+// removes; an error stops the pass there, as a crash would. Default none.
+func WithDropHook(h func(name string) error) Option { return func(c *config) { c.dropHook = h } }
+
 // errHook marks the error of a pass stopped by its hook.
 var errHook = errors.New("stopped at hook")
 
@@ -152,6 +164,8 @@ type Summary struct {
 	Rows     int64 // rows written into merged files
 	In, Out  int64 // bytes of the files merged, and of the merged files
 	Duration time.Duration
+	// Retention is what lake retention did (see LakeRetention).
+	Retention lake.RetentionSummary
 }
 
 // Merge is one merged file and the files it replaces.
@@ -229,6 +243,9 @@ func configure(opts []Option) (config, error) {
 	case c.grace < 0:
 		return c, fmt.Errorf("--compact-grace %s: must not be negative", c.grace)
 	}
+	if err := lake.ValidateRetention(c.retention); err != nil {
+		return c, err
+	}
 	if _, err := lake.NewFiles(c.compression); err != nil {
 		return c, err
 	}
@@ -241,11 +258,40 @@ func (c *Compactor) TargetFileSize() int64 { return c.cfg.target }
 // Interval is how often a started Compactor runs a pass.
 func (c *Compactor) Interval() time.Duration { return c.cfg.interval }
 
-// Grace is the grace period of replaced files.
+// Grace is the grace period of replaced files and retired days.
 func (c *Compactor) Grace() time.Duration { return c.cfg.grace }
 
-// Compact runs one pass: it removes the files whose grace period is over
-// and the pending files an interrupted pass left, then merges every
+// LakeRetention is how long the lake keeps a day after it ended; 0: for
+// ever.
+func (c *Compactor) LakeRetention() time.Duration { return c.cfg.retention }
+
+// dropOldDays runs lake retention's pass, when there is one.
+func (c *Compactor) dropOldDays(ctx context.Context, sum *Summary) error {
+	if c.cfg.retention == 0 {
+		return nil
+	}
+	r, err := lake.DropOldDays(ctx, c.cfg.lake, lake.Retention{
+		Keep: c.cfg.retention, Grace: c.cfg.grace, Now: c.cfg.now, Hook: c.cfg.dropHook, Topic: c.cfg.topic,
+	})
+	sum.Retention.Retired = append(sum.Retention.Retired, r.Retired...)
+	sum.Retention.Dropped = append(sum.Retention.Dropped, r.Dropped...)
+	sum.Retention.Removed += r.Removed
+	sum.Retention.Bytes += r.Bytes
+	sum.Retention.Rows += r.Rows
+	sum.Retention.Skipped = append(sum.Retention.Skipped, r.Skipped...)
+	sum.Skipped = append(sum.Skipped, r.Skipped...)
+	for _, err := range r.Skipped {
+		c.cfg.logger.Warn("lake retention: day skipped", "err", err)
+	}
+	if len(r.Retired) > 0 || r.Removed > 0 {
+		c.cfg.logger.Info("lake retention", "retired_days", r.Retired, "dropped_days", r.Dropped, "files_removed", r.Removed, "bytes", r.Bytes)
+	}
+	return err
+}
+
+// Compact runs one pass: it runs lake retention's pass (see
+// LakeRetention), removes the files whose grace period is over and the
+// pending files an interrupted pass left, then merges every
 // group's files as the policy says (see plan). Inputs merged now are
 // removed by a later pass (at once with no grace period). A group whose
 // files cannot be merged (unreadable, or not of its schema) is skipped and
@@ -264,7 +310,11 @@ func (c *Compactor) Compact(ctx context.Context) (Summary, error) {
 	defer lock.Release()
 	ctx, stop := lake.WhileHeld(ctx, lock) // a lost lock stops the pass
 	defer stop()
-	err = c.compact(ctx, &sum)
+	// Days retired first: compaction leaves them alone.
+	err = c.dropOldDays(ctx, &sum)
+	if err == nil {
+		err = c.compact(ctx, &sum)
+	}
 	if lost := lock.Err(); err != nil && lost != nil {
 		err = lost
 	}
@@ -374,7 +424,8 @@ func (c *Compactor) cleanUp(ctx context.Context, l *lake.Listing, sum *Summary) 
 }
 
 // RemoveReplaced removes the replaced files whose grace period is over,
-// and returns how many it removed.
+// and the files of retired days whose grace period is over (see
+// LakeRetention), and returns how many it removed.
 func (c *Compactor) RemoveReplaced(ctx context.Context) (int, error) {
 	c.pass.Lock()
 	defer c.pass.Unlock()
@@ -390,8 +441,11 @@ func (c *Compactor) RemoveReplaced(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var sum Summary
-	err = c.removeReplaced(ctx, l, &sum)
-	return sum.Removed, err
+	if err := c.removeReplaced(ctx, l, &sum); err != nil {
+		return sum.Removed, err
+	}
+	err = c.dropOldDays(ctx, &sum)
+	return sum.Removed + sum.Retention.Removed, err
 }
 
 func (c *Compactor) removeReplaced(ctx context.Context, l *lake.Listing, sum *Summary) error {
