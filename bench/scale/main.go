@@ -19,10 +19,11 @@
 //     merged), and the CPU each process used over the window, in cores;
 //   - fills a topic of its own with -events realistic game events, and for
 //     each count M of -workers: runs M `questlog extract --follow --group
-//     NAME` into a fresh lake directory and times how long the lake's
-//     checkpoint takes to cover every offset of every partition, with each
-//     worker's CPU. Without --group (not merged yet), only one worker runs
-//     and the other counts say so.
+//     NAME` (rolling files every -max-age, no compaction) into a fresh lake
+//     directory and times how long the lake's checkpoint takes to cover
+//     every offset of every partition, with each worker's CPU. Without
+//     --group (not merged yet), only one worker runs and the other counts
+//     say so.
 //
 // The machine's CPU model and load average are printed with the figures:
 // on a shared machine they move from run to run.
@@ -82,6 +83,7 @@ type options struct {
 	redis        string
 	jsonOut      string
 	only         string
+	maxAge       time.Duration
 }
 
 func main() {
@@ -103,6 +105,7 @@ func main() {
 	flag.StringVar(&o.questlog, "questlog", "", "a questlog binary to use instead of building ./cmd/questlog")
 	flag.StringVar(&o.redis, "redis-server", "redis-server", "the redis-server binary")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results to this JSON file")
+	flag.DurationVar(&o.maxAge, "max-age", time.Second, "the workers' extract --max-age: each partition's files roll at least this often, so the checkpoint reaches the topic's end at most this long after the last record is read")
 	flag.StringVar(&o.only, "only", "serve,extract", "sections to run: serve, extract")
 	flag.Parse()
 	if o.users < slices.Max(o.servers) || o.duration < time.Second || o.events < 1 || o.partitions < 1 {
@@ -162,6 +165,7 @@ type Results struct {
 	LoadAverageAfter  string       `json:"load_average_after"`
 	Partitions        int          `json:"partitions"`
 	Duration          string       `json:"duration"`
+	MaxAge            string       `json:"extract_max_age"`
 	Serve             []ServeRow   `json:"serve"`
 	Extract           []ExtractRow `json:"extract"`
 	// Group says whether extract has --group: without it, one worker.
@@ -187,7 +191,7 @@ func run(ctx context.Context, o options) error {
 	cpu, load := job.Machine()
 	res := Results{
 		Date: time.Now().UTC().Format(time.RFC3339), CPUModel: cpu, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		LoadAverageBefore: load, Partitions: o.partitions, Duration: o.duration.String(),
+		LoadAverageBefore: load, Partitions: o.partitions, Duration: o.duration.String(), MaxAge: o.maxAge.String(),
 	}
 
 	brokerAddr, err := freeAddr()
@@ -383,7 +387,7 @@ func extractSection(ctx context.Context, o options, tmp, bin string, broker *pro
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "extract, %d worker(s) ...\n", m)
-		row, err := measureWorkers(ctx, tmp, bin, broker, m, run, group, ends)
+		row, err := measureWorkers(ctx, tmp, bin, broker, m, run, group, o.maxAge, ends)
 		if err != nil {
 			return nil, fmt.Errorf("%d workers: %w", m, err)
 		}
@@ -396,11 +400,11 @@ func extractSection(ctx context.Context, o options, tmp, bin string, broker *pro
 
 // measureWorkers runs m extract workers into a fresh lake until its
 // checkpoint reaches ends, the topic's end offsets.
-func measureWorkers(ctx context.Context, tmp, bin string, broker *proc, m, run int, group bool, ends map[int32]int64) (ExtractRow, error) {
+func measureWorkers(ctx context.Context, tmp, bin string, broker *proc, m, run int, group bool, maxAge time.Duration, ends map[int32]int64) (ExtractRow, error) {
 	lakeDir := filepath.Join(tmp, fmt.Sprintf("lake-%d", run))
 	defer os.RemoveAll(lakeDir)
 	args := []string{"extract", "--follow", "--brokers", broker.addr(), "--topic", extractTopic, "--lake", lakeDir,
-		"--max-age", "1s", "--compact-interval", "0", "--log-level", "warn"}
+		"--max-age", maxAge.String(), "--compact-interval", "0", "--log-level", "warn"}
 	if group {
 		args = append(args, "--group", fmt.Sprintf("scale-%d", run))
 	}
@@ -531,7 +535,7 @@ func printResults(w io.Writer, r *Results) {
 		fmt.Fprintln(w, "(p50 and p99: the worst of the load processes; cores: CPU seconds per second of the window)")
 	}
 	if len(r.Extract) > 0 {
-		fmt.Fprintf(w, "\nExtract of %s (%d partitions) into a local lake, --follow --max-age 1s, no compaction: until the lake's checkpoint covers the topic\n", extractTopic, r.Partitions)
+		fmt.Fprintf(w, "\nExtract of %s (%d partitions) into a local lake, --follow --max-age %s, no compaction: until the lake's checkpoint covers the topic\n", extractTopic, r.Partitions, r.MaxAge)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "workers\trecords\tseconds\trecords/s\tworker cores (each)\tbroker cores\t")
 		for _, x := range r.Extract {
