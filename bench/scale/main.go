@@ -151,8 +151,10 @@ type ExtractRow struct {
 	Seconds          float64   `json:"seconds"`
 	RecordsPerSecond float64   `json:"records_per_second"`
 	WorkerCores      []float64 `json:"worker_cores,omitempty"`
-	BrokerCores      float64   `json:"broker_cores"`
-	Note             string    `json:"note,omitempty"`
+	// CPUMicros is the workers' CPU per record, all workers together.
+	CPUMicros   float64 `json:"worker_cpu_us_per_record,omitempty"`
+	BrokerCores float64 `json:"broker_cores"`
+	Note        string  `json:"note,omitempty"`
 }
 
 // Results is what -json writes.
@@ -393,6 +395,9 @@ func extractSection(ctx context.Context, o options, tmp, bin string, broker *pro
 		}
 		row.Records = total
 		row.RecordsPerSecond = float64(total) / row.Seconds
+		for _, c := range row.WorkerCores {
+			row.CPUMicros += c * row.Seconds * 1e6 / float64(total)
+		}
 		rows = append(rows, row)
 	}
 	return rows, nil
@@ -537,13 +542,13 @@ func printResults(w io.Writer, r *Results) {
 	if len(r.Extract) > 0 {
 		fmt.Fprintf(w, "\nExtract of %s (%d partitions) into a local lake, --follow --max-age %s, no compaction: until the lake's checkpoint covers the topic\n", extractTopic, r.Partitions, r.MaxAge)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "workers\trecords\tseconds\trecords/s\tworker cores (each)\tbroker cores\t")
+		fmt.Fprintln(tw, "workers\trecords\tseconds\trecords/s\tworker cores (each)\tworkers' µs/record\tbroker cores\t")
 		for _, x := range r.Extract {
 			if x.Note != "" {
-				fmt.Fprintf(tw, "%d\t\t\t\t%s\t\t\n", x.Workers, x.Note)
+				fmt.Fprintf(tw, "%d\t\t\t\t%s\t\t\t\n", x.Workers, x.Note)
 				continue
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%s\t%.2f\t\n", x.Workers, x.Records, x.Seconds, x.RecordsPerSecond, joinFloats(x.WorkerCores), x.BrokerCores)
+			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%s\t%.1f\t%.2f\t\n", x.Workers, x.Records, x.Seconds, x.RecordsPerSecond, joinFloats(x.WorkerCores), x.CPUMicros, x.BrokerCores)
 		}
 		_ = tw.Flush()
 	}
