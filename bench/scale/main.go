@@ -383,6 +383,23 @@ func extractSection(ctx context.Context, o options, tmp, bin string, broker *pro
 		total += e
 	}
 	var rows []ExtractRow
+	perRecord := func(row *ExtractRow) {
+		row.Records = total
+		row.RecordsPerSecond = float64(total) / row.Seconds
+		for _, c := range row.WorkerCores {
+			row.CPUMicros += c * row.Seconds * 1e6 / float64(total)
+		}
+	}
+	// The control: one extract --once over the same topic, the mode
+	// bench/extract measures, on the same machine at the same time.
+	fmt.Fprintln(os.Stderr, "extract --once ...")
+	row, err := measureWorkers(ctx, tmp, bin, broker, 1, len(o.workers), false, 0, ends)
+	if err != nil {
+		return nil, fmt.Errorf("extract --once: %w", err)
+	}
+	perRecord(&row)
+	row.Note = "--once (control)"
+	rows = append(rows, row)
 	for run, m := range o.workers {
 		if m > 1 && !group {
 			rows = append(rows, ExtractRow{Workers: m, Note: "not measured: this questlog's extract has no --group"})
@@ -393,23 +410,24 @@ func extractSection(ctx context.Context, o options, tmp, bin string, broker *pro
 		if err != nil {
 			return nil, fmt.Errorf("%d workers: %w", m, err)
 		}
-		row.Records = total
-		row.RecordsPerSecond = float64(total) / row.Seconds
-		for _, c := range row.WorkerCores {
-			row.CPUMicros += c * row.Seconds * 1e6 / float64(total)
-		}
+		perRecord(&row)
 		rows = append(rows, row)
 	}
 	return rows, nil
 }
 
 // measureWorkers runs m extract workers into a fresh lake until its
-// checkpoint reaches ends, the topic's end offsets.
+// checkpoint reaches ends, the topic's end offsets: with --follow, rolling
+// files every maxAge, or with maxAge 0 one extract --once.
 func measureWorkers(ctx context.Context, tmp, bin string, broker *proc, m, run int, group bool, maxAge time.Duration, ends map[int32]int64) (ExtractRow, error) {
 	lakeDir := filepath.Join(tmp, fmt.Sprintf("lake-%d", run))
 	defer os.RemoveAll(lakeDir)
-	args := []string{"extract", "--follow", "--brokers", broker.addr(), "--topic", extractTopic, "--lake", lakeDir,
-		"--max-age", maxAge.String(), "--compact-interval", "0", "--log-level", "warn"}
+	args := []string{"extract", "--brokers", broker.addr(), "--topic", extractTopic, "--lake", lakeDir, "--log-level", "warn"}
+	if maxAge > 0 {
+		args = append(args, "--follow", "--max-age", maxAge.String(), "--compact-interval", "0")
+	} else {
+		args = append(args, "--once", "-q")
+	}
 	if group {
 		args = append(args, "--group", fmt.Sprintf("scale-%d", run))
 	}
@@ -434,7 +452,7 @@ func measureWorkers(ctx context.Context, tmp, bin string, broker *proc, m, run i
 	wall := time.Since(t0)
 	row := ExtractRow{Workers: m, Seconds: wall.Seconds(), BrokerCores: (procstat.CPU(broker.pid()) - brokerCPU).Seconds() / wall.Seconds()}
 	for _, w := range workers {
-		row.WorkerCores = append(row.WorkerCores, procstat.CPU(w.pid()).Seconds()/wall.Seconds())
+		row.WorkerCores = append(row.WorkerCores, w.cpu().Seconds()/wall.Seconds())
 	}
 	return row, nil
 }
@@ -447,13 +465,16 @@ func waitCheckpoint(ctx context.Context, st lake.Storage, ends map[int32]int64, 
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		exited := slices.ContainsFunc(workers, (*proc).exited)
 		cp, _, err := lake.ReadCheckpoint(ctx, st, extractTopic)
 		if err == nil && reached(cp, ends) {
 			return nil
 		}
-		for _, w := range workers {
-			if w.exited() {
-				return fmt.Errorf("%s exited: %s", w.name, w.logTail())
+		if exited { // an --once that ended short of the end, or a crash
+			for _, w := range workers {
+				if w.exited() {
+					return fmt.Errorf("%s exited before the lake reached the topic's end: %s", w.name, w.logTail())
+				}
 			}
 		}
 		select {
@@ -540,15 +561,15 @@ func printResults(w io.Writer, r *Results) {
 		fmt.Fprintln(w, "(p50 and p99: the worst of the load processes; cores: CPU seconds per second of the window)")
 	}
 	if len(r.Extract) > 0 {
-		fmt.Fprintf(w, "\nExtract of %s (%d partitions) into a local lake, --follow --max-age %s, no compaction: until the lake's checkpoint covers the topic\n", extractTopic, r.Partitions, r.MaxAge)
+		fmt.Fprintf(w, "\nExtract of %s (%d partitions) into a local lake, --follow --max-age %s, no compaction (and one --once, the control): until the lake's checkpoint covers the topic\n", extractTopic, r.Partitions, r.MaxAge)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "workers\trecords\tseconds\trecords/s\tworker cores (each)\tworkers' µs/record\tbroker cores\t")
+		fmt.Fprintln(tw, "workers\trecords\tseconds\trecords/s\tworker cores (each)\tworkers' µs/record\tbroker cores\t\t")
 		for _, x := range r.Extract {
-			if x.Note != "" {
-				fmt.Fprintf(tw, "%d\t\t\t\t%s\t\t\t\n", x.Workers, x.Note)
+			if x.Seconds == 0 {
+				fmt.Fprintf(tw, "%d\t\t\t\t\t\t\t%s\t\n", x.Workers, x.Note)
 				continue
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%s\t%.1f\t%.2f\t\n", x.Workers, x.Records, x.Seconds, x.RecordsPerSecond, joinFloats(x.WorkerCores), x.CPUMicros, x.BrokerCores)
+			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%s\t%.1f\t%.2f\t%s\t\n", x.Workers, x.Records, x.Seconds, x.RecordsPerSecond, joinFloats(x.WorkerCores), x.CPUMicros, x.BrokerCores, x.Note)
 		}
 		_ = tw.Flush()
 	}
@@ -607,6 +628,15 @@ func start(ctx context.Context, tmp, name, bin string, args ...string) (*proc, e
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// cpu is the CPU time the process has used: from /proc while it runs, from
+// its exit status once it has ended (and /proc has forgotten it).
+func (p *proc) cpu() time.Duration {
+	if p.exited() {
+		return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+	}
+	return procstat.CPU(p.pid())
+}
 
 func (p *proc) exited() bool {
 	select {
