@@ -121,8 +121,8 @@ func parseCommandLine(args []string) (*cobra.Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cmd == root {
-		return nil, fmt.Errorf("no questlog subcommand in %q", args)
+	if cmd == root || !cmd.Runnable() {
+		return nil, fmt.Errorf("no runnable questlog subcommand in %q", args)
 	}
 	if err := cmd.ParseFlags(rest); err != nil {
 		return nil, fmt.Errorf("questlog %s: %w", cmd.Name(), err)
@@ -227,12 +227,10 @@ func effective(cmd *cobra.Command, env map[string]string, flag string) string {
 // and Redis.
 func checkLocations(cmd *cobra.Command, env map[string]string) error {
 	if loc := effective(cmd, env, "lake"); strings.HasPrefix(loc, "s3://") {
-		st, err := lake.Open(loc, lake.Getenv(func(name string) string { return env[name] }))
-		if err != nil {
+		// Opening an s3:// lake checks its location, endpoint and
+		// credentials' shape; it sends no request.
+		if _, err := lake.Open(loc, lake.Getenv(func(name string) string { return env[name] })); err != nil {
 			return fmt.Errorf("--lake %s: %w", loc, err)
-		}
-		if c, ok := st.(interface{ Close() error }); ok {
-			c.Close()
 		}
 	}
 	if r := effective(cmd, env, "redis"); r != "" {
@@ -458,6 +456,7 @@ func TestDeployChecksRefuseWrongLines(t *testing.T) {
 		{"bad value", []string{"serve", "--partitions", "six"}},
 		{"stray argument", []string{"serve", "extra"}},
 		{"no subcommand", nil},
+		{"a command group alone", []string{"lake"}},
 	}
 	for _, tt := range lines {
 		t.Run(tt.name, func(t *testing.T) {
