@@ -41,3 +41,4 @@ bench:
 	$(GO) run ./bench/extract
 	$(GO) run ./bench/report
 	$(GO) run ./bench/ingest
+	$(GO) run ./bench/scale
