@@ -18,7 +18,8 @@ import (
 // The whole path on an S3-compatible server that the test starts
 // (moto_server, a separate process), reached through the AWS_*
 // environment variables: up writes its lake to s3://bucket/lake, and
-// query (while up runs), report and lake check read it there. query
+// query and the dashboard (while up runs), report and lake check read it
+// there. query
 // counts exactly the events the topic holds, nothing is written to the
 // local lake folder, and the secret key is in no output.
 func TestUpWithAnS3LakeOnMotoServer(t *testing.T) {
@@ -90,6 +91,21 @@ func TestUpWithAnS3LakeOnMotoServer(t *testing.T) {
 	got := strings.Split(strings.TrimSpace(out), "\n")[1:]
 	if !slices.Equal(got, want) {
 		t.Errorf("query counted by type\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// The dashboard reads the bucket too (its copies in the same cache):
+	// once rebuilt after the events arrived, its purchases chart has data.
+	purchases := regexp.MustCompile(`data-chart="purchases" data-points="([1-9][0-9]*)"`)
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		code, body := get(t, playerClient(), p.api+"/dashboard/report")
+		if code == 200 && purchases.MatchString(body) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dashboard never charted the purchases: %d\n%.2000s", code, body)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 	p.stop(syscall.SIGINT)
 
