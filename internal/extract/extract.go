@@ -384,6 +384,11 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 
 	if len(workers) > 0 {
 		if err := e.consume(ctx, lakeCtx, consume, workers); err != nil {
+			if lost := lock.Err(); lost != nil {
+				// The lost lock is why: a write it cut short may have
+				// failed first, saying only "context canceled".
+				err = lost
+			}
 			return Summary{}, err
 		}
 	}

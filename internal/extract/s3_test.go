@@ -18,12 +18,13 @@ import (
 	"github.com/questlog/questlog/internal/query"
 )
 
-// TestS3 runs the extract into an S3 lake on a real S3-compatible server
-// (moto_server): crashed at each step of a commit and run again, and
-// stopped by losing its lock, the lake holds every record once, as lake
-// check and the query views count them; so does a consumer group's lake
-// through joins, a kill and a crash between upload and checkpoint.
-func TestS3(t *testing.T) {
+// TestS3OnMotoServer runs the extract into an S3 lake on a real
+// S3-compatible server (moto_server): crashed at each step of a commit
+// and run again, and stopped by losing its lock, the lake holds every
+// record once, as lake check and the query views count them; so does a
+// consumer group's lake through joins, a kill and a crash between upload
+// and checkpoint.
+func TestS3OnMotoServer(t *testing.T) {
 	srv := s3test.Start(t)
 	t.Run("crash and rerun", func(t *testing.T) { s3CrashAndRerun(t, srv) })
 	t.Run("a lost lock stops the extract before its checkpoint", func(t *testing.T) { s3LostLock(t, srv) })

@@ -266,14 +266,19 @@ func (b *Bucket) Remove(ctx context.Context, name string) error {
 // Create starts a file that Commit uploads in one request (a multipart
 // upload for a large one, which the store also publishes whole): no
 // reader ever sees part of it. Until then its bytes wait in a temporary
-// file, so memory does not grow with the file. ctx governs the upload
+// file, unlinked from the start, so memory does not grow with the file
+// and nothing is left behind when the process dies. ctx governs the upload
 // too: a file whose ctx is done fails to commit.
 func (b *Bucket) Create(ctx context.Context, name string) (*Upload, error) {
 	f, err := os.CreateTemp(b.tempDir, "questlog-upload-*")
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", b.where(name), err)
 	}
-	return &Upload{b: b, ctx: ctx, name: name, f: f}, nil
+	// Unlinked at once (where the system allows it), the file lives only
+	// as long as its descriptor: a killed process, or a writer that stops
+	// without committing or aborting, leaves nothing in the directory.
+	unlinked := os.Remove(f.Name()) == nil
+	return &Upload{b: b, ctx: ctx, name: name, f: f, unlinked: unlinked}, nil
 }
 
 // Upload is a file being written; see Bucket.Create.
@@ -284,6 +289,8 @@ type Upload struct {
 	f    *os.File
 	size int64
 	done bool
+	// unlinked: the temporary file has no name left to remove.
+	unlinked bool
 }
 
 // Write adds bytes to the file.
@@ -344,6 +351,9 @@ func (u *Upload) Abort() error {
 func (u *Upload) discard() error {
 	u.done = true
 	u.f.Close()
+	if u.unlinked {
+		return nil
+	}
 	if err := os.Remove(u.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("abort %s: %w", u.b.where(u.name), err)
 	}

@@ -1,11 +1,13 @@
 package s3store_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,49 @@ func TestS3(t *testing.T) {
 	t.Run("the store honours conditional writes", func(t *testing.T) { conditionalWrites(t, srv) })
 	t.Run("a Parquet reader costs a request per block, not per read", func(t *testing.T) { readAhead(t, srv) })
 	t.Run("no secret in what it says", func(t *testing.T) { noSecrets(t, srv) })
+	t.Run("an upload leaves no temporary file, even one never finished", func(t *testing.T) { noTempFiles(t, srv) })
+}
+
+// noTempFiles: the temporary files that uploads wait in have no name in
+// their directory, whether the upload is committed, aborted, or left (as
+// by a killed process or a writer that stopped on an error); a commit
+// still uploads every byte.
+func noTempFiles(t *testing.T, srv *s3test.Server) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	b, err := s3store.Open(srv.NewBucket(t), configOf(srv), s3store.TempDir(tmp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("questlog "), 1<<17) // 1.1 MiB
+	for i, end := range []string{"commit", "abort", "leave"} {
+		up, err := b.Create(ctx, fmt.Sprintf("f%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := up.Write(body); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := os.ReadDir(tmp); len(left) != 0 {
+			t.Errorf("%s: %d names in the temporary directory while writing", end, len(left))
+		}
+		switch end {
+		case "commit":
+			err = up.Commit("")
+		case "abort":
+			err = up.Abort()
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", end, err)
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("%d names left in the temporary directory", len(left))
+	}
+	got, err := b.ReadFile(ctx, "f0")
+	if err != nil || !bytes.Equal(got, body) {
+		t.Errorf("the committed file: %d bytes, %v; want %d", len(got), err, len(body))
+	}
 }
 
 // conditionalWrites checks what the leases stand on: a PUT with
