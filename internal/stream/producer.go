@@ -81,7 +81,7 @@ type Producer struct {
 	// Set by Start: the topic's ID and partitions, the key partitioner,
 	// and the highest offset acknowledged (or seen at Start) on each
 	// partition.
-	topicID [16]byte
+	topicID [16]byte // guarded by mu
 	parts   int
 	keyed   kgo.TopicPartitioner
 	known   []atomic.Int64

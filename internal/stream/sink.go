@@ -168,7 +168,9 @@ func (s *sink) send(gs []*group) {
 	req.Acks = -1
 	req.TimeoutMillis = int32(max(time.Until(until), time.Millisecond).Milliseconds())
 	topic := kmsg.NewProduceRequestTopic()
+	p.mu.Lock() // loadLeaders may be writing it for a reroute
 	topic.Topic, topic.TopicID = p.topic, p.topicID
+	p.mu.Unlock()
 	now := time.Now()
 	for _, part := range order {
 		rp := kmsg.NewProduceRequestTopicPartition()
