@@ -47,7 +47,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -62,6 +61,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/harness"
 	"github.com/questlog/questlog/bench/internal/job"
 	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/event"
@@ -112,12 +112,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scale: want -users >= the most servers, -duration >= 1s, -events >= 1, -partitions >= 1")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "scale:", err)
-		os.Exit(1)
-	}
+	harness.Main("scale", func(ctx context.Context, tmp string) error { return run(ctx, o, tmp) })
 }
 
 // ServeRow is one players measurement with some number of servers.
@@ -174,21 +169,12 @@ type Results struct {
 	Group bool `json:"group"`
 }
 
-func run(ctx context.Context, o options) error {
-	tmp, err := os.MkdirTemp("", "questlog-bench-scale-")
+// run measures what o asks with the questlog binary o names or one built
+// into tmp, the folder for its data and logs.
+func run(ctx context.Context, o options, tmp string) error {
+	bin, err := harness.Binary(ctx, o.questlog, tmp)
 	if err != nil {
 		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin := o.questlog
-	if bin == "" {
-		bin = filepath.Join(tmp, "questlog")
-		fmt.Fprintln(os.Stderr, "building ./cmd/questlog ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/questlog")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build questlog (run from the repository root): %w", err)
-		}
 	}
 	cpu, load := job.Machine()
 	res := Results{
@@ -196,7 +182,7 @@ func run(ctx context.Context, o options) error {
 		LoadAverageBefore: load, Partitions: o.partitions, Duration: o.duration.String(), MaxAge: o.maxAge.String(),
 	}
 
-	brokerAddr, err := freeAddr()
+	brokerAddr, err := harness.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -232,13 +218,7 @@ func run(ctx context.Context, o options) error {
 	_, res.LoadAverageAfter = job.Machine()
 	printResults(os.Stdout, &res)
 	if o.jsonOut != "" {
-		raw, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonOut, append(raw, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", o.jsonOut, err)
-		}
+		return harness.WriteJSON(o.jsonOut, res)
 	}
 	return nil
 }
@@ -246,7 +226,7 @@ func run(ctx context.Context, o options) error {
 // serveSection starts redis-server, then measures the players scenario
 // with each count of servers.
 func serveSection(ctx context.Context, o options, tmp, bin string, broker *proc) ([]ServeRow, error) {
-	redisAddr, err := freeAddr()
+	redisAddr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +261,7 @@ func measureServers(ctx context.Context, o options, tmp, bin string, n int, brok
 		}
 	}()
 	for i := range n {
-		addr, err := freeAddr()
+		addr, err := harness.FreeAddr()
 		if err != nil {
 			return ServeRow{}, err
 		}
@@ -669,10 +649,7 @@ func (p *proc) addr() string {
 
 func (p *proc) logTail() string {
 	b, _ := os.ReadFile(p.log)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
+	return harness.Tail(b, 2000)
 }
 
 // waitOutput waits until the process's output holds a line starting with
@@ -742,13 +719,4 @@ func cpuOf(ps []*proc) []time.Duration {
 		out[i] = procstat.CPU(p.pid())
 	}
 	return out
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
