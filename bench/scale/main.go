@@ -564,17 +564,7 @@ func joinFloats(xs []float64) string {
 }
 
 // parseCounts reads a comma-separated list of process counts.
-func parseCounts(v string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(v, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("count %q: want a whole number >= 1", f)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
+func parseCounts(v string) ([]int, error) { return harness.ParseCounts(v, "count") }
 
 // proc is a process the benchmark started, its output in a log file.
 type proc struct {
