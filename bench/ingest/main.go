@@ -614,12 +614,12 @@ func scenarioNote(s loadgen.Summary) string {
 
 // parseConns reads -c: connection counts separated by commas.
 func parseConns(v string) ([]int, error) {
+	ns, err := harness.ParseCounts(v, "connection count")
+	if err != nil {
+		return nil, err
+	}
 	var cs []int
-	for f := range strings.SplitSeq(v, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || c < 1 {
-			return nil, fmt.Errorf("connection count %q: want a whole number >= 1", f)
-		}
+	for _, c := range ns {
 		if !slices.Contains(cs, c) {
 			cs = append(cs, c)
 		}

@@ -47,7 +47,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -62,6 +61,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/harness"
 	"github.com/questlog/questlog/bench/internal/job"
 	"github.com/questlog/questlog/bench/internal/procstat"
 	"github.com/questlog/questlog/internal/event"
@@ -112,12 +112,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scale: want -users >= the most servers, -duration >= 1s, -events >= 1, -partitions >= 1")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o); err != nil {
-		fmt.Fprintln(os.Stderr, "scale:", err)
-		os.Exit(1)
-	}
+	harness.Main("scale", func(ctx context.Context, tmp string) error { return run(ctx, o, tmp) })
 }
 
 // ServeRow is one players measurement with some number of servers.
@@ -174,21 +169,12 @@ type Results struct {
 	Group bool `json:"group"`
 }
 
-func run(ctx context.Context, o options) error {
-	tmp, err := os.MkdirTemp("", "questlog-bench-scale-")
+// run measures what o asks with the questlog binary o names or one built
+// into tmp, the folder for its data and logs.
+func run(ctx context.Context, o options, tmp string) error {
+	bin, err := harness.Binary(ctx, o.questlog, tmp)
 	if err != nil {
 		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin := o.questlog
-	if bin == "" {
-		bin = filepath.Join(tmp, "questlog")
-		fmt.Fprintln(os.Stderr, "building ./cmd/questlog ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/questlog")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build questlog (run from the repository root): %w", err)
-		}
 	}
 	cpu, load := job.Machine()
 	res := Results{
@@ -196,7 +182,7 @@ func run(ctx context.Context, o options) error {
 		LoadAverageBefore: load, Partitions: o.partitions, Duration: o.duration.String(), MaxAge: o.maxAge.String(),
 	}
 
-	brokerAddr, err := freeAddr()
+	brokerAddr, err := harness.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -205,7 +191,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer broker.stop()
+	defer broker.Stop()
 	if err := broker.waitOutput(ctx, "ready"); err != nil {
 		return err
 	}
@@ -232,13 +218,7 @@ func run(ctx context.Context, o options) error {
 	_, res.LoadAverageAfter = job.Machine()
 	printResults(os.Stdout, &res)
 	if o.jsonOut != "" {
-		raw, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.jsonOut, append(raw, '\n'), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", o.jsonOut, err)
-		}
+		return harness.WriteJSON(o.jsonOut, res)
 	}
 	return nil
 }
@@ -246,7 +226,7 @@ func run(ctx context.Context, o options) error {
 // serveSection starts redis-server, then measures the players scenario
 // with each count of servers.
 func serveSection(ctx context.Context, o options, tmp, bin string, broker *proc) ([]ServeRow, error) {
-	redisAddr, err := freeAddr()
+	redisAddr, err := harness.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +235,7 @@ func serveSection(ctx context.Context, o options, tmp, bin string, broker *proc)
 	if err != nil {
 		return nil, fmt.Errorf("redis-server (apt-get install redis-server): %w", err)
 	}
-	defer rs.stop()
+	defer rs.Stop()
 	redisURL := "redis://" + redisAddr + "/0"
 	if err := waitRedis(ctx, redisURL, rs); err != nil {
 		return nil, err
@@ -277,11 +257,11 @@ func measureServers(ctx context.Context, o options, tmp, bin string, n int, brok
 	servers := make([]*proc, 0, n)
 	defer func() {
 		for _, s := range servers {
-			s.stop()
+			s.Stop()
 		}
 	}()
 	for i := range n {
-		addr, err := freeAddr()
+		addr, err := harness.FreeAddr()
 		if err != nil {
 			return ServeRow{}, err
 		}
@@ -434,10 +414,10 @@ func measureWorkers(ctx context.Context, tmp, bin string, broker *proc, m, run i
 	workers := make([]*proc, 0, m)
 	defer func() {
 		for _, w := range workers {
-			w.stop()
+			w.Stop()
 		}
 	}()
-	brokerCPU := procstat.CPU(broker.pid())
+	brokerCPU := procstat.CPU(broker.Pid())
 	t0 := time.Now()
 	for i := range m {
 		w, err := start(ctx, tmp, fmt.Sprintf("extract-%d-%d", run, i), bin, args...)
@@ -450,7 +430,7 @@ func measureWorkers(ctx context.Context, tmp, bin string, broker *proc, m, run i
 		return ExtractRow{}, err
 	}
 	wall := time.Since(t0)
-	row := ExtractRow{Workers: m, Seconds: wall.Seconds(), BrokerCores: (procstat.CPU(broker.pid()) - brokerCPU).Seconds() / wall.Seconds()}
+	row := ExtractRow{Workers: m, Seconds: wall.Seconds(), BrokerCores: (procstat.CPU(broker.Pid()) - brokerCPU).Seconds() / wall.Seconds()}
 	for _, w := range workers {
 		row.WorkerCores = append(row.WorkerCores, w.cpu().Seconds()/wall.Seconds())
 	}
@@ -473,7 +453,7 @@ func waitCheckpoint(ctx context.Context, st lake.Storage, ends map[int32]int64, 
 		if exited { // an --once that ended short of the end, or a crash
 			for _, w := range workers {
 				if w.exited() {
-					return fmt.Errorf("%s exited before the lake reached the topic's end: %s", w.name, w.logTail())
+					return fmt.Errorf("%s exited before the lake reached the topic's end: %s", w.name, w.LogTail())
 				}
 			}
 		}
@@ -584,31 +564,18 @@ func joinFloats(xs []float64) string {
 }
 
 // parseCounts reads a comma-separated list of process counts.
-func parseCounts(v string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(v, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("count %q: want a whole number >= 1", f)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
+func parseCounts(v string) ([]int, error) { return harness.ParseCounts(v, "count") }
 
 // proc is a process the benchmark started, its output in a log file.
 type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	args    []string
-	log     string
-	http    string // serve's --http
-	done    chan struct{}
-	stopped sync.Once
+	*harness.Process
+	name string
+	args []string
+	http string // serve's --http
 }
 
 // start runs bin with args, its output in <tmp>/<name>.log; it dies with
-// this process.
+// this process, and stop gives it 30 s to end after the interrupt.
 func start(ctx context.Context, tmp, name, bin string, args ...string) (*proc, error) {
 	logPath := filepath.Join(tmp, name+".log")
 	f, err := os.Create(logPath)
@@ -619,46 +586,30 @@ func start(ctx context.Context, tmp, name, bin string, args ...string) (*proc, e
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	hp, err := harness.Start(cmd, "", 30*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, args: args, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	return p, nil
+	hp.Log = logPath
+	return &proc{Process: hp, name: name, args: args}, nil
 }
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // cpu is the CPU time the process has used: from /proc while it runs, from
 // its exit status once it has ended (and /proc has forgotten it).
 func (p *proc) cpu() time.Duration {
 	if p.exited() {
-		return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+		return p.Cmd.ProcessState.UserTime() + p.Cmd.ProcessState.SystemTime()
 	}
-	return procstat.CPU(p.pid())
+	return procstat.CPU(p.Pid())
 }
 
 func (p *proc) exited() bool {
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return true
 	default:
 		return false
 	}
-}
-
-// stop interrupts the process (questlog drains and commits on Ctrl-C) and
-// kills it if it has not ended within 30 s.
-func (p *proc) stop() {
-	p.stopped.Do(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
 }
 
 // addr is the broker's --broker-listen.
@@ -667,19 +618,11 @@ func (p *proc) addr() string {
 	return p.args[i+1]
 }
 
-func (p *proc) logTail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
-
 // waitOutput waits until the process's output holds a line starting with
 // prefix.
 func (p *proc) waitOutput(ctx context.Context, prefix string) error {
 	return poll(ctx, p, func() bool {
-		f, err := os.Open(p.log)
+		f, err := os.Open(p.Log)
 		if err != nil {
 			return false
 		}
@@ -726,10 +669,10 @@ func poll(ctx context.Context, p *proc, ready func() bool) error {
 	defer tick.Stop()
 	for !ready() {
 		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready: %s", p.name, p.logTail())
+		case <-p.Done():
+			return fmt.Errorf("%s exited before it was ready: %s", p.name, p.LogTail())
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w: %s", p.name, ctx.Err(), p.logTail())
+			return fmt.Errorf("%s not ready: %w: %s", p.name, ctx.Err(), p.LogTail())
 		case <-tick.C:
 		}
 	}
@@ -739,16 +682,7 @@ func poll(ctx context.Context, p *proc, ready func() bool) error {
 func cpuOf(ps []*proc) []time.Duration {
 	out := make([]time.Duration, len(ps))
 	for i, p := range ps {
-		out[i] = procstat.CPU(p.pid())
+		out[i] = procstat.CPU(p.Pid())
 	}
 	return out
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }

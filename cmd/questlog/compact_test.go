@@ -15,20 +15,29 @@ import (
 	"github.com/questlog/questlog/internal/lake/laketest"
 )
 
+// smallFilesLake produces cfg's events to a new broker and extracts them
+// with `extract --once --max-rows 10` into a new lake of small files; it
+// returns the lake's folder and what lake check printed of it.
+func smallFilesLake(t *testing.T, cfg laketest.Config) (lakeDir, check string) {
+	t.Helper()
+	addr := extracttest.StartBroker(t)
+	extracttest.Produce(t, addr, cfg, nil)
+	lakeDir = filepath.Join(t.TempDir(), "lake")
+	if _, err := runCLI(t, "extract", "--once", "--brokers", addr, "--lake", lakeDir, "--max-rows", "10"); err != nil {
+		t.Fatal(err)
+	}
+	check, err := runCLI(t, "lake", "check", "--lake", lakeDir)
+	if err != nil {
+		t.Fatalf("lake check: %v\n%s", err, check)
+	}
+	return lakeDir, check
+}
+
 // A lake of small files (an extract rolling every 10 rows), compacted by
 // hand: lake compact says what it merged and removed, and lake check
 // finds every record once.
 func TestLakeCompactThenCheck(t *testing.T) {
-	addr := extracttest.StartBroker(t)
-	extracttest.Produce(t, addr, laketest.Config{Events: 400}, nil)
-	lakeDir := filepath.Join(t.TempDir(), "lake")
-	if _, err := runCLI(t, "extract", "--once", "--brokers", addr, "--lake", lakeDir, "--max-rows", "10"); err != nil {
-		t.Fatal(err)
-	}
-	before, err := runCLI(t, "lake", "check", "--lake", lakeDir)
-	if err != nil {
-		t.Fatalf("lake check: %v\n%s", err, before)
-	}
+	lakeDir, before := smallFilesLake(t, laketest.Config{Events: 400})
 	out, err := runCLI(t, "lake", "compact", "--lake", lakeDir, "--grace", "0")
 	if err != nil {
 		t.Fatalf("lake compact: %v\n%s", err, out)
@@ -125,18 +134,9 @@ func mostPerGroup(t *testing.T, lakeDir string) int {
 // (the events span the three days before today), waits --grace and removes
 // them; lake check says what was dropped and finds the rest once.
 func TestLakeCompactRetentionThenCheck(t *testing.T) {
-	addr := extracttest.StartBroker(t)
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	oldest := today.Add(-72 * time.Hour).Format(time.DateOnly)
-	extracttest.Produce(t, addr, laketest.Config{Events: 400, Start: today.Add(-72*time.Hour + 10*time.Hour)}, nil)
-	lakeDir := filepath.Join(t.TempDir(), "lake")
-	if _, err := runCLI(t, "extract", "--once", "--brokers", addr, "--lake", lakeDir, "--max-rows", "10"); err != nil {
-		t.Fatal(err)
-	}
-	before, err := runCLI(t, "lake", "check", "--lake", lakeDir)
-	if err != nil {
-		t.Fatalf("lake check: %v\n%s", err, before)
-	}
+	lakeDir, before := smallFilesLake(t, laketest.Config{Events: 400, Start: today.Add(-72*time.Hour + 10*time.Hour)})
 	// Four days: nothing is old enough.
 	out, err := runCLI(t, "lake", "compact", "--lake", lakeDir, "--lake-retention", "96h", "--grace", "0")
 	if err != nil || strings.Contains(out, "retired") {

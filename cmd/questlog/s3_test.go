@@ -30,26 +30,12 @@ func TestUpWithAnS3LakeOnMotoServer(t *testing.T) {
 	p := start(t, "up", "--data-dir", dir, "--lake", loc, "--http", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0",
 		"--password-cost", "4", "--max-age", "300ms", "--refresh", "1s", "--cache-dir", cache)
 
-	players := []struct {
-		name  string
-		paths []string
-	}{
+	players := []player{
 		{"ada", []string{"/buy_sword", "/buy?item=shield&quality=epic", "/join_guild?guild=knights"}},
 		{"bob", []string{"/buy?item=potion&quantity=5", "/join_guild?guild=knights", "/leave_guild"}},
 		{"cyd", []string{"/buy?item=ring&quality=rare", "/buy?item=spoon"}},
 	}
-	for _, pl := range players {
-		c := playerClient()
-		paths := append([]string{
-			fmt.Sprintf("/signup?username=%s&password=pw", pl.name), "/logout",
-			fmt.Sprintf("/login?username=%s&password=pw", pl.name),
-		}, pl.paths...)
-		for _, path := range paths {
-			if code, body := get(t, c, p.api+path); code >= 500 {
-				t.Fatalf("%s GET %s = %d %s", pl.name, path, code, body)
-			}
-		}
-	}
+	play(t, p.api, players)
 
 	// What the topic holds, by type, as the lake must hold it.
 	records := tailRecords(t, p.broker)

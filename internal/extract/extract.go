@@ -474,12 +474,7 @@ func (e *Extractor) consume(ctx, lakeCtx context.Context, from map[int32]kgo.Off
 		if fetches.IsClientClosed() {
 			break
 		}
-		for _, fe := range fetches.Errors() {
-			if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
-				continue
-			}
-			e.cfg.logger.Warn("fetch", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-		}
+		e.warnFetchErrors(fetches)
 		e.cfg.logger.Debug("fetched", "records", fetches.NumRecords())
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			w := byID[fp.Partition]
@@ -499,6 +494,17 @@ func (e *Extractor) consume(ctx, lakeCtx context.Context, from map[int32]kgo.Off
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.err
+}
+
+// warnFetchErrors logs the errors of a fetch, but for those of the run
+// being stopped.
+func (e *Extractor) warnFetchErrors(fetches kgo.Fetches) {
+	for _, fe := range fetches.Errors() {
+		if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
+			continue
+		}
+		e.cfg.logger.Warn("fetch", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+	}
 }
 
 // fail records the first error and tells workers to stop as after a crash.

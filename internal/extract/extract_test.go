@@ -199,6 +199,44 @@ func TestExtractOnceReadByDuckDB(t *testing.T) {
 
 var errCrash = errors.New("simulated crash")
 
+// crashThenRerun runs the extract from the broker at addr into the lake
+// at loc with opts, crashed the nth time it reaches point; then more
+// events arrive (more produces them) and it runs again to the end. Lake
+// check must then count every record of want and more once, and the
+// three garbage records want holds quarantined; want has more added.
+func crashThenRerun(t *testing.T, addr, loc string, want *extracttest.Produced, point extract.Point, nth int, opts []extract.Option, more func() *extracttest.Produced) {
+	t.Helper()
+	// Phase 1: crash. Small files make several commits per partition.
+	n := 0
+	crash := extract.WithHook(func(p extract.Point, _ int32, _ lake.Part) error {
+		if p == point {
+			if n++; n == nth {
+				return errCrash
+			}
+		}
+		return nil
+	})
+	_, err := newExtractor(t, addr, loc, append(opts, crash)...).Run(context.Background())
+	if !errors.Is(err, errCrash) {
+		t.Fatalf("first run: %v, want the simulated crash", err)
+	}
+
+	// Phase 2: more events arrive, and the extract runs again.
+	for k, v := range more().PerType {
+		want.PerType[k] += v
+	}
+	if _, err := newExtractor(t, addr, loc, opts...).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Phase 3: every record is there once.
+	r := checkLake(t, loc)
+	sameCounts(t, "lake check", r.Rows, want.PerType)
+	if r.Quarantined != 3 {
+		t.Errorf("quarantined %d, want 3", r.Quarantined)
+	}
+}
+
 func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -222,37 +260,8 @@ func TestCrashAndRerunKeepsEveryRecordOnce(t *testing.T) {
 			want := produce(t, addr, 600, 2, garbage[:3]...)
 			dir := filepath.Join(t.TempDir(), "lake")
 
-			// Phase 1: crash. Small files make several commits per partition.
-			n := 0
-			crash := extract.WithHook(func(p extract.Point, _ int32, _ lake.Part) error {
-				if p == tt.point {
-					if n++; n == tt.nth {
-						return errCrash
-					}
-				}
-				return nil
-			})
 			opts := append([]extract.Option{extract.MaxRows(25)}, tt.opts...)
-			_, err := newExtractor(t, addr, dir, append(opts, crash)...).Run(context.Background())
-			if !errors.Is(err, errCrash) {
-				t.Fatalf("first run: %v, want the simulated crash", err)
-			}
-
-			// Phase 2: more events arrive, and the extract runs again.
-			more := produce(t, addr, 200, 3)
-			for k, v := range more.PerType {
-				want.PerType[k] += v
-			}
-			if _, err := newExtractor(t, addr, dir, opts...).Run(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-
-			// Phase 3: every record is there once.
-			r := checkLake(t, dir)
-			sameCounts(t, "lake check", r.Rows, want.PerType)
-			if r.Quarantined != 3 {
-				t.Errorf("quarantined %d, want 3", r.Quarantined)
-			}
+			crashThenRerun(t, addr, dir, want, tt.point, tt.nth, opts, func() *extracttest.Produced { return produce(t, addr, 200, 3) })
 			sameCounts(t, "duckdb", duckCounts(t, openDuckDB(t), dir), want.PerType)
 		})
 	}

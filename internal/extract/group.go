@@ -135,12 +135,7 @@ func (e *Extractor) runGroup(ctx context.Context) (Summary, error) {
 		if fetches.IsClientClosed() {
 			break
 		}
-		for _, fe := range fetches.Errors() {
-			if errors.Is(fe.Err, context.Canceled) || errors.Is(fe.Err, context.DeadlineExceeded) {
-				continue
-			}
-			e.cfg.logger.Warn("fetch", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-		}
+		e.warnFetchErrors(fetches)
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) > 0 {
 				g.send(ctx, fp.Partition, fp.Records)

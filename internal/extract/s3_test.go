@@ -48,37 +48,8 @@ func s3CrashAndRerun(t *testing.T, srv *s3test.Server) {
 			want := produceDay(t, addr, 300, 2, garbage[:3]...)
 			loc := srv.NewBucket(t)
 
-			// Phase 1: crash. Small files make several commits per partition.
-			n := 0
-			crash := extract.WithHook(func(p extract.Point, _ int32, _ lake.Part) error {
-				if p == tt.point {
-					if n++; n == tt.nth {
-						return errCrash
-					}
-				}
-				return nil
-			})
 			opts := []extract.Option{extract.MaxRows(30)}
-			_, err := newExtractor(t, addr, loc, append(opts, crash)...).Run(context.Background())
-			if !errors.Is(err, errCrash) {
-				t.Fatalf("first run: %v, want the simulated crash", err)
-			}
-
-			// Phase 2: more events arrive, and the extract runs again.
-			more := produceDay(t, addr, 100, 3)
-			for k, v := range more.PerType {
-				want.PerType[k] += v
-			}
-			if _, err := newExtractor(t, addr, loc, opts...).Run(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-
-			// Phase 3: every record is there once.
-			r := checkLake(t, loc)
-			sameCounts(t, "lake check", r.Rows, want.PerType)
-			if r.Quarantined != 3 {
-				t.Errorf("quarantined %d, want 3", r.Quarantined)
-			}
+			crashThenRerun(t, addr, loc, want, tt.point, tt.nth, opts, func() *extracttest.Produced { return produceDay(t, addr, 100, 3) })
 			sameCounts(t, "query's views", viewCounts(t, loc), want.PerType)
 		})
 	}

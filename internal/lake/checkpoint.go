@@ -104,17 +104,31 @@ func ReadPartitionCheckpoint(ctx context.Context, st Storage, topic string, p in
 	return pc.PartitionMark, pc.Updated, nil
 }
 
-func readLegacyCheckpoint(ctx context.Context, st Storage, topic string) (*Checkpoint, bool, error) {
-	b, err := st.ReadFile(ctx, CheckpointName(topic))
+// readJSON decodes the JSON file name of st into v; it returns false,
+// with v untouched, when there is no such file. A decoding error says
+// "read WHAT NAME" (what is "checkpoint " or empty).
+func readJSON(ctx context.Context, st Storage, name, what string, v any) (bool, error) {
+	b, err := st.ReadFile(ctx, name)
 	if isNotExist(err) {
-		return &Checkpoint{Topic: topic, Partitions: map[int32]PartitionMark{}}, false, nil
+		return false, nil
 	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("read %s%s: %w", what, name, err)
+	}
+	return true, nil
+}
+
+func readLegacyCheckpoint(ctx context.Context, st Storage, topic string) (*Checkpoint, bool, error) {
+	cp := &Checkpoint{}
+	found, err := readJSON(ctx, st, CheckpointName(topic), "checkpoint ", cp)
 	if err != nil {
 		return nil, false, err
 	}
-	cp := &Checkpoint{}
-	if err := json.Unmarshal(b, cp); err != nil {
-		return nil, false, fmt.Errorf("read checkpoint %s: %w", CheckpointName(topic), err)
+	if !found {
+		return &Checkpoint{Topic: topic, Partitions: map[int32]PartitionMark{}}, false, nil
 	}
 	if cp.Topic != topic {
 		return nil, false, fmt.Errorf("read checkpoint %s: it is for topic %q", CheckpointName(topic), cp.Topic)

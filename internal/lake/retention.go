@@ -140,16 +140,13 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 func readManifest(ctx context.Context, st Storage, date string) (*RetentionManifest, bool, error) {
-	b, err := st.ReadFile(ctx, RetentionName(date))
-	if isNotExist(err) {
-		return &RetentionManifest{Date: date}, false, nil
-	}
+	m := &RetentionManifest{}
+	found, err := readJSON(ctx, st, RetentionName(date), "", m)
 	if err != nil {
 		return nil, false, err
 	}
-	m := &RetentionManifest{}
-	if err := json.Unmarshal(b, m); err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", RetentionName(date), err)
+	if !found {
+		return &RetentionManifest{Date: date}, false, nil
 	}
 	if m.Date != date {
 		return nil, false, fmt.Errorf("read %s: it is for day %q", RetentionName(date), m.Date)

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -231,4 +232,19 @@ func WriteJSON(path string, v any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// ParseCounts reads a comma-separated list of whole numbers >= 1 (a
+// flag's counts of processes or connections); what names one in the
+// error ("count").
+func ParseCounts(v, what string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s %q: want a whole number >= 1", what, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

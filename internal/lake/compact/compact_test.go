@@ -57,23 +57,47 @@ func smallLake(t *testing.T, events int) (dir, addr string, want *extracttest.Pr
 	t.Helper()
 	addr = extracttest.StartBroker(t)
 	dir = filepath.Join(t.TempDir(), "lake")
+	return dir, addr, fillSmallLake(t, addr, dir, events, 40)
+}
+
+// fillSmallLake fills the lake at loc (a folder or an s3:// location)
+// through the broker at addr in rounds, each of events/3 events and
+// quests quest events of that round's schema, extracted with a commit
+// every 15 rows; it returns what was produced.
+func fillSmallLake(t *testing.T, addr, loc string, events, quests int) *extracttest.Produced {
+	t.Helper()
+	var want *extracttest.Produced
 	for r, round := range questRounds {
-		var quests [][]byte
-		for i := range 40 {
-			quests = append(quests, round(i))
+		var raw [][]byte
+		for i := range quests {
+			raw = append(raw, round(i))
 		}
-		p := extracttest.Produce(t, addr, laketest.Config{Events: events / len(questRounds), Seed: uint64(r + 1)}, nil, quests...)
-		p.PerType["quest_done"] += int64(len(quests))
+		p := extracttest.Produce(t, addr, laketest.Config{Events: events / len(questRounds), Seed: uint64(r + 1)}, nil, raw...)
+		p.PerType["quest_done"] += int64(len(raw))
 		if want == nil {
 			want = p
 		} else {
 			want.Add(p)
 		}
-		if _, err := extracttest.NewExtractor(t, addr, dir, extract.MaxRows(15)).Run(context.Background()); err != nil {
+		if _, err := extracttest.NewExtractor(t, addr, loc, extract.MaxRows(15)).Run(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return dir, addr, want
+	return want
+}
+
+// crashAt is a hook that fails a pass with errCrash the nth time it
+// reaches point.
+func crashAt(point compact.Point, nth int) compact.Option {
+	n := 0
+	return compact.WithHook(func(p compact.Point, _ lake.Part) error {
+		if p == point {
+			if n++; n == nth {
+				return errCrash
+			}
+		}
+		return nil
+	})
 }
 
 func newCompactor(t *testing.T, dir string, opts ...compact.Option) *compact.Compactor {
@@ -85,11 +109,17 @@ func newCompactor(t *testing.T, dir string, opts ...compact.Option) *compact.Com
 	return c
 }
 
-// filesPerGroup is the most files any group of the lake has in its
-// effective set, and the files of the effective set.
+// filesPerGroup is the most files any group of the lake in the folder
+// dir has in its effective set, and the files of the effective set.
 func filesPerGroup(t *testing.T, dir string) (most, files int) {
 	t.Helper()
-	l, err := lake.ListData(context.Background(), lake.Dir(dir))
+	return filesPerGroupIn(t, lake.Dir(dir))
+}
+
+// filesPerGroupIn is filesPerGroup for the lake in st.
+func filesPerGroupIn(t *testing.T, st lake.Storage) (most, files int) {
+	t.Helper()
+	l, err := lake.ListData(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,9 +140,18 @@ const fingerprint = `SELECT count(*), sum(hash(kafka_partition, kafka_offset, ev
 // events view's fingerprint is print (when not empty).
 func readersAgree(t *testing.T, dir string, want *extracttest.Produced, print string) *lake.Report {
 	t.Helper()
-	r := extracttest.CheckLake(t, dir)
+	r, _ := readersAgreeAt(t, dir, want, print)
+	return r
+}
+
+// readersAgreeAt is readersAgree for the lake at loc (a folder or an
+// s3:// location), its query views opened with opts; it also returns the
+// events view's fingerprint.
+func readersAgreeAt(t *testing.T, loc string, want *extracttest.Produced, print string, opts ...query.Option) (*lake.Report, string) {
+	t.Helper()
+	r := extracttest.CheckLake(t, loc)
 	extracttest.SameCounts(t, "lake check", r.Rows, want.PerType)
-	db, err := query.Open(context.Background(), dir)
+	db, err := query.Open(context.Background(), loc, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +161,11 @@ func readersAgree(t *testing.T, dir string, want *extracttest.Produced, print st
 		got[typ] = count(t, db, `SELECT count(*) FROM "`+typ+`"`)
 	}
 	extracttest.SameCounts(t, "query's views", got, want.PerType)
-	if print != "" {
-		if got := fingerprintOf(t, db); got != print {
-			t.Errorf("the events view's fingerprint is %s, was %s", got, print)
-		}
+	now := fingerprintOf(t, db)
+	if print != "" && now != print {
+		t.Errorf("the events view's fingerprint is %s, was %s", now, print)
 	}
-	return r
+	return r, now
 }
 
 func count(t *testing.T, db *query.DB, q string) int64 {
@@ -300,15 +338,7 @@ func TestCrashAtEveryStepKeepsEveryRecordOnce(t *testing.T) {
 			print := fingerprintOfLake(t, dir)
 
 			// Phase 1: the compaction crashes.
-			n := 0
-			crash := compact.WithHook(func(p compact.Point, _ lake.Part) error {
-				if p == tt.point {
-					if n++; n == tt.nth {
-						return errCrash
-					}
-				}
-				return nil
-			})
+			crash := crashAt(tt.point, tt.nth)
 			_, err := newCompactor(t, dir, compact.Clock(afterwards), compact.Grace(0), crash).Compact(context.Background())
 			if !errors.Is(err, errCrash) {
 				t.Fatalf("compaction: %v, want the simulated crash", err)

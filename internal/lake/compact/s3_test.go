@@ -5,11 +5,9 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/extract/extracttest"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/compact"
-	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/lake/s3store/s3test"
 	"github.com/questlog/questlog/internal/query"
 )
@@ -37,27 +35,19 @@ func TestS3CompactionOnMotoServer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			loc := srv.NewBucket(t)
-			want := s3SmallLake(t, loc, 240)
+			want := fillSmallLake(t, extracttest.StartBroker(t), loc, 240, 20)
 			st, err := lake.Open(loc)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, print := s3ReadersAgree(t, loc, want, "")
-			most, before := s3FilesPerGroup(t, st)
+			_, print := readersAgreeAt(t, loc, want, "", query.CacheDir(t.TempDir()))
+			most, before := filesPerGroupIn(t, st)
 			if most < 3 {
 				t.Fatalf("at most %d files a group before compacting: the test proves nothing", most)
 			}
 
 			// Phase 1: a pass, crashed at tt.point when there is one.
-			n := 0
-			crash := compact.WithHook(func(p compact.Point, _ lake.Part) error {
-				if p == tt.point {
-					if n++; n == tt.nth {
-						return errCrash
-					}
-				}
-				return nil
-			})
+			crash := crashAt(tt.point, tt.nth)
 			c, err := compact.New(st, compact.Clock(afterwards), compact.Grace(0), crash)
 			if err != nil {
 				t.Fatal(err)
@@ -77,7 +67,7 @@ func TestS3CompactionOnMotoServer(t *testing.T) {
 			// Phase 2: questlog's readers count every record once. An
 			// object is uploaded whole at its commit: no pending merge is
 			// ever seen in a bucket.
-			r, _ := s3ReadersAgree(t, loc, want, print)
+			r, _ := readersAgreeAt(t, loc, want, print, query.CacheDir(t.TempDir()))
 			if r.Merging != 0 {
 				t.Errorf("%d pending merged files in a bucket", r.Merging)
 			}
@@ -95,80 +85,14 @@ func TestS3CompactionOnMotoServer(t *testing.T) {
 			if _, err := c.Compact(ctx); err != nil {
 				t.Fatal(err)
 			}
-			mostAfter, after := s3FilesPerGroup(t, st)
+			mostAfter, after := filesPerGroupIn(t, st)
 			t.Logf("%d files (at most %d a group) into %d (at most %d)", before, most, after, mostAfter)
 			if mostAfter > 2 {
 				t.Errorf("after compacting, a group has %d files", mostAfter)
 			}
-			if r, _ := s3ReadersAgree(t, loc, want, print); r.Replaced != 0 || r.Merging != 0 {
+			if r, _ := readersAgreeAt(t, loc, want, print, query.CacheDir(t.TempDir())); r.Replaced != 0 || r.Merging != 0 {
 				t.Errorf("after the last pass %d replaced files and %d pending merges are left", r.Replaced, r.Merging)
 			}
 		})
 	}
-}
-
-// s3SmallLake fills the lake at loc as smallLake does a folder: small
-// files (a commit every 15 rows) in rounds, a type's schema widened
-// between them.
-func s3SmallLake(t *testing.T, loc string, events int) *extracttest.Produced {
-	t.Helper()
-	addr := extracttest.StartBroker(t)
-	var want *extracttest.Produced
-	for r, round := range questRounds {
-		var quests [][]byte
-		for i := range 20 {
-			quests = append(quests, round(i))
-		}
-		p := extracttest.Produce(t, addr, laketest.Config{Events: events / len(questRounds), Seed: uint64(r + 1)}, nil, quests...)
-		p.PerType["quest_done"] += int64(len(quests))
-		if want == nil {
-			want = p
-		} else {
-			want.Add(p)
-		}
-		if _, err := extracttest.NewExtractor(t, addr, loc, extract.MaxRows(15)).Run(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return want
-}
-
-// s3ReadersAgree checks that lake check and the query views each count
-// every record once, and that the events view's fingerprint is print
-// (when not empty); it returns lake check's report and the fingerprint.
-func s3ReadersAgree(t *testing.T, loc string, want *extracttest.Produced, print string) (*lake.Report, string) {
-	t.Helper()
-	r := extracttest.CheckLake(t, loc)
-	extracttest.SameCounts(t, "lake check", r.Rows, want.PerType)
-	db, err := query.Open(context.Background(), loc, query.CacheDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	got := map[string]int64{}
-	for typ := range want.PerType {
-		got[typ] = count(t, db, `SELECT count(*) FROM "`+typ+`"`)
-	}
-	extracttest.SameCounts(t, "query's views", got, want.PerType)
-	now := fingerprintOf(t, db)
-	if print != "" && now != print {
-		t.Errorf("the events view's fingerprint is %s, was %s", now, print)
-	}
-	return r, now
-}
-
-// s3FilesPerGroup is the most files a group of the lake has in its
-// effective set, and the files of the effective set.
-func s3FilesPerGroup(t *testing.T, st lake.Storage) (most, files int) {
-	t.Helper()
-	l, err := lake.ListData(context.Background(), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := map[lake.Group]int{}
-	for _, f := range l.Events() {
-		n[f.Group()]++
-		most = max(most, n[f.Group()])
-	}
-	return most, len(l.Events())
 }

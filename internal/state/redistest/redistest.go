@@ -8,15 +8,14 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/questlog/questlog/internal/syncbuf"
+	"github.com/questlog/questlog/internal/testproc"
 )
 
 // startTimeout bounds how long a redis-server may take to answer PING.
@@ -42,50 +41,31 @@ type Options struct {
 type Server struct {
 	URL string
 
-	t      testing.TB
-	bin    string
-	port   int
-	dir    string
-	opts   Options
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	out    *syncbuf.Buffer
+	t    testing.TB
+	bin  string
+	port int
+	dir  string
+	opts Options
+	proc testproc.Proc
 }
 
 // StartServer runs a redis-server for the rest of t. It skips t when
 // redis-server is not installed.
 func StartServer(t testing.TB, opts Options) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		// CI sets QUESTLOG_REQUIRE_TOOLS so that a missing server fails
-		// instead of silently skipping the Redis half of the suite.
-		if os.Getenv("QUESTLOG_REQUIRE_TOOLS") != "" {
-			t.Fatal("redis-server not installed, and QUESTLOG_REQUIRE_TOOLS is set")
-		}
-		t.Skip("redis-server not installed: apt-get install redis-server")
-	}
-	// A free port can be taken by someone else before redis binds it; then
-	// redis exits and we try another.
-	var errs []error
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		s := &Server{t: t, bin: bin, port: port, dir: t.TempDir(), opts: opts}
+	bin := testproc.LookPath(t, "redis-server", "apt-get install redis-server")
+	var s *Server
+	testproc.OnFreePort(t, "redis-server", func(port int) error {
+		s = &Server{t: t, bin: bin, port: port, dir: t.TempDir(), opts: opts}
+		s.proc.Name = "redis-server"
 		if err := s.run(); err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
 		s.URL = "redis://" + s.addr() + "/0"
-		t.Cleanup(s.stop)
-		return s
-	}
-	t.Fatalf("start redis-server: %v", errs)
-	return nil
+		t.Cleanup(s.proc.Stop)
+		return nil
+	})
+	return s
 }
 
 func (s *Server) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
@@ -98,62 +78,17 @@ func (s *Server) run() error {
 	}
 	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1"}, persist...)
 	args = append(args, "--dir", s.dir, "--daemonize", "no", "--loglevel", "warning")
-	out := &syncbuf.Buffer{} // written by exec's goroutines
-	cmd := exec.Command(s.bin, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	s.mu.Lock()
-	s.cmd, s.exited, s.out = cmd, exited, out
-	s.mu.Unlock()
-
-	deadline := time.Now().Add(startTimeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		if ping(s.addr()) == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return fmt.Errorf("redis-server on %s did not answer PING within %s:\n%s", s.addr(), startTimeout, out)
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("redis-server on %s exited: %s:\n%s", s.addr(), cmd.ProcessState, out)
-		case <-time.After(wait):
-		}
-	}
-}
-
-// stop ends the server (SIGTERM, then SIGKILL after 5s).
-func (s *Server) stop() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.mu.Unlock()
-	cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot act on SIGTERM
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
+	return s.proc.Run(exec.Command(s.bin, args...), s.addr(), &syncbuf.Buffer{}, testproc.Wait{
+		Timeout: startTimeout,
+		First:   time.Millisecond,
+		Most:    50 * time.Millisecond,
+		What:    "PING",
+		Ready:   func() error { return ping(s.addr()) },
+	})
 }
 
 // Kill kills the server with SIGKILL and waits until it is gone.
-func (s *Server) Kill() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.mu.Unlock()
-	cmd.Process.Kill()
-	<-exited
-}
+func (s *Server) Kill() { s.proc.Kill() }
 
 // Pause stops the server with SIGSTOP: it keeps its connections and
 // answers nothing, as a stalled server does, until Resume.
@@ -163,10 +98,8 @@ func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
 func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
 func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Errorf("signal redis-server: %v", err)
+	if err := s.proc.Signal(sig); err != nil {
+		s.t.Error(err)
 	}
 }
 
@@ -198,13 +131,4 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/questlog/questlog/internal/testproc"
 )
 
 // startTimeout bounds how long moto_server may take to answer (it takes a
@@ -40,10 +41,8 @@ type Server struct {
 	AccessKeyID, SecretAccessKey string
 
 	t       testing.TB
+	proc    testproc.Proc
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	out     *syncBuffer
 	buckets int
 }
 
@@ -55,39 +54,17 @@ type Server struct {
 // when QUESTLOG_REQUIRE_TOOLS is set.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		// CI sets QUESTLOG_REQUIRE_TOOLS so that a missing server fails
-		// instead of silently skipping the S3 half of the suite.
-		if os.Getenv("QUESTLOG_REQUIRE_TOOLS") != "" {
-			t.Fatal("moto_server not installed, and QUESTLOG_REQUIRE_TOOLS is set")
-		}
-		t.Skip("moto_server not installed: pip install 'moto[server]'")
-	}
+	bin := testproc.LookPath(t, "moto_server", "pip install 'moto[server]'")
 	var secret [16]byte
 	_, _ = rand.Read(secret[:])
 	s := &Server{t: t, AccessKeyID: "questlog-test", SecretAccessKey: "secret-" + hex.EncodeToString(secret[:])}
-	// A free port can be taken by someone else before moto binds it; then
-	// it exits and we try another.
-	var errs []error
-	for range 3 {
-		port, err := freePort()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.run(bin, port); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		t.Cleanup(s.stop)
-		for name, v := range s.Env() {
-			t.Setenv(name, v)
-		}
-		return s
+	s.proc.Name = "moto_server"
+	testproc.OnFreePort(t, "moto_server", func(port int) error { return s.run(bin, port) })
+	t.Cleanup(s.proc.Stop)
+	for name, v := range s.Env() {
+		t.Setenv(name, v)
 	}
-	t.Fatalf("start moto_server: %v", errs)
-	return nil
+	return s
 }
 
 // Env are the environment variables that point an S3 client at the
@@ -108,42 +85,25 @@ func (s *Server) Env() map[string]string {
 // run starts the server process and waits until it answers.
 func (s *Server) run(bin string, port int) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	out := &syncBuffer{}
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	s.mu.Lock()
-	s.cmd, s.exited, s.out = cmd, exited, out
-	s.mu.Unlock()
 	s.Endpoint = "http://" + addr
-
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(startTimeout)
-	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		if resp, err := client.Get(s.Endpoint + "/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+	ready := func() error {
+		resp, err := client.Get(s.Endpoint + "/")
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return fmt.Errorf("moto_server on %s did not answer within %s:\n%s", addr, startTimeout, out)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET / answered %s", resp.Status)
 		}
-		select {
-		case <-exited:
-			return fmt.Errorf("moto_server on %s exited: %s:\n%s", addr, cmd.ProcessState, out)
-		case <-time.After(wait):
-		}
+		return nil
 	}
+	return s.proc.Run(exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port)), addr, &syncBuffer{}, testproc.Wait{
+		Timeout: startTimeout,
+		First:   10 * time.Millisecond,
+		Most:    100 * time.Millisecond,
+		Ready:   ready,
+	})
 }
 
 // NewBucket makes a new empty bucket and returns the location of a lake
@@ -193,35 +153,9 @@ func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
 func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
 func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Errorf("signal moto_server: %v", err)
+	if err := s.proc.Signal(sig); err != nil {
+		s.t.Error(err)
 	}
-}
-
-// stop ends the server (SIGTERM, then SIGKILL after 5s).
-func (s *Server) stop() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.mu.Unlock()
-	cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot act on SIGTERM
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // syncBuffer collects the server's output, written by exec's goroutines.

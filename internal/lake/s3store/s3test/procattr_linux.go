@@ -1,9 +1,0 @@
-package s3test
-
-import "syscall"
-
-// procAttr makes the kernel kill moto_server if the test process dies
-// before its cleanup runs (a panic, a -timeout), so no server outlives it.
-func procAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}

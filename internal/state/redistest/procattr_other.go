@@ -1,9 +1,0 @@
-//go:build !linux
-
-package redistest
-
-import "syscall"
-
-// procAttr has nothing to add where the kernel cannot tie a child's life to
-// its parent's: cleanup stops the server.
-func procAttr() *syscall.SysProcAttr { return nil }
