@@ -449,8 +449,10 @@ func TestPlayersWhenLoginsAreLimited(t *testing.T) {
 	if signup.OK == 0 {
 		t.Fatal("no player was replaced")
 	}
-	if login.Requests != signup.OK || login.Unexpected4xx != login.Requests || res.Unexpected4xx != login.Requests {
-		t.Errorf("%d logins (%d refused) for %d replacements, %d unexpected 4xx in all; want one refused login each and nothing else",
+	// Each replacement logs in once, right after its signup; the run may
+	// end between the two for each of the 3 players.
+	if login.Requests > signup.OK || login.Requests < signup.OK-3 || login.Unexpected4xx != login.Requests || res.Unexpected4xx != login.Requests {
+		t.Errorf("%d logins (%d refused) for %d replacements, %d unexpected 4xx in all; want one refused login each (the last 3 may be cut off by the run's end) and nothing else",
 			login.Requests, login.Unexpected4xx, signup.OK, res.Unexpected4xx)
 	}
 	if res.Actions[actBuy].Counts.OK == 0 {
