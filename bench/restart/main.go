@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -100,7 +101,7 @@ func run(ctx context.Context, n, batchBytes int, settle time.Duration, roles []s
 		time.Sleep(settle)
 		later := p.mem()
 		fmt.Printf("%-28s %10v %8.0f MiB %8.0f MiB %10.0f MiB %10.0f MiB %6.0f MiB\n", name, p.ready.Round(time.Millisecond),
-			mib(ready.rss), mib(ready.anon), mib(later.rss), mib(later.anon), mib(later.peak))
+			mib(ready.RSS), mib(ready.Anon), mib(later.RSS), mib(later.Anon), mib(later.Peak))
 		if p.httpAddr != "" {
 			// How much of it is the Go heap (the rest: DuckDB's, SQLite's
 			// and the runtime's own memory, and mapped files).
@@ -189,32 +190,7 @@ func (p *proc) stop() error {
 	return nil
 }
 
-// memory is a process's resident set, its anonymous part, and its peak.
-type memory struct{ rss, anon, peak int64 }
-
-func (p *proc) mem() memory {
-	var m memory
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return m
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		k, v, _ := strings.Cut(s.Text(), ":")
-		var kb int64
-		fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-		switch k {
-		case "VmRSS":
-			m.rss = kb << 10
-		case "RssAnon":
-			m.anon = kb << 10
-		case "VmHWM":
-			m.peak = kb << 10
-		}
-	}
-	return m
-}
+func (p *proc) mem() job.Memory { return job.MemoryOf(strconv.Itoa(p.cmd.Process.Pid)) }
 
 // fillTopic produces n generated events to the broker at addr, keyed by
 // player, and returns the bytes of their values.

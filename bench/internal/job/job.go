@@ -76,19 +76,37 @@ func WorkDir(dir, pattern string) (_ string, remove func(), err error) {
 
 // PeakRSS is this process's peak resident set (VmHWM). Not getrusage: its
 // ru_maxrss carries the parent's peak across fork and exec.
-func PeakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func PeakRSS() int64 { return MemoryOf("self").Peak }
+
+// Memory is what /proc/<pid>/status says of a process's memory, in bytes.
+type Memory struct {
+	RSS  int64 // VmRSS: resident now
+	Anon int64 // RssAnon: the anonymous part of it (heaps, not mapped files)
+	Peak int64 // VmHWM: the most it was resident
+}
+
+// MemoryOf reads the memory of the process pid ("self", or a number);
+// zero when it cannot be read.
+func MemoryOf(pid string) Memory {
+	var m Memory
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
-		return 0
+		return m
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-			return kb << 10
+		k, v, _ := strings.Cut(line, ":")
+		var kb int64
+		fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+		switch k {
+		case "VmRSS":
+			m.RSS = kb << 10
+		case "RssAnon":
+			m.Anon = kb << 10
+		case "VmHWM":
+			m.Peak = kb << 10
 		}
 	}
-	return 0
+	return m
 }
 
 // Machine says what runs the benchmark: the CPU model from /proc/cpuinfo
