@@ -92,12 +92,14 @@ func (s *sink) run() {
 			}
 			return
 		}
-		if l := s.p.cfg.Linger; l > 0 && s.perRequest > companyPerRequest {
+		if l := s.p.cfg.Linger; l > 0 && s.perRequest > companyPerRequest && s.pending() {
 			// Found idle, by groups of callers who lately shared requests:
 			// wait a moment for company (while a request is in flight,
 			// groups gather behind it anyway). A caller who publishes
 			// alone, one group after the other's ack (one player's
-			// rounds), shares no request, and waits for no one.
+			// rounds), shares no request, and waits for no one. A wake
+			// left over from groups the last request already carried
+			// finds the queue empty and waits for nothing.
 			s.lingered.Add(1)
 			time.Sleep(l)
 		}
@@ -110,6 +112,13 @@ func (s *sink) run() {
 			s.send(gs)
 		}
 	}
+}
+
+// pending reports whether a group waits in the queue.
+func (s *sink) pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0
 }
 
 // companyPerRequest is the mean number of groups per request above which
