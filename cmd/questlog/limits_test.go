@@ -115,7 +115,7 @@ func TestServeRecoversFromExhaustedFileDescriptors(t *testing.T) {
 		conns = append(conns, c)
 	}
 	t.Logf("%d connections to the broker open, %d refused", len(conns), refused)
-	waitUntil(t, 10*time.Second, "/readyz to say the broker is unreachable while descriptors are exhausted", func() (bool, string) {
+	waitUntil(t, 30*time.Second, "/readyz to say the broker is unreachable while descriptors are exhausted", func() (bool, string) {
 		code, body, err := tryGet(probe, p.api+"/readyz")
 		return code == 503 && strings.HasPrefix(body, "embedded broker at "+p.broker+" unavailable"), fmt.Sprintf("%d %q %v", code, body, err)
 	})
@@ -127,11 +127,11 @@ func TestServeRecoversFromExhaustedFileDescriptors(t *testing.T) {
 	// A new client of the API, as a new player would be.
 	fresh := &http.Client{Timeout: 5 * time.Second}
 	defer fresh.CloseIdleConnections()
-	waitUntil(t, 10*time.Second, "GET / to answer 200 once the connections are closed", func() (bool, string) {
+	waitUntil(t, 30*time.Second, "GET / to answer 200 once the connections are closed", func() (bool, string) {
 		code, body, err := tryGet(fresh, p.api+"/")
 		return code == 200, fmt.Sprintf("%d %q %v", code, body, err)
 	})
-	waitUntil(t, 10*time.Second, "/readyz to say ready once the connections are closed", func() (bool, string) {
+	waitUntil(t, 30*time.Second, "/readyz to say ready once the connections are closed", func() (bool, string) {
 		code, body, err := tryGet(fresh, p.api+"/readyz")
 		return code == 200 && body == "ready\n", fmt.Sprintf("%d %q %v", code, body, err)
 	})

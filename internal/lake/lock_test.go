@@ -122,7 +122,7 @@ func TestLeaseLock(t *testing.T) {
 			t.Fatalf("TryLock of a fresh lease: %v, want ErrLocked by the killed extract", err)
 		}
 		var l lake.Lock
-		for deadline := time.Now().Add(10 * time.Second); l == nil; {
+		for deadline := time.Now().Add(30 * time.Second); l == nil; {
 			if l, err = lake.TryLock(ctx, st, "events"); err != nil && time.Now().After(deadline) {
 				t.Fatalf("the lapsed lease was not taken over: %v", err)
 			}

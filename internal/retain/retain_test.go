@@ -167,7 +167,7 @@ func TestTrimmerRuns(t *testing.T) {
 		t.Errorf("after Start the partition starts at %d, want 4 (the checkpoint)", got)
 	}
 	f.checkpoint(t, 8)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for start() != 8 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
