@@ -61,10 +61,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/questlog/questlog/bench/internal/fill"
 	"github.com/questlog/questlog/bench/internal/harness"
 	"github.com/questlog/questlog/bench/internal/job"
 	"github.com/questlog/questlog/bench/internal/procstat"
-	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/loadgen"
@@ -354,7 +354,7 @@ const extractTopic = "scale-extract"
 
 // extractSection fills extractTopic and times each count of workers.
 func extractSection(ctx context.Context, o options, tmp, bin string, broker *proc, group bool) ([]ExtractRow, error) {
-	ends, err := fill(ctx, broker.addr(), o.events, o.partitions)
+	ends, err := fillTopic(ctx, broker.addr(), o.events, o.partitions)
 	if err != nil {
 		return nil, err
 	}
@@ -474,9 +474,9 @@ func reached(cp *lake.Checkpoint, ends map[int32]int64) bool {
 	return true
 }
 
-// fill creates extractTopic and produces n generated game events to it,
+// fillTopic creates extractTopic and produces n generated game events to it,
 // keyed by player as the API does; it returns each partition's end offset.
-func fill(ctx context.Context, addr string, n, partitions int) (map[int32]int64, error) {
+func fillTopic(ctx context.Context, addr string, n, partitions int) (map[int32]int64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(extractTopic),
 		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
@@ -488,27 +488,9 @@ func fill(ctx context.Context, addr string, n, partitions int) (map[int32]int64,
 		return nil, fmt.Errorf("create topic %s: %w", extractTopic, err)
 	}
 	fmt.Fprintf(os.Stderr, "filling %s with %d events ...\n", extractTopic, n)
-	var (
-		mu       sync.Mutex
-		firstErr error
-	)
-	err = laketest.Generate(laketest.Config{Events: n, Players: 5000, Span: 36 * time.Hour, Seed: 15}, func(ev *event.Event) error {
-		cl.Produce(ctx, &kgo.Record{Key: ev.Key(), Value: ev.AppendJSON(nil)}, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				firstErr = errors.Join(firstErr, err)
-				mu.Unlock()
-			}
-		})
-		mu.Lock()
-		defer mu.Unlock()
-		return firstErr
-	})
-	if err != nil {
+	cfg := laketest.Config{Events: n, Players: 5000, Span: 36 * time.Hour, Seed: 15}
+	if _, err := fill.Events(ctx, cl, cfg, nil); err != nil {
 		return nil, fmt.Errorf("fill %s: %w", extractTopic, err)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return nil, err
 	}
 	offsets, err := adm.ListEndOffsets(ctx, extractTopic)
 	if err != nil {

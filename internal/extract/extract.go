@@ -284,11 +284,7 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 	e.mu.Lock()
 	e.cancelRun = cancel
 	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		e.cancelRun = nil
-		e.mu.Unlock()
-	}()
+	defer e.endRun()
 	go func() {
 		select {
 		case <-lakeCtx.Done():

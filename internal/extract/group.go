@@ -33,6 +33,14 @@ func (e *Extractor) Crash() {
 	}
 }
 
+// endRun forgets the cancel function of the Run that is returning, so
+// that a later Crash does not call it.
+func (e *Extractor) endRun() {
+	e.mu.Lock()
+	e.cancelRun = nil
+	e.mu.Unlock()
+}
+
 // groupRun is the state of a Run as a consumer group's worker: the
 // partitions it holds come and go with the group's rebalances.
 type groupRun struct {
@@ -71,11 +79,7 @@ func (e *Extractor) runGroup(ctx context.Context) (Summary, error) {
 	e.cp = &lake.Checkpoint{Topic: e.cfg.topic, Partitions: map[int32]lake.PartitionMark{}}
 	e.cancelRun = cancel
 	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		e.cancelRun = nil
-		e.mu.Unlock()
-	}()
+	defer e.endRun()
 
 	schemas, err := lake.LoadSchemas(ctx, e.cfg.lake)
 	if err != nil {

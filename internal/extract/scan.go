@@ -182,6 +182,15 @@ func (s *scanner) literal(b []byte, i, idx int) (int, error) {
 	return 0, bad(i, "unknown literal")
 }
 
+// skipDigits returns the index of the first byte of b at or after i that is
+// not an ASCII digit.
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
 func (s *scanner) number(b []byte, i, idx int) (int, error) {
 	start := i
 	neg := false
@@ -207,9 +216,7 @@ func (s *scanner) number(b []byte, i, idx int) (int, error) {
 		isFloat = true
 		i++
 		f := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
+		i = skipDigits(b, i)
 		if i == f {
 			return 0, bad(i, "want a digit after '.'")
 		}
@@ -221,9 +228,7 @@ func (s *scanner) number(b []byte, i, idx int) (int, error) {
 			i++
 		}
 		f := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
+		i = skipDigits(b, i)
 		if i == f {
 			return 0, bad(i, "want a digit in the exponent")
 		}

@@ -2,14 +2,12 @@ package extract
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/questlog/questlog/internal/golden"
+)
 
 func TestSummaryTextGolden(t *testing.T) {
 	s := Summary{
@@ -20,19 +18,7 @@ func TestSummaryTextGolden(t *testing.T) {
 	if err := s.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "summary.txt")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := golden.Want(t, filepath.Join("testdata", "summary.txt"), b.Bytes())
 	if !bytes.Equal(b.Bytes(), want) {
 		t.Errorf("summary =\n%s\nwant\n%s", b.Bytes(), want)
 	}

@@ -91,26 +91,11 @@ type Listing struct {
 // retention drops is retired (Listing.Retired) before its files are
 // removed, and they stay that long too.
 func ListData(ctx context.Context, st Storage) (*Listing, error) {
-	l := &Listing{}
-	var files []DataFile
-	for _, dir := range DataDirs() {
-		infos, err := st.List(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		for _, fi := range infos {
-			if IsPending(fi.Name) {
-				l.Pending = append(l.Pending, fi)
-				continue
-			}
-			part, ok := ParsePart(fi.Name)
-			if !ok {
-				l.Foreign = append(l.Foreign, fi)
-				continue
-			}
-			files = append(files, DataFile{Part: part, Name: fi.Name, Size: fi.Size, ModTime: fi.ModTime})
-		}
+	files, pending, foreign, err := listDataFiles(ctx, st)
+	if err != nil {
+		return nil, err
 	}
+	l := &Listing{Pending: pending, Foreign: foreign}
 	l.Files, l.Replaced, l.Overlaps = Resolve(files)
 	// Listed after the files: a day whose files were partly removed had
 	// its manifest written before.
@@ -130,6 +115,32 @@ func ListData(ctx context.Context, st Storage) (*Listing, error) {
 		l.Files = kept
 	}
 	return l, nil
+}
+
+// listDataFiles lists the data folders (see DataDirs) and sorts what they
+// hold into the data files, unresolved; the files being written or left by
+// a crash (see IsPending); and the foreign files, whose names are not a
+// data file's.
+func listDataFiles(ctx context.Context, st Storage) (files []DataFile, pending, foreign []FileInfo, err error) {
+	for _, dir := range DataDirs() {
+		infos, err := st.List(ctx, dir)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for _, fi := range infos {
+			if IsPending(fi.Name) {
+				pending = append(pending, fi)
+				continue
+			}
+			part, ok := ParsePart(fi.Name)
+			if !ok {
+				foreign = append(foreign, fi)
+				continue
+			}
+			files = append(files, DataFile{Part: part, Name: fi.Name, Size: fi.Size, ModTime: fi.ModTime})
+		}
+	}
+	return files, pending, foreign, nil
 }
 
 // Resolve splits data files into the effective set (sorted by name) and

@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
+
+	"github.com/questlog/questlog/internal/filelock"
 )
 
 // TryLock implements Locker with the flock of _checkpoints/<name>.lock:
@@ -19,16 +20,12 @@ func (d Dir) TryLock(_ context.Context, name string) (Lock, error) {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	path := d.path(lockName(name))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := filelock.Try(path, 0o644)
+	if errors.Is(err, filelock.ErrHeld) {
+		return nil, fmt.Errorf("%w: %s is locked", ErrLocked, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s is locked", ErrLocked, path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return flock{f}, nil
 }

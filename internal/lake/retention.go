@@ -238,22 +238,16 @@ func DropOldDays(ctx context.Context, st Storage, r Retention) (RetentionSummary
 	if err != nil {
 		return sum, err
 	}
+	files, _, _, err := listDataFiles(ctx, st)
+	if err != nil {
+		return sum, err
+	}
 	var all []DataFile
-	for _, dir := range DataDirs() {
-		infos, err := st.List(ctx, dir)
-		if err != nil {
-			return sum, err
+	for _, f := range files {
+		if m, in := cp.Partitions[f.Partition]; !in || f.Last >= m.Next {
+			continue // not the lake's yet
 		}
-		for _, fi := range infos {
-			part, ok := ParsePart(fi.Name)
-			if !ok || IsPending(fi.Name) {
-				continue
-			}
-			if m, in := cp.Partitions[part.Partition]; !in || part.Last >= m.Next {
-				continue // not the lake's yet
-			}
-			all = append(all, DataFile{Part: part, Name: fi.Name, Size: fi.Size, ModTime: fi.ModTime})
-		}
+		all = append(all, f)
 	}
 	effective, _, _ := Resolve(all)
 	// Per old day: the files it holds (all of them, for removal) and its

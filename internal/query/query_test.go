@@ -3,7 +3,6 @@ package query_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -13,11 +12,10 @@ import (
 
 	"github.com/questlog/questlog/internal/event"
 	"github.com/questlog/questlog/internal/extract/extracttest"
+	"github.com/questlog/questlog/internal/golden"
 	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/query"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // sent is what a test knows about the events it wrote, counted in Go.
 type sent struct {
@@ -259,7 +257,7 @@ break')) t(n, item_type, price, event_time, event_date, http, note) ORDER BY n`)
 			if err := res.Write(&buf, f); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", "result."+string(f)), buf.Bytes())
+			matchGolden(t, filepath.Join("testdata", "result."+string(f)), buf.Bytes())
 		})
 	}
 	t.Run("empty result keeps its header", func(t *testing.T) {
@@ -271,28 +269,18 @@ break')) t(n, item_type, price, event_time, event_date, http, note) ORDER BY n`)
 		if err := res.Write(&buf, query.FormatTable); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, filepath.Join("testdata", "empty.table"), buf.Bytes())
+		matchGolden(t, filepath.Join("testdata", "empty.table"), buf.Bytes())
 	})
 	if _, err := query.ParseFormat("xml"); err == nil {
 		t.Error("ParseFormat(xml) accepted")
 	}
 }
 
-func golden(t *testing.T, path string, got []byte) {
+// matchGolden compares got with the golden file at path (rewritten from got
+// with -update).
+func matchGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
+	if want := golden.Want(t, path, got); !bytes.Equal(got, want) {
 		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
 }

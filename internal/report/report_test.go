@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,12 +14,11 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/event"
+	"github.com/questlog/questlog/internal/golden"
 	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/query"
 	"github.com/questlog/questlog/internal/report"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // sent is the game as the test saw it go by, event by event.
 type sent struct {
@@ -395,18 +393,7 @@ func TestReportHTMLSkeleton(t *testing.T) {
 	// The stylesheet has its own file; the skeleton is the markup.
 	got = regexp.MustCompile(`(?s)<style>.*?</style>`).ReplaceAllString(got, "<style>…</style>")
 	path := filepath.Join("testdata", "report.golden.html")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
+	want := golden.Want(t, path, []byte(got))
 	if got != string(want) {
 		t.Errorf("report skeleton differs from %s (run go test -update after checking the change):\n%s", path, firstDiff(got, string(want)))
 	}

@@ -37,24 +37,31 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 			t.Fatalf("Ping: %v", err)
 		}
 	})
-	t.Run("Accounts", func(t *testing.T) { testAccounts(t, fresh(t)) })
-	t.Run("BadInput", func(t *testing.T) { testBadInput(t, fresh(t)) })
-	t.Run("Apply", func(t *testing.T) { testApply(t, fresh(t)) })
-	t.Run("ApplyConflictChangesNothing", func(t *testing.T) { testApplyConflict(t, fresh(t)) })
-	t.Run("ApplyUnknownPlayer", func(t *testing.T) { testApplyUnknown(t, fresh(t)) })
-	t.Run("PlayersAreSeparate", func(t *testing.T) { testPlayersAreSeparate(t, fresh(t)) })
-	t.Run("Sessions", func(t *testing.T) { testSessions(t, fresh(t)) })
-	t.Run("SessionExpires", func(t *testing.T) { testSessionExpires(t, fresh(t)) })
-	t.Run("LockExcludes", func(t *testing.T) { testLockExcludes(t, fresh(t)) })
-	t.Run("LockHonoursContext", func(t *testing.T) { testLockContext(t, fresh(t)) })
-	t.Run("ConcurrentPurchasesUnderLock", func(t *testing.T) { testConcurrentPurchases(t, fresh(t)) })
-	t.Run("ConcurrentApplyNeverNegative", func(t *testing.T) { testConcurrentApplyNeverNegative(t, fresh(t)) })
-	t.Run("Intents", func(t *testing.T) { testIntents(t, fresh(t)) })
-	t.Run("IntentConflictStaysPending", func(t *testing.T) { testIntentConflictStaysPending(t, fresh(t)) })
-	t.Run("SignupIntent", func(t *testing.T) { testSignupIntent(t, fresh(t)) })
-	t.Run("ChangeSessions", func(t *testing.T) { testChangeSessions(t, fresh(t)) })
-	t.Run("IntentGroups", func(t *testing.T) { testIntentGroups(t, fresh(t)) })
-	t.Run("Advance", func(t *testing.T) { testAdvance(t, fresh(t)) })
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, state.Store)
+	}{
+		{"Accounts", testAccounts},
+		{"BadInput", testBadInput},
+		{"Apply", testApply},
+		{"ApplyConflictChangesNothing", testApplyConflict},
+		{"ApplyUnknownPlayer", testApplyUnknown},
+		{"PlayersAreSeparate", testPlayersAreSeparate},
+		{"Sessions", testSessions},
+		{"SessionExpires", testSessionExpires},
+		{"LockExcludes", testLockExcludes},
+		{"LockHonoursContext", testLockContext},
+		{"ConcurrentPurchasesUnderLock", testConcurrentPurchases},
+		{"ConcurrentApplyNeverNegative", testConcurrentApplyNeverNegative},
+		{"Intents", testIntents},
+		{"IntentConflictStaysPending", testIntentConflictStaysPending},
+		{"SignupIntent", testSignupIntent},
+		{"ChangeSessions", testChangeSessions},
+		{"IntentGroups", testIntentGroups},
+		{"Advance", testAdvance},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, fresh(t)) })
+	}
 }
 
 // newAccount creates an account with gold and returns it as stored.
