@@ -211,6 +211,7 @@ func globbersAgree(t *testing.T, dir string, want *extracttest.Produced) {
 }
 
 func TestCompactMergesEveryGroupOfAClosedDay(t *testing.T) {
+	t.Parallel()
 	dir, _, want := smallLake(t, 900)
 	print := fingerprintOfLake(t, dir)
 	most, before := filesPerGroup(t, dir)
@@ -273,6 +274,7 @@ func checkFileLayout(t *testing.T, dir string) {
 // the type's current schema, and the rows written with older versions
 // have their values widened as the extract would have written them.
 func TestCompactWidensOlderSchemaVersions(t *testing.T) {
+	t.Parallel()
 	dir, _, _ := smallLake(t, 300)
 	const q = `SELECT count(*) FILTER (score = kafka_offset * 0 + CAST(regexp_extract("user", '[0-9]+') AS INT) AND flag = 'true' AND detail IS NULL),
 		count(*) FILTER (score = CAST(regexp_extract("user", '[0-9]+') AS INT) + 0.5 AND flag IS NULL AND detail = '{"a":' || regexp_extract("user", '[0-9]+') || ',"b":"x\"y"}'),
@@ -320,6 +322,7 @@ var errCrash = errors.New("simulated crash")
 // file; the next pass finishes the job; and then a reader that globs the
 // folder counts every record once too.
 func TestCrashAtEveryStepKeepsEveryRecordOnce(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		point compact.Point
@@ -334,6 +337,9 @@ func TestCrashAtEveryStepKeepsEveryRecordOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// Each case has its own broker and lake: they run side by
+			// side, and the package's slowest test takes less time.
+			t.Parallel()
 			dir, addr, want := smallLake(t, 360)
 			print := fingerprintOfLake(t, dir)
 

@@ -125,6 +125,7 @@ func checkDropped(t *testing.T, dir string, perDay map[string]int64) *lake.Repor
 }
 
 func TestLakeRetentionDropsWholeOldDays(t *testing.T) {
+	t.Parallel()
 	dir, _, perDay := retentionLake(t)
 	if len(perDay) != 3 {
 		t.Fatalf("events on days %v, want three days", perDay)
@@ -167,6 +168,7 @@ func TestLakeRetentionDropsWholeOldDays(t *testing.T) {
 // no reader: they all see none of it, lake check counts it as dropped,
 // and the next pass removes the rest.
 func TestLakeRetentionCrashMidDropIsFinishedNextPass(t *testing.T) {
+	t.Parallel()
 	for _, after := range []int{1, 7, 30} {
 		t.Run(fmt.Sprintf("crash after %d removals", after), func(t *testing.T) {
 			dir, _, perDay := retentionLake(t)
@@ -211,6 +213,7 @@ func TestLakeRetentionCrashMidDropIsFinishedNextPass(t *testing.T) {
 // them. A file an extract far behind publishes into the retired day is
 // added to its manifest before it is removed.
 func TestLakeRetentionGraceAndLateFiles(t *testing.T) {
+	t.Parallel()
 	dir, addr, perDay := retentionLake(t)
 	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(time.Hour), compact.Clock(dropClock))
 	sum, err := c.Compact(context.Background())
@@ -257,6 +260,7 @@ func TestLakeRetentionGraceAndLateFiles(t *testing.T) {
 
 // lake check tells what retention dropped from what was lost.
 func TestLakeCheckTellsRetentionFromLoss(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		damage func(t *testing.T, dir string)
