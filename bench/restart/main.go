@@ -28,8 +28,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -53,17 +51,12 @@ func main() {
 	settle := flag.Duration("settle", 10*time.Second, "measure memory again this long after the process answers")
 	roles := flag.String("roles", "broker,serve,up", "the commands to restart, in turn")
 	flag.Parse()
-	if err := run(context.Background(), *n, *batchBytes, *settle, strings.Split(*roles, ",")); err != nil {
-		log.Fatal(err)
-	}
+	harness.Main("restart", func(ctx context.Context, tmp string) error {
+		return run(ctx, tmp, *n, *batchBytes, *settle, strings.Split(*roles, ","))
+	})
 }
 
-func run(ctx context.Context, n, batchBytes int, settle time.Duration, roles []string) error {
-	tmp, err := os.MkdirTemp("", "questlog-restart-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
+func run(ctx context.Context, tmp string, n, batchBytes int, settle time.Duration, roles []string) error {
 	bin, err := harness.Build(ctx, tmp)
 	if err != nil {
 		return err
@@ -119,8 +112,8 @@ func run(ctx context.Context, n, batchBytes int, settle time.Duration, roles []s
 	if err != nil {
 		return err
 	}
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
+	_ = p.Cmd.Process.Kill()
+	<-p.Done()
 	if err := measure("broker (after a SIGKILL)", "broker"); err != nil {
 		return err
 	}
@@ -131,66 +124,55 @@ func run(ctx context.Context, n, batchBytes int, settle time.Duration, roles []s
 
 // proc is a questlog process started on the data directory.
 type proc struct {
-	cmd        *exec.Cmd
+	*harness.Process
 	brokerAddr string
 	httpAddr   string // empty for the broker
 	ready      time.Duration
 }
 
-// start runs `questlog role` on data and waits until it answers.
+// start runs `questlog role` on data and waits, for at most 10 minutes,
+// until it answers: the broker on its port, the others on /readyz.
 func start(ctx context.Context, bin, data, role string) (*proc, error) {
 	httpAddr, brokerAddr, err := harness.ServeAddrs()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{role, "--data-dir", data, "--broker-listen", brokerAddr, "--log-level", "warn"}
+	addr, serves := brokerAddr, harness.Listening
 	if role != "broker" {
 		args = append(args, "--http", httpAddr)
+		addr, serves = httpAddr, harness.Ready
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	began := time.Now()
-	if err := cmd.Start(); err != nil {
+	hp, err := harness.Start(cmd, addr, 30*time.Second)
+	if err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, brokerAddr: brokerAddr}
+	if err := harness.Wait(ctx, hp, serves, 20*time.Millisecond, 10*time.Minute); err != nil {
+		hp.Stop()
+		return nil, fmt.Errorf("%s: %w", role, err)
+	}
+	p := &proc{Process: hp, brokerAddr: brokerAddr, ready: time.Since(began)}
 	if role != "broker" {
 		p.httpAddr = httpAddr
 	}
-	for deadline := began.Add(10 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("%s did not answer within 10 minutes", role)
-		}
-		if role == "broker" {
-			if c, err := net.Dial("tcp", brokerAddr); err == nil {
-				c.Close()
-				break
-			}
-			continue
-		}
-		if resp, err := http.Get("http://" + httpAddr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-	}
-	p.ready = time.Since(began)
 	return p, nil
 }
 
-// stop interrupts the process and waits for it to exit.
+// stop interrupts the process, waits for it to exit (killing it after 30
+// s), and says whether it exited cleanly.
 func (p *proc) stop() error {
-	p.cmd.Process.Signal(os.Interrupt)
-	if err := p.cmd.Wait(); err != nil {
-		return fmt.Errorf("%s: %w", strings.Join(p.cmd.Args[:2], " "), err)
+	p.Stop()
+	if st := p.Cmd.ProcessState; !st.Success() {
+		return fmt.Errorf("%s: %s", strings.Join(p.Cmd.Args[:2], " "), st)
 	}
 	return nil
 }
 
-func (p *proc) mem() job.Memory { return job.MemoryOf(strconv.Itoa(p.cmd.Process.Pid)) }
+func (p *proc) mem() job.Memory { return job.MemoryOf(strconv.Itoa(p.Pid())) }
 
 // fillTopic produces n generated events to the broker at addr, keyed by
 // player, and returns the bytes of their values.

@@ -171,46 +171,53 @@ func Tail(b []byte, n int) string {
 }
 
 // WaitReady polls /readyz (or /healthz, on a server without /readyz) until
-// it answers 200, for at most a minute.
+// it answers 200, every 50 ms for at most a minute.
 func WaitReady(ctx context.Context, p *Process) error {
+	return Wait(ctx, p, Ready, 50*time.Millisecond, time.Minute)
+}
+
+// WaitListening waits, every 50 ms for at most a minute, until the process
+// accepts connections on its address.
+func WaitListening(ctx context.Context, p *Process) error {
+	return Wait(ctx, p, Listening, 50*time.Millisecond, time.Minute)
+}
+
+// Ready says whether the process's /readyz (or /healthz, on a server
+// without /readyz) answers 200.
+func Ready(p *Process) bool {
 	client := &http.Client{Timeout: time.Second}
-	return poll(ctx, p, func() bool {
-		for _, path := range []string{"/readyz", "/healthz"} {
-			resp, err := client.Get(p.URL() + path)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return true
-				}
-				if resp.StatusCode != http.StatusNotFound {
-					return false // /readyz exists and says not yet
-				}
+	for _, path := range []string{"/readyz", "/healthz"} {
+		resp, err := client.Get(p.URL() + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return true
+			}
+			if resp.StatusCode != http.StatusNotFound {
+				return false // /readyz exists and says not yet
 			}
 		}
-		return false
-	})
+	}
+	return false
 }
 
-// WaitListening waits, for at most a minute, until the process accepts
-// connections on its address.
-func WaitListening(ctx context.Context, p *Process) error {
-	return poll(ctx, p, func() bool {
-		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+// Listening says whether the process accepts connections on its address.
+func Listening(p *Process) bool {
+	c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
 
-// poll calls ok every 50 ms until it says yes, the process exits, or a
-// minute has passed.
-func poll(ctx context.Context, p *Process, ok func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+// Wait calls ok every `every` until it says the process serves, the
+// process exits, or limit has passed.
+func Wait(ctx context.Context, p *Process, ok func(*Process) bool, every, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
-	for !ok() {
+	for !ok(p) {
 		select {
 		case <-p.done:
 			return errors.New("exited before it was ready")
