@@ -89,11 +89,11 @@ type options struct {
 func main() {
 	o := options{servers: []int{1, 2, 3}, workers: []int{1, 2, 3}}
 	flag.Func("servers", "counts of questlog serve processes to measure, comma-separated (default 1,2,3)", func(v string) (err error) {
-		o.servers, err = parseCounts(v)
+		o.servers, err = harness.ParseCounts(v, "count")
 		return err
 	})
 	flag.Func("workers", "counts of extract workers to measure, comma-separated (default 1,2,3)", func(v string) (err error) {
-		o.workers, err = parseCounts(v)
+		o.workers, err = harness.ParseCounts(v, "count")
 		return err
 	})
 	flag.IntVar(&o.users, "users", 120, "players in the players scenario, over all servers")
@@ -186,7 +186,7 @@ func run(ctx context.Context, o options, tmp string) error {
 	if err != nil {
 		return err
 	}
-	broker, err := start(ctx, tmp, "broker", bin, "broker", "--broker-listen", brokerAddr, "--data-dir", filepath.Join(tmp, "broker"),
+	broker, err := start(tmp, "broker", brokerAddr, bin, "broker", "--broker-listen", brokerAddr, "--data-dir", filepath.Join(tmp, "broker"),
 		"--partitions", strconv.Itoa(o.partitions), "--topic-retention", "0", "--log-level", "warn")
 	if err != nil {
 		return err
@@ -231,7 +231,7 @@ func serveSection(ctx context.Context, o options, tmp, bin string, broker *proc)
 		return nil, err
 	}
 	host, port, _ := net.SplitHostPort(redisAddr)
-	rs, err := start(ctx, tmp, "redis", o.redis, "--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--dir", tmp)
+	rs, err := start(tmp, "redis", net.JoinHostPort(host, port), o.redis, "--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--dir", tmp)
 	if err != nil {
 		return nil, fmt.Errorf("redis-server (apt-get install redis-server): %w", err)
 	}
@@ -265,14 +265,13 @@ func measureServers(ctx context.Context, o options, tmp, bin string, n int, brok
 		if err != nil {
 			return ServeRow{}, err
 		}
-		s, err := start(ctx, tmp, fmt.Sprintf("serve-%d-%d", n, i), bin, "serve", "--http", addr, "--brokers", broker.addr(),
+		s, err := start(tmp, fmt.Sprintf("serve-%d-%d", n, i), addr, bin, "serve", "--http", addr, "--brokers", broker.Addr,
 			"--redis", redisURL, "--data-dir", filepath.Join(tmp, fmt.Sprintf("serve-%d-%d", n, i)),
 			"--password-cost", strconv.Itoa(o.passwordCost), "--login-failures-per-user", "0", "--login-failures-per-address", "0",
 			"--log-level", "warn")
 		if err != nil {
 			return ServeRow{}, err
 		}
-		s.http = addr
 		servers = append(servers, s)
 		if err := s.waitReady(ctx); err != nil {
 			return ServeRow{}, err
@@ -327,16 +326,16 @@ func loadAll(ctx context.Context, bin string, servers []*proc, users int, d time
 	for i, s := range servers {
 		wg.Go(func() {
 			cmd := exec.CommandContext(ctx, bin, "load", "--format", "json", "-q", "--scenario", "players",
-				"--users", strconv.Itoa(users), "-t", d.String(), "http://"+s.http)
+				"--users", strconv.Itoa(users), "-t", d.String(), s.URL())
 			var out, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &stderr
 			if err := cmd.Run(); err != nil {
-				errs[i] = fmt.Errorf("questlog load %s: %w: %s", s.http, err, stderr.String())
+				errs[i] = fmt.Errorf("questlog load %s: %w: %s", s.Addr, err, stderr.String())
 				return
 			}
 			cpus[i] = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 			if err := json.Unmarshal(out.Bytes(), &sums[i]); err != nil {
-				errs[i] = fmt.Errorf("questlog load %s: read summary: %w", s.http, err)
+				errs[i] = fmt.Errorf("questlog load %s: read summary: %w", s.Addr, err)
 			}
 		})
 	}
@@ -354,7 +353,7 @@ const extractTopic = "scale-extract"
 
 // extractSection fills extractTopic and times each count of workers.
 func extractSection(ctx context.Context, o options, tmp, bin string, broker *proc, group bool) ([]ExtractRow, error) {
-	ends, err := fillTopic(ctx, broker.addr(), o.events, o.partitions)
+	ends, err := fillTopic(ctx, broker.Addr, o.events, o.partitions)
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +401,7 @@ func extractSection(ctx context.Context, o options, tmp, bin string, broker *pro
 func measureWorkers(ctx context.Context, tmp, bin string, broker *proc, m, run int, group bool, maxAge time.Duration, ends map[int32]int64) (ExtractRow, error) {
 	lakeDir := filepath.Join(tmp, fmt.Sprintf("lake-%d", run))
 	defer os.RemoveAll(lakeDir)
-	args := []string{"extract", "--brokers", broker.addr(), "--topic", extractTopic, "--lake", lakeDir, "--log-level", "warn"}
+	args := []string{"extract", "--brokers", broker.Addr, "--topic", extractTopic, "--lake", lakeDir, "--log-level", "warn"}
 	if maxAge > 0 {
 		args = append(args, "--follow", "--max-age", maxAge.String(), "--compact-interval", "0")
 	} else {
@@ -420,7 +419,7 @@ func measureWorkers(ctx context.Context, tmp, bin string, broker *proc, m, run i
 	brokerCPU := procstat.CPU(broker.Pid())
 	t0 := time.Now()
 	for i := range m {
-		w, err := start(ctx, tmp, fmt.Sprintf("extract-%d-%d", run, i), bin, args...)
+		w, err := start(tmp, fmt.Sprintf("extract-%d-%d", run, i), "", bin, args...)
 		if err != nil {
 			return ExtractRow{}, err
 		}
@@ -467,7 +466,7 @@ func waitCheckpoint(ctx context.Context, st lake.Storage, ends map[int32]int64, 
 
 func reached(cp *lake.Checkpoint, ends map[int32]int64) bool {
 	for p, end := range ends {
-		if end > 0 && cp.Partitions[p].Next < end {
+		if cp.Partitions[p].Next < end {
 			return false
 		}
 	}
@@ -545,35 +544,31 @@ func joinFloats(xs []float64) string {
 	return strings.Join(s, " ")
 }
 
-// parseCounts reads a comma-separated list of process counts.
-func parseCounts(v string) ([]int, error) { return harness.ParseCounts(v, "count") }
-
 // proc is a process the benchmark started, its output in a log file.
 type proc struct {
 	*harness.Process
 	name string
-	args []string
-	http string // serve's --http
 }
 
-// start runs bin with args, its output in <tmp>/<name>.log; it dies with
-// this process, and stop gives it 30 s to end after the interrupt.
-func start(ctx context.Context, tmp, name, bin string, args ...string) (*proc, error) {
+// start runs bin with args, a process that listens on addr (when it does),
+// its output in <tmp>/<name>.log; it dies with this process, and stop
+// gives it 30 s to end after the interrupt.
+func start(tmp, name, addr, bin string, args ...string) (*proc, error) {
 	logPath := filepath.Join(tmp, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	hp, err := harness.Start(cmd, "", 30*time.Second)
+	hp, err := harness.Start(cmd, addr, 30*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	hp.Log = logPath
-	return &proc{Process: hp, name: name, args: args}, nil
+	return &proc{Process: hp, name: name}, nil
 }
 
 // cpu is the CPU time the process has used: from /proc while it runs, from
@@ -592,12 +587,6 @@ func (p *proc) exited() bool {
 	default:
 		return false
 	}
-}
-
-// addr is the broker's --broker-listen.
-func (p *proc) addr() string {
-	i := slices.Index(p.args, "--broker-listen")
-	return p.args[i+1]
 }
 
 // waitOutput waits until the process's output holds a line starting with
@@ -623,7 +612,7 @@ func (p *proc) waitOutput(ctx context.Context, prefix string) error {
 func (p *proc) waitReady(ctx context.Context) error {
 	client := &http.Client{Timeout: time.Second}
 	return poll(ctx, p, func() bool {
-		resp, err := client.Get("http://" + p.http + "/readyz")
+		resp, err := client.Get(p.URL() + "/readyz")
 		if err != nil {
 			return false
 		}

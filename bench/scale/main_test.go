@@ -1,33 +1,10 @@
 package main
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/questlog/questlog/internal/lake"
 )
-
-func TestParseCounts(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    []int
-		wantErr bool
-	}{
-		{in: "1,2,3", want: []int{1, 2, 3}},
-		{in: " 2 , 4", want: []int{2, 4}},
-		{in: "0", wantErr: true},
-		{in: "1,x", wantErr: true},
-		{in: "", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseCounts(tt.in)
-			if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
-				t.Errorf("parseCounts(%q) = %v, %v; want %v, error %v", tt.in, got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
 
 // The extract is done when every partition with records has its
 // checkpoint at the partition's end; empty partitions need none.
