@@ -215,11 +215,12 @@ func runLakeCompact(ctx context.Context, g *globalOptions, o *compactOptions, w 
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		n, err := c.RemoveReplaced(ctx)
+		later, err := c.RemoveReplaced(ctx)
 		if err != nil {
 			return err
 		}
-		removed += n
+		writeRetention(w, later.Retention)
+		removed += later.Removed + later.Retention.Removed
 	}
 	fmt.Fprintf(w, "%d replaced files removed\n", removed)
 	return nil

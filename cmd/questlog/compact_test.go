@@ -142,8 +142,9 @@ func TestLakeCompactRetentionThenCheck(t *testing.T) {
 	if err != nil || strings.Contains(out, "retired") {
 		t.Fatalf("lake compact --lake-retention 96h: %v\n%s", err, out)
 	}
-	// Two days: the oldest of the three goes (whatever the hour now).
-	out, err = runCLI(t, "lake", "compact", "--lake", lakeDir, "--lake-retention", "48h", "--grace", "1ms")
+	// Two days: the oldest of the three goes (whatever the hour now):
+	// retired by the pass, its files removed after the grace.
+	out, err = runCLI(t, "lake", "compact", "--lake", lakeDir, "--lake-retention", "48h", "--grace", "300ms")
 	if err != nil || !strings.Contains(out, "retired day "+oldest) || !strings.Contains(out, "lake retention removed") {
 		t.Fatalf("lake compact --lake-retention 48h: %v\n%s", err, out)
 	}

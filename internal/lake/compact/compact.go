@@ -425,27 +425,28 @@ func (c *Compactor) cleanUp(ctx context.Context, l *lake.Listing, sum *Summary) 
 
 // RemoveReplaced removes the replaced files whose grace period is over,
 // and the files of retired days whose grace period is over (see
-// LakeRetention), and returns how many it removed.
-func (c *Compactor) RemoveReplaced(ctx context.Context) (int, error) {
+// LakeRetention): its Summary says what it removed (Removed, Retention)
+// and merges nothing.
+func (c *Compactor) RemoveReplaced(ctx context.Context) (Summary, error) {
 	c.pass.Lock()
 	defer c.pass.Unlock()
+	var sum Summary
 	lock, err := lake.LockCompaction(ctx, c.cfg.lake, c.cfg.topic)
 	if err != nil {
-		return 0, err
+		return sum, err
 	}
 	defer lock.Release()
 	ctx, stop := lake.WhileHeld(ctx, lock)
 	defer stop()
 	l, err := lake.ListData(ctx, c.cfg.lake)
 	if err != nil {
-		return 0, err
+		return sum, err
 	}
-	var sum Summary
 	if err := c.removeReplaced(ctx, l, &sum); err != nil {
-		return sum.Removed, err
+		return sum, err
 	}
 	err = c.dropOldDays(ctx, &sum)
-	return sum.Removed + sum.Retention.Removed, err
+	return sum, err
 }
 
 func (c *Compactor) removeReplaced(ctx context.Context, l *lake.Listing, sum *Summary) error {
