@@ -99,14 +99,14 @@ func ListData(ctx context.Context, st Storage) (*Listing, error) {
 	l.Files, l.Replaced, l.Overlaps = Resolve(files)
 	// Listed after the files: a day whose files were partly removed had
 	// its manifest written before.
-	days, latest, err := retiredDays(ctx, st)
+	days, err := retiredDays(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	if len(days) > 0 {
 		kept := l.Files[:0]
 		for _, f := range l.Files {
-			if retired(f, days, latest) {
+			if retired(f, days) {
 				l.Retired = append(l.Retired, f)
 			} else {
 				kept = append(kept, f)

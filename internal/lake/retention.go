@@ -79,31 +79,30 @@ type RetentionManifest struct {
 	Files   []DroppedFile `json:"files"`
 }
 
-// retiredDays lists the days that have a manifest, and the latest of them
-// (empty when none).
-func retiredDays(ctx context.Context, st Storage) (map[string]bool, string, error) {
+// retiredDays lists the days that have a manifest.
+func retiredDays(ctx context.Context, st Storage) (map[string]bool, error) {
 	infos, err := st.List(ctx, RetentionDir)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	days := map[string]bool{}
-	latest := ""
 	for _, fi := range infos {
 		if IsPending(fi.Name) {
 			continue
 		}
 		if d, ok := retentionDate(fi.Name); ok {
 			days[d] = true
-			latest = max(latest, d)
 		}
 	}
-	return days, latest, nil
+	return days, nil
 }
 
-// retired says whether a file of the effective set belongs to a retired day.
-func retired(f DataFile, days map[string]bool, latest string) bool {
+// retired says whether a file of the effective set belongs to a retired
+// day: a quarantined file (which has no event date) to the day it was
+// written, as DropOldDays counts it.
+func retired(f DataFile, days map[string]bool) bool {
 	if f.Quarantined() {
-		return latest != "" && fileDay(f.ModTime) <= latest
+		return days[fileDay(f.ModTime)]
 	}
 	return days[f.Date]
 }
@@ -113,12 +112,12 @@ func fileDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
 // ReadRetention reads every retention manifest, oldest day first.
 func ReadRetention(ctx context.Context, st Storage) ([]*RetentionManifest, error) {
-	days, _, err := retiredDays(ctx, st)
+	days, err := retiredDays(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	var out []*RetentionManifest
-	for _, d := range sortedKeys(days) {
+	for _, d := range slices.Sorted(maps.Keys(days)) {
 		m, found, err := readManifest(ctx, st, d)
 		if err != nil {
 			return nil, err
@@ -128,15 +127,6 @@ func ReadRetention(ctx context.Context, st Storage) ([]*RetentionManifest, error
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func readManifest(ctx context.Context, st Storage, date string) (*RetentionManifest, bool, error) {

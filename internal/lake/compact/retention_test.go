@@ -443,6 +443,38 @@ func TestLakeRetentionSkipsADayWithAnUnreadableFile(t *testing.T) {
 	}
 }
 
+// A day skipped for an unreadable file stays whole, its quarantined
+// records included, while a later day is retired: readers see the one and
+// not the other.
+func TestLakeRetentionSkippedDayKeepsItsQuarantine(t *testing.T) {
+	dir, _, _ := retentionLake(t)
+	files := dayFiles(t, dir, day1)
+	if err := os.WriteFile(files[0], []byte("not parquet"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	twoDaysOld := func() time.Time { return dropClock().Add(24 * time.Hour) }
+	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(time.Hour), compact.Clock(twoDaysOld))
+	sum, err := c.Compact(context.Background())
+	if err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if !slices.Equal(sum.Retention.Retired, []string{day2}) || len(sum.Retention.Skipped) != 1 {
+		t.Fatalf("retired %v, skipped %v: want %s retired and %s skipped", sum.Retention.Retired, sum.Retention.Skipped, day2, day1)
+	}
+	l, err := lake.ListData(context.Background(), lake.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range l.Retired {
+		if f.Quarantined() {
+			t.Errorf("%s, quarantined on the skipped day %s, is retired with %s", f.Name, day1, day2)
+		}
+	}
+	if len(l.Quarantine()) == 0 {
+		t.Errorf("no quarantined file left visible")
+	}
+}
+
 // lake check, run over and over while a day is retired and removed file
 // by file, always finds the lake sound, and counts either the whole day
 // or none of it.
