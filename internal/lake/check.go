@@ -106,9 +106,9 @@ func check(ctx context.Context, st Storage, topic string) (r *Report, vanished b
 	if err != nil {
 		return nil, false, err
 	}
-	// Read after listing: a day whose files were partly removed had its
-	// manifest written before.
-	manifests, err := ReadRetention(ctx, st)
+	// The manifests of the days the listing found retired (a day whose
+	// files were partly removed had its manifest written before).
+	manifests, err := l.manifests(ctx, st)
 	if err != nil {
 		return nil, false, err
 	}

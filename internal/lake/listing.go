@@ -80,6 +80,9 @@ type Listing struct {
 	// lake retention is dropping (see RetentionDir): readers leave them
 	// out, so that they see a whole day or none of it.
 	Retired []DataFile
+	// retiredDays are the days that had a retention manifest when the
+	// files were listed.
+	retiredDays map[string]bool
 }
 
 // ListData lists the lake's data files (events and quarantine) and
@@ -103,6 +106,7 @@ func ListData(ctx context.Context, st Storage) (*Listing, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.retiredDays = days
 	if len(days) > 0 {
 		kept := l.Files[:0]
 		for _, f := range l.Files {

@@ -110,14 +110,13 @@ func retired(f DataFile, days map[string]bool) bool {
 // fileDay is the UTC day of a time.
 func fileDay(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
-// ReadRetention reads every retention manifest, oldest day first.
-func ReadRetention(ctx context.Context, st Storage) ([]*RetentionManifest, error) {
-	days, err := retiredDays(ctx, st)
-	if err != nil {
-		return nil, err
-	}
+// manifests reads the retention manifests of the days a listing found
+// retired (Listing.retiredDays), oldest day first: reading the days the
+// listing saw, not listing them again, keeps a day retired in between out
+// of both the listed files' count and the dropped days'.
+func (l *Listing) manifests(ctx context.Context, st Storage) ([]*RetentionManifest, error) {
 	var out []*RetentionManifest
-	for _, d := range slices.Sorted(maps.Keys(days)) {
+	for _, d := range slices.Sorted(maps.Keys(l.retiredDays)) {
 		m, found, err := readManifest(ctx, st, d)
 		if err != nil {
 			return nil, err

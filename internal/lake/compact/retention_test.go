@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -472,6 +473,52 @@ func TestLakeRetentionSkippedDayKeepsItsQuarantine(t *testing.T) {
 	}
 	if len(l.Quarantine()) == 0 {
 		t.Errorf("no quarantined file left visible")
+	}
+}
+
+// retireMidCheck is the lake's folder; the first time it lists the
+// retention manifests, retention retires a day just after the listing.
+type retireMidCheck struct {
+	lake.Dir
+	once   sync.Once
+	retire func()
+}
+
+func (s *retireMidCheck) List(ctx context.Context, prefix string) ([]lake.FileInfo, error) {
+	infos, err := s.Dir.List(ctx, prefix)
+	if prefix == lake.RetentionDir {
+		s.once.Do(s.retire)
+	}
+	return infos, err
+}
+
+// A day retired while lake check runs, just after check listed the lake,
+// is counted once: as files, the way check listed it, and not also as
+// dropped.
+func TestLakeCheckCountsADayRetiredMidCheckOnce(t *testing.T) {
+	dir, _, _ := retentionLake(t)
+	var retired lake.RetentionSummary
+	st := &retireMidCheck{Dir: lake.Dir(dir)}
+	st.retire = func() {
+		var err error
+		retired, err = lake.DropOldDays(context.Background(), lake.Dir(dir),
+			lake.Retention{Keep: 24 * time.Hour, Grace: time.Hour, Now: dropClock, Topic: extracttest.Topic})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	r, err := lake.Check(context.Background(), st, extracttest.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(retired.Retired, []string{day1}) {
+		t.Fatalf("retention retired %v during the check, want %s", retired.Retired, day1)
+	}
+	if !r.OK() || r.Dropped != 0 {
+		t.Errorf("lake check with %s retired meanwhile: %d dropped, problems %v", day1, r.Dropped, r.Problems)
+	}
+	if after := extracttest.CheckLake(t, dir); !after.OK() || after.Dropped == 0 {
+		t.Errorf("lake check after: %d dropped, problems %v", after.Dropped, after.Problems)
 	}
 }
 
