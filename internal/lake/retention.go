@@ -190,7 +190,7 @@ func ValidateRetention(d time.Duration) error {
 // Cutoff is the first day the lake keeps at now: every earlier day ended
 // more than keep ago.
 func (r Retention) Cutoff(now time.Time) string {
-	return fileDay(now.Add(-r.Keep).UTC().Truncate(24 * time.Hour))
+	return fileDay(now.Add(-r.Keep))
 }
 
 // RetentionSummary is what a retention pass did.
@@ -391,7 +391,7 @@ type droppedRanges struct {
 }
 
 func (d *droppedRanges) contains(off int64) bool {
-	i, found := slices.BinarySearchFunc(d.ranges, off, func(r [2]int64, off int64) int {
+	_, found := slices.BinarySearchFunc(d.ranges, off, func(r [2]int64, off int64) int {
 		switch {
 		case r[1] < off:
 			return -1
@@ -400,7 +400,7 @@ func (d *droppedRanges) contains(off int64) bool {
 		}
 		return 0
 	})
-	return found && i >= 0
+	return found
 }
 
 // dropped accounts, per partition, for what retention dropped or is

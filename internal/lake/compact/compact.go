@@ -273,12 +273,7 @@ func (c *Compactor) dropOldDays(ctx context.Context, sum *Summary) error {
 	r, err := lake.DropOldDays(ctx, c.cfg.lake, lake.Retention{
 		Keep: c.cfg.retention, Grace: c.cfg.grace, Now: c.cfg.now, Hook: c.cfg.dropHook, Topic: c.cfg.topic,
 	})
-	sum.Retention.Retired = append(sum.Retention.Retired, r.Retired...)
-	sum.Retention.Dropped = append(sum.Retention.Dropped, r.Dropped...)
-	sum.Retention.Removed += r.Removed
-	sum.Retention.Bytes += r.Bytes
-	sum.Retention.Rows += r.Rows
-	sum.Retention.Skipped = append(sum.Retention.Skipped, r.Skipped...)
+	sum.Retention = r // one retention run a pass
 	sum.Skipped = append(sum.Skipped, r.Skipped...)
 	for _, err := range r.Skipped {
 		c.cfg.logger.Warn("lake retention: day skipped", "err", err)
