@@ -10,33 +10,50 @@ import (
 )
 
 func TestParseWrk(t *testing.T) {
-	tests := []struct {
-		file                string
-		rps, p50, p99       float64
-		requests, errs, bad int64
-	}{
+	testParse(t, "wrk", parseWrk, []parseCase{
 		{file: "wrk_ok.txt", rps: 40819.16, p50: 0.88, p99: 8.41, requests: 163597},
 		{file: "wrk_errors.txt", rps: 1200.5, p50: 0.812, p99: 2010, requests: 4810, errs: 7, bad: 12},
+	})
+	if _, err := parseWrk("unable to connect to 127.0.0.1:1 Connection refused\n"); err == nil {
+		t.Error("wrk output without a rate accepted")
 	}
+}
+
+// parseCase is a load tool's output in testdata and the figures its
+// parser must read from it; note says whether it must add a Note.
+type parseCase struct {
+	file                string
+	rps, p50, p99       float64
+	requests, errs, bad int64
+	note                bool
+}
+
+// testParse runs parse over each case's testdata file, in a subtest named
+// after the file, and checks the tool and the figures it read.
+func testParse(t *testing.T, tool string, parse func(string) (Measurement, error), tests []parseCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			m, err := parse(readTestdata(t, tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := parseWrk(string(raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.RequestsPerSecond != tc.rps || m.P50Ms != tc.p50 || m.P99Ms != tc.p99 ||
-				m.Requests != tc.requests || m.Errors != tc.errs || m.Non2xx != tc.bad {
+			if m.Tool != tool || m.RequestsPerSecond != tc.rps || m.P50Ms != tc.p50 || m.P99Ms != tc.p99 ||
+				m.Requests != tc.requests || m.Errors != tc.errs || m.Non2xx != tc.bad || (m.Note != "") != tc.note {
 				t.Errorf("got %+v", m)
 			}
 		})
 	}
-	if _, err := parseWrk("unable to connect to 127.0.0.1:1 Connection refused\n"); err == nil {
-		t.Error("wrk output without a rate accepted")
+}
+
+// readTestdata is the content of testdata/name.
+func readTestdata(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
 	}
+	return string(raw)
 }
 
 func TestGetRatios(t *testing.T) {
@@ -106,39 +123,14 @@ func TestParseConns(t *testing.T) {
 }
 
 func TestParseAb(t *testing.T) {
-	tests := []struct {
-		file                string
-		rps, p50, p99       float64
-		requests, errs, bad int64
-		note                bool
-	}{
+	testParse(t, "ab", parseAb, []parseCase{
 		// The seed under ab -n 3000 -c 10: no failure.
 		{file: "ab_ok.txt", rps: 442.20, p50: 17, p99: 201, requests: 3000},
 		// 136 answers of another length (no error), 7 receive errors and 7
 		// exceptions, 15 non-2xx.
 		{file: "ab_errors.txt", rps: 812.27, p50: 4, p99: 41, requests: 500, errs: 14, bad: 15, note: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.file, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("testdata", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := parseAb(string(raw))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.Tool != "ab" || m.RequestsPerSecond != tc.rps || m.P50Ms != tc.p50 || m.P99Ms != tc.p99 ||
-				m.Requests != tc.requests || m.Errors != tc.errs || m.Non2xx != tc.bad || (m.Note != "") != tc.note {
-				t.Errorf("got %+v", m)
-			}
-		})
-	}
-	raw, err := os.ReadFile(filepath.Join("testdata", "ab_refused.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := parseAb(string(raw)); err == nil {
+	})
+	if _, err := parseAb(readTestdata(t, "ab_refused.txt")); err == nil {
 		t.Error("ab output without a rate accepted")
 	}
 }
