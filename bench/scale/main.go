@@ -632,20 +632,10 @@ func waitRedis(ctx context.Context, url string, p *proc) error {
 }
 
 // poll calls ready every 50 ms until it says yes, for at most a minute,
-// and fails at once when p exits.
+// and fails at once when p exits; the error holds the end of p's log.
 func poll(ctx context.Context, p *proc, ready func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !ready() {
-		select {
-		case <-p.Done():
-			return fmt.Errorf("%s exited before it was ready: %s", p.name, p.LogTail())
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w: %s", p.name, ctx.Err(), p.LogTail())
-		case <-tick.C:
-		}
+	if err := harness.Wait(ctx, p.Process, func(*harness.Process) bool { return ready() }, 50*time.Millisecond, time.Minute); err != nil {
+		return fmt.Errorf("%s %w: %s", p.name, err, p.LogTail())
 	}
 	return nil
 }
