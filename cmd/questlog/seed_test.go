@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -12,10 +11,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/questlog/questlog/internal/testproc"
 )
 
 // needTool is the path of the first of names installed. Without any, the
-// test is skipped, or fails where QUESTLOG_REQUIRE_TOOLS is set (CI).
+// test is skipped, or fails where QUESTLOG_REQUIRE_TOOLS is set (CI), as
+// testproc.LookPath does.
 func needTool(t *testing.T, names ...string) string {
 	t.Helper()
 	for _, name := range names {
@@ -23,11 +25,7 @@ func needTool(t *testing.T, names ...string) string {
 			return path
 		}
 	}
-	if os.Getenv("QUESTLOG_REQUIRE_TOOLS") != "" {
-		t.Fatalf("%s not installed, and QUESTLOG_REQUIRE_TOOLS is set", names[0])
-	}
-	t.Skipf("%s not installed (apt-get install curl apache2-utils kcat); CI installs it", names[0])
-	return ""
+	return testproc.LookPath(t, names[0], "apt-get install curl apache2-utils kcat; CI installs it")
 }
 
 // runTool runs a tool as a shell would and returns its standard output.
