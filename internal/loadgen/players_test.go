@@ -66,17 +66,28 @@ func (g *fakeGame) fail(w http.ResponseWriter, code int, reason string) {
 	fmt.Fprintf(w, `{"error":%q,"message":"fake"}`, reason)
 }
 
-func (g *fakeGame) inventory(w http.ResponseWriter, code int, user string, p *fakePlayer) {
-	type stack struct {
-		ItemType string `json:"item_type"`
-		Quality  string `json:"quality"`
-		Quantity int64  `json:"quantity"`
-	}
+// stack is one line of an inventory or a cart as the API answers it.
+type stack struct {
+	ItemType string `json:"item_type"`
+	Quality  string `json:"quality"`
+	Quantity int64  `json:"quantity"`
+}
+
+// stacks are the lines of held ("item/quality" -> quantity), and the
+// quantity they add up to.
+func stacks(held map[string]int64) ([]stack, int64) {
 	items := []stack{}
-	for k, n := range p.items {
+	var size int64
+	for k, n := range held {
 		it, q, _ := strings.Cut(k, "/")
 		items = append(items, stack{it, q, n})
+		size += n
 	}
+	return items, size
+}
+
+func (g *fakeGame) inventory(w http.ResponseWriter, code int, user string, p *fakePlayer) {
+	items, _ := stacks(p.items)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "gold": p.gold, "guild": p.guild, "items": items})
@@ -84,18 +95,7 @@ func (g *fakeGame) inventory(w http.ResponseWriter, code int, user string, p *fa
 
 // cartAnswer is the API's cart: its lines, with cart_size and no gold.
 func (g *fakeGame) cartAnswer(w http.ResponseWriter, user string, p *fakePlayer) {
-	type stack struct {
-		ItemType string `json:"item_type"`
-		Quality  string `json:"quality"`
-		Quantity int64  `json:"quantity"`
-	}
-	items := []stack{}
-	var size int64
-	for k, n := range p.cart {
-		it, q, _ := strings.Cut(k, "/")
-		items = append(items, stack{it, q, n})
-		size += n
-	}
+	items, size := stacks(p.cart)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "items": items, "cart_size": size})
 }
@@ -356,10 +356,7 @@ func TestPlayersScenario(t *testing.T) {
 			if len(game.badKeys) != 0 {
 				t.Errorf("%d bodies with keys the API refuses, such as %s", len(game.badKeys), game.badKeys[0])
 			}
-			byName := map[string]Counts{}
-			for _, a := range res.Actions {
-				byName[a.Name] = a.Counts
-			}
+			byName := countsByAction(res)
 			if n := byName["signup"].OK; n < int64(tc.players) {
 				t.Errorf("%d signups, want at least one per player (%d)", n, tc.players)
 			}
@@ -409,6 +406,15 @@ func TestPlayersScenario(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countsByAction is r's counts by action name.
+func countsByAction(r *Result) map[string]Counts {
+	byName := map[string]Counts{}
+	for _, a := range r.Actions {
+		byName[a.Name] = a.Counts
+	}
+	return byName
 }
 
 func describeActions(r *Result) string {
@@ -685,10 +691,7 @@ func TestPlayersSetupIsNotMeasured(t *testing.T) {
 			if signupsBefore != tc.players || loginsBefore != tc.players {
 				t.Errorf("%d signups and %d logins before the window, want one each per player (%d)", signupsBefore, loginsBefore, tc.players)
 			}
-			byName := map[string]Counts{}
-			for _, a := range res.Actions {
-				byName[a.Name] = a.Counts
-			}
+			byName := countsByAction(res)
 			if int64(signupsAfter) != byName["signup"].Requests {
 				t.Errorf("%d signups reached the server in the window, %d measured", signupsAfter, byName["signup"].Requests)
 			}
