@@ -296,7 +296,9 @@ func (g *fakeGame) login(w http.ResponseWriter, code int, user string) {
 	fmt.Fprintf(w, `{"user":%q,"token":%q,"expires_at":"2030-01-01T00:00:00Z","gold":%d}`, user, tok, g.players[user].gold)
 }
 
-func runPlayers(t *testing.T, srv *httptest.Server, cfg PlayersConfig, run Config) (*Players, *Result) {
+// newPlayers makes cfg's players against srv, on a transport of their own
+// that is closed when the test ends.
+func newPlayers(t *testing.T, srv *httptest.Server, cfg PlayersConfig) *Players {
 	t.Helper()
 	tr := NewTransport(cfg.Players, 10*time.Second)
 	t.Cleanup(tr.CloseIdleConnections)
@@ -305,6 +307,12 @@ func runPlayers(t *testing.T, srv *httptest.Server, cfg PlayersConfig, run Confi
 	if err != nil {
 		t.Fatal(err)
 	}
+	return players
+}
+
+func runPlayers(t *testing.T, srv *httptest.Server, cfg PlayersConfig, run Config) (*Players, *Result) {
+	t.Helper()
+	players := newPlayers(t, srv, cfg)
 	run.Actions = ScenarioActions()
 	res, err := Run(context.Background(), run, players.Clients())
 	if err != nil {
@@ -435,12 +443,7 @@ func TestPlayersWhenLoginsAreLimited(t *testing.T) {
 	game := newFakeGame(60)
 	srv := httptest.NewServer(game)
 	defer srv.Close()
-	tr := NewTransport(3, 10*time.Second)
-	defer tr.CloseIdleConnections()
-	players, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 3, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
+	players := newPlayers(t, srv, PlayersConfig{Players: 3, Seed: 7})
 	if _, err := players.Setup(context.Background(), 3); err != nil {
 		t.Fatal(err)
 	}
@@ -465,10 +468,7 @@ func TestPlayersWhenLoginsAreLimited(t *testing.T) {
 		t.Error("nobody played")
 	}
 
-	again, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := newPlayers(t, srv, PlayersConfig{Players: 2})
 	if _, err := again.Setup(context.Background(), 2); err == nil || !strings.Contains(err.Error(), "--login-failures-per-address 0") {
 		t.Errorf("setup with logins refused: %v, want an error that names --login-failures-per-address 0", err)
 	}
@@ -645,13 +645,8 @@ func TestPlayersSetupIsNotMeasured(t *testing.T) {
 			arr := &arrivals{game: game, at: map[string][]time.Time{}}
 			srv := httptest.NewServer(arr)
 			defer srv.Close()
-			tr := NewTransport(tc.players, 10*time.Second)
-			defer tr.CloseIdleConnections()
 			ctx := context.Background()
-			players, err := NewPlayers(ctx, tr, PlayersConfig{BaseURL: srv.URL, Players: tc.players, Seed: 3})
-			if err != nil {
-				t.Fatal(err)
-			}
+			players := newPlayers(t, srv, PlayersConfig{Players: tc.players, Seed: 3})
 
 			// Setup: every player signs up and logs in, a bounded number at once.
 			setup, err := players.Setup(ctx, tc.concurrency)
@@ -716,13 +711,8 @@ func TestPlayersSetupFails(t *testing.T) {
 	arr := &arrivals{game: newFakeGame(1000), at: map[string][]time.Time{}, failWith: http.StatusServiceUnavailable}
 	srv := httptest.NewServer(arr)
 	defer srv.Close()
-	tr := NewTransport(4, 10*time.Second)
-	defer tr.CloseIdleConnections()
-	players, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = players.Setup(context.Background(), 2)
+	players := newPlayers(t, srv, PlayersConfig{Players: 4})
+	_, err := players.Setup(context.Background(), 2)
 	if err == nil || !strings.Contains(err.Error(), "signup: HTTP 503") {
 		t.Errorf("setup against a server that refuses signups: err = %v, want one naming signup's 503", err)
 	}
