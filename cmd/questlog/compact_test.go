@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -96,17 +97,11 @@ func TestExtractFollowCompacts(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	waitUntil(t, 60*time.Second, 50*time.Millisecond, "the lake to be whole and compacted", func() (bool, string) {
 		r, err := lake.Check(ctx, lake.Dir(lakeDir), "events")
-		if err == nil && r.OK() && r.Replaced == 0 && extracttest.CountsDiffer(r.Rows, want.PerType) == "" && mostPerGroup(t, lakeDir) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the lake was never whole and compacted: %v %+v", err, r)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && r.OK() && r.Replaced == 0 && extracttest.CountsDiffer(r.Rows, want.PerType) == "" && mostPerGroup(t, lakeDir) == 1,
+			fmt.Sprintf("%v %+v", err, r)
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("extract --follow: %v\n%s", err, out.String())

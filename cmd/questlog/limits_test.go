@@ -115,7 +115,7 @@ func TestServeRecoversFromExhaustedFileDescriptors(t *testing.T) {
 		conns = append(conns, c)
 	}
 	t.Logf("%d connections to the broker open, %d refused", len(conns), refused)
-	waitUntil(t, 30*time.Second, "/readyz to say the broker is unreachable while descriptors are exhausted", func() (bool, string) {
+	waitUntil(t, 30*time.Second, 50*time.Millisecond, "/readyz to say the broker is unreachable while descriptors are exhausted", func() (bool, string) {
 		code, body, err := tryGet(probe, p.api+"/readyz")
 		return code == 503 && strings.HasPrefix(body, "embedded broker at "+p.broker+" unavailable"), fmt.Sprintf("%d %q %v", code, body, err)
 	})
@@ -127,11 +127,11 @@ func TestServeRecoversFromExhaustedFileDescriptors(t *testing.T) {
 	// A new client of the API, as a new player would be.
 	fresh := &http.Client{Timeout: 5 * time.Second}
 	defer fresh.CloseIdleConnections()
-	waitUntil(t, 30*time.Second, "GET / to answer 200 once the connections are closed", func() (bool, string) {
+	waitUntil(t, 30*time.Second, 50*time.Millisecond, "GET / to answer 200 once the connections are closed", func() (bool, string) {
 		code, body, err := tryGet(fresh, p.api+"/")
 		return code == 200, fmt.Sprintf("%d %q %v", code, body, err)
 	})
-	waitUntil(t, 30*time.Second, "/readyz to say ready once the connections are closed", func() (bool, string) {
+	waitUntil(t, 30*time.Second, 50*time.Millisecond, "/readyz to say ready once the connections are closed", func() (bool, string) {
 		code, body, err := tryGet(fresh, p.api+"/readyz")
 		return code == 200 && body == "ready\n", fmt.Sprintf("%d %q %v", code, body, err)
 	})
@@ -151,21 +151,4 @@ func tryGet(c *http.Client, url string) (int, string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
-}
-
-// waitUntil polls cond until it holds, failing the test with cond's last
-// state after timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s; last: %s", timeout, what, state)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

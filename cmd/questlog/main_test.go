@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,6 +171,35 @@ func run(t *testing.T, args ...string) string {
 		t.Fatalf("questlog %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// waitUntil polls cond every interval until it holds, failing the test
+// with cond's last state after timeout.
+func waitUntil(t *testing.T, timeout, interval time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s; last: %s", timeout, what, state)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// waitQuery runs `questlog <query...> sql` until the last line it prints
+// is want, as an extract brings the topic into the lake.
+func waitQuery(t *testing.T, timeout time.Duration, query []string, sql, want string) {
+	t.Helper()
+	args := append(slices.Clip(query), sql)
+	waitUntil(t, timeout, 500*time.Millisecond, fmt.Sprintf("questlog %s to print %s", strings.Join(args, " "), want), func() (bool, string) {
+		out, err := exec.Command(binary, args...).CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return err == nil && lines[len(lines)-1] == want, fmt.Sprintf("%v\n%s", err, out)
+	})
 }
 
 // The state and the events survive a clean stop and a kill -9: an

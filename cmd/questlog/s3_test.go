@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -61,18 +60,7 @@ func TestUpWithAnS3LakeOnMotoServer(t *testing.T) {
 	// brought in every event; then the counts by type are exact.
 	queryArgs := []string{"query", "--lake", loc, "--cache-dir", cache, "--format", "csv"}
 	count := fmt.Sprint(len(records))
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		out, err := exec.Command(binary, append(queryArgs, "SELECT count(*) FROM events")...).CombinedOutput()
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		if err == nil && lines[len(lines)-1] == count {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("questlog query never counted %s events: %v\n%s", count, err, out)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitQuery(t, 90*time.Second, queryArgs, "SELECT count(*) FROM events", count)
 	out := run(t, append(queryArgs, "SELECT event_type, count(*) FROM events GROUP BY ALL ORDER BY 1")...)
 	got := strings.Split(strings.TrimSpace(out), "\n")[1:]
 	if !slices.Equal(got, want) {
@@ -82,17 +70,10 @@ func TestUpWithAnS3LakeOnMotoServer(t *testing.T) {
 	// The dashboard reads the bucket too (its copies in the same cache):
 	// once rebuilt after the events arrived, its purchases chart has data.
 	purchases := regexp.MustCompile(`data-chart="purchases" data-points="([1-9][0-9]*)"`)
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	waitUntil(t, 60*time.Second, 500*time.Millisecond, "the dashboard to chart the purchases", func() (bool, string) {
 		code, body := get(t, playerClient(), p.api+"/dashboard/report")
-		if code == 200 && purchases.MatchString(body) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the dashboard never charted the purchases: %d\n%.2000s", code, body)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return code == 200 && purchases.MatchString(body), fmt.Sprintf("%d\n%.2000s", code, body)
+	})
 	p.stop(syscall.SIGINT)
 
 	// Nothing went to the local lake folder; the secret is in no output.

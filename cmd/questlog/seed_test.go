@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -12,10 +11,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/questlog/questlog/internal/testproc"
 )
 
 // needTool is the path of the first of names installed. Without any, the
-// test is skipped, or fails where QUESTLOG_REQUIRE_TOOLS is set (CI).
+// test is skipped, or fails where QUESTLOG_REQUIRE_TOOLS is set (CI), as
+// testproc.LookPath does.
 func needTool(t *testing.T, names ...string) string {
 	t.Helper()
 	for _, name := range names {
@@ -23,11 +25,7 @@ func needTool(t *testing.T, names ...string) string {
 			return path
 		}
 	}
-	if os.Getenv("QUESTLOG_REQUIRE_TOOLS") != "" {
-		t.Fatalf("%s not installed, and QUESTLOG_REQUIRE_TOOLS is set", names[0])
-	}
-	t.Skipf("%s not installed (apt-get install curl apache2-utils kcat); CI installs it", names[0])
-	return ""
+	return testproc.LookPath(t, names[0], "apt-get install curl apache2-utils kcat; CI installs it")
 }
 
 // runTool runs a tool as a shell would and returns its standard output.
@@ -112,7 +110,8 @@ func TestSeedSessionsReplayTheCourseWithCurlAbKcat(t *testing.T) {
 			}
 			if seed {
 				// The lake does not care how the player was named.
-				waitQuery(t, dir, `SELECT count(*) FROM buy_item WHERE "user" = 'user1' AND status = 'ok'`, "20")
+				waitQuery(t, 60*time.Second, []string{"query", "--data-dir", dir, "--format", "csv"},
+					`SELECT count(*) FROM buy_item WHERE "user" = 'user1' AND status = 'ok'`, "20")
 			}
 			p.stop(syscall.SIGINT)
 		})
@@ -139,22 +138,4 @@ func tally(t *testing.T, records, server string) map[string]int {
 		out[strings.Join(strings.Fields(ev.Type+" "+ev.Status+" "+ev.Error+" "+ev.User), " ")]++
 	}
 	return out
-}
-
-// waitQuery runs sql over dir's lake until it prints want, as the extract
-// that `up` runs brings the topic in.
-func waitQuery(t *testing.T, dir, sql, want string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, err := exec.Command(binary, "query", "--data-dir", dir, "--format", "csv", sql).CombinedOutput()
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		if err == nil && lines[len(lines)-1] == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("questlog query %q: %v\n%s\nwant %s", sql, err, out, want)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }

@@ -66,17 +66,28 @@ func (g *fakeGame) fail(w http.ResponseWriter, code int, reason string) {
 	fmt.Fprintf(w, `{"error":%q,"message":"fake"}`, reason)
 }
 
-func (g *fakeGame) inventory(w http.ResponseWriter, code int, user string, p *fakePlayer) {
-	type stack struct {
-		ItemType string `json:"item_type"`
-		Quality  string `json:"quality"`
-		Quantity int64  `json:"quantity"`
-	}
+// stack is one line of an inventory or a cart as the API answers it.
+type stack struct {
+	ItemType string `json:"item_type"`
+	Quality  string `json:"quality"`
+	Quantity int64  `json:"quantity"`
+}
+
+// stacks are the lines of held ("item/quality" -> quantity), and the
+// quantity they add up to.
+func stacks(held map[string]int64) ([]stack, int64) {
 	items := []stack{}
-	for k, n := range p.items {
+	var size int64
+	for k, n := range held {
 		it, q, _ := strings.Cut(k, "/")
 		items = append(items, stack{it, q, n})
+		size += n
 	}
+	return items, size
+}
+
+func (g *fakeGame) inventory(w http.ResponseWriter, code int, user string, p *fakePlayer) {
+	items, _ := stacks(p.items)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "gold": p.gold, "guild": p.guild, "items": items})
@@ -84,18 +95,7 @@ func (g *fakeGame) inventory(w http.ResponseWriter, code int, user string, p *fa
 
 // cartAnswer is the API's cart: its lines, with cart_size and no gold.
 func (g *fakeGame) cartAnswer(w http.ResponseWriter, user string, p *fakePlayer) {
-	type stack struct {
-		ItemType string `json:"item_type"`
-		Quality  string `json:"quality"`
-		Quantity int64  `json:"quantity"`
-	}
-	items := []stack{}
-	var size int64
-	for k, n := range p.cart {
-		it, q, _ := strings.Cut(k, "/")
-		items = append(items, stack{it, q, n})
-		size += n
-	}
+	items, size := stacks(p.cart)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"user": user, "items": items, "cart_size": size})
 }
@@ -296,7 +296,9 @@ func (g *fakeGame) login(w http.ResponseWriter, code int, user string) {
 	fmt.Fprintf(w, `{"user":%q,"token":%q,"expires_at":"2030-01-01T00:00:00Z","gold":%d}`, user, tok, g.players[user].gold)
 }
 
-func runPlayers(t *testing.T, srv *httptest.Server, cfg PlayersConfig, run Config) (*Players, *Result) {
+// newPlayers makes cfg's players against srv, on a transport of their own
+// that is closed when the test ends.
+func newPlayers(t *testing.T, srv *httptest.Server, cfg PlayersConfig) *Players {
 	t.Helper()
 	tr := NewTransport(cfg.Players, 10*time.Second)
 	t.Cleanup(tr.CloseIdleConnections)
@@ -305,6 +307,12 @@ func runPlayers(t *testing.T, srv *httptest.Server, cfg PlayersConfig, run Confi
 	if err != nil {
 		t.Fatal(err)
 	}
+	return players
+}
+
+func runPlayers(t *testing.T, srv *httptest.Server, cfg PlayersConfig, run Config) (*Players, *Result) {
+	t.Helper()
+	players := newPlayers(t, srv, cfg)
 	run.Actions = ScenarioActions()
 	res, err := Run(context.Background(), run, players.Clients())
 	if err != nil {
@@ -356,10 +364,7 @@ func TestPlayersScenario(t *testing.T) {
 			if len(game.badKeys) != 0 {
 				t.Errorf("%d bodies with keys the API refuses, such as %s", len(game.badKeys), game.badKeys[0])
 			}
-			byName := map[string]Counts{}
-			for _, a := range res.Actions {
-				byName[a.Name] = a.Counts
-			}
+			byName := countsByAction(res)
 			if n := byName["signup"].OK; n < int64(tc.players) {
 				t.Errorf("%d signups, want at least one per player (%d)", n, tc.players)
 			}
@@ -411,6 +416,15 @@ func TestPlayersScenario(t *testing.T) {
 	}
 }
 
+// countsByAction is r's counts by action name.
+func countsByAction(r *Result) map[string]Counts {
+	byName := map[string]Counts{}
+	for _, a := range r.Actions {
+		byName[a.Name] = a.Counts
+	}
+	return byName
+}
+
 func describeActions(r *Result) string {
 	var b strings.Builder
 	for _, a := range r.Actions {
@@ -429,12 +443,7 @@ func TestPlayersWhenLoginsAreLimited(t *testing.T) {
 	game := newFakeGame(60)
 	srv := httptest.NewServer(game)
 	defer srv.Close()
-	tr := NewTransport(3, 10*time.Second)
-	defer tr.CloseIdleConnections()
-	players, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 3, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
+	players := newPlayers(t, srv, PlayersConfig{Players: 3, Seed: 7})
 	if _, err := players.Setup(context.Background(), 3); err != nil {
 		t.Fatal(err)
 	}
@@ -459,10 +468,7 @@ func TestPlayersWhenLoginsAreLimited(t *testing.T) {
 		t.Error("nobody played")
 	}
 
-	again, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := newPlayers(t, srv, PlayersConfig{Players: 2})
 	if _, err := again.Setup(context.Background(), 2); err == nil || !strings.Contains(err.Error(), "--login-failures-per-address 0") {
 		t.Errorf("setup with logins refused: %v, want an error that names --login-failures-per-address 0", err)
 	}
@@ -639,13 +645,8 @@ func TestPlayersSetupIsNotMeasured(t *testing.T) {
 			arr := &arrivals{game: game, at: map[string][]time.Time{}}
 			srv := httptest.NewServer(arr)
 			defer srv.Close()
-			tr := NewTransport(tc.players, 10*time.Second)
-			defer tr.CloseIdleConnections()
 			ctx := context.Background()
-			players, err := NewPlayers(ctx, tr, PlayersConfig{BaseURL: srv.URL, Players: tc.players, Seed: 3})
-			if err != nil {
-				t.Fatal(err)
-			}
+			players := newPlayers(t, srv, PlayersConfig{Players: tc.players, Seed: 3})
 
 			// Setup: every player signs up and logs in, a bounded number at once.
 			setup, err := players.Setup(ctx, tc.concurrency)
@@ -685,10 +686,7 @@ func TestPlayersSetupIsNotMeasured(t *testing.T) {
 			if signupsBefore != tc.players || loginsBefore != tc.players {
 				t.Errorf("%d signups and %d logins before the window, want one each per player (%d)", signupsBefore, loginsBefore, tc.players)
 			}
-			byName := map[string]Counts{}
-			for _, a := range res.Actions {
-				byName[a.Name] = a.Counts
-			}
+			byName := countsByAction(res)
 			if int64(signupsAfter) != byName["signup"].Requests {
 				t.Errorf("%d signups reached the server in the window, %d measured", signupsAfter, byName["signup"].Requests)
 			}
@@ -713,13 +711,8 @@ func TestPlayersSetupFails(t *testing.T) {
 	arr := &arrivals{game: newFakeGame(1000), at: map[string][]time.Time{}, failWith: http.StatusServiceUnavailable}
 	srv := httptest.NewServer(arr)
 	defer srv.Close()
-	tr := NewTransport(4, 10*time.Second)
-	defer tr.CloseIdleConnections()
-	players, err := NewPlayers(context.Background(), tr, PlayersConfig{BaseURL: srv.URL, Players: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = players.Setup(context.Background(), 2)
+	players := newPlayers(t, srv, PlayersConfig{Players: 4})
+	_, err := players.Setup(context.Background(), 2)
 	if err == nil || !strings.Contains(err.Error(), "signup: HTTP 503") {
 		t.Errorf("setup against a server that refuses signups: err = %v, want one naming signup's 503", err)
 	}
