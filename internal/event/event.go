@@ -185,9 +185,7 @@ func (h *HTTP) appendJSON(b []byte) []byte {
 		{"x_request_id", h.RequestID},
 		{"x_client_version", h.ClientVersion},
 	} {
-		b = append(b, ',', '"')
-		b = append(b, f.name...)
-		b = append(b, '"', ':')
+		b = appendKey(b, f.name)
 		b = appendString(b, f.value)
 	}
 	return append(b, '}')
@@ -197,20 +195,21 @@ func appendOptString(b []byte, name, v string) []byte {
 	if v == "" {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return appendString(b, v)
+	return appendString(appendKey(b, name), v)
 }
 
 func appendOptInt(b []byte, name string, v Int) []byte {
 	if !v.Set {
 		return b
 	}
+	return strconv.AppendInt(appendKey(b, name), v.V, 10)
+}
+
+// appendKey appends a comma and the key of the field name: ,"name":
+func appendKey(b []byte, name string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
-	b = append(b, '"', ':')
-	return strconv.AppendInt(b, v.V, 10)
+	return append(b, '"', ':')
 }
 
 // IDs makes event IDs: UUIDv7 strings, unique and sortable by time, with a

@@ -572,12 +572,34 @@ func (s *Service) playOn(a *action, user string, decide decision) (state.Player,
 	return seen, err
 }
 
+// act carries out do as one action of type typ for req: begun, finished
+// with do's error (so that a refused request leaves its failed event) and
+// ended.
+func act[T any](s *Service, ctx context.Context, typ string, req Request, do func(*action) (T, error)) (T, error) {
+	a := s.begin(ctx, typ, req)
+	defer s.end(a)
+	r, err := do(a)
+	return r, s.finish(a, err)
+}
+
+// actAs is act for a player's action, which needs a session: do gets the
+// username the request's session resolves to.
+func actAs[T any](s *Service, ctx context.Context, typ string, req Request, do func(a *action, user string) (T, error)) (T, error) {
+	return act(s, ctx, typ, req, func(a *action) (T, error) {
+		user, err := s.authenticate(a, req)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return do(a, user)
+	})
+}
+
 // Signup creates an account with the starting gold and logs it in.
 func (s *Service) Signup(ctx context.Context, req Request, username, password string) (Session, error) {
-	a := s.begin(ctx, event.TypeSignup, req)
-	defer s.end(a)
-	sess, err := s.signup(a, req, username, password)
-	return sess, s.finish(a, err)
+	return act(s, ctx, event.TypeSignup, req, func(a *action) (Session, error) {
+		return s.signup(a, req, username, password)
+	})
 }
 
 func (s *Service) signup(a *action, req Request, username, password string) (Session, error) {
@@ -623,10 +645,9 @@ func checkCredentials(a *action, username, password string) error {
 
 // Login checks a password and opens a session.
 func (s *Service) Login(ctx context.Context, req Request, username, password string) (Session, error) {
-	a := s.begin(ctx, event.TypeLogin, req)
-	defer s.end(a)
-	sess, err := s.login(a, req, username, password)
-	return sess, s.finish(a, err)
+	return act(s, ctx, event.TypeLogin, req, func(a *action) (Session, error) {
+		return s.login(a, req, username, password)
+	})
 }
 
 func (s *Service) login(a *action, req Request, username, password string) (Session, error) {
@@ -757,17 +778,12 @@ func (s *Service) Cart(ctx context.Context, req Request) (state.Player, error) {
 }
 
 func (s *Service) view(ctx context.Context, req Request, typ string) (state.Player, error) {
-	a := s.begin(ctx, typ, req)
-	defer s.end(a)
-	p, err := s.readView(a, req)
-	return p, s.finish(a, err)
+	return actAs(s, ctx, typ, req, func(a *action, user string) (state.Player, error) {
+		return s.readView(a, user)
+	})
 }
 
-func (s *Service) readView(a *action, req Request) (state.Player, error) {
-	user, err := s.authenticate(a, req)
-	if err != nil {
-		return state.Player{}, err
-	}
+func (s *Service) readView(a *action, user string) (state.Player, error) {
 	return s.playOn(a, user, func(p *running) (*state.Change, error) {
 		a.ev.GoldAfter = event.Some(p.Gold)
 		if a.ev.Type == event.TypeViewCart {
@@ -813,28 +829,22 @@ func (s *Service) resolve(a *action, o Order, allowZero bool) (state.Item, int64
 
 // Buy spends gold on items.
 func (s *Service) Buy(ctx context.Context, req Request, o Order) (Receipt, error) {
-	a := s.begin(ctx, event.TypeBuyItem, req)
-	defer s.end(a)
-	r, err := s.trade(a, req, o, true)
-	return r, s.finish(a, err)
+	return actAs(s, ctx, event.TypeBuyItem, req, func(a *action, user string) (Receipt, error) {
+		return s.trade(a, user, o, true)
+	})
 }
 
 // Sell returns items to the shop for half their price.
 func (s *Service) Sell(ctx context.Context, req Request, o Order) (Receipt, error) {
-	a := s.begin(ctx, event.TypeSellItem, req)
-	defer s.end(a)
-	r, err := s.trade(a, req, o, false)
-	return r, s.finish(a, err)
+	return actAs(s, ctx, event.TypeSellItem, req, func(a *action, user string) (Receipt, error) {
+		return s.trade(a, user, o, false)
+	})
 }
 
 // trade is a purchase (items in, gold out) or a sale (items out, gold in):
 // the same steps with opposite signs, a different price and a different
 // thing to run short of.
-func (s *Service) trade(a *action, req Request, o Order, buying bool) (Receipt, error) {
-	user, err := s.authenticate(a, req)
-	if err != nil {
-		return Receipt{}, err
-	}
+func (s *Service) trade(a *action, user string, o Order, buying bool) (Receipt, error) {
 	item, price, err := s.resolve(a, o, false)
 	if err != nil {
 		return Receipt{}, err
@@ -865,17 +875,12 @@ func (s *Service) trade(a *action, req Request, o Order, buying bool) (Receipt, 
 
 // CartAdd puts items in the cart; nothing is paid until checkout.
 func (s *Service) CartAdd(ctx context.Context, req Request, o Order) (state.Player, error) {
-	a := s.begin(ctx, event.TypeCartAdd, req)
-	defer s.end(a)
-	p, err := s.cartAdd(a, req, o)
-	return p, s.finish(a, err)
+	return actAs(s, ctx, event.TypeCartAdd, req, func(a *action, user string) (state.Player, error) {
+		return s.cartAdd(a, user, o)
+	})
 }
 
-func (s *Service) cartAdd(a *action, req Request, o Order) (state.Player, error) {
-	user, err := s.authenticate(a, req)
-	if err != nil {
-		return state.Player{}, err
-	}
+func (s *Service) cartAdd(a *action, user string, o Order) (state.Player, error) {
 	item, price, err := s.resolve(a, o, false)
 	if err != nil {
 		return state.Player{}, err
@@ -895,17 +900,12 @@ func (s *Service) cartAdd(a *action, req Request, o Order) (state.Player, error)
 
 // CartRemove takes items out of the cart; a zero quantity removes the line.
 func (s *Service) CartRemove(ctx context.Context, req Request, o Order) (state.Player, error) {
-	a := s.begin(ctx, event.TypeCartRemove, req)
-	defer s.end(a)
-	p, err := s.cartRemove(a, req, o)
-	return p, s.finish(a, err)
+	return actAs(s, ctx, event.TypeCartRemove, req, func(a *action, user string) (state.Player, error) {
+		return s.cartRemove(a, user, o)
+	})
 }
 
-func (s *Service) cartRemove(a *action, req Request, o Order) (state.Player, error) {
-	user, err := s.authenticate(a, req)
-	if err != nil {
-		return state.Player{}, err
-	}
+func (s *Service) cartRemove(a *action, user string, o Order) (state.Player, error) {
 	item, _, err := s.resolve(a, o, true)
 	if err != nil {
 		return state.Player{}, err
@@ -929,17 +929,12 @@ func (s *Service) cartRemove(a *action, req Request, o Order) (state.Player, err
 
 // Checkout buys everything in the cart at once, or nothing.
 func (s *Service) Checkout(ctx context.Context, req Request) (Receipt, error) {
-	a := s.begin(ctx, event.TypeCheckout, req)
-	defer s.end(a)
-	r, err := s.checkout(a, req)
-	return r, s.finish(a, err)
+	return actAs(s, ctx, event.TypeCheckout, req, func(a *action, user string) (Receipt, error) {
+		return s.checkout(a, user)
+	})
 }
 
-func (s *Service) checkout(a *action, req Request) (Receipt, error) {
-	user, err := s.authenticate(a, req)
-	if err != nil {
-		return Receipt{}, err
-	}
+func (s *Service) checkout(a *action, user string) (Receipt, error) {
 	var total int64
 	p, err := s.playOn(a, user, func(p *running) (*state.Change, error) {
 		a.ev.GoldAfter = event.Some(p.Gold)
@@ -975,17 +970,12 @@ func (s *Service) checkout(a *action, req Request) (Receipt, error) {
 
 // JoinGuild makes the player a member of a guild; one guild at a time.
 func (s *Service) JoinGuild(ctx context.Context, req Request, guild string) (state.Player, error) {
-	a := s.begin(ctx, event.TypeJoinGuild, req)
-	defer s.end(a)
-	p, err := s.joinGuild(a, req, guild)
-	return p, s.finish(a, err)
+	return actAs(s, ctx, event.TypeJoinGuild, req, func(a *action, user string) (state.Player, error) {
+		return s.joinGuild(a, user, guild)
+	})
 }
 
-func (s *Service) joinGuild(a *action, req Request, guild string) (state.Player, error) {
-	user, err := s.authenticate(a, req)
-	if err != nil {
-		return state.Player{}, err
-	}
+func (s *Service) joinGuild(a *action, user, guild string) (state.Player, error) {
 	if validName("guild", guild) != nil {
 		return state.Player{}, ErrInvalidGuild
 	}
@@ -1001,17 +991,12 @@ func (s *Service) joinGuild(a *action, req Request, guild string) (state.Player,
 
 // LeaveGuild takes the player out of their guild.
 func (s *Service) LeaveGuild(ctx context.Context, req Request) (state.Player, error) {
-	a := s.begin(ctx, event.TypeLeaveGuild, req)
-	defer s.end(a)
-	p, err := s.leaveGuild(a, req)
-	return p, s.finish(a, err)
+	return actAs(s, ctx, event.TypeLeaveGuild, req, func(a *action, user string) (state.Player, error) {
+		return s.leaveGuild(a, user)
+	})
 }
 
-func (s *Service) leaveGuild(a *action, req Request) (state.Player, error) {
-	user, err := s.authenticate(a, req)
-	if err != nil {
-		return state.Player{}, err
-	}
+func (s *Service) leaveGuild(a *action, user string) (state.Player, error) {
 	return s.playOn(a, user, func(p *running) (*state.Change, error) {
 		if p.Guild == "" {
 			return nil, ErrNotInGuild

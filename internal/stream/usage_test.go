@@ -12,15 +12,9 @@ import (
 // closed.
 func TestBrokerUsage(t *testing.T) {
 	b := startBroker(t, filepath.Join(t.TempDir(), "broker"))
-	empty, err := b.Usage()
-	if err != nil {
-		t.Fatal(err)
-	}
+	empty := usage(t, b)
 	publish(t, b, "ada", "bob", "ada")
-	u, err := b.Usage()
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := usage(t, b)
 	if u.Bytes <= empty.Bytes || u.Files <= empty.Files {
 		t.Errorf("after 3 records the directory holds %d bytes in %d files; empty, %d in %d", u.Bytes, u.Files, empty.Bytes, empty.Files)
 	}

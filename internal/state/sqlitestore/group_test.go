@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/questlog/questlog/internal/state"
+	"github.com/questlog/questlog/internal/state/statetest"
 )
 
 // Concurrent changes share transactions (group commit); a change that
@@ -23,11 +24,7 @@ func TestConcurrentChangesCommitAloneOrTogether(t *testing.T) {
 		price   = 300 // a player's fourth purchase of 1,000 gold fails
 	)
 	s := open(t, path)
-	for i := range players {
-		if err := s.CreateAccount(ctx, state.Account{User: fmt.Sprintf("p%d", i), PasswordHash: []byte("h"), Gold: 1000}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	users := statetest.NewPlayers(t, s, players, 1000)
 	bought := make([]int64, players)
 	var (
 		wg   sync.WaitGroup
@@ -36,7 +33,7 @@ func TestConcurrentChangesCommitAloneOrTogether(t *testing.T) {
 	)
 	for i := range players {
 		wg.Go(func() {
-			user := fmt.Sprintf("p%d", i)
+			user := users[i]
 			for range rounds {
 				err := s.Apply(ctx, user, state.Change{GoldDelta: -price, Inventory: []state.Stack{{Item: state.Item{Type: "armor", Quality: "rare"}, Quantity: 1}}})
 				switch {
@@ -72,7 +69,7 @@ func TestConcurrentChangesCommitAloneOrTogether(t *testing.T) {
 		if bought[i] != 1000/price {
 			t.Errorf("p%d bought %d times, want %d", i, bought[i], 1000/price)
 		}
-		checkPlayer(t, s, fmt.Sprintf("p%d", i), 1000-price*bought[i], "",
+		checkPlayer(t, s, users[i], 1000-price*bought[i], "",
 			[]state.Stack{{Item: state.Item{Type: "armor", Quality: "rare"}, Quantity: bought[i]}})
 	}
 	if err := s.Apply(ctx, "p0", state.Change{GoldDelta: 1}); err != nil {

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/questlog/questlog/internal/state"
+	"github.com/questlog/questlog/internal/state/statetest"
 )
 
 // Under writes that never pause, the WAL must still start over after
@@ -28,11 +28,7 @@ func TestWALStartsOverUnderContinuousWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range players {
-		if err := s.CreateAccount(ctx, state.Account{User: fmt.Sprintf("p%d", i), PasswordHash: []byte("h"), Gold: gold}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	users := statetest.NewPlayers(t, s, players, gold)
 
 	// Every player buys a potion after another until told to stop, so the
 	// committer always has a change waiting.
@@ -44,7 +40,7 @@ func TestWALStartsOverUnderContinuousWrites(t *testing.T) {
 	)
 	for i := range players {
 		wg.Go(func() {
-			user := fmt.Sprintf("p%d", i)
+			user := users[i]
 			for {
 				select {
 				case <-stop:
@@ -113,7 +109,7 @@ func TestWALStartsOverUnderContinuousWrites(t *testing.T) {
 	}
 	defer s.Close()
 	for i := range players {
-		user := fmt.Sprintf("p%d", i)
+		user := users[i]
 		p, err := s.Player(ctx, user)
 		if err != nil {
 			t.Fatal(err)

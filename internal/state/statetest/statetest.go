@@ -79,6 +79,19 @@ func newAccount(t testing.TB, s state.Store, user string, gold int64) state.Acco
 	return a
 }
 
+// NewPlayers creates n accounts with gold each, named p0, p1, … p<n-1>, and
+// returns their names in that order: the players of a store's own
+// concurrent tests.
+func NewPlayers(tb testing.TB, s state.Store, n int, gold int64) []string {
+	tb.Helper()
+	users := make([]string, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("p%d", i)
+		newAccount(tb, s, users[i], gold)
+	}
+	return users
+}
+
 func player(t testing.TB, s state.Store, user string) state.Player {
 	t.Helper()
 	p, err := s.Player(context.Background(), user)
