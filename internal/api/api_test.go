@@ -355,11 +355,7 @@ func TestV1API(t *testing.T) {
 	if first["item_type"] != "sword" || first["quality"] != "common" || first["price"] != 50.0 {
 		t.Errorf("first catalog row = %v", first)
 	}
-	h.idle()
-	p, err := h.store.Player(context.Background(), "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.player("bob")
 	if p.Gold != 655 || len(p.Inventory) != 3 {
 		t.Errorf("stored player = %+v", p)
 	}
@@ -375,8 +371,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if r := h.get(c, "/signup?username=eve&password=pw"); r.code != 201 {
 		t.Fatal(r)
 	}
-	h.idle()
-	before, _ := h.store.Player(context.Background(), "eve")
+	before := h.player("eve")
 	long := strings.Repeat("x", 33)
 	tests := []struct {
 		name, method, path, body string
@@ -418,8 +413,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	h.idle()
-	after, _ := h.store.Player(context.Background(), "eve")
+	after := h.player("eve")
 	if after.Gold != before.Gold || len(after.Inventory) != 0 || after.Guild != "" {
 		t.Errorf("bad input changed state: %+v", after)
 	}
@@ -507,11 +501,7 @@ func TestLogUnreachableRefusesChanges(t *testing.T) {
 	if r := h.get(c, "/readyz"); r.code != 503 {
 		t.Errorf("readyz with the log down = %v", r)
 	}
-	h.idle()
-	p, err := h.store.Player(context.Background(), "ada")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.player("ada")
 	if p.Gold != 1000 || len(p.Inventory) != 0 || p.Guild != "" {
 		t.Errorf("state changed while the log was down: %+v", p)
 	}
@@ -534,8 +524,7 @@ func TestConcurrentRequestsCannotOverspend(t *testing.T) {
 		t.Fatal(r)
 	}
 	raceEpicArmor(t, c, h.url)
-	h.idle()
-	p, _ := h.store.Player(context.Background(), "ada")
+	p := h.player("ada")
 	if p.Gold != 40 {
 		t.Fatalf("gold = %d, want 40", p.Gold)
 	}

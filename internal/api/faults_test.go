@@ -55,6 +55,17 @@ func (h *harness) idle() {
 	}
 }
 
+// player waits for the game to be idle and returns user's stored state.
+func (h *harness) player(user string) state.Player {
+	h.t.Helper()
+	h.idle()
+	p, err := h.store.Player(h.t.Context(), user)
+	if err != nil {
+		h.t.Fatalf("player %s: %v", user, err)
+	}
+	return p
+}
+
 // checkFold waits for the pending changes to settle and checks the fold.
 func (h *harness) checkFold(users ...string) {
 	h.t.Helper()
