@@ -127,6 +127,18 @@ func (h *harness) waitEvents(typ string, n int) []map[string]any {
 	}
 }
 
+// openRedisStore opens a state store on the Redis at url, closed when t
+// ends.
+func openRedisStore(t *testing.T, url string, opts ...redisstore.Option) state.Store {
+	t.Helper()
+	st, err := redisstore.Open(context.Background(), url, opts...)
+	if err != nil {
+		t.Fatalf("open the redis store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // Clients that reset their connection right after sending a purchase: each
 // request is one event, ok or failed with client_closed, never an ok event
 // whose purchase did not happen, and no ERROR line per disconnect.
@@ -134,12 +146,7 @@ func TestClientResetsLeaveNoPhantomPurchase(t *testing.T) {
 	stores := map[string]func(t *testing.T, dir string) state.Store{
 		"sqlite": nil,
 		"redis": func(t *testing.T, _ string) state.Store {
-			st, err := redisstore.Open(context.Background(), redistest.Start(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
+			return openRedisStore(t, redistest.Start(t))
 		},
 	}
 	for name, store := range stores {
@@ -262,12 +269,7 @@ func checkOutage(t *testing.T, results []result, timeout time.Duration) (ok, una
 func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.Options{Durable: true})
 	h := newHarnessWith(t, harnessOptions{timeout: 500 * time.Millisecond, gold: 1 << 40, store: func(t *testing.T, _ string) state.Store {
-		st, err := redisstore.Open(context.Background(), srv.URL, redisstore.WithLockTTL(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
+		return openRedisStore(t, srv.URL, redisstore.WithLockTTL(time.Second))
 	}})
 	var tokens []string
 	for i := range 6 {
