@@ -368,9 +368,7 @@ func TestV1API(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	h := newHarness(t)
 	c := h.client()
-	if r := h.get(c, "/signup?username=eve&password=pw"); r.code != 201 {
-		t.Fatal(r)
-	}
+	h.signup(c, "eve")
 	before := h.player("eve")
 	long := strings.Repeat("x", 33)
 	tests := []struct {
@@ -471,9 +469,7 @@ func TestHeadersCannotForgeEnvelope(t *testing.T) {
 func TestLogUnreachableRefusesChanges(t *testing.T) {
 	h := newHarness(t)
 	c := h.client()
-	if r := h.get(c, "/signup?username=ada&password=pw"); r.code != 201 {
-		t.Fatal(r)
-	}
+	h.signup(c, "ada")
 	if r := h.get(c, "/readyz"); r.code != 200 {
 		t.Fatalf("readyz = %v", r)
 	}
@@ -520,9 +516,7 @@ func TestLogUnreachableRefusesChanges(t *testing.T) {
 func TestConcurrentRequestsCannotOverspend(t *testing.T) {
 	h := newHarness(t)
 	c := h.client()
-	if r := h.get(c, "/signup?username=ada&password=pw"); r.code != 201 {
-		t.Fatal(r)
-	}
+	h.signup(c, "ada")
 	raceEpicArmor(t, c, h.url)
 	p := h.player("ada")
 	if p.Gold != 40 {
@@ -539,7 +533,7 @@ func TestOpsEndpoints(t *testing.T) {
 	if r := h.get(c, "/readyz"); r.code != 200 {
 		t.Errorf("readyz = %v", r)
 	}
-	h.get(c, "/signup?username=ada&password=pw")
+	h.signup(c, "ada")
 	h.get(c, "/buy_sword")
 	h.get(c, "/nope")
 	m := h.get(c, "/metrics").body
@@ -575,7 +569,7 @@ func TestKcatReadsTopic(t *testing.T) {
 	}
 	h := newHarness(t)
 	c := h.client()
-	h.get(c, "/signup?username=ada&password=pw")
+	h.signup(c, "ada")
 	h.get(c, "/buy?item=shield&quality=epic")
 	h.get(c, "/join_guild?guild=knights")
 	h.get(h.client(), "/") // anonymous: a null key (kcat's %K is -1), not an empty one

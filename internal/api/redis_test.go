@@ -35,9 +35,7 @@ func TestTwoServersShareRedis(t *testing.T) {
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	h := &harness{t: t, broker: first.Broker, store: first.Store}
 	h.url = servers[0]
-	if r := h.get(c, "/signup?username=ada&password=pw"); r.code != 201 {
-		t.Fatal(r)
-	}
+	h.signup(c, "ada")
 	// The cookie jar is per host; both servers are on 127.0.0.1.
 	h.url = servers[1]
 	if r := h.get(c, "/inventory"); r.code != 200 || r.body != "ada: 1000 gold, no guild\nno items\n" {
