@@ -93,6 +93,17 @@ func (h *harness) signupToken(user string) string {
 	return r.json(h.t)["token"].(string)
 }
 
+// signupTokens signs players p0, p1, ... up over the JSON API and returns
+// their tokens.
+func (h *harness) signupTokens(n int) []string {
+	h.t.Helper()
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = h.signupToken(fmt.Sprintf("p%d", i))
+	}
+	return tokens
+}
+
 // resetAfterSending sends one request on a new connection and resets the
 // connection (SO_LINGER 0) as soon as it is written, without reading the
 // answer: a mobile client that drops.
@@ -203,20 +214,21 @@ type result struct {
 	took       time.Duration
 }
 
-// play runs players buying potions in a loop until stop, and returns every
-// answer.
-func (h *harness) play(tokens []string, stop <-chan struct{}) []result {
+// play starts one player a token, each buying potions in a loop, and
+// returns the function that stops them and returns every answer.
+func (h *harness) play(tokens []string) (stop func() []result) {
 	var (
-		mu  sync.Mutex
-		out []result
-		wg  sync.WaitGroup
+		mu   sync.Mutex
+		out  []result
+		wg   sync.WaitGroup
+		halt = make(chan struct{})
 	)
 	c := &http.Client{Timeout: 30 * time.Second}
 	for _, tok := range tokens {
 		wg.Go(func() {
 			for {
 				select {
-				case <-stop:
+				case <-halt:
 					return
 				default:
 				}
@@ -239,8 +251,11 @@ func (h *harness) play(tokens []string, stop <-chan struct{}) []result {
 			}
 		})
 	}
-	wg.Wait()
-	return out
+	return func() []result {
+		close(halt)
+		wg.Wait()
+		return out
+	}
 }
 
 // checkOutage fails the test for an answer that is not 200 or a 503 with
@@ -279,10 +294,7 @@ func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 	h := newHarnessWith(t, harnessOptions{timeout: 500 * time.Millisecond, gold: 1 << 40, store: func(t *testing.T, _ string) state.Store {
 		return openRedisStore(t, srv.URL, redisstore.WithLockTTL(time.Second))
 	}})
-	var tokens []string
-	for i := range 6 {
-		tokens = append(tokens, h.signupToken(fmt.Sprintf("p%d", i)))
-	}
+	tokens := h.signupTokens(6)
 	for _, fault := range []struct {
 		name          string
 		break_, mend_ func()
@@ -291,10 +303,7 @@ func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 		{"stopped", srv.Pause, srv.Resume},
 	} {
 		t.Run(fault.name, func(t *testing.T) {
-			stop := make(chan struct{})
-			var results []result
-			done := make(chan struct{})
-			go func() { results = h.play(tokens, stop); close(done) }()
+			stop := h.play(tokens)
 			time.Sleep(300 * time.Millisecond)
 			fault.break_()
 			time.Sleep(time.Second)
@@ -309,8 +318,7 @@ func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 			for h.get(http.DefaultClient, "/readyz").code != 200 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 			}
-			close(stop)
-			<-done
+			results := stop()
 			h.settled()
 			ok, unavailable := checkOutage(t, results, 500*time.Millisecond)
 			t.Logf("Redis %s: %d purchases answered 200, %d answered 503", fault.name, ok, unavailable)
@@ -340,23 +348,16 @@ func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 func TestFullDiskRefusesAndRecovers(t *testing.T) {
 	dir := mountTmpfs(t, "64m")
 	h := newHarnessWith(t, harnessOptions{dir: dir, timeout: 500 * time.Millisecond, gold: 1 << 40})
-	var tokens []string
-	for i := range 4 {
-		tokens = append(tokens, h.signupToken(fmt.Sprintf("p%d", i)))
-	}
+	tokens := h.signupTokens(4)
 	filler := filepath.Join(dir, "filler")
 	fill(t, filler)
-	stop := make(chan struct{})
-	var results []result
-	done := make(chan struct{})
-	go func() { results = h.play(tokens, stop); close(done) }()
+	stop := h.play(tokens)
 	time.Sleep(1500 * time.Millisecond)
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	close(stop)
-	<-done
+	results := stop()
 	ok, unavailable := checkOutage(t, results, 500*time.Millisecond)
 	t.Logf("full disk: %d purchases answered 200, %d answered 503", ok, unavailable)
 	if unavailable == 0 {
