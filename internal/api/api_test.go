@@ -355,11 +355,7 @@ func TestV1API(t *testing.T) {
 	if first["item_type"] != "sword" || first["quality"] != "common" || first["price"] != 50.0 {
 		t.Errorf("first catalog row = %v", first)
 	}
-	h.idle()
-	p, err := h.store.Player(context.Background(), "bob")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.player("bob")
 	if p.Gold != 655 || len(p.Inventory) != 3 {
 		t.Errorf("stored player = %+v", p)
 	}
@@ -372,11 +368,8 @@ func TestV1API(t *testing.T) {
 func TestBadInputChangesNothing(t *testing.T) {
 	h := newHarness(t)
 	c := h.client()
-	if r := h.get(c, "/signup?username=eve&password=pw"); r.code != 201 {
-		t.Fatal(r)
-	}
-	h.idle()
-	before, _ := h.store.Player(context.Background(), "eve")
+	h.signup(c, "eve")
+	before := h.player("eve")
 	long := strings.Repeat("x", 33)
 	tests := []struct {
 		name, method, path, body string
@@ -418,8 +411,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	h.idle()
-	after, _ := h.store.Player(context.Background(), "eve")
+	after := h.player("eve")
 	if after.Gold != before.Gold || len(after.Inventory) != 0 || after.Guild != "" {
 		t.Errorf("bad input changed state: %+v", after)
 	}
@@ -477,9 +469,7 @@ func TestHeadersCannotForgeEnvelope(t *testing.T) {
 func TestLogUnreachableRefusesChanges(t *testing.T) {
 	h := newHarness(t)
 	c := h.client()
-	if r := h.get(c, "/signup?username=ada&password=pw"); r.code != 201 {
-		t.Fatal(r)
-	}
+	h.signup(c, "ada")
 	if r := h.get(c, "/readyz"); r.code != 200 {
 		t.Fatalf("readyz = %v", r)
 	}
@@ -507,11 +497,7 @@ func TestLogUnreachableRefusesChanges(t *testing.T) {
 	if r := h.get(c, "/readyz"); r.code != 503 {
 		t.Errorf("readyz with the log down = %v", r)
 	}
-	h.idle()
-	p, err := h.store.Player(context.Background(), "ada")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.player("ada")
 	if p.Gold != 1000 || len(p.Inventory) != 0 || p.Guild != "" {
 		t.Errorf("state changed while the log was down: %+v", p)
 	}
@@ -530,12 +516,9 @@ func TestLogUnreachableRefusesChanges(t *testing.T) {
 func TestConcurrentRequestsCannotOverspend(t *testing.T) {
 	h := newHarness(t)
 	c := h.client()
-	if r := h.get(c, "/signup?username=ada&password=pw"); r.code != 201 {
-		t.Fatal(r)
-	}
+	h.signup(c, "ada")
 	raceEpicArmor(t, c, h.url)
-	h.idle()
-	p, _ := h.store.Player(context.Background(), "ada")
+	p := h.player("ada")
 	if p.Gold != 40 {
 		t.Fatalf("gold = %d, want 40", p.Gold)
 	}
@@ -550,7 +533,7 @@ func TestOpsEndpoints(t *testing.T) {
 	if r := h.get(c, "/readyz"); r.code != 200 {
 		t.Errorf("readyz = %v", r)
 	}
-	h.get(c, "/signup?username=ada&password=pw")
+	h.signup(c, "ada")
 	h.get(c, "/buy_sword")
 	h.get(c, "/nope")
 	m := h.get(c, "/metrics").body
@@ -586,7 +569,7 @@ func TestKcatReadsTopic(t *testing.T) {
 	}
 	h := newHarness(t)
 	c := h.client()
-	h.get(c, "/signup?username=ada&password=pw")
+	h.signup(c, "ada")
 	h.get(c, "/buy?item=shield&quality=epic")
 	h.get(c, "/join_guild?guild=knights")
 	h.get(h.client(), "/") // anonymous: a null key (kcat's %K is -1), not an empty one

@@ -16,11 +16,12 @@ import (
 // benchServer is the real API handler over the embedded broker and SQLite,
 // called without a network in between so a profile shows the server's own
 // cost per request: game, event encoding, the produce and its ack, metrics.
-func benchServer(b *testing.B) http.Handler {
+// Its game has config g.
+func benchServer(b *testing.B, g game.Config) http.Handler {
 	b.Helper()
 	n := nodetest.Start(b, node.Config{
 		Role: node.Serve, DataDir: b.TempDir(), HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic,
-		Game: game.Config{PasswordCost: 4}, Logger: slog.New(slog.DiscardHandler),
+		Game: g, Logger: slog.New(slog.DiscardHandler),
 	})
 	return n.API
 }
@@ -50,7 +51,7 @@ func serve(b *testing.B, srv http.Handler, w *discard, req *http.Request, want i
 // BenchmarkServeDefault is the seed's GET /: one acknowledged event per
 // request, anonymous, no state.
 func BenchmarkServeDefault(b *testing.B) {
-	srv := benchServer(b)
+	srv := benchServer(b, game.Config{PasswordCost: 4})
 	b.ReportAllocs()
 	b.SetParallelism(16) // requests waiting for acks, as under HTTP load
 	b.ResetTimer()
@@ -75,7 +76,7 @@ func BenchmarkServePlayer(b *testing.B) {
 		{"buy_potion", "/buy?item=potion"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			srv := benchServer(b)
+			srv := benchServer(b, game.Config{PasswordCost: 4})
 			var players atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(16)
@@ -119,12 +120,7 @@ func signup(b *testing.B, srv http.Handler, user string) string {
 // Its actions wait on each other (each is decided on the state the one
 // before left), so this measures a player's rounds, not the CPU.
 func BenchmarkServeOnePlayer(b *testing.B) {
-	n := nodetest.Start(b, node.Config{
-		Role: node.Serve, DataDir: b.TempDir(), HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic,
-		Game:   game.Config{PasswordCost: 4, StartingGold: 2_000_000_000},
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	srv := n.API
+	srv := benchServer(b, game.Config{PasswordCost: 4, StartingGold: 2_000_000_000})
 	cookie := signup(b, srv, "u1")
 	b.ReportAllocs()
 	b.SetParallelism(25) // 50 requests at once on 2 cores, as wrk -c 50

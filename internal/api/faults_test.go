@@ -55,12 +55,31 @@ func (h *harness) idle() {
 	}
 }
 
+// player waits for the game to be idle and returns user's stored state.
+func (h *harness) player(user string) state.Player {
+	h.t.Helper()
+	h.idle()
+	p, err := h.store.Player(h.t.Context(), user)
+	if err != nil {
+		h.t.Fatalf("player %s: %v", user, err)
+	}
+	return p
+}
+
 // checkFold waits for the pending changes to settle and checks the fold.
 func (h *harness) checkFold(users ...string) {
 	h.t.Helper()
 	h.settled()
 	if n := gametest.Check(h.t, h.store, h.records(), users...); n == 0 {
 		h.t.Error("the fold compared no player")
+	}
+}
+
+// signup signs user up on c with the password "pw", through the seed route.
+func (h *harness) signup(c *http.Client, user string) {
+	h.t.Helper()
+	if r := h.get(c, "/signup?username="+user+"&password=pw"); r.code != 201 {
+		h.t.Fatalf("signup %s: %v", user, r)
 	}
 }
 
@@ -72,6 +91,17 @@ func (h *harness) signupToken(user string) string {
 		h.t.Fatalf("signup %s: %v", user, r)
 	}
 	return r.json(h.t)["token"].(string)
+}
+
+// signupTokens signs players p0, p1, ... up over the JSON API and returns
+// their tokens.
+func (h *harness) signupTokens(n int) []string {
+	h.t.Helper()
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = h.signupToken(fmt.Sprintf("p%d", i))
+	}
+	return tokens
 }
 
 // resetAfterSending sends one request on a new connection and resets the
@@ -116,6 +146,18 @@ func (h *harness) waitEvents(typ string, n int) []map[string]any {
 	}
 }
 
+// openRedisStore opens a state store on the Redis at url, closed when t
+// ends.
+func openRedisStore(t *testing.T, url string, opts ...redisstore.Option) state.Store {
+	t.Helper()
+	st, err := redisstore.Open(context.Background(), url, opts...)
+	if err != nil {
+		t.Fatalf("open the redis store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 // Clients that reset their connection right after sending a purchase: each
 // request is one event, ok or failed with client_closed, never an ok event
 // whose purchase did not happen, and no ERROR line per disconnect.
@@ -123,12 +165,7 @@ func TestClientResetsLeaveNoPhantomPurchase(t *testing.T) {
 	stores := map[string]func(t *testing.T, dir string) state.Store{
 		"sqlite": nil,
 		"redis": func(t *testing.T, _ string) state.Store {
-			st, err := redisstore.Open(context.Background(), redistest.Start(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
+			return openRedisStore(t, redistest.Start(t))
 		},
 	}
 	for name, store := range stores {
@@ -177,20 +214,21 @@ type result struct {
 	took       time.Duration
 }
 
-// play runs players buying potions in a loop until stop, and returns every
-// answer.
-func (h *harness) play(tokens []string, stop <-chan struct{}) []result {
+// play starts one player a token, each buying potions in a loop, and
+// returns the function that stops them and returns every answer.
+func (h *harness) play(tokens []string) (stop func() []result) {
 	var (
-		mu  sync.Mutex
-		out []result
-		wg  sync.WaitGroup
+		mu   sync.Mutex
+		out  []result
+		wg   sync.WaitGroup
+		halt = make(chan struct{})
 	)
 	c := &http.Client{Timeout: 30 * time.Second}
 	for _, tok := range tokens {
 		wg.Go(func() {
 			for {
 				select {
-				case <-stop:
+				case <-halt:
 					return
 				default:
 				}
@@ -213,8 +251,11 @@ func (h *harness) play(tokens []string, stop <-chan struct{}) []result {
 			}
 		})
 	}
-	wg.Wait()
-	return out
+	return func() []result {
+		close(halt)
+		wg.Wait()
+		return out
+	}
 }
 
 // checkOutage fails the test for an answer that is not 200 or a 503 with
@@ -251,17 +292,9 @@ func checkOutage(t *testing.T, results []result, timeout time.Duration) (ok, una
 func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 	srv := redistest.StartServer(t, redistest.Options{Durable: true})
 	h := newHarnessWith(t, harnessOptions{timeout: 500 * time.Millisecond, gold: 1 << 40, store: func(t *testing.T, _ string) state.Store {
-		st, err := redisstore.Open(context.Background(), srv.URL, redisstore.WithLockTTL(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
+		return openRedisStore(t, srv.URL, redisstore.WithLockTTL(time.Second))
 	}})
-	var tokens []string
-	for i := range 6 {
-		tokens = append(tokens, h.signupToken(fmt.Sprintf("p%d", i)))
-	}
+	tokens := h.signupTokens(6)
 	for _, fault := range []struct {
 		name          string
 		break_, mend_ func()
@@ -270,10 +303,7 @@ func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 		{"stopped", srv.Pause, srv.Resume},
 	} {
 		t.Run(fault.name, func(t *testing.T) {
-			stop := make(chan struct{})
-			var results []result
-			done := make(chan struct{})
-			go func() { results = h.play(tokens, stop); close(done) }()
+			stop := h.play(tokens)
 			time.Sleep(300 * time.Millisecond)
 			fault.break_()
 			time.Sleep(time.Second)
@@ -288,8 +318,7 @@ func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 			for h.get(http.DefaultClient, "/readyz").code != 200 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 			}
-			close(stop)
-			<-done
+			results := stop()
 			h.settled()
 			ok, unavailable := checkOutage(t, results, 500*time.Millisecond)
 			t.Logf("Redis %s: %d purchases answered 200, %d answered 503", fault.name, ok, unavailable)
@@ -319,23 +348,16 @@ func TestRedisKilledAndStoppedUnderLoad(t *testing.T) {
 func TestFullDiskRefusesAndRecovers(t *testing.T) {
 	dir := mountTmpfs(t, "64m")
 	h := newHarnessWith(t, harnessOptions{dir: dir, timeout: 500 * time.Millisecond, gold: 1 << 40})
-	var tokens []string
-	for i := range 4 {
-		tokens = append(tokens, h.signupToken(fmt.Sprintf("p%d", i)))
-	}
+	tokens := h.signupTokens(4)
 	filler := filepath.Join(dir, "filler")
 	fill(t, filler)
-	stop := make(chan struct{})
-	var results []result
-	done := make(chan struct{})
-	go func() { results = h.play(tokens, stop); close(done) }()
+	stop := h.play(tokens)
 	time.Sleep(1500 * time.Millisecond)
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1500 * time.Millisecond)
-	close(stop)
-	<-done
+	results := stop()
 	ok, unavailable := checkOutage(t, results, 500*time.Millisecond)
 	t.Logf("full disk: %d purchases answered 200, %d answered 503", ok, unavailable)
 	if unavailable == 0 {

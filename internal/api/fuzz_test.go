@@ -3,7 +3,6 @@ package api_test
 import (
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/questlog/questlog/internal/state"
 )
 
 // The fuzz targets send hostile query strings, JSON bodies and headers to
@@ -118,13 +115,7 @@ type exchange struct {
 // check serves x and checks every property.
 func (g *fuzzGame) check(t *testing.T, x exchange) {
 	t.Helper()
-	if err := g.game.Idle(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	before, err := g.store.Player(t.Context(), fuzzUser)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := g.player(t, fuzzUser)
 	namedBefore := x.named != "" && g.exists(t, x.named)
 	n := g.log.len()
 	a := g.serve(x.req)
@@ -181,14 +172,6 @@ func (g *fuzzGame) check(t *testing.T, x exchange) {
 	} else if !ok && !strings.HasPrefix(a.body, "Error: ") {
 		t.Fatalf("%s = %d: refusal %q", what, a.code, a.body)
 	}
-}
-
-func (g *fuzzGame) exists(t *testing.T, user string) bool {
-	_, err := g.store.Player(t.Context(), user)
-	if err != nil && !errors.Is(err, state.ErrNotFound) {
-		t.Fatal(err)
-	}
-	return err == nil
 }
 
 // newRequest builds a request without parsing a target, so that anything

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -219,6 +220,17 @@ func (m *memServer) player(tb testing.TB, user string) state.Player {
 		tb.Fatalf("player %s: %v", user, err)
 	}
 	return p
+}
+
+// exists reports whether user is in the store, failing on any error but
+// state.ErrNotFound.
+func (m *memServer) exists(tb testing.TB, user string) bool {
+	tb.Helper()
+	_, err := m.store.Player(context.Background(), user)
+	if err != nil && !errors.Is(err, state.ErrNotFound) {
+		tb.Fatalf("player %s: %v", user, err)
+	}
+	return err == nil
 }
 
 // oneEvent serves a request and returns its answer and the one event it

@@ -18,6 +18,19 @@ func sameState(t *testing.T, before, after state.Player) {
 	}
 }
 
+// methodRefused fails unless a is a 405 with Allow allow and no session
+// cookie, and ev ada's failed event of type typ with error
+// method_not_allowed.
+func methodRefused(t *testing.T, a answer, ev map[string]any, allow, typ string) {
+	t.Helper()
+	if a.code != http.StatusMethodNotAllowed || a.header.Get("Allow") != allow || a.cookie() != "" {
+		t.Errorf("answer = %d Allow %q cookie %q", a.code, a.header.Get("Allow"), a.cookie())
+	}
+	if ev["event_type"] != typ || ev["status"] != "failed" || ev["error"] != "method_not_allowed" || ev["user"] != "ada" {
+		t.Errorf("event = %v", ev)
+	}
+}
+
 // HEAD never changes state: on the seed's routes that change state it is
 // refused with 405 and one failed event; on read-only routes it is GET
 // without a body.
@@ -40,12 +53,7 @@ func TestHeadNeverChangesState(t *testing.T) {
 	for _, tt := range refused {
 		t.Run("HEAD "+tt.path, func(t *testing.T) {
 			a, ev := m.oneEvent(t, "HEAD", tt.path, "", "Cookie", ada)
-			if a.code != http.StatusMethodNotAllowed || a.header.Get("Allow") != "GET" || a.cookie() != "" {
-				t.Errorf("answer = %d Allow %q cookie %q", a.code, a.header.Get("Allow"), a.cookie())
-			}
-			if ev["event_type"] != tt.typ || ev["status"] != "failed" || ev["error"] != "method_not_allowed" || ev["user"] != "ada" {
-				t.Errorf("event = %v", ev)
-			}
+			methodRefused(t, a, ev, "GET", tt.typ)
 			if ev["http"].(map[string]any)["method"] != "HEAD" {
 				t.Errorf("event http = %v", ev["http"])
 			}
@@ -55,7 +63,7 @@ func TestHeadNeverChangesState(t *testing.T) {
 	if a := m.do("GET", "/inventory", "", "Cookie", ada); a.code != 200 {
 		t.Errorf("HEAD /logout ended the session: %v", a)
 	}
-	if _, err := m.store.Player(t.Context(), "bob"); err == nil {
+	if m.exists(t, "bob") {
 		t.Error("HEAD /signup created bob")
 	}
 
@@ -120,9 +128,7 @@ func TestWrongMethodIsOneFailedEvent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
 			a, ev := m.oneEvent(t, tt.method, tt.target, `{"item":"sword"}`, "Cookie", ada)
-			if a.code != http.StatusMethodNotAllowed || a.header.Get("Allow") != tt.allow || a.cookie() != "" {
-				t.Errorf("answer = %d Allow %q cookie %q", a.code, a.header.Get("Allow"), a.cookie())
-			}
+			methodRefused(t, a, ev, tt.allow, tt.typ)
 			want := "Error: this route does not take that method (method_not_allowed)\n"
 			if !tt.seed {
 				want = `{"error":"method_not_allowed","message":"this route does not take that method"}` + "\n"
@@ -130,13 +136,10 @@ func TestWrongMethodIsOneFailedEvent(t *testing.T) {
 			if a.body != want {
 				t.Errorf("body = %q, want %q", a.body, want)
 			}
-			if ev["event_type"] != tt.typ || ev["status"] != "failed" || ev["error"] != "method_not_allowed" || ev["user"] != "ada" {
-				t.Errorf("event = %v", ev)
-			}
 			sameState(t, before, m.player(t, "ada"))
 		})
 	}
-	if _, err := m.store.Player(t.Context(), "bob"); err == nil {
+	if m.exists(t, "bob") {
 		t.Error("PUT /signup created bob")
 	}
 	for _, tt := range []struct{ method, target string }{

@@ -12,28 +12,30 @@ import (
 	"github.com/questlog/questlog/internal/state/redistest"
 )
 
+// startServersSharingRedis starts two API servers with game config g that
+// keep their state in one new Redis. The first runs the embedded broker; the
+// second produces to it as to a Kafka cluster.
+func startServersSharingRedis(t *testing.T, g game.Config) (first, second *node.Node) {
+	t.Helper()
+	cfg := node.Config{Role: node.Serve, HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic, Partitions: 2,
+		Redis: redistest.Start(t), Game: g, DataDir: t.TempDir()}
+	first = nodetest.Start(t, cfg)
+	cfg.DataDir, cfg.Brokers = t.TempDir(), first.BrokerAddrs()
+	return first, nodetest.Start(t, cfg)
+}
+
 // Two stateless API servers share one Redis and one broker, as behind a
 // load balancer: a player's session works on both, and racing purchases
 // through both cannot spend the same gold twice (the per-player lock lives
 // in Redis).
 func TestTwoServersShareRedis(t *testing.T) {
-	url := redistest.Start(t)
-	// The first server runs the embedded broker; the second produces to
-	// it as to a Kafka cluster. Both keep their state in the one Redis.
-	cfg := node.Config{Role: node.Serve, HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic, Partitions: 2,
-		Redis: url, Game: game.Config{PasswordCost: 4}}
-	cfg.DataDir = t.TempDir()
-	first := nodetest.Start(t, cfg)
-	cfg.DataDir, cfg.Brokers = t.TempDir(), first.BrokerAddrs()
-	second := nodetest.Start(t, cfg)
+	first, second := startServersSharingRedis(t, game.Config{PasswordCost: 4})
 	servers := []string{first.URL(), second.URL()}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	h := &harness{t: t, broker: first.Broker, store: first.Store}
 	h.url = servers[0]
-	if r := h.get(c, "/signup?username=ada&password=pw"); r.code != 201 {
-		t.Fatal(r)
-	}
+	h.signup(c, "ada")
 	// The cookie jar is per host; both servers are on 127.0.0.1.
 	h.url = servers[1]
 	if r := h.get(c, "/inventory"); r.code != 200 || r.body != "ada: 1000 gold, no guild\nno items\n" {

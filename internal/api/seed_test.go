@@ -9,8 +9,6 @@ import (
 
 	"github.com/questlog/questlog/internal/game"
 	"github.com/questlog/questlog/internal/node"
-	"github.com/questlog/questlog/internal/node/nodetest"
-	"github.com/questlog/questlog/internal/state/redistest"
 )
 
 // courseHost is the Host of the seed course's commands (curl localhost:5000).
@@ -148,12 +146,7 @@ func TestSeedSessionsOffOrUnboundChangeNothing(t *testing.T) {
 // Two API servers share Redis: a player who logged in on one is the player
 // the seed course's commands name on the other, from the same Host.
 func TestSeedSessionsAcrossServersSharingRedis(t *testing.T) {
-	url := redistest.Start(t)
-	cfg := node.Config{Role: node.Serve, HTTP: "127.0.0.1:0", BrokerListen: "127.0.0.1:0", Topic: topic, Partitions: 2,
-		Redis: url, Game: game.Config{PasswordCost: 4, SeedSessions: true}, DataDir: t.TempDir()}
-	first := nodetest.Start(t, cfg)
-	cfg.DataDir, cfg.Brokers = t.TempDir(), first.BrokerAddrs()
-	second := nodetest.Start(t, cfg)
+	first, second := startServersSharingRedis(t, game.Config{PasswordCost: 4, SeedSessions: true})
 	// No cookie jar: the course's curl keeps none.
 	c := &http.Client{Timeout: 30 * time.Second}
 	h := &harness{t: t}

@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -56,8 +55,6 @@ type Config struct {
 
 // Server serves the API.
 type Server struct {
-	store    Pinger
-	eventLog Pinger
 	game     *game.Service
 	log      *slog.Logger
 	registry *prometheus.Registry
@@ -65,7 +62,9 @@ type Server struct {
 	maxBody  int64
 	handler  http.Handler
 	bufs     sync.Pool // of *[]byte: request bodies, reused
-	checks   []Check
+	// checks are /readyz's, in order: the store's ping, the event log's,
+	// then Config.Checks.
+	checks []Check
 	// byPattern maps each ServeMux pattern of a game route to its route.
 	byPattern    map[string]*gameRoute
 	logins       *loginLimiter
@@ -99,14 +98,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s := &Server{
-		store:    cfg.Store,
-		eventLog: cfg.Log,
 		game:     cfg.Game,
 		log:      cfg.Logger,
 		registry: cfg.Registry,
 		metrics:  newMetrics(cfg.Registry),
 		maxBody:  cfg.MaxBody,
-		checks:   slices.Clone(cfg.Checks),
+		checks:   append([]Check{{Name: "state store", Check: cfg.Store.Ping}, {Name: "event log", Check: cfg.Log.Ping}}, cfg.Checks...),
 		logins:   newLoginLimiter(limits),
 
 		seedSessions: cfg.Game.SeedSessionTTL() > 0,
@@ -132,16 +129,6 @@ func (s *Server) routes() http.Handler {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		s.log.WarnContext(ctx, "not ready: state store", "err", err)
-		writeText(w, http.StatusServiceUnavailable, "state store unavailable\n")
-		return
-	}
-	if err := s.eventLog.Ping(ctx); err != nil {
-		s.log.WarnContext(ctx, "not ready: event log", "err", err)
-		writeText(w, http.StatusServiceUnavailable, "event log unavailable\n")
-		return
-	}
 	for _, c := range s.checks {
 		if err := c.Check(ctx); err != nil {
 			s.log.WarnContext(ctx, "not ready: "+c.Name, "err", err)

@@ -41,6 +41,24 @@ func New(log Log, m *Metrics) *Journal {
 	return j
 }
 
+// putBuf gives buf, grown from *bp, back to the pool unless it grew past
+// 64 KiB.
+func (j *Journal) putBuf(bp *[]byte, buf []byte) {
+	if cap(buf) <= 64<<10 {
+		*bp = buf[:0]
+		j.bufs.Put(bp)
+	}
+}
+
+// keyOf is the record key of user's events: none for no user, as
+// event.Event.Key.
+func keyOf(user string) []byte {
+	if user == "" {
+		return nil
+	}
+	return []byte(user)
+}
+
 // Record encodes ev, publishes it keyed by its user, and returns its
 // position once the log acknowledged it. The game logs outages; the
 // journal counts them.
@@ -50,10 +68,7 @@ func (j *Journal) Record(ctx context.Context, ev *event.Event) (game.Position, e
 	start := time.Now()
 	partition, offset, err := j.log.Publish(ctx, ev.Key(), buf)
 	j.metrics.produceDuration.Observe(time.Since(start).Seconds())
-	if cap(buf) <= 64<<10 {
-		*bp = buf[:0]
-		j.bufs.Put(bp)
-	}
+	j.putBuf(bp, buf)
 	if err != nil {
 		j.metrics.eventNotAcked(ev.Type)
 		return game.Position{}, err
@@ -68,10 +83,7 @@ func (j *Journal) RecordGroup(ctx context.Context, user string, evs []*event.Eve
 	if len(evs) == 1 {
 		return j.Record(ctx, evs[0])
 	}
-	var key []byte
-	if user != "" {
-		key = []byte(user)
-	}
+	key := keyOf(user)
 	partition, _ := j.log.Next(key)
 	bp := j.bufs.Get().(*[]byte)
 	buf := (*bp)[:0]
@@ -89,10 +101,7 @@ func (j *Journal) RecordGroup(ctx context.Context, user string, evs []*event.Eve
 	start := time.Now()
 	first, err := j.log.PublishGroup(ctx, partition, records)
 	j.metrics.produceDuration.Observe(time.Since(start).Seconds())
-	if cap(buf) <= 64<<10 {
-		*bp = buf[:0]
-		j.bufs.Put(bp)
-	}
+	j.putBuf(bp, buf)
 	for _, ev := range evs {
 		if err != nil {
 			j.metrics.eventNotAcked(ev.Type)
@@ -108,11 +117,7 @@ func (j *Journal) RecordGroup(ctx context.Context, user string, evs []*event.Eve
 
 // Next says where user's next event will go.
 func (j *Journal) Next(user string) game.Position {
-	var key []byte
-	if user != "" {
-		key = []byte(user)
-	}
-	p, after := j.log.Next(key)
+	p, after := j.log.Next(keyOf(user))
 	return game.Position{Partition: p, Offset: after}
 }
 
