@@ -50,7 +50,7 @@ func s3CrashAndRerun(t *testing.T, srv *s3test.Server) {
 
 			opts := []extract.Option{extract.MaxRows(30)}
 			crashThenRerun(t, addr, loc, want, tt.point, tt.nth, opts, func() *extracttest.Produced { return produceDay(t, addr, 100, 3) })
-			sameCounts(t, "query's views", viewCounts(t, loc), want.PerType)
+			sameCounts(t, "query's views", extracttest.ViewCounts(t, loc, "event_type", query.CacheDir(t.TempDir())), want.PerType)
 		})
 	}
 }
@@ -60,27 +60,6 @@ func s3CrashAndRerun(t *testing.T, srv *s3test.Server) {
 func produceDay(t *testing.T, addr string, n int, seed uint64, garbage ...[]byte) *extracttest.Produced {
 	t.Helper()
 	return extracttest.Produce(t, addr, laketest.Config{Events: n, Seed: seed, Span: 6 * time.Hour}, nil, garbage...)
-}
-
-// viewCounts counts each type's rows through the query package's events
-// view (DuckDB reading local copies of the S3 lake's files).
-func viewCounts(t *testing.T, location string) map[string]int64 {
-	t.Helper()
-	ctx := context.Background()
-	db, err := query.Open(ctx, location, query.CacheDir(t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	res, err := db.Query(ctx, `SELECT event_type, count(*) FROM events GROUP BY ALL`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, row := range res.Rows {
-		got[row[0].(string)] = row[1].(int64)
-	}
-	return got
 }
 
 // s3LostLock: a following extract whose lease is taken from it stops as

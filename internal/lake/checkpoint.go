@@ -121,6 +121,16 @@ func readJSON(ctx context.Context, st Storage, name, what string, v any) (bool, 
 	return true, nil
 }
 
+// writeJSON saves v, indented and ending with a newline, as the file name
+// of st atomically (writeAtomic).
+func writeJSON(ctx context.Context, st Storage, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(ctx, st, name, append(b, '\n'))
+}
+
 func readLegacyCheckpoint(ctx context.Context, st Storage, topic string) (*Checkpoint, bool, error) {
 	cp := &Checkpoint{}
 	found, err := readJSON(ctx, st, CheckpointName(topic), "checkpoint ", cp)
@@ -149,11 +159,7 @@ func readLegacyCheckpoint(ctx context.Context, st Storage, topic string) (*Check
 // partition's lock may call it.
 func WritePartitionCheckpoint(ctx context.Context, st Storage, topic string, p int32, m PartitionMark, now time.Time) error {
 	pc := partitionCheckpoint{Topic: topic, Partition: p, Updated: now.UTC(), PartitionMark: m}
-	b, err := json.MarshalIndent(pc, "", "  ")
-	if err != nil {
-		return fmt.Errorf("write checkpoint of partition %d: %w", p, err)
-	}
-	if err := writeAtomic(ctx, st, PartitionCheckpointName(topic, p), append(b, '\n')); err != nil {
+	if err := writeJSON(ctx, st, PartitionCheckpointName(topic, p), pc); err != nil {
 		return fmt.Errorf("write checkpoint of partition %d: %w", p, err)
 	}
 	return nil

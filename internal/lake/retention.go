@@ -3,7 +3,6 @@ package lake
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -144,11 +143,7 @@ func readManifest(ctx context.Context, st Storage, date string) (*RetentionManif
 }
 
 func (m *RetentionManifest) write(ctx context.Context, st Storage) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", RetentionName(m.Date), err)
-	}
-	if err := writeAtomic(ctx, st, RetentionName(m.Date), append(b, '\n')); err != nil {
+	if err := writeJSON(ctx, st, RetentionName(m.Date), m); err != nil {
 		return fmt.Errorf("write retention manifest: %w", err)
 	}
 	return nil

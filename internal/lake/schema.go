@@ -227,11 +227,7 @@ func (s *Schemas) Widen(ctx context.Context, eventType string, observed []Field,
 		changes = []string{}
 	}
 	next.History = append(next.History, Version{Version: next.Version, Time: now.UTC(), Changes: changes, Fields: merged})
-	b, err := json.MarshalIndent(next, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("save schema %s: %w", eventType, err)
-	}
-	if err := writeAtomic(ctx, s.st, SchemaName(eventType), append(b, '\n')); err != nil {
+	if err := writeJSON(ctx, s.st, SchemaName(eventType), next); err != nil {
 		return nil, fmt.Errorf("save schema %s: %w", eventType, err)
 	}
 	s.m[eventType] = next
@@ -260,16 +256,10 @@ func (s *Schemas) lockSchema(ctx context.Context, eventType string) (Lock, error
 // read reads an event type's schema as the lake holds it now; nil when
 // it has none.
 func (s *Schemas) read(ctx context.Context, eventType string) (*Schema, error) {
-	b, err := s.st.ReadFile(ctx, SchemaName(eventType))
-	if isNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var sc Schema
-	if err := json.Unmarshal(b, &sc); err != nil {
-		return nil, fmt.Errorf("read schema %s: %w", SchemaName(eventType), err)
+	found, err := readJSON(ctx, s.st, SchemaName(eventType), "schema ", &sc)
+	if err != nil || !found {
+		return nil, err
 	}
 	if sc.EventType != eventType {
 		return nil, fmt.Errorf("read schema %s: it describes event type %q", SchemaName(eventType), sc.EventType)

@@ -19,6 +19,7 @@ import (
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/lake/laketest"
+	"github.com/questlog/questlog/internal/query"
 )
 
 // Topic is the topic StartBroker creates.
@@ -169,6 +170,28 @@ func DuckCounts(t testing.TB, db *sql.DB, src string) map[string]int64 {
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+	return got
+}
+
+// ViewCounts is the rows of the events view per key (an SQL expression
+// of type VARCHAR, e.g. event_type) as questlog query counts them in the
+// lake at loc (a folder or an s3:// location), opened with opts.
+func ViewCounts(t testing.TB, loc, key string, opts ...query.Option) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	db, err := query.Open(ctx, loc, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Query(ctx, "SELECT "+key+", count(*) FROM events GROUP BY ALL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, row := range res.Rows {
+		got[row[0].(string)] = row[1].(int64)
 	}
 	return got
 }

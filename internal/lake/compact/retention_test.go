@@ -19,7 +19,6 @@ import (
 	"github.com/questlog/questlog/internal/lake/compact"
 	"github.com/questlog/questlog/internal/lake/laketest"
 	"github.com/questlog/questlog/internal/lake/s3store/s3test"
-	"github.com/questlog/questlog/internal/query"
 )
 
 // The days of the retention tests' events: laketest's three days. At
@@ -60,20 +59,7 @@ func retentionLake(t *testing.T) (dir, addr string, perDay map[string]int64) {
 // eventsPerDay counts the events of each day as questlog query sees them.
 func eventsPerDay(t *testing.T, dir string) map[string]int64 {
 	t.Helper()
-	db, err := query.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	res, err := db.Query(context.Background(), "SELECT CAST(event_date AS VARCHAR), count(*) FROM events GROUP BY ALL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, row := range res.Rows {
-		out[row[0].(string)] = row[1].(int64)
-	}
-	return out
+	return extracttest.ViewCounts(t, dir, "CAST(event_date AS VARCHAR)")
 }
 
 // dayFiles are the published files left of a day's folders.

@@ -207,16 +207,27 @@ func notFound(err error) bool {
 // ReadFile returns a whole (small) file; a missing file is
 // fs.ErrNotExist.
 func (b *Bucket) ReadFile(ctx context.Context, name string) ([]byte, error) {
-	rc, _, _, err := b.core.GetObject(ctx, b.bucket, b.key(name), minio.GetObjectOptions{})
-	if err != nil {
-		return nil, b.wrap("read", name, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(rc)
+	data, _, _, err := b.get(ctx, name, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, b.wrap("read", name, err)
 	}
 	return data, nil
+}
+
+// get sends one GET of name and reads the whole body it answers, with
+// the object's info and the response's headers. Its errors are minio's:
+// the caller wraps them.
+func (b *Bucket) get(ctx context.Context, name string, opts minio.GetObjectOptions) ([]byte, minio.ObjectInfo, http.Header, error) {
+	rc, info, h, err := b.core.GetObject(ctx, b.bucket, b.key(name), opts)
+	if err != nil {
+		return nil, minio.ObjectInfo{}, nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, minio.ObjectInfo{}, nil, err
+	}
+	return data, info, h, nil
 }
 
 // ObjectInfo is a file as List finds it.

@@ -53,7 +53,7 @@ func (b *Bucket) Open(ctx context.Context, name string) (*Object, error) {
 	if err := opts.SetRange(0, -blockSize); err != nil {
 		return nil, b.wrap("open", name, err)
 	}
-	rc, info, h, err := b.core.GetObject(ctx, b.bucket, b.key(name), opts)
+	tail, info, h, err := b.get(ctx, name, opts)
 	if isInvalidRange(err) {
 		// An empty file has no last bytes to send.
 		st, serr := b.client.StatObject(ctx, b.bucket, b.key(name), minio.StatObjectOptions{})
@@ -62,11 +62,6 @@ func (b *Bucket) Open(ctx context.Context, name string) (*Object, error) {
 		}
 		return &Object{ctx: ctx, b: b, name: name, size: st.Size, etag: st.ETag}, nil
 	}
-	if err != nil {
-		return nil, b.wrap("open", name, err)
-	}
-	defer rc.Close()
-	tail, err := io.ReadAll(rc)
 	if err != nil {
 		return nil, b.wrap("open", name, err)
 	}
