@@ -510,18 +510,34 @@ func TestLakeCheckCountsADayRetiredMidCheckOnce(t *testing.T) {
 
 // lake check, run over and over while a day is retired and removed file
 // by file, always finds the lake sound, and counts either the whole day
-// or none of it.
+// or none of it. Each removal waits until a check has finished since the
+// one before, so that checks see the day at every step of its removal
+// however slow the machine (a fixed pause between removals starved them:
+// a check slower than the pause met a removal on every attempt and gave
+// up, which is Check's answer to a grace shorter than a check).
 func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
+	t.Parallel() // paced by its checks, not by the clock
 	dir, _, perDay := retentionLake(t)
 	var all int64
 	for _, n := range perDay {
 		all += n
 	}
 	done := make(chan struct{})
+	checked := make(chan struct{}, 1)
+	stopped := make(chan struct{}) // the checker returned
 	results := make(chan error, 1)
-	go func() { results <- checkUntil(done, dir, all, perDay[day1]) }()
+	go func() {
+		defer close(stopped)
+		results <- checkUntil(done, checked, dir, all, perDay[day1])
+	}()
 	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(0), compact.Clock(dropClock),
-		compact.WithDropHook(func(string) error { time.Sleep(40 * time.Millisecond); return nil }))
+		compact.WithDropHook(func(string) error {
+			select {
+			case <-checked:
+			case <-stopped:
+			}
+			return nil
+		}))
 	_, err := c.Compact(context.Background())
 	close(done)
 	if err != nil {
@@ -535,7 +551,7 @@ func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
 // checkUntil runs lake check until done is closed: each must be sound and
 // count the whole first day (rows, and its 3 quarantined records) or none
 // of it (dropped).
-func checkUntil(done <-chan struct{}, dir string, all, day int64) error {
+func checkUntil(done <-chan struct{}, checked chan<- struct{}, dir string, all, day int64) error {
 	for checks := 0; ; checks++ {
 		select {
 		case <-done:
@@ -560,6 +576,10 @@ func checkUntil(done <-chan struct{}, dir string, all, day int64) error {
 		gone := rows == all-day && r.Quarantined == 0 && r.Dropped == day+3
 		if !whole && !gone {
 			return fmt.Errorf("check %d: %d rows, %d quarantined, %d dropped: part of the day", checks, rows, r.Quarantined, r.Dropped)
+		}
+		select {
+		case checked <- struct{}{}:
+		default:
 		}
 	}
 }
