@@ -130,6 +130,41 @@ func HasID(value []byte, id string) bool {
 // TimeLayout is event_time's format: RFC 3339, UTC, microseconds.
 const TimeLayout = "2006-01-02T15:04:05.000000Z"
 
+// appendTime appends t in TimeLayout: what t.UTC().AppendFormat(b,
+// TimeLayout) writes, at a tenth of its cost (every event has a time).
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, TimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond()/1000, 6)
+	return append(b, 'Z')
+}
+
+// appendDigits appends the n last decimal digits of v >= 0, zero-padded.
+func appendDigits(b []byte, v, n int) []byte {
+	b = append(b, make([]byte, n)...)
+	for i := len(b) - 1; i >= len(b)-n; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
+}
+
 // AppendJSON appends the event's JSON object to b and returns the result.
 func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `{"event_id":`...)
@@ -137,7 +172,7 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `,"event_type":`...)
 	b = appendString(b, e.Type)
 	b = append(b, `,"event_time":"`...)
-	b = e.Time.UTC().AppendFormat(b, TimeLayout)
+	b = appendTime(b, e.Time)
 	b = append(b, `","schema_version":`...)
 	b = strconv.AppendInt(b, SchemaVersion, 10)
 	if e.User != "" {

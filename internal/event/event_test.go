@@ -242,3 +242,39 @@ func TestFromRequestHostKeepsNoUserinfo(t *testing.T) {
 		t.Errorf("host = %q", got)
 	}
 }
+
+// appendTime writes what time.Time.AppendFormat writes for TimeLayout, for
+// every time: the edges of its fast path, the years it leaves to
+// AppendFormat, other zones, and a spread of instants.
+func TestAppendTimeIsTheLayout(t *testing.T) {
+	times := []time.Time{
+		{},
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 6, 15, 12, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 29, 6, 30, 0, 123456789, time.FixedZone("CET", 3600)),
+		time.Date(2026, 12, 31, 23, 30, 0, 999, time.FixedZone("minus", -3600)),
+		time.Date(2024, 2, 29, 9, 5, 7, 1000, time.UTC),
+		time.Now(),
+	}
+	// From year 0 (-62,167,219,200 s) to the end of 9999 (253,402,300,799 s).
+	const first, span = -62_167_219_200, 253_402_300_800 + 62_167_219_200
+	for i := range int64(2000) {
+		times = append(times, time.Unix(first+i*15_485_863_457%span, i*7_919_123%1_000_000_000))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat([]byte("x"), TimeLayout)
+		if got := appendTime([]byte("x"), tm); !bytes.Equal(got, want) {
+			t.Fatalf("appendTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}
+
+func BenchmarkAppendTime(b *testing.B) {
+	tm := time.Now()
+	buf := make([]byte, 0, 64)
+	for b.Loop() {
+		buf = appendTime(buf[:0], tm)
+	}
+}
