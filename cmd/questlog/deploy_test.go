@@ -148,25 +148,16 @@ func flagOfVariable(cmd *cobra.Command, name string) string {
 }
 
 // checkEnvironment checks that each variable of env is one questlog or its
-// S3 client reads, and that each QUESTLOG_ variable's value is one its flag
-// takes, on one of cmds (the commands that will run with env).
+// S3 client reads, and binds env to the flags of cmds (the commands that
+// will run with env) as questlog does before it runs: each QUESTLOG_
+// variable sets its flag unless the command line did, and a value the flag
+// refuses is an error.
 func checkEnvironment(env map[string]string, cmds []*cobra.Command) error {
 	aws := awsVariables()
-	for name, value := range env {
+	for name := range env {
 		switch {
 		case strings.HasPrefix(name, envflag.Prefix):
-			known := false
-			for _, cmd := range cmds {
-				flag := flagOfVariable(cmd, name)
-				if flag == "" {
-					continue
-				}
-				known = true
-				if err := cmd.Flags().Set(flag, value); err != nil {
-					return fmt.Errorf("%s=%s: questlog %s --%s refuses it: %w", name, value, cmd.Name(), flag, err)
-				}
-			}
-			if !known {
+			if !slices.ContainsFunc(cmds, func(cmd *cobra.Command) bool { return flagOfVariable(cmd, name) != "" }) {
 				return fmt.Errorf("%s: no flag of questlog %s reads it", name, commandNames(cmds))
 			}
 		case strings.HasPrefix(name, "AWS_"):
@@ -177,6 +168,24 @@ func checkEnvironment(env map[string]string, cmds []*cobra.Command) error {
 		default:
 			return fmt.Errorf("%s: neither questlog, its S3 client nor the Go runtime reads it", name)
 		}
+	}
+	for _, cmd := range cmds {
+		if err := bindEnvironment(cmd, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindEnvironment sets cmd's flags from env as envflag.Bind sets them from
+// the process's environment.
+func bindEnvironment(cmd *cobra.Command, env map[string]string) error {
+	lookup := func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+	if err := envflag.BindFrom(cmd.Flags(), lookup); err != nil {
+		return fmt.Errorf("questlog %s: %w", cmd.Name(), err)
 	}
 	return nil
 }
@@ -206,18 +215,16 @@ func allCommands() []*cobra.Command {
 	return out
 }
 
-// effective is what a flag of cmd will be once the environment is bound:
-// the command line's value, else env's QUESTLOG_ variable, else the default.
-func effective(cmd *cobra.Command, env map[string]string, flag string) string {
+// effective is what a flag of cmd will be once env is bound (the command
+// line's value, else env's QUESTLOG_ variable, else the default).
+func effective(t *testing.T, cmd *cobra.Command, env map[string]string, flag string) string {
+	t.Helper()
+	if err := bindEnvironment(cmd, env); err != nil {
+		t.Fatal(err)
+	}
 	f := cmd.Flags().Lookup(flag)
 	if f == nil {
-		return ""
-	}
-	if f.Changed {
-		return f.Value.String()
-	}
-	if v, ok := env[envflag.Name(flag)]; ok {
-		return v
+		t.Fatalf("questlog %s has no flag --%s", cmd.Name(), flag)
 	}
 	return f.Value.String()
 }
@@ -226,14 +233,23 @@ func effective(cmd *cobra.Command, env map[string]string, flag string) string {
 // connecting: the lake (an s3:// one with the service's AWS_* variables)
 // and Redis.
 func checkLocations(cmd *cobra.Command, env map[string]string) error {
-	if loc := effective(cmd, env, "lake"); strings.HasPrefix(loc, "s3://") {
+	if err := bindEnvironment(cmd, env); err != nil {
+		return err
+	}
+	flag := func(name string) string {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	if loc := flag("lake"); strings.HasPrefix(loc, "s3://") {
 		// Opening an s3:// lake checks its location, endpoint and
 		// credentials' shape; it sends no request.
 		if _, err := lake.Open(loc, lake.Getenv(func(name string) string { return env[name] })); err != nil {
 			return fmt.Errorf("--lake %s: %w", loc, err)
 		}
 	}
-	if r := effective(cmd, env, "redis"); r != "" {
+	if r := flag("redis"); r != "" {
 		if _, err := redis.ParseURL(r); err != nil {
 			return fmt.Errorf("--redis %s: %w", r, err)
 		}
@@ -299,7 +315,7 @@ func TestDeployComposeIsConsistent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, err := net.SplitHostPort(effective(serveCmd, serve.Environment, "http"))
+	_, port, err := net.SplitHostPort(effective(t, serveCmd, serve.Environment, "http"))
 	if err != nil {
 		t.Fatalf("serve --http: %v", err)
 	}
@@ -311,7 +327,7 @@ func TestDeployComposeIsConsistent(t *testing.T) {
 		t.Errorf("nginx.conf has no upstream server serve:%s, where serve --http listens", port)
 	}
 
-	partitions, err := strconv.Atoi(effective(serveCmd, serve.Environment, "partitions"))
+	partitions, err := strconv.Atoi(effective(t, serveCmd, serve.Environment, "partitions"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +343,7 @@ func TestDeployComposeIsConsistent(t *testing.T) {
 		t.Skipf("extract's command line does not parse (see TestDeployComposeCommandLines): %v", err)
 	}
 	for _, flag := range []string{"brokers", "topic"} {
-		s, e := effective(serveCmd, serve.Environment, flag), effective(extractCmd, extract.Environment, flag)
+		s, e := effective(t, serveCmd, serve.Environment, flag), effective(t, extractCmd, extract.Environment, flag)
 		if s != e || s == "" {
 			t.Errorf("--%s: serve has %q, extract %q", flag, s, e)
 		}
@@ -427,9 +443,9 @@ func TestDeployDockerfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, port, err := net.SplitHostPort(effective(serveCmd, env, "http"))
+	_, port, err := net.SplitHostPort(effective(t, serveCmd, env, "http"))
 	if err != nil || u.Port() != port {
-		t.Errorf("HEALTHCHECK probes port %s; serve listens on %q", u.Port(), effective(serveCmd, env, "http"))
+		t.Errorf("HEALTHCHECK probes port %s; serve listens on %q", u.Port(), effective(t, serveCmd, env, "http"))
 	}
 }
 
@@ -495,5 +511,23 @@ func TestDeployChecksRefuseWrongLines(t *testing.T) {
 	}
 	if got := interpolate(`a ${X:-b} $${Y} ${Z}`); got != "a b ${Y} " {
 		t.Errorf("interpolate = %q", got)
+	}
+}
+
+// The checks see a flag as questlog will: the command line wins over the
+// environment, which wins over the default.
+func TestDeployChecksBindAsQuestlogDoes(t *testing.T) {
+	env := map[string]string{"QUESTLOG_HTTP": "0.0.0.0:6000", "QUESTLOG_TOPIC": "from-env"}
+	serve, err := parseCommandLine([]string{"serve", "--http", "0.0.0.0:5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkEnvironment(env, []*cobra.Command{serve}); err != nil {
+		t.Fatal(err)
+	}
+	for flag, want := range map[string]string{"http": "0.0.0.0:5000", "topic": "from-env", "partitions": "4"} {
+		if got := effective(t, serve, env, flag); got != want {
+			t.Errorf("--%s = %q, want %q", flag, got, want)
+		}
 	}
 }

@@ -22,14 +22,18 @@ func Name(flag string) string {
 // Bind sets every flag of fs not given on the command line from its
 // variable, when that is set. A value the flag refuses is an error naming
 // the variable.
-func Bind(fs *pflag.FlagSet) error {
+func Bind(fs *pflag.FlagSet) error { return BindFrom(fs, os.LookupEnv) }
+
+// BindFrom is Bind with the variables lookup finds instead of the
+// process's environment (a deployment's, when checking one).
+func BindFrom(fs *pflag.FlagSet, lookup func(name string) (string, bool)) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
 		if err != nil || f.Changed {
 			return
 		}
 		name := Name(f.Name)
-		v, ok := os.LookupEnv(name)
+		v, ok := lookup(name)
 		if !ok {
 			return
 		}
