@@ -3,6 +3,7 @@ package lake
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -127,17 +128,26 @@ func (l *Listing) manifests(ctx context.Context, st Storage) ([]*RetentionManife
 	return out, nil
 }
 
-func readManifest(ctx context.Context, st Storage, date string) (*RetentionManifest, bool, error) {
-	m := &RetentionManifest{}
-	found, err := readJSON(ctx, st, RetentionName(date), "", m)
-	if err != nil {
+// readManifest reads date's manifest; found is false, with an empty
+// manifest, when there is none. A manifest that is not one (not JSON of
+// its shape, or another day's) is an *unreadableError: the day's retention
+// stops there, not the lake's other work.
+func readManifest(ctx context.Context, st Storage, date string) (m *RetentionManifest, found bool, err error) {
+	m = &RetentionManifest{}
+	found, err = readJSON(ctx, st, RetentionName(date), "", m)
+	var (
+		syntax *json.SyntaxError
+		shape  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax) || errors.As(err, &shape):
+		return nil, false, &unreadableError{err}
+	case err != nil:
 		return nil, false, err
-	}
-	if !found {
+	case !found:
 		return &RetentionManifest{Date: date}, false, nil
-	}
-	if m.Date != date {
-		return nil, false, fmt.Errorf("read %s: it is for day %q", RetentionName(date), m.Date)
+	case m.Date != date:
+		return nil, false, &unreadableError{fmt.Errorf("read %s: it is for day %q", RetentionName(date), m.Date)}
 	}
 	return m, true, nil
 }
@@ -357,7 +367,8 @@ type dirRemover interface {
 	removeEmptyDir(dir string) error
 }
 
-// unreadableError is a file retention could not read the rows of.
+// unreadableError is a file retention could not read: a data file's rows,
+// or a manifest.
 type unreadableError struct{ err error }
 
 func (e *unreadableError) Error() string { return e.err.Error() }

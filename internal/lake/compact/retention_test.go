@@ -430,6 +430,46 @@ func TestLakeRetentionSkipsADayWithAnUnreadableFile(t *testing.T) {
 	}
 }
 
+// A retired day whose manifest is damaged (not JSON, or another day's) is
+// skipped with the reason, and the pass goes on (before, it failed, and
+// the compactor of up with it): other days are retired, as with an
+// unreadable data file, and the manifest is left for a person to look at.
+func TestLakeRetentionSkipsADayWithADamagedManifest(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, manifest string }{
+		{"not JSON", "{\"date\": \"" + day1},
+		{"another shape", `{"date": 7}`},
+		{"another day", `{"date": "` + day2 + `"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir, _, _ := retentionLake(t)
+			name := filepath.Join(dir, filepath.FromSlash(lake.RetentionName(day1)))
+			if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(name, []byte(tc.manifest), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			twoDaysOld := func() time.Time { return dropClock().Add(24 * time.Hour) }
+			c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(time.Hour), compact.Clock(twoDaysOld))
+			sum, err := c.Compact(context.Background())
+			if err != nil {
+				t.Fatalf("pass: %v", err)
+			}
+			if len(sum.Retention.Skipped) != 1 || !strings.Contains(sum.Retention.Skipped[0].Error(), day1) {
+				t.Errorf("skipped %v, want day %s", sum.Retention.Skipped, day1)
+			}
+			if !slices.Equal(sum.Retention.Retired, []string{day2}) {
+				t.Errorf("retired %v, want %s", sum.Retention.Retired, day2)
+			}
+			if got, err := os.ReadFile(name); err != nil || string(got) != tc.manifest {
+				t.Errorf("the damaged manifest was changed: %q, %v", got, err)
+			}
+		})
+	}
+}
+
 // A day skipped for an unreadable file stays whole, its quarantined
 // records included, while a later day is retired: readers see the one and
 // not the other.
