@@ -149,6 +149,17 @@ func (e *LostError) Error() string {
 	return fmt.Sprintf("partition %d: offsets %d to %d were deleted from the topic before they were extracted", e.Partition, e.Next, e.LogStart-1)
 }
 
+// warnTrimmedStart says so when a partition new to the lake no longer
+// starts at offset 0: the topic deleted its first records (a cluster's
+// retention.ms, or --topic-retention) before this lake began, and the lake
+// holds only the rest; lake check counts from start.
+func warnTrimmedStart(log *slog.Logger, topic string, p int32, start int64) {
+	if start > 0 {
+		log.Warn("the lake begins a partition after records the topic already deleted: offsets before start are not in it",
+			"topic", topic, "partition", p, "start", start)
+	}
+}
+
 // ErrNotRunning is Flush's answer when no Run is in progress.
 var ErrNotRunning = errors.New("extract is not running")
 
@@ -351,6 +362,7 @@ func (e *Extractor) Run(ctx context.Context) (Summary, error) {
 		if !ok {
 			mark = lake.PartitionMark{Start: starts[p], Next: starts[p]}
 			cp.Partitions[p] = mark
+			warnTrimmedStart(e.cfg.logger, e.cfg.topic, p, starts[p])
 		}
 		if mark.Next < starts[p] {
 			return Summary{}, &LostError{Partition: p, Next: mark.Next, LogStart: starts[p]}

@@ -245,6 +245,7 @@ func (g *groupRun) assigned(ctx context.Context, from map[string]map[int32]kgo.O
 		mark, ok := cp.Partitions[p]
 		if !ok {
 			mark = lake.PartitionMark{Start: starts[p], Next: starts[p]}
+			warnTrimmedStart(e.cfg.logger, e.cfg.topic, p, starts[p])
 		}
 		if end, ok := ends[p]; ok && mark.Next > end {
 			return nil, g.fatal(fmt.Errorf("partition %d: the checkpoint is at offset %d, past the topic's end %d: is this lake from another topic?", p, mark.Next, end))

@@ -3,13 +3,17 @@ package extract_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/questlog/questlog/internal/extract"
 	"github.com/questlog/questlog/internal/extract/extracttest"
 	"github.com/questlog/questlog/internal/lake"
 	"github.com/questlog/questlog/internal/stream"
+	"github.com/questlog/questlog/internal/syncbuf"
 )
 
 // Records deleted from the topic (--topic-retention, or a cluster's
@@ -79,4 +83,37 @@ func TestTopicRetentionTellsTrimFromLoss(t *testing.T) {
 	}
 	r = extracttest.CheckLake(t, dir)
 	extracttest.SameCounts(t, "lake check after the loss", r.Rows, want.PerType)
+}
+
+// A lake begun on a topic whose first records were already deleted holds
+// only the rest: the extract says so for each such partition, and for no
+// other.
+func TestExtractWarnsOfATopicTrimmedBeforeTheLake(t *testing.T) {
+	ctx := context.Background()
+	addr := startBroker(t)
+	produce(t, addr, 400, 1)
+	starts, err := stream.Trim(ctx, []string{addr}, extracttest.Topic, map[int32]int64{0: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if starts[0] == 0 {
+		t.Fatalf("partition 0 not trimmed: starts %v", starts)
+	}
+	var logs syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, err := newExtractor(t, addr, filepath.Join(t.TempDir(), "lake"), extract.Logger(log)).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	warned := 0
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "records the topic already deleted") {
+			warned++
+			if want := fmt.Sprintf("partition=0 start=%d", starts[0]); !strings.Contains(line, want) {
+				t.Errorf("warning %q, want %q in it", line, want)
+			}
+		}
+	}
+	if warned != 1 {
+		t.Errorf("%d warnings of a trimmed start, want 1 (partition 0):\n%s", warned, logs.String())
+	}
 }
