@@ -451,12 +451,7 @@ func TestLakeRetentionSkipsADayWithADamagedManifest(t *testing.T) {
 			if err := os.WriteFile(name, []byte(tc.manifest), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			twoDaysOld := func() time.Time { return dropClock().Add(24 * time.Hour) }
-			c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(time.Hour), compact.Clock(twoDaysOld))
-			sum, err := c.Compact(context.Background())
-			if err != nil {
-				t.Fatalf("pass: %v", err)
-			}
+			sum := passWhenDay2IsOld(t, dir)
 			if len(sum.Retention.Skipped) != 1 || !strings.Contains(sum.Retention.Skipped[0].Error(), day1) {
 				t.Errorf("skipped %v, want day %s", sum.Retention.Skipped, day1)
 			}
@@ -470,6 +465,20 @@ func TestLakeRetentionSkipsADayWithADamagedManifest(t *testing.T) {
 	}
 }
 
+// passWhenDay2IsOld runs a pass with a day's retention and an hour's grace
+// when the second day too is past the retention, and fails the test if the
+// pass fails.
+func passWhenDay2IsOld(t *testing.T, dir string) compact.Summary {
+	t.Helper()
+	twoDaysOld := func() time.Time { return dropClock().Add(24 * time.Hour) }
+	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(time.Hour), compact.Clock(twoDaysOld))
+	sum, err := c.Compact(context.Background())
+	if err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	return sum
+}
+
 // A day skipped for an unreadable file stays whole, its quarantined
 // records included, while a later day is retired: readers see the one and
 // not the other.
@@ -479,12 +488,7 @@ func TestLakeRetentionSkippedDayKeepsItsQuarantine(t *testing.T) {
 	if err := os.WriteFile(files[0], []byte("not parquet"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	twoDaysOld := func() time.Time { return dropClock().Add(24 * time.Hour) }
-	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(time.Hour), compact.Clock(twoDaysOld))
-	sum, err := c.Compact(context.Background())
-	if err != nil {
-		t.Fatalf("pass: %v", err)
-	}
+	sum := passWhenDay2IsOld(t, dir)
 	if !slices.Equal(sum.Retention.Retired, []string{day2}) || len(sum.Retention.Skipped) != 1 {
 		t.Fatalf("retired %v, skipped %v: want %s retired and %s skipped", sum.Retention.Retired, sum.Retention.Skipped, day2, day1)
 	}
