@@ -167,7 +167,12 @@ func (b *onePlayerBench) run(ctx context.Context, bare *harness.Process) (*OnePl
 	for round := 1; round <= b.o.rounds; round++ {
 		for _, tool := range tools {
 			row := make([]Measurement, len(targets))
-			for i, t := range targets {
+			// Each round starts with the next target, so that no target is
+			// always measured first (on a busy machine the first one of a
+			// round tended to be the slower).
+			for k := range targets {
+				i := (k + round - 1) % len(targets)
+				t := targets[i]
 				m, err := b.measure(ctx, t, tool)
 				if err != nil {
 					return nil, nil, err
