@@ -135,3 +135,56 @@ func TestListDataSortsOutPendingAndForeignFiles(t *testing.T) {
 		t.Errorf("file info %+v", l.Files[0])
 	}
 }
+
+// TestListDataWhileAMergeIsPublished: a merge publishes its file and
+// removes its inputs (at once, with no grace period) after a listing read
+// their folder and before it stat-ed the files. The listing must hold the
+// inputs or the merged file, never neither: it read the folder again.
+// Before, it skipped the removed inputs and never saw the merged file, and
+// a reader (the dashboard's snapshot, say) counted the lake short without
+// a word.
+func TestListDataWhileAMergeIsPublished(t *testing.T) {
+	dir := t.TempDir()
+	const folder = "events/event_type=buy_item/event_date=2026-11-29/"
+	pending := folder + ".pending-0a1b2c3d4e5f-merge-part-0-1-9.parquet.tmp"
+	inputs := []string{folder + "part-0-1-5.parquet", folder + "part-0-6-9.parquet"}
+	merged, other := folder+"part-0-1-9.parquet", folder+"part-0-10-12.parquet"
+	for _, n := range append([]string{pending, other}, inputs...) {
+		p := filepath.Join(dir, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	published := false
+	afterReadDir = func(d string) {
+		if published || filepath.Base(d) != "event_date=2026-11-29" {
+			return
+		}
+		published = true
+		if err := os.Rename(filepath.Join(dir, pending), filepath.Join(dir, merged)); err != nil {
+			t.Error(err)
+		}
+		for _, n := range inputs {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { afterReadDir = nil })
+	l, err := ListData(context.Background(), Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !published {
+		t.Fatal("the merge was not published while listing")
+	}
+	if got, want := Names(l.Events()), []string{merged, other}; !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+	if len(l.Pending) != 0 || len(l.Replaced) != 0 {
+		t.Errorf("pending %v, replaced %v", l.Pending, l.Replaced)
+	}
+}

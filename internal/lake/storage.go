@@ -260,48 +260,86 @@ type osFile struct {
 
 func (f osFile) Size() int64 { return f.size }
 
-// List implements Storage.
+// List implements Storage. Each folder's files are as they stood at one
+// moment: a file removed between reading a folder and stat-ing its files
+// (a merge's inputs, removed once the merged file is published) means the
+// folder changed meanwhile, and it is read again. Skipping that file alone
+// could list neither the inputs nor the merged file, published after the
+// folder was read: a reader would miss their records without a word.
 func (d Dir) List(ctx context.Context, prefix string) ([]FileInfo, error) {
-	root := d.path(prefix)
 	var files []FileInfo
-	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				// No lake yet, or a folder removed while walking
-				// (retention dropping a day).
-				if p == root {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			return err
-		}
+	if err := d.list(ctx, d.path(prefix), &files); err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	slices.SortFunc(files, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	return files, nil
+}
+
+// listAttempts bounds how often List reads a folder that changed while
+// its files were stat-ed.
+const listAttempts = 10
+
+// afterReadDir, when set, is called with each folder List read, before
+// its files are stat-ed. For tests.
+var afterReadDir func(dir string)
+
+// list appends the files under dir (a folder that does not exist holds
+// none: no lake yet, or a day that retention removed while listing).
+func (d Dir) list(ctx context.Context, dir string, files *[]FileInfo) error {
+	for attempt := 1; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if e.Type().IsRegular() {
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if afterReadDir != nil {
+			afterReadDir(dir)
+		}
+		var here []FileInfo
+		var folders []string
+		changed := false
+		for _, e := range entries {
+			p := filepath.Join(dir, e.Name())
+			if e.IsDir() {
+				folders = append(folders, p)
+				continue
+			}
+			if !e.Type().IsRegular() {
+				continue
+			}
+			info, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				changed = true
+				break
+			}
+			if err != nil {
+				return err
+			}
 			rel, err := filepath.Rel(string(d), p)
 			if err != nil {
 				return err
 			}
-			info, err := e.Info()
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed since the directory was read
+			here = append(here, FileInfo{Name: filepath.ToSlash(rel), Size: info.Size(), ModTime: info.ModTime()})
+		}
+		if changed {
+			if attempt < listAttempts {
+				continue
 			}
-			if err != nil {
+			return fmt.Errorf("%s changed each of the %d times it was read", dir, listAttempts)
+		}
+		*files = append(*files, here...)
+		for _, f := range folders {
+			if err := d.list(ctx, f, files); err != nil {
 				return err
 			}
-			files = append(files, FileInfo{Name: filepath.ToSlash(rel), Size: info.Size(), ModTime: info.ModTime()})
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", prefix, err)
 	}
-	// WalkDir walks each folder in lexical order, which is not the
-	// names' order: a/b/c comes before a/b-d/e there.
-	slices.SortFunc(files, func(a, b FileInfo) int { return strings.Compare(a.Name, b.Name) })
-	return files, nil
 }
 
 // Remove implements Storage.
