@@ -73,7 +73,8 @@
 // without them the oneplayer section runs without it and says so.
 //
 // The goals (BENCHMARKS.md, "Ingest (issue 5)" and "One player (issue 13
-// §1)"): on GET /, at least 0.6 of the bare handler's requests/s; the
+// §1)"): on GET /, at least 0.6 of the bare handler's requests/s with
+// questlog load and 0.8 with wrk (issue 13 §2); the
 // players scenario at half its maximal rate with p99 under 10 ms; one
 // player's GET /buy_sword at least 10× the seed's requests/s on the same
 // machine.
@@ -248,7 +249,9 @@ type Results struct {
 	ServeArgs    []string      `json:"serve_args"`
 	Measurements []Measurement `json:"measurements"`
 	GoalGetRatio float64       `json:"goal_get_ratio"`
-	GoalP99Ms    float64       `json:"goal_p99_ms"`
+	// GoalGetRatioWrk is GET /'s goal with wrk (issue 13 §2).
+	GoalGetRatioWrk float64 `json:"goal_get_ratio_wrk"`
+	GoalP99Ms       float64 `json:"goal_p99_ms"`
 	// GetRatio is the median over the rounds of serve's maximal requests/s
 	// over the bare handler's on GET / with questlog load (each server's
 	// best over the connection counts); GetRatioWrk with wrk.
@@ -357,7 +360,7 @@ func run(ctx context.Context, o options, tmp string) error {
 	res := Results{
 		Date: time.Now().UTC().Format(time.RFC3339), Sections: o.sections.names(), CPUModel: job.CPUModel(),
 		CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Duration: o.duration.String(), Conns: o.conns, Users: o.users, GoalGetRatio: 0.6, GoalP99Ms: 10,
+		Duration: o.duration.String(), Conns: o.conns, Users: o.users, GoalGetRatio: 0.6, GoalGetRatioWrk: 0.8, GoalP99Ms: 10,
 	}
 
 	load := func(target string, args ...string) (loadgen.Summary, error) {
@@ -711,7 +714,7 @@ func printResults(w io.Writer, r *Results) {
 		}
 		fmt.Fprintf(w, "\ngoal GET / >= %.1f of bare (maximal rates, questlog load, median of rounds): %.2f, %s\n", r.GoalGetRatio, r.GetRatio, verdict(r.GetRatio >= r.GoalGetRatio))
 		if r.GetRatioWrk > 0 {
-			fmt.Fprintf(w, "     GET / with wrk (maximal rates, median of rounds): %.2f, %s\n", r.GetRatioWrk, verdict(r.GetRatioWrk >= r.GoalGetRatio))
+			fmt.Fprintf(w, "goal GET / >= %.1f of bare with wrk (maximal rates, median of rounds): %.2f, %s\n", r.GoalGetRatioWrk, r.GetRatioWrk, verdict(r.GetRatioWrk >= r.GoalGetRatioWrk))
 		}
 	}
 	if slices.Contains(r.Sections, "players") {
