@@ -90,6 +90,9 @@ func check(ctx context.Context, st Storage, topic string) (r *Report, vanished b
 		return r, false, nil
 	}
 	l, err := ListData(ctx, st)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, true, nil // a folder kept changing while it was listed
+	}
 	if err != nil {
 		return nil, false, err
 	}

@@ -2,6 +2,7 @@ package lake
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -186,5 +187,88 @@ func TestListDataWhileAMergeIsPublished(t *testing.T) {
 	}
 	if len(l.Pending) != 0 || len(l.Replaced) != 0 {
 		t.Errorf("pending %v, replaced %v", l.Pending, l.Replaced)
+	}
+}
+
+// A folder that gains a file while it is read is read again: its names,
+// read a second time after its files were stat-ed, differ. (A folder too
+// large for one read could otherwise miss both a merge's inputs, removed,
+// and its file, published meanwhile.)
+func TestListReadsAFolderAgainWhenItGainsAFile(t *testing.T) {
+	dir := t.TempDir()
+	const folder = "events/event_type=buy_item/event_date=2026-11-29/"
+	merged, other := folder+"part-0-1-9.parquet", folder+"part-0-10-12.parquet"
+	write := func(n string) {
+		p := filepath.Join(dir, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(p, []byte(n), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	write(other)
+	published := false
+	afterReadDir = func(d string) {
+		if !published && filepath.Base(d) == "event_date=2026-11-29" {
+			published = true
+			write(merged) // a name the first read did not see
+		}
+	}
+	t.Cleanup(func() { afterReadDir = nil })
+	files, err := Dir(dir).List(context.Background(), "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	if want := []string{merged, other}; !slices.Equal(names, want) {
+		t.Errorf("listed %q, want %q", names, want)
+	}
+}
+
+// Listing a folder whose files are being removed by the thousand (lake
+// retention dropping a day) waits until it stands still instead of
+// failing: each read meets a removal, and the reads back off.
+func TestListWaitsOutAFolderBeingEmptied(t *testing.T) {
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "events", "event_type=buy_item", "event_date=2026-11-29")
+	if err := os.MkdirAll(folder, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i := range 3000 {
+		n := filepath.Join(folder, fmt.Sprintf("part-0-%d-%d.parquet", i, i))
+		if err := os.WriteFile(n, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	removed := make(chan error, 1)
+	go func() {
+		for _, n := range names {
+			if err := os.Remove(n); err != nil {
+				removed <- err
+				return
+			}
+		}
+		removed <- nil
+	}()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := Dir(dir).List(context.Background(), "events")
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Errorf("list while the folder empties: %v", err)
+		}
+	}
+	if err := <-removed; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -260,12 +260,10 @@ type osFile struct {
 
 func (f osFile) Size() int64 { return f.size }
 
-// List implements Storage. Each folder's files are as they stood at one
-// moment: a file removed between reading a folder and stat-ing its files
-// (a merge's inputs, removed once the merged file is published) means the
-// folder changed meanwhile, and it is read again. Skipping that file alone
-// could list neither the inputs nor the merged file, published after the
-// folder was read: a reader would miss their records without a word.
+// List implements Storage. A folder that changes while it is read (a
+// merge's inputs removed once its file is published; see list) is read
+// again: listing it in the middle could hold neither the inputs nor the
+// merged file, and a reader would miss their records without a word.
 func (d Dir) List(ctx context.Context, prefix string) ([]FileInfo, error) {
 	var files []FileInfo
 	if err := d.list(ctx, d.path(prefix), &files); err != nil {
@@ -275,71 +273,103 @@ func (d Dir) List(ctx context.Context, prefix string) ([]FileInfo, error) {
 	return files, nil
 }
 
-// listAttempts bounds how often List reads a folder that changed while
-// its files were stat-ed.
-const listAttempts = 10
+// listAttempts bounds how often List reads a folder that keeps changing
+// while it is read; between attempts it waits a little longer each time
+// (listPause doubled, up to listMaxPause), about 5 s in all.
+const (
+	listAttempts = 60
+	listPause    = time.Millisecond
+	listMaxPause = 100 * time.Millisecond
+)
+
+// errFolderChanging is List's answer for a folder that changed every time
+// it was read: like a file that vanished, a reason to read the lake again.
+var errFolderChanging = fmt.Errorf("folder changed each of the %d times it was read: %w", listAttempts, fs.ErrNotExist)
 
 // afterReadDir, when set, is called with each folder List read, before
 // its files are stat-ed. For tests.
 var afterReadDir func(dir string)
 
 // list appends the files under dir (a folder that does not exist holds
-// none: no lake yet, or a day that retention removed while listing).
+// none: no lake yet, or a day that retention removed while listing). A
+// folder is read, its files stat-ed, and its names read again: a file
+// gone by its stat, or names that differ, mean the folder changed while it
+// was read (a folder too large for one read can otherwise miss both a
+// merge's inputs, removed, and its file, published), and it is read again.
 func (d Dir) list(ctx context.Context, dir string, files *[]FileInfo) error {
+	pause := listPause
 	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		entries, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
+		here, folders, stable, err := d.readFolder(dir)
 		if err != nil {
 			return err
 		}
-		if afterReadDir != nil {
-			afterReadDir(dir)
+		if stable {
+			*files = append(*files, here...)
+			for _, f := range folders {
+				if err := d.list(ctx, f, files); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
-		var here []FileInfo
-		var folders []string
-		changed := false
-		for _, e := range entries {
-			p := filepath.Join(dir, e.Name())
-			if e.IsDir() {
-				folders = append(folders, p)
-				continue
-			}
-			if !e.Type().IsRegular() {
-				continue
-			}
-			info, err := e.Info()
-			if errors.Is(err, fs.ErrNotExist) {
-				changed = true
-				break
-			}
-			if err != nil {
-				return err
-			}
-			rel, err := filepath.Rel(string(d), p)
-			if err != nil {
-				return err
-			}
-			here = append(here, FileInfo{Name: filepath.ToSlash(rel), Size: info.Size(), ModTime: info.ModTime()})
+		if attempt == listAttempts {
+			return fmt.Errorf("%s: %w", dir, errFolderChanging)
 		}
-		if changed {
-			if attempt < listAttempts {
-				continue
-			}
-			return fmt.Errorf("%s changed each of the %d times it was read", dir, listAttempts)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
 		}
-		*files = append(*files, here...)
-		for _, f := range folders {
-			if err := d.list(ctx, f, files); err != nil {
-				return err
-			}
-		}
-		return nil
+		pause = min(2*pause, listMaxPause)
 	}
+}
+
+// readFolder reads dir once: its files and folders, and whether it stood
+// still meanwhile. A folder that is not there is stable and empty.
+func (d Dir) readFolder(dir string) (files []FileInfo, folders []string, stable bool, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, true, nil
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if afterReadDir != nil {
+		afterReadDir(dir)
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() {
+			folders = append(folders, p)
+			continue
+		}
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, false, nil
+		}
+		if err != nil {
+			return nil, nil, false, err
+		}
+		rel, err := filepath.Rel(string(d), p)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		files = append(files, FileInfo{Name: filepath.ToSlash(rel), Size: info.Size(), ModTime: info.ModTime()})
+	}
+	again, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, true, nil // removed meanwhile: a day retention dropped
+	}
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if !slices.EqualFunc(entries, again, func(a, b fs.DirEntry) bool { return a.Name() == b.Name() }) {
+		return nil, nil, false, nil
+	}
+	return files, folders, true, nil
 }
 
 // Remove implements Storage.
