@@ -152,7 +152,9 @@ func (e *LostError) Error() string {
 // warnTrimmedStart says so when a partition new to the lake no longer
 // starts at offset 0: the topic deleted its first records (a cluster's
 // retention.ms, or --topic-retention) before this lake began, and the lake
-// holds only the rest; lake check counts from start.
+// holds only the rest; lake check counts from start. It says so each time
+// such a partition is taken up before its first checkpoint (a group
+// worker's rebalance, or a run after a crash), which is rare.
 func warnTrimmedStart(log *slog.Logger, topic string, p int32, start int64) {
 	if start > 0 {
 		log.Warn("the lake begins a partition after records the topic already deleted: offsets before start are not in it",

@@ -116,17 +116,24 @@ func readJSON(ctx context.Context, st Storage, name, what string, v any) (bool, 
 		return false, err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("read %s%s: %w", what, name, err)
+		return false, &decodeError{fmt.Errorf("read %s%s: %w", what, name, err)}
 	}
 	return true, nil
 }
+
+// decodeError is a file readJSON read but could not decode: damaged, not
+// unreachable.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
 
 // writeJSON saves v, indented and ending with a newline, as the file name
 // of st atomically (writeAtomic).
 func writeJSON(ctx context.Context, st Storage, name string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("encode %s: %w", name, err)
 	}
 	return writeAtomic(ctx, st, name, append(b, '\n'))
 }

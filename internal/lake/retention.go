@@ -3,7 +3,6 @@ package lake
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -129,18 +128,15 @@ func (l *Listing) manifests(ctx context.Context, st Storage) ([]*RetentionManife
 }
 
 // readManifest reads date's manifest; found is false, with an empty
-// manifest, when there is none. A manifest that is not one (not JSON of
-// its shape, or another day's) is an *unreadableError: the day's retention
+// manifest, when there is none. A manifest that is not one (that does not
+// decode, or another day's) is an *unreadableError: the day's retention
 // stops there, not the lake's other work.
 func readManifest(ctx context.Context, st Storage, date string) (m *RetentionManifest, found bool, err error) {
 	m = &RetentionManifest{}
 	found, err = readJSON(ctx, st, RetentionName(date), "", m)
-	var (
-		syntax *json.SyntaxError
-		shape  *json.UnmarshalTypeError
-	)
+	var damaged *decodeError
 	switch {
-	case errors.As(err, &syntax) || errors.As(err, &shape):
+	case errors.As(err, &damaged):
 		return nil, false, &unreadableError{err}
 	case err != nil:
 		return nil, false, err

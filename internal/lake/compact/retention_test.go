@@ -430,7 +430,8 @@ func TestLakeRetentionSkipsADayWithAnUnreadableFile(t *testing.T) {
 	}
 }
 
-// A retired day whose manifest is damaged (not JSON, or another day's) is
+// A retired day whose manifest is damaged (not JSON, a field that does not
+// decode, or another day's) is
 // skipped with the reason, and the pass goes on (before, it failed, and
 // the compactor of up with it): other days are retired, as with an
 // unreadable data file, and the manifest is left for a person to look at.
@@ -439,6 +440,7 @@ func TestLakeRetentionSkipsADayWithADamagedManifest(t *testing.T) {
 	for _, tc := range []struct{ name, manifest string }{
 		{"not JSON", "{\"date\": \"" + day1},
 		{"another shape", `{"date": 7}`},
+		{"a bad time", `{"date": "` + day1 + `", "updated": "x"}`},
 		{"another day", `{"date": "` + day2 + `"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
