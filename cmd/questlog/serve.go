@@ -13,6 +13,7 @@ import (
 
 	"github.com/questlog/questlog/internal/api"
 	"github.com/questlog/questlog/internal/game"
+	"github.com/questlog/questlog/internal/heapfloor"
 	"github.com/questlog/questlog/internal/node"
 	"github.com/questlog/questlog/internal/retain"
 )
@@ -138,12 +139,23 @@ Without --brokers it also runs the embedded broker in-process, listening on
 	return cmd
 }
 
+// heapFloor is how large a node's heap may grow before the collector
+// runs (unless GOGC is set): a server allocates a few KiB per request
+// and keeps a few MiB live, so Go's 4 MiB goal would collect dozens of
+// times a second under load.
+const heapFloor = 64 << 20
+
 // runNode runs a node until ctx ends (Ctrl-C) or one of its parts fails.
 func runNode(ctx context.Context, cfg node.Config) error {
 	n, err := node.New(cfg)
 	if err != nil {
 		return err
 	}
+	floor, err := heapfloor.Start(heapFloor)
+	if err != nil {
+		return err
+	}
+	defer floor.Stop()
 	err = n.Run(ctx, func() { fmt.Fprintln(cfg.Out, "ready; Ctrl-C stops") })
 	fmt.Fprintln(cfg.Out, "stopping")
 	return err
