@@ -94,19 +94,36 @@ func sameDays(t *testing.T, what string, got, want map[string]int64) {
 // quarantine as dropped by retention.
 func checkDropped(t *testing.T, dir string, perDay map[string]int64) *lake.Report {
 	t.Helper()
+	return checkCounts(t, dir, lakeCounts{
+		droppedDays: []string{day1},
+		dropped:     perDay[day1] + 3, // and the 3 quarantined records
+		rows:        perDay[day2] + perDay["2026-01-03"],
+	})
+}
+
+// lakeCounts are what lake check should count: the days retention
+// dropped and their records, the rows kept, and the quarantined records.
+type lakeCounts struct {
+	droppedDays               []string
+	dropped, rows, quarantine int64
+}
+
+// checkCounts runs lake check: clean, and counting want.
+func checkCounts(t *testing.T, dir string, want lakeCounts) *lake.Report {
+	t.Helper()
 	r := extracttest.CheckLake(t, dir)
-	if want := []string{day1}; !slices.Equal(r.DroppedDays, want) {
-		t.Errorf("lake check: dropped days %v, want %v", r.DroppedDays, want)
+	if !slices.Equal(r.DroppedDays, want.droppedDays) {
+		t.Errorf("lake check: dropped days %v, want %v", r.DroppedDays, want.droppedDays)
 	}
-	if want := perDay[day1] + 3; r.Dropped != want {
-		t.Errorf("lake check: %d records dropped by retention, want %d (day %s and 3 quarantined)", r.Dropped, want, day1)
+	if r.Dropped != want.dropped {
+		t.Errorf("lake check: %d records dropped by retention, want %d", r.Dropped, want.dropped)
 	}
 	var kept int64
 	for _, n := range r.Rows {
 		kept += n
 	}
-	if want := perDay[day2] + perDay["2026-01-03"]; kept != want || r.Quarantined != 0 {
-		t.Errorf("lake check: %d rows and %d quarantined, want %d and 0", kept, r.Quarantined, want)
+	if kept != want.rows || r.Quarantined != want.quarantine {
+		t.Errorf("lake check: %d rows and %d quarantined, want %d and %d", kept, r.Quarantined, want.rows, want.quarantine)
 	}
 	return r
 }
@@ -483,10 +500,16 @@ func passWhenDay2IsOld(t *testing.T, dir string) compact.Summary {
 
 // A day skipped for an unreadable file stays whole, its quarantined
 // records included, while a later day is retired: readers see the one and
-// not the other.
+// not the other. Once the file is mended, lake check counts the skipped
+// day's rows and its 3 quarantined records, and only the later day as
+// dropped.
 func TestLakeRetentionSkippedDayKeepsItsQuarantine(t *testing.T) {
-	dir, _, _ := retentionLake(t)
+	dir, _, perDay := retentionLake(t)
 	files := dayFiles(t, dir, day1)
+	good, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(files[0], []byte("not parquet"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -506,6 +529,17 @@ func TestLakeRetentionSkippedDayKeepsItsQuarantine(t *testing.T) {
 	if len(l.Quarantine()) == 0 {
 		t.Errorf("no quarantined file left visible")
 	}
+	// Lake check reads every file: with the unreadable one mended, the
+	// skipped day must be all there, and only day 2 dropped.
+	if err := os.WriteFile(files[0], good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, dir, lakeCounts{
+		droppedDays: []string{day2},
+		dropped:     perDay[day2],
+		rows:        perDay[day1] + perDay["2026-01-03"],
+		quarantine:  3,
+	})
 }
 
 // retireMidCheck is the lake's folder; the first time it lists the
