@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -590,9 +591,10 @@ func TestLakeCheckCountsADayRetiredMidCheckOnce(t *testing.T) {
 
 // lake check, run over and over while a day is retired and removed file
 // by file, always finds the lake sound, and counts either the whole day
-// or none of it. Each removal waits until a check has finished since the
-// one before, so that checks see the day at every step of its removal
-// however slow the machine (a fixed pause between removals starved them:
+// or none of it. Each removal after the first waits until a check that
+// began after the removal before it has finished, so that whole checks see
+// the day after every removal however slow the machine, and other checks
+// run across the removals (a fixed pause between removals starved them:
 // a check slower than the pause met a removal on every attempt and gave
 // up, which is Check's answer to a grace shorter than a check).
 func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
@@ -603,20 +605,27 @@ func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
 		all += n
 	}
 	done := make(chan struct{})
-	checked := make(chan struct{}, 1)
+	var removals atomic.Int64      // files removed so far
+	checked := make(chan int64, 1) // see checkUntil
 	stopped := make(chan struct{}) // the checker returned
 	results := make(chan error, 1)
 	go func() {
 		defer close(stopped)
-		results <- checkUntil(done, checked, dir, all, perDay[day1])
+		results <- checkUntil(done, &removals, checked, dir, all, perDay[day1])
 	}()
 	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(0), compact.Clock(dropClock),
 		compact.WithDropHook(func(string) error {
-			select {
-			case <-checked:
-			case <-stopped:
+			n := removals.Add(1)
+			for {
+				select {
+				case began := <-checked:
+					if began >= n { // the check began after this removal
+						return nil
+					}
+				case <-stopped:
+					return nil
+				}
 			}
-			return nil
 		}))
 	_, err := c.Compact(context.Background())
 	close(done)
@@ -630,8 +639,11 @@ func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
 
 // checkUntil runs lake check until done is closed: each must be sound and
 // count the whole first day (rows, and its 3 quarantined records) or none
-// of it (dropped).
-func checkUntil(done <-chan struct{}, checked chan<- struct{}, dir string, all, day int64) error {
+// of it (dropped). After each check it leaves on checked how many files
+// had been removed when that check began (removals), replacing what the
+// drop hook has not taken yet: the hook waits for a check that began after
+// its removal.
+func checkUntil(done <-chan struct{}, removals *atomic.Int64, checked chan int64, dir string, all, day int64) error {
 	for checks := 0; ; checks++ {
 		select {
 		case <-done:
@@ -641,6 +653,7 @@ func checkUntil(done <-chan struct{}, checked chan<- struct{}, dir string, all, 
 			return nil
 		default:
 		}
+		began := removals.Load()
 		r, err := lake.Check(context.Background(), lake.Dir(dir), extracttest.Topic)
 		if err != nil {
 			return err
@@ -657,9 +670,10 @@ func checkUntil(done <-chan struct{}, checked chan<- struct{}, dir string, all, 
 		if !whole && !gone {
 			return fmt.Errorf("check %d: %d rows, %d quarantined, %d dropped: part of the day", checks, rows, r.Quarantined, r.Dropped)
 		}
-		select {
-		case checked <- struct{}{}:
+		select { // the checker alone sends: after this, the send cannot block
+		case <-checked:
 		default:
 		}
+		checked <- began
 	}
 }
