@@ -44,7 +44,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -608,17 +607,12 @@ func (p *proc) waitOutput(ctx context.Context, prefix string) error {
 	})
 }
 
-// waitReady waits until the server's /readyz answers 200.
+// waitReady waits until the server is ready (harness.Ready: /readyz, or
+// /healthz on a server without it, answers 200), as poll does: every
+// 50 ms for at most a minute, failing at once if the server exits, with
+// its name and the end of its log in the error.
 func (p *proc) waitReady(ctx context.Context) error {
-	client := &http.Client{Timeout: time.Second}
-	return poll(ctx, p, func() bool {
-		resp, err := client.Get(p.URL() + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	return poll(ctx, p, func() bool { return harness.Ready(p.Process) })
 }
 
 func waitRedis(ctx context.Context, url string, p *proc) error {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -231,44 +233,99 @@ func TestListReadsAFolderAgainWhenItGainsAFile(t *testing.T) {
 
 // Listing a folder whose files are being removed by the thousand (lake
 // retention dropping a day) waits until it stands still instead of
-// failing: each read meets a removal, and the reads back off.
+// failing: a read that meets a removal is read again, backing off.
+//
+// The removals start only once a listing has read the folder, and that
+// listing stats its files only after the first removals, so it meets a
+// change for certain whatever the machine's load: the test fails if no
+// listing read the folder again. Each listing must also hold what the
+// folder held at some instant: the files not yet removed, all of them.
 func TestListWaitsOutAFolderBeingEmptied(t *testing.T) {
+	const listers, total = 8, 3000
 	dir := t.TempDir()
 	folder := filepath.Join(dir, "events", "event_type=buy_item", "event_date=2026-11-29")
 	if err := os.MkdirAll(folder, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for i := range 3000 {
-		n := filepath.Join(folder, fmt.Sprintf("part-0-%d-%d.parquet", i, i))
-		if err := os.WriteFile(n, nil, 0o644); err != nil {
+	var names []string // in the order they are removed
+	for i := range total {
+		n := fmt.Sprintf("part-0-%d-%d.parquet", i, i)
+		if err := os.WriteFile(filepath.Join(folder, n), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		names = append(names, n)
 	}
+	// The first read of the folder starts the removals (read) and waits
+	// for the first ten (someRemoved) before its listing stats the files.
+	var (
+		reads       atomic.Int64 // of the folder, by all the listings
+		firstRead   sync.Once
+		read        = make(chan struct{})
+		someRemoved = make(chan struct{})
+		removedSome sync.Once
+	)
+	afterReadDir = func(d string) {
+		if d != folder {
+			return
+		}
+		reads.Add(1)
+		firstRead.Do(func() {
+			close(read)
+			<-someRemoved
+		})
+	}
+	t.Cleanup(func() { afterReadDir = nil })
 	removed := make(chan error, 1)
 	go func() {
-		for _, n := range names {
-			if err := os.Remove(n); err != nil {
+		defer removedSome.Do(func() { close(someRemoved) }) // on an error too
+		<-read
+		for i, n := range names {
+			if err := os.Remove(filepath.Join(folder, n)); err != nil {
 				removed <- err
 				return
+			}
+			if i == 9 {
+				removedSome.Do(func() { close(someRemoved) })
 			}
 		}
 		removed <- nil
 	}()
-	errs := make(chan error, 8)
-	for range 8 {
+	type listed struct {
+		files []FileInfo
+		err   error
+	}
+	results := make(chan listed, listers)
+	for range listers {
 		go func() {
-			_, err := Dir(dir).List(context.Background(), "events")
-			errs <- err
+			files, err := Dir(dir).List(context.Background(), "events")
+			results <- listed{files, err}
 		}()
 	}
-	for range 8 {
-		if err := <-errs; err != nil {
-			t.Errorf("list while the folder empties: %v", err)
+	for range listers {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("list while the folder empties: %v", r.err)
+			continue
+		}
+		// At every instant the folder held the files not yet removed:
+		// names[k:] for some k.
+		got := make([]string, len(r.files))
+		for i, f := range r.files {
+			got[i] = f.Name
+		}
+		want := make([]string, 0, len(got))
+		for _, n := range names[max(total-len(got), 0):] {
+			want = append(want, "events/event_type=buy_item/event_date=2026-11-29/"+n)
+		}
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("a listing of %d files is not what the folder held at any instant (the %d removed last)", len(got), len(want))
 		}
 	}
 	if err := <-removed; err != nil {
 		t.Fatal(err)
+	}
+	if n := reads.Load(); n <= listers {
+		t.Errorf("the folder was read %d times by %d listings: none read it again, none met a removal", n, listers)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,19 +95,36 @@ func sameDays(t *testing.T, what string, got, want map[string]int64) {
 // quarantine as dropped by retention.
 func checkDropped(t *testing.T, dir string, perDay map[string]int64) *lake.Report {
 	t.Helper()
+	return checkCounts(t, dir, lakeCounts{
+		droppedDays: []string{day1},
+		dropped:     perDay[day1] + 3, // and the 3 quarantined records
+		rows:        perDay[day2] + perDay["2026-01-03"],
+	})
+}
+
+// lakeCounts are what lake check should count: the days retention
+// dropped and their records, the rows kept, and the quarantined records.
+type lakeCounts struct {
+	droppedDays               []string
+	dropped, rows, quarantine int64
+}
+
+// checkCounts runs lake check: clean, and counting want.
+func checkCounts(t *testing.T, dir string, want lakeCounts) *lake.Report {
+	t.Helper()
 	r := extracttest.CheckLake(t, dir)
-	if want := []string{day1}; !slices.Equal(r.DroppedDays, want) {
-		t.Errorf("lake check: dropped days %v, want %v", r.DroppedDays, want)
+	if !slices.Equal(r.DroppedDays, want.droppedDays) {
+		t.Errorf("lake check: dropped days %v, want %v", r.DroppedDays, want.droppedDays)
 	}
-	if want := perDay[day1] + 3; r.Dropped != want {
-		t.Errorf("lake check: %d records dropped by retention, want %d (day %s and 3 quarantined)", r.Dropped, want, day1)
+	if r.Dropped != want.dropped {
+		t.Errorf("lake check: %d records dropped by retention, want %d", r.Dropped, want.dropped)
 	}
 	var kept int64
 	for _, n := range r.Rows {
 		kept += n
 	}
-	if want := perDay[day2] + perDay["2026-01-03"]; kept != want || r.Quarantined != 0 {
-		t.Errorf("lake check: %d rows and %d quarantined, want %d and 0", kept, r.Quarantined, want)
+	if kept != want.rows || r.Quarantined != want.quarantine {
+		t.Errorf("lake check: %d rows and %d quarantined, want %d and %d", kept, r.Quarantined, want.rows, want.quarantine)
 	}
 	return r
 }
@@ -483,10 +501,16 @@ func passWhenDay2IsOld(t *testing.T, dir string) compact.Summary {
 
 // A day skipped for an unreadable file stays whole, its quarantined
 // records included, while a later day is retired: readers see the one and
-// not the other.
+// not the other. Once the file is mended, lake check counts the skipped
+// day's rows and its 3 quarantined records, and only the later day as
+// dropped.
 func TestLakeRetentionSkippedDayKeepsItsQuarantine(t *testing.T) {
-	dir, _, _ := retentionLake(t)
+	dir, _, perDay := retentionLake(t)
 	files := dayFiles(t, dir, day1)
+	good, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(files[0], []byte("not parquet"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -506,6 +530,17 @@ func TestLakeRetentionSkippedDayKeepsItsQuarantine(t *testing.T) {
 	if len(l.Quarantine()) == 0 {
 		t.Errorf("no quarantined file left visible")
 	}
+	// Lake check reads every file: with the unreadable one mended, the
+	// skipped day must be all there, and only day 2 dropped.
+	if err := os.WriteFile(files[0], good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, dir, lakeCounts{
+		droppedDays: []string{day2},
+		dropped:     perDay[day2],
+		rows:        perDay[day1] + perDay["2026-01-03"],
+		quarantine:  3,
+	})
 }
 
 // retireMidCheck is the lake's folder; the first time it lists the
@@ -556,9 +591,10 @@ func TestLakeCheckCountsADayRetiredMidCheckOnce(t *testing.T) {
 
 // lake check, run over and over while a day is retired and removed file
 // by file, always finds the lake sound, and counts either the whole day
-// or none of it. Each removal waits until a check has finished since the
-// one before, so that checks see the day at every step of its removal
-// however slow the machine (a fixed pause between removals starved them:
+// or none of it. Each removal after the first waits until a check that
+// began after the removal before it has finished, so that whole checks see
+// the day after every removal however slow the machine, and other checks
+// run across the removals (a fixed pause between removals starved them:
 // a check slower than the pause met a removal on every attempt and gave
 // up, which is Check's answer to a grace shorter than a check).
 func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
@@ -569,20 +605,27 @@ func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
 		all += n
 	}
 	done := make(chan struct{})
-	checked := make(chan struct{}, 1)
+	var removals atomic.Int64      // files removed so far
+	checked := make(chan int64, 1) // see checkUntil
 	stopped := make(chan struct{}) // the checker returned
 	results := make(chan error, 1)
 	go func() {
 		defer close(stopped)
-		results <- checkUntil(done, checked, dir, all, perDay[day1])
+		results <- checkUntil(done, &removals, checked, dir, all, perDay[day1])
 	}()
 	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(0), compact.Clock(dropClock),
 		compact.WithDropHook(func(string) error {
-			select {
-			case <-checked:
-			case <-stopped:
+			n := removals.Add(1)
+			for {
+				select {
+				case began := <-checked:
+					if began >= n { // the check began after this removal
+						return nil
+					}
+				case <-stopped:
+					return nil
+				}
 			}
-			return nil
 		}))
 	_, err := c.Compact(context.Background())
 	close(done)
@@ -596,8 +639,11 @@ func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
 
 // checkUntil runs lake check until done is closed: each must be sound and
 // count the whole first day (rows, and its 3 quarantined records) or none
-// of it (dropped).
-func checkUntil(done <-chan struct{}, checked chan<- struct{}, dir string, all, day int64) error {
+// of it (dropped). After each check it leaves on checked how many files
+// had been removed when that check began (removals), replacing what the
+// drop hook has not taken yet: the hook waits for a check that began after
+// its removal.
+func checkUntil(done <-chan struct{}, removals *atomic.Int64, checked chan int64, dir string, all, day int64) error {
 	for checks := 0; ; checks++ {
 		select {
 		case <-done:
@@ -607,6 +653,7 @@ func checkUntil(done <-chan struct{}, checked chan<- struct{}, dir string, all, 
 			return nil
 		default:
 		}
+		began := removals.Load()
 		r, err := lake.Check(context.Background(), lake.Dir(dir), extracttest.Topic)
 		if err != nil {
 			return err
@@ -623,9 +670,10 @@ func checkUntil(done <-chan struct{}, checked chan<- struct{}, dir string, all, 
 		if !whole && !gone {
 			return fmt.Errorf("check %d: %d rows, %d quarantined, %d dropped: part of the day", checks, rows, r.Quarantined, r.Dropped)
 		}
-		select {
-		case checked <- struct{}{}:
+		select { // the checker alone sends: after this, the send cannot block
+		case <-checked:
 		default:
 		}
+		checked <- began
 	}
 }
