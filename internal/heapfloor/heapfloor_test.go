@@ -4,40 +4,44 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
 
+const mib = 1 << 20
+
 func TestPercentFor(t *testing.T) {
-	const mib = 1 << 20
 	tests := []struct {
-		name        string
-		floor, live uint64
-		want        int
+		name               string
+		floor, live, roots uint64
+		want               int
 	}{
-		{"small live heap: the runtime's minimum is the floor", 64 * mib, 2 * mib, 1600},
-		{"live heap at an eighth of the floor", 64 * mib, 8 * mib, 700},
-		{"live heap at half the floor: base", 64 * mib, 32 * mib, base},
-		{"live heap just under half the floor", 64 * mib, 30 * mib, 113},
-		{"live heap above the floor: base", 64 * mib, 100 * mib, base},
-		{"live heap at the floor: base", 64 * mib, 64 * mib, base},
-		{"no live heap yet: the runtime's minimum is the floor", 64 * mib, 0, 1600},
-		{"a few bytes live: the same", 64 * mib, 100, 1600},
-		{"a floor under the runtime's minimum: base", 2 * mib, 100, base},
+		{"small live heap: the runtime's least goal is the floor", 64 * mib, 2 * mib, 0, 1600},
+		{"live heap at an eighth of the floor", 64 * mib, 8 * mib, 0, 700},
+		{"roots count as the runtime counts them", 64 * mib, 3 * mib, 30 * mib, 184},
+		{"live heap at half the floor: base", 64 * mib, 32 * mib, 0, base},
+		{"live heap just under half the floor", 64 * mib, 30 * mib, 0, 113},
+		{"live heap above the floor: base", 64 * mib, 100 * mib, 0, base},
+		{"live heap at the floor: base", 64 * mib, 64 * mib, 0, base},
+		{"nothing measured yet: the runtime's least goal is the floor", 64 * mib, 0, 0, 1600},
+		{"a few bytes live: the same", 64 * mib, 100, 0, 1600},
+		{"a floor under the runtime's least goal: base", 2 * mib, 100, 0, base},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := percentFor(tt.floor, tt.live); got != tt.want {
-				t.Errorf("percentFor(%d, %d) = %d, want %d", tt.floor, tt.live, got, tt.want)
+			p := percentFor(tt.floor, tt.live, tt.roots)
+			if p != tt.want {
+				t.Errorf("percentFor(%d, %d, %d) = %d, want %d", tt.floor, tt.live, tt.roots, p, tt.want)
 			}
-			// The goal GOGC gives is the floor, or more when base's
-			// is more (to within the percent's rounding, live/100), and
-			// never more than that.
-			p := uint64(percentFor(tt.floor, tt.live))
-			goal := max(tt.live*(100+p)/100, heapMinimum*p/100)
-			want := max(tt.floor, 2*tt.live, heapMinimum)
-			if goal+tt.live/100 < want || goal > want+tt.live/100 {
-				t.Errorf("GOGC %d: goal %d for %d live, want %d", p, goal, tt.live, want)
+			// The runtime's goal at that GOGC is the floor, or base's
+			// goal when that is more (to within the percent's
+			// rounding), and never more.
+			goal := max(tt.live+(tt.live+tt.roots)*uint64(p)/100, heapMinimum*uint64(p)/100)
+			want := max(tt.floor, tt.live+tt.live+tt.roots, heapMinimum)
+			slack := (tt.live + tt.roots) / 100
+			if goal+slack < want || goal > want+slack {
+				t.Errorf("GOGC %d: goal %d for %d live and %d of roots, want %d", p, goal, tt.live, tt.roots, want)
 			}
 		})
 	}
@@ -51,89 +55,163 @@ var sink []byte
 func churn(n int) uint32 {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	for i := 0; i < n/4096; i++ {
+	for range n / 4096 {
 		sink = make([]byte, 4096)
 	}
 	runtime.ReadMemStats(&after)
 	return after.NumGC - before.NumGC
 }
 
-// waitPercent waits for the floor's tuning after a collection to reach want.
-func waitPercent(t *testing.T, f *Floor, want func(int) bool) int {
-	t.Helper()
+// readRuntime reads the runtime's own GOGC, heap goal and memory limit.
+func readRuntime() (gogc int, goal uint64, limit int64) {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/heap/goal:bytes"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(s)
+	return int(s[0].Value.Uint64()), s[1].Value.Uint64(), int64(s[2].Value.Uint64())
+}
+
+// eventually collects until the runtime's settings satisfy ok (a floor's
+// cleanup runs after a collection's sweep, on another goroutine), or 10 s
+// pass; it returns the last settings read.
+func eventually(ok func(gogc int, goal uint64, limit int64) bool) (int, uint64, int64) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		p := f.Percent()
-		if want(p) || time.Now().After(deadline) {
-			return p
+		gogc, goal, limit := readRuntime()
+		if ok(gogc, goal, limit) || time.Now().After(deadline) {
+			return gogc, goal, limit
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// The floor's whole point: far fewer collections for the same garbage while
-// the live heap is small, and GOGC=100's behaviour once it is above the
-// floor; Stop gives back the setting it found.
-func TestFloorCollectsLessUntilTheLiveHeapIsAboveIt(t *testing.T) {
-	// Start steps aside when GOGC is set at all: unset it for this test
-	// (t.Setenv's cleanup puts back what the test binary had).
+// clearGCSettings makes the test start from GOGC=150 (so that Stop's
+// restoring it shows), no memory limit and no GOGC in the environment
+// (Start steps aside when it is set); the test's cleanup puts back what the
+// test binary had.
+func clearGCSettings(t *testing.T) {
+	t.Helper()
 	t.Setenv("GOGC", "")
 	if err := os.Unsetenv("GOGC"); err != nil {
 		t.Fatal(err)
 	}
-	old := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(old)
+	oldPercent := debug.SetGCPercent(150)
+	oldLimit := debug.SetMemoryLimit(noLimit)
+	t.Cleanup(func() {
+		debug.SetGCPercent(oldPercent)
+		debug.SetMemoryLimit(oldLimit)
+	})
+}
 
+// The floor's whole point: far fewer collections for the same garbage while
+// the live heap is small, with a backstop limit; GOGC=100's behaviour and no
+// limit once the live heap is above half the floor; and Stop gives back the
+// settings it found, a pending cleanup changing nothing after it.
+func TestFloor(t *testing.T) {
+	clearGCSettings(t)
+	debug.SetGCPercent(100)
 	runtime.GC()
 	without := churn(256 << 20)
+	debug.SetGCPercent(150)
 
-	f, err := Start(64 << 20)
+	const floor = 64 * mib
+	f, err := Start(floor)
 	if err != nil || f == nil {
 		t.Fatalf("Start = %v, %v", f, err)
 	}
-	runtime.GC()
-	if p := waitPercent(t, f, func(p int) bool { return p > base }); p <= base {
-		t.Fatalf("with a small live heap the floor set GOGC %d, want more than %d", p, base)
+	stopped := false
+	defer func() {
+		if !stopped {
+			f.Stop()
+		}
+	}()
+
+	// A small live heap: the goal is the floor, with the backstop.
+	gogc, goal, limit := eventually(func(gogc int, goal uint64, _ int64) bool { return gogc > base && goal >= floor*9/10 })
+	if gogc <= base || goal < floor*9/10 || goal > 2*floor {
+		t.Errorf("small live heap: GOGC %d, heap goal %d MiB; want more than %d and about %d MiB", gogc, goal/mib, base, floor/mib)
+	}
+	if limit != backstopFloors*floor {
+		t.Errorf("small live heap: memory limit %d, want the backstop %d", limit, backstopFloors*floor)
 	}
 	with := churn(256 << 20)
-	t.Logf("collections for 256 MiB of garbage: %d without the floor, %d with a 64 MiB floor", without, with)
-	// 256 MiB of garbage over a 64 MiB goal: about 4 collections, where
-	// the 4 MiB goal of GOGC=100 makes dozens.
+	t.Logf("collections for 256 MiB of garbage: %d at GOGC=100, %d with a 64 MiB floor", without, with)
+	// About 4 collections (256 MiB over a 64 MiB goal, each triggered
+	// at least 70% of the way there), where the 4 MiB goal of GOGC=100
+	// makes dozens.
 	if with < 2 || with > 8 || with*4 > without {
-		t.Errorf("%d collections with a 64 MiB floor (without: %d), want 2 to 8 and at most a quarter as many", with, without)
+		t.Errorf("%d collections with a 64 MiB floor (GOGC=100: %d), want 2 to 8 and at most a quarter as many", with, without)
 	}
 
-	// A live heap above the floor: back to GOGC=100.
-	live := make([]byte, 96<<20)
-	for i := range live {
-		live[i] = 1 // touch it, so that it is really in use
-	}
-	runtime.GC()
-	if p := waitPercent(t, f, func(p int) bool { return p == base }); p != base {
-		t.Errorf("with 96 MiB live above a 64 MiB floor GOGC is %d, want %d", p, base)
+	// A live heap above the floor: GOGC=100 and no limit, as the runtime
+	// sees it.
+	live := make([]byte, 96*mib)
+	gogc, goal, limit = eventually(func(gogc int, _ uint64, limit int64) bool { return gogc == base && limit == noLimit })
+	if gogc != base || limit != noLimit || goal < 2*96*mib || goal > 3*96*mib {
+		t.Errorf("96 MiB live over a 64 MiB floor: GOGC %d, goal %d MiB, limit %d; want %d, about %d MiB, none", gogc, goal/mib, limit, base, 2*96)
 	}
 	runtime.KeepAlive(live)
+	live = nil
 
+	// Back under the floor, then Stop: the settings from before Start,
+	// however many collections follow.
+	eventually(func(gogc int, _ uint64, _ int64) bool { return gogc > base })
 	f.Stop()
 	f.Stop() // twice is harmless
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("after Stop GOGC is %d, want the 100 set before Start", got)
+	stopped = true
+	for range 3 {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if gogc, _, limit := readRuntime(); gogc != 150 || limit != noLimit {
+		t.Errorf("after Stop: GOGC %d, limit %d; want the 150 and no limit from before Start", gogc, limit)
 	}
 }
 
-func TestUserGOGCWins(t *testing.T) {
-	t.Setenv("GOGC", "200")
-	old := debug.SetGCPercent(200)
-	defer debug.SetGCPercent(old)
-	f, err := Start(64 << 20)
-	if err != nil || f != nil {
-		t.Fatalf("Start with GOGC set = %v, %v; want nil, nil", f, err)
+// A memory limit the user set is never changed.
+func TestFloorLeavesTheUsersLimit(t *testing.T) {
+	clearGCSettings(t)
+	debug.SetMemoryLimit(1 << 40)
+	f, err := Start(64 * mib)
+	if err != nil || f == nil {
+		t.Fatalf("Start = %v, %v", f, err)
 	}
-	f.Stop() // a nil Floor stops
-	if got := debug.SetGCPercent(200); got != 200 {
-		t.Errorf("GOGC is %d after Start with GOGC=200 in the environment, want 200", got)
+	gogc, _, limit := eventually(func(gogc int, _ uint64, _ int64) bool { return gogc > base })
+	if gogc <= base || limit != 1<<40 {
+		t.Errorf("GOGC %d, limit %d; want above %d and the user's %d", gogc, limit, base, int64(1<<40))
 	}
+	f.Stop()
+	if _, _, limit := readRuntime(); limit != 1<<40 {
+		t.Errorf("after Stop the limit is %d, want the user's %d", limit, int64(1<<40))
+	}
+}
+
+func TestGOGCInTheEnvironmentWins(t *testing.T) {
+	for _, v := range []string{"200", "off", "100"} {
+		t.Run(v, func(t *testing.T) {
+			clearGCSettings(t)
+			t.Setenv("GOGC", v)
+			f, err := Start(64 * mib)
+			if err != nil || f != nil {
+				t.Fatalf("Start with GOGC=%s = %v, %v; want nil, nil", v, f, err)
+			}
+			f.Stop() // a nil Floor stops
+			if f.Percent() != 0 {
+				t.Errorf("a nil Floor's Percent = %d, want 0", f.Percent())
+			}
+			if gogc, _, limit := readRuntime(); gogc != 150 || limit != noLimit {
+				t.Errorf("GOGC %d, limit %d after Start with GOGC=%s; want both unchanged", gogc, limit, v)
+			}
+		})
+	}
+	t.Run("empty, as the runtime reads it, is no GOGC", func(t *testing.T) {
+		clearGCSettings(t)
+		t.Setenv("GOGC", "")
+		f, err := Start(64 * mib)
+		if err != nil || f == nil {
+			t.Fatalf("Start with GOGC empty = %v, %v; want a Floor", f, err)
+		}
+		f.Stop()
+	})
 }
 
 func TestZeroFloorIsAnError(t *testing.T) {
