@@ -128,11 +128,12 @@ func (w *Writer) Written() int64 { return w.out.n }
 // String sets the byte array column leaf of the row being built. The bytes
 // are copied.
 func (w *Writer) String(leaf int, b []byte) {
-	if len(w.cols[leaf].data)+len(b) > maxColumnBytes {
+	c := &w.cols[leaf]
+	if len(c.data)+len(b) > maxColumnBytes {
 		w.tooBig = true // EndRow refuses the row
 		return
 	}
-	c := w.take(leaf)
+	w.taken(c)
 	c.data = w.pool.bytes.grow(c.data, len(b))
 	c.data = append(c.data, b...)
 	c.ends = w.pool.offsets.grow(c.ends, 1)
@@ -162,7 +163,8 @@ func (w *Writer) Bool(leaf int, v bool) {
 }
 
 func (w *Writer) num(leaf int, v uint64) {
-	c := w.take(leaf)
+	c := &w.cols[leaf]
+	w.taken(c)
 	c.nums = w.pool.nums.grow(c.nums, 1)
 	c.nums = append(c.nums, v)
 	c.defs = w.pool.bytes.grow(c.defs, 1)
@@ -170,16 +172,13 @@ func (w *Writer) num(leaf int, v uint64) {
 	w.bytes += 9
 }
 
-// take returns the column leaf, ready for the row's value: a value the row
-// set before (a JSON object may repeat a key; the last one wins) is
-// removed first.
-func (w *Writer) take(leaf int) *column {
-	c := &w.cols[leaf]
+// taken readies column c for the row's value: a value the row set before
+// (a JSON object may repeat a key; the last one wins) is removed first.
+func (w *Writer) taken(c *column) {
 	if c.set == w.seq {
 		w.pop(c)
 	}
 	c.set = w.seq
-	return c
 }
 
 // pop removes the last row's value of c.
