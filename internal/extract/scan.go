@@ -1,7 +1,6 @@
 package extract
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -266,11 +265,7 @@ func (s *scanner) str(b []byte, i int) ([]byte, int, error) {
 	high := false
 	for j < len(b) {
 		// Most of a string is neither a quote, a backslash, a control
-		// character nor UTF-8: eight bytes at a time, then byte by byte
-		// up to the first that is.
-		for j+8 <= len(b) && !special8(binary.LittleEndian.Uint64(b[j:])) {
-			j += 8
-		}
+		// character nor UTF-8.
 		for j < len(b) && plainByte[b[j]] {
 			j++
 		}
@@ -310,21 +305,6 @@ var plainByte = func() (t [256]bool) {
 	}
 	return t
 }()
-
-// special8 reports whether one of the eight bytes of x (little-endian) is
-// one that plainByte says is not plain: a quote, a backslash, a control
-// character or one of 0x80 and above. Such a byte, below 0x20, or 0 once
-// xor-ed with a quote or a backslash, has its top bit set by the
-// subtraction whatever borrows into it; a plain byte borrows from the next
-// byte in none of the subtractions, so the top bits of plain bytes are
-// set only above a byte that is not plain.
-func special8(x uint64) bool {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
-	return (x|(x-0x20*ones)|((x^'"'*ones)-ones)|((x^'\\'*ones)-ones))&highs != 0
-}
 
 // strEscaped unescapes a string into scratch, from b[start] with the first
 // backslash at b[j].
