@@ -343,9 +343,14 @@ func (s *stats) bytes(v []byte) {
 	// The first bytes mostly settle it without a call: v cannot be below
 	// the min when its first byte is above the min's, nor above the max
 	// when its first byte is below the max's.
+	// A value equal to the min is not above the max either: one
+	// comparison for a column of one value.
 	if len(v) == 0 || len(s.bmin) == 0 || v[0] <= s.bmin[0] {
-		if bytes.Compare(v, s.bmin) < 0 {
+		switch c := bytes.Compare(v, s.bmin); {
+		case c < 0:
 			s.bmin = v
+			return
+		case c == 0:
 			return
 		}
 	}
