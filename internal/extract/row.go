@@ -8,9 +8,10 @@ import (
 
 // fill sets the values of w's next row for cols from the members
 // vals[from:to] of one object at nesting depth (1 for the event's own
-// fields). It reports false when a value does not fit its column or has no
-// column: the schema must widen first (the caller then drops the row).
-func fill(w *lake.PartWriter, cols []lake.Column, vals []jvalue, from, to int, depth int) bool {
+// fields). eventTime is the event's event_time, which envelope parsed. It
+// reports false when a value does not fit its column or has no column: the
+// schema must widen first (the caller then drops the row).
+func fill(w *lake.PartWriter, cols []lake.Column, vals []jvalue, from, to int, depth int, eventTime int64) bool {
 	hint := 0
 	for i := from; i < to; i++ {
 		v := &vals[i]
@@ -63,9 +64,12 @@ func fill(w *lake.PartWriter, cols []lake.Column, vals []jvalue, from, to int, d
 			if v.kind != jString {
 				return false
 			}
-			t, ok := parseTime(v.raw)
-			if !ok {
-				return false
+			t := eventTime // every event_time member parsed, the last kept
+			if depth > 1 || string(v.key) != lake.ColEventTime {
+				var ok bool
+				if t, ok = parseTime(v.raw); !ok {
+					return false
+				}
 			}
 			w.Int(col.Leaf, t)
 		case lake.KindStruct:
@@ -73,7 +77,7 @@ func fill(w *lake.PartWriter, cols []lake.Column, vals []jvalue, from, to int, d
 				return false
 			}
 			w.Null(col.Leaf, col.Leaf+col.Leaves, depth) // present, its fields null until set
-			if !fill(w, col.Fields, vals, i+1, next, depth+1) {
+			if !fill(w, col.Fields, vals, i+1, next, depth+1, eventTime) {
 				return false
 			}
 		default:

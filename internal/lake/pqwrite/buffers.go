@@ -41,8 +41,13 @@ func classOf(n int) int {
 // elements, s going back to the pool.
 func (p *slicePool[T]) grow(s []T, extra int) []T {
 	if len(s)+extra <= cap(s) {
-		return s
+		return s // inlined: a row's values mostly fit
 	}
+	return p.realloc(s, extra)
+}
+
+// realloc is grow when s has not the room.
+func (p *slicePool[T]) realloc(s []T, extra int) []T {
 	c := classOf(max(2*cap(s), len(s)+extra))
 	var ns []T
 	if c < classes {

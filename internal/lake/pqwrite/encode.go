@@ -45,7 +45,7 @@ type columnIndex struct {
 // files are finished concurrently, by the partitions and in the
 // background.
 type scratch struct {
-	levels, values, body, page []byte
+	levels, values, body []byte
 }
 
 // writeRowGroup writes cols as one row group to out (the file's magic
@@ -143,18 +143,10 @@ func (e *fileEncoder) writeChunk(out *countingWriter, c *column, leaf *leafMeta,
 	ci.ok = true // BoundaryOrder stays UNORDERED: always true
 	vi := 0      // the next value
 	for r := 0; r < len(c.defs); {
-		first, nulls := r, 0
+		first := r
 		var ps stats // the page's
-		s.values = s.values[:0]
-		for r < len(c.defs) && len(s.values) < pageBytes {
-			if c.defs[r] != c.maxDef {
-				nulls++
-			} else {
-				s.values = c.appendValue(s.values, vi, &ps)
-				vi++
-			}
-			r++
-		}
+		var nulls int
+		s.values, r, vi, nulls = c.appendPage(s.values[:0], r, vi, &ps)
 		if c.kind == parquet.Boolean {
 			s.values = packBools(s.values)
 		}
@@ -222,40 +214,87 @@ func (e *fileEncoder) writePage(out *countingWriter, s *scratch, first, rows, nu
 	if err != nil {
 		return format.PageLocation{}, 0, fmt.Errorf("encode page header: %w", err)
 	}
-	s.page = append(append(append(s.page[:0], hb...), s.levels...), body...)
-	loc := format.PageLocation{Offset: out.n, CompressedPageSize: int32(len(s.page)), FirstRowIndex: int64(first)}
-	if _, err := out.Write(s.page); err != nil {
-		return loc, 0, err
+	loc := format.PageLocation{Offset: out.n, CompressedPageSize: int32(len(hb) + len(s.levels) + len(body)), FirstRowIndex: int64(first)}
+	for _, b := range [...][]byte{hb, s.levels, body} {
+		if _, err := out.Write(b); err != nil {
+			return loc, 0, err
+		}
 	}
 	return loc, len(hb), nil
 }
 
-// appendValue appends the PLAIN encoding of value vi to b (a boolean as a
-// byte, packed later) and widens st with it.
-func (c *column) appendValue(b []byte, vi int, st *stats) []byte {
+// appendPage appends to b the PLAIN encoding of the values of rows r on
+// (value vi the first of them), until b holds pageBytes or the rows end (a
+// boolean as a byte, packed later), and widens st with them. It returns b,
+// the next row and value, and how many of the rows were null. A loop per
+// kind: this runs once for every value the extract writes.
+func (c *column) appendPage(b []byte, r, vi int, st *stats) (_ []byte, _, _, nulls int) {
+	defs, maxDef := c.defs, c.maxDef
 	switch c.kind {
 	case parquet.ByteArray:
-		v := c.value(vi)
-		st.bytes(v)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
-		return append(b, v...)
-	case parquet.Int32:
-		v := c.nums[vi]
-		st.int(int64(v))
-		return binary.LittleEndian.AppendUint32(b, uint32(v))
-	case parquet.Int64:
-		v := c.nums[vi]
-		st.int(int64(v))
-		return binary.LittleEndian.AppendUint64(b, v)
+		start := uint32(0)
+		if vi > 0 {
+			start = c.ends[vi-1]
+		}
+		for ; r < len(defs) && len(b) < pageBytes; r++ {
+			if defs[r] != maxDef {
+				nulls++
+				continue
+			}
+			end := c.ends[vi]
+			v := c.data[start:end]
+			start = end
+			vi++
+			st.bytes(v)
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+			b = append(b, v...)
+		}
 	case parquet.Double:
-		v := c.nums[vi]
-		st.float(math.Float64frombits(v))
-		return binary.LittleEndian.AppendUint64(b, v)
+		for ; r < len(defs) && len(b) < pageBytes; r++ {
+			if defs[r] != maxDef {
+				nulls++
+				continue
+			}
+			v := c.nums[vi]
+			vi++
+			st.float(math.Float64frombits(v))
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
+	case parquet.Int64:
+		for ; r < len(defs) && len(b) < pageBytes; r++ {
+			if defs[r] != maxDef {
+				nulls++
+				continue
+			}
+			v := c.nums[vi]
+			vi++
+			st.int(int64(v))
+			b = binary.LittleEndian.AppendUint64(b, v)
+		}
+	case parquet.Int32:
+		for ; r < len(defs) && len(b) < pageBytes; r++ {
+			if defs[r] != maxDef {
+				nulls++
+				continue
+			}
+			v := c.nums[vi]
+			vi++
+			st.int(int64(v))
+			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		}
 	default: // parquet.Boolean
-		v := byte(c.nums[vi])
-		st.int(int64(v))
-		return append(b, v)
+		for ; r < len(defs) && len(b) < pageBytes; r++ {
+			if defs[r] != maxDef {
+				nulls++
+				continue
+			}
+			v := byte(c.nums[vi])
+			vi++
+			st.int(int64(v))
+			b = append(b, v)
+		}
 	}
+	return b, r, vi, nulls
 }
 
 // packBools packs booleans given a byte each into bits, in place.
@@ -301,10 +340,24 @@ func (s *stats) bytes(v []byte) {
 		s.set, s.bmin, s.bmax = true, v, v
 		return
 	}
-	if bytes.Compare(v, s.bmin) < 0 {
-		s.bmin = v
-	} else if bytes.Compare(v, s.bmax) > 0 {
-		s.bmax = v
+	// The first bytes mostly settle it without a call: v cannot be below
+	// the min when its first byte is above the min's, nor above the max
+	// when its first byte is below the max's.
+	// A value equal to the min is not above the max either: one
+	// comparison for a column of one value.
+	if len(v) == 0 || len(s.bmin) == 0 || v[0] <= s.bmin[0] {
+		switch c := bytes.Compare(v, s.bmin); {
+		case c < 0:
+			s.bmin = v
+			return
+		case c == 0:
+			return
+		}
+	}
+	if len(v) > 0 && (len(s.bmax) == 0 || v[0] >= s.bmax[0]) {
+		if bytes.Compare(v, s.bmax) > 0 {
+			s.bmax = v
+		}
 	}
 }
 
@@ -462,8 +515,19 @@ func appendPacked(b, levels []byte, n, width int) []byte {
 }
 
 // writeFooter writes the page index, then the file's metadata, their
-// length and the magic bytes.
+// length and the magic bytes, in one Write to out: the page index is two
+// small structures per column chunk, each a system call written alone.
 func (e *fileEncoder) writeFooter(out *countingWriter) error {
+	var buf bytes.Buffer
+	if err := e.encodeFooter(&countingWriter{w: &buf, n: out.n}); err != nil {
+		return err
+	}
+	_, err := out.Write(buf.Bytes())
+	return err
+}
+
+// encodeFooter writes the footer to out (see writeFooter).
+func (e *fileEncoder) encodeFooter(out *countingWriter) error {
 	for g := range e.rowGroups {
 		for j := range e.rowGroups[g].Columns {
 			ci := &e.columnIndexes[g][j]

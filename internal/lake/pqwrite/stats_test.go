@@ -78,3 +78,38 @@ func TestLongNonASCIIStringStatsReadByDuckDB(t *testing.T) {
 		}
 	}
 }
+
+// stats.bytes settles most values by their first byte; its bounds are
+// those of a plain comparison of every value, empty strings and values
+// sharing a first byte with a bound included.
+func TestStatsBytesBounds(t *testing.T) {
+	tests := []struct {
+		name     string
+		values   []string
+		min, max string
+	}{
+		{"one", []string{"m"}, "m", "m"},
+		{"empty first", []string{"", "b", "a"}, "", "b"},
+		{"empty later", []string{"b", "a", ""}, "", "b"},
+		{"empty only", []string{"", ""}, "", ""},
+		{"same first byte, smaller", []string{"ab", "aa"}, "aa", "ab"},
+		{"same first byte, larger", []string{"aa", "ab"}, "aa", "ab"},
+		{"prefix of the min", []string{"abc", "ab"}, "ab", "abc"},
+		{"extends the max", []string{"ab", "abc"}, "ab", "abc"},
+		{"first byte between the bounds", []string{"a", "z", "m", "mz"}, "a", "z"},
+		{"below then above", []string{"m", "a", "z", "zz", "0"}, "0", "zz"},
+		{"high bytes", []string{"é", "e", "\xff", "ea"}, "e", "\xff"},
+		{"one value min and max", []string{"q", "q", "q"}, "q", "q"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var st stats
+			for _, v := range tt.values {
+				st.bytes([]byte(v))
+			}
+			if !st.set || string(st.bmin) != tt.min || string(st.bmax) != tt.max {
+				t.Errorf("bounds of %q: [%q, %q], want [%q, %q]", tt.values, st.bmin, st.bmax, tt.min, tt.max)
+			}
+		})
+	}
+}

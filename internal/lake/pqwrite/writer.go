@@ -128,19 +128,33 @@ func (w *Writer) Written() int64 { return w.out.n }
 // String sets the byte array column leaf of the row being built. The bytes
 // are copied.
 func (w *Writer) String(leaf int, b []byte) {
-	if len(w.cols[leaf].data)+len(b) > maxColumnBytes {
+	c := &w.cols[leaf]
+	if len(c.data)+len(b) > maxColumnBytes {
 		w.tooBig = true // EndRow refuses the row
 		return
 	}
-	c := w.take(leaf)
-	c.data = w.pool.bytes.grow(c.data, len(b))
+	w.taken(c)
+	// A slice is stored whole only when it grows: s = append(s, v) with
+	// room stores only the length, where s = grow(s, n) stored the slice,
+	// a pointer written to the heap, which costs a write barrier while
+	// the collector runs (and these are most of the extract's stores).
+	if len(c.data)+len(b) > cap(c.data) {
+		c.data = w.pool.bytes.realloc(c.data, len(b))
+	}
 	c.data = append(c.data, b...)
-	c.ends = w.pool.offsets.grow(c.ends, 1)
+	if len(c.ends) == cap(c.ends) {
+		c.ends = w.pool.offsets.realloc(c.ends, 1)
+	}
 	c.ends = append(c.ends, uint32(len(c.data)))
-	c.defs = w.pool.bytes.grow(c.defs, 1)
+	if len(c.defs) == cap(c.defs) {
+		c.moreDefs(w.pool)
+	}
 	c.defs = append(c.defs, c.maxDef)
 	w.bytes += int64(len(b)) + 5
 }
+
+// moreDefs makes room for one more definition level (see String).
+func (c *column) moreDefs(pool *buffers) { c.defs = pool.bytes.realloc(c.defs, 1) }
 
 // Int sets the integer (or timestamp, in microseconds) column leaf.
 func (w *Writer) Int(leaf int, v int64) { w.num(leaf, uint64(v)) }
@@ -162,24 +176,26 @@ func (w *Writer) Bool(leaf int, v bool) {
 }
 
 func (w *Writer) num(leaf int, v uint64) {
-	c := w.take(leaf)
-	c.nums = w.pool.nums.grow(c.nums, 1)
+	c := &w.cols[leaf]
+	w.taken(c)
+	if len(c.nums) == cap(c.nums) { // see String
+		c.nums = w.pool.nums.realloc(c.nums, 1)
+	}
 	c.nums = append(c.nums, v)
-	c.defs = w.pool.bytes.grow(c.defs, 1)
+	if len(c.defs) == cap(c.defs) {
+		c.moreDefs(w.pool)
+	}
 	c.defs = append(c.defs, c.maxDef)
 	w.bytes += 9
 }
 
-// take returns the column leaf, ready for the row's value: a value the row
-// set before (a JSON object may repeat a key; the last one wins) is
-// removed first.
-func (w *Writer) take(leaf int) *column {
-	c := &w.cols[leaf]
+// taken readies column c for the row's value: a value the row set before
+// (a JSON object may repeat a key; the last one wins) is removed first.
+func (w *Writer) taken(c *column) {
 	if c.set == w.seq {
 		w.pop(c)
 	}
 	c.set = w.seq
-	return c
 }
 
 // pop removes the last row's value of c.
@@ -241,7 +257,9 @@ func (w *Writer) EndRow() error {
 		if c.nullRow == w.seq {
 			def = c.nullDef
 		}
-		c.defs = w.pool.bytes.grow(c.defs, 1)
+		if len(c.defs) == cap(c.defs) {
+			c.moreDefs(w.pool)
+		}
 		c.defs = append(c.defs, def)
 		w.bytes++
 	}
