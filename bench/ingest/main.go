@@ -152,7 +152,7 @@ func main() {
 	flag.StringVar(&o.seed, "seed", "auto", `the seed (Flask under gunicorn -w 2, bench/ingest/seed) in the oneplayer section: "auto" (when gunicorn and its Python's flask and kafka modules are there) or "off"`)
 	flag.StringVar(&o.ab, "ab", "auto", `ab (ApacheBench) binary for the oneplayer section: "auto" (use it when on PATH), "off", or a path`)
 	o.variants = []string{"", "--produce-linger 0"}
-	flag.Func("oneplayer-serve", `the oneplayer section's serves, separated by ";": each is one more questlog serve with these arguments (after -serve-args), "default" for none (default "default;--produce-linger 0")`, func(v string) error {
+	flag.Func("oneplayer-serve", `the oneplayer section's serves, separated by ";": each is one more questlog serve with these arguments (after -serve-args), "default" for none; leading NAME=VALUE words set its environment, as in a shell ("GOGC=100 --produce-linger 0") (default "default;--produce-linger 0")`, func(v string) error {
 		o.variants = parseVariants(v)
 		return nil
 	})

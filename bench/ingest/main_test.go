@@ -172,6 +172,25 @@ func TestParseVariants(t *testing.T) {
 	}
 }
 
+func TestSplitEnv(t *testing.T) {
+	tests := []struct {
+		in        string
+		env, args []string
+	}{
+		{in: "", env: nil, args: nil},
+		{in: "--produce-linger 0", env: nil, args: []string{"--produce-linger", "0"}},
+		{in: "GOGC=100", env: []string{"GOGC=100"}, args: nil},
+		{in: "GOGC=100 GOMAXPROCS=1 --produce-linger 0", env: []string{"GOGC=100", "GOMAXPROCS=1"}, args: []string{"--produce-linger", "0"}},
+		{in: "--catalog=x.json GOGC=100", env: nil, args: []string{"--catalog=x.json", "GOGC=100"}},
+	}
+	for _, tc := range tests {
+		env, args := splitEnv(tc.in)
+		if !slices.Equal(env, tc.env) || !slices.Equal(args, tc.args) {
+			t.Errorf("splitEnv(%q) = %q, %q; want %q, %q", tc.in, env, args, tc.env, tc.args)
+		}
+	}
+}
+
 // A seed whose topic gained fewer records than it answered requests is
 // said to drop events, and to be no fair baseline.
 func TestPrintOnePlayerDrops(t *testing.T) {

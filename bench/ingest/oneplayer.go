@@ -300,8 +300,13 @@ func (b *onePlayerBench) startServe(ctx context.Context, variant int, extra stri
 		args = append(args, "--password-cost", strconv.Itoa(b.o.passwordCost))
 	}
 	args = append(args, strings.Fields(b.o.serveArgs)...)
-	args = append(args, strings.Fields(extra)...)
-	p, err := startServe(ctx, b.bin, args, httpAddr, filepath.Join(b.tmp, name+".log"))
+	env, more := splitEnv(extra)
+	args = append(args, more...)
+	cmd := exec.CommandContext(ctx, b.bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	p, err := harness.StartLogged(ctx, cmd, httpAddr, filepath.Join(b.tmp, name+".log"), 15*time.Second, harness.WaitReady)
 	if err != nil {
 		return nil, "", err
 	}
@@ -323,7 +328,17 @@ func (b *onePlayerBench) startServe(ctx context.Context, variant int, extra stri
 		headers: []string{"Cookie: " + cookie}, cookies: []string{cookie},
 		cpu:   func() time.Duration { return procstat.CPU(p.Pid()) },
 		topic: topic, brokerAddr: brokerAddr,
-	}, "questlog " + strings.Join(args, " "), nil
+	}, strings.Join(append(env, "questlog"), " ") + " " + strings.Join(args, " "), nil
+}
+
+// splitEnv splits a variant's words into the leading NAME=VALUE ones, the
+// serve's environment as a shell reads it, and the arguments after them.
+func splitEnv(variant string) (env, args []string) {
+	words := strings.Fields(variant)
+	for len(words) > 0 && !strings.HasPrefix(words[0], "-") && strings.Contains(words[0], "=") {
+		env, words = append(env, words[0]), words[1:]
+	}
+	return env, words
 }
 
 // startSeed starts `questlog broker` and, producing to it, the seed's
