@@ -1,6 +1,7 @@
 package pqwrite
 
 import (
+	"bytes"
 	"database/sql"
 	"os"
 	"path/filepath"
@@ -112,4 +113,30 @@ func TestStatsBytesBounds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzStatsBytes checks stats.bytes against a plain comparison of every
+// value, on values cut from the input at its NUL bytes (run with -fuzz;
+// plain go test runs the seeds).
+func FuzzStatsBytes(f *testing.F) {
+	for _, seed := range []string{"", "a\x00b", "b\x00\x00a", "ab\x00aa\x00abc", "\xff\x00e\x00é\x00ea", "m\x00a\x00z\x00zz\x000"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		values := bytes.Split(in, []byte{0})
+		var st stats
+		lo, hi := values[0], values[0]
+		for _, v := range values {
+			st.bytes(v)
+			if bytes.Compare(v, lo) < 0 {
+				lo = v
+			}
+			if bytes.Compare(v, hi) > 0 {
+				hi = v
+			}
+		}
+		if !bytes.Equal(st.bmin, lo) || !bytes.Equal(st.bmax, hi) {
+			t.Errorf("bounds of %q: [%q, %q], want [%q, %q]", values, st.bmin, st.bmax, lo, hi)
+		}
+	})
 }
