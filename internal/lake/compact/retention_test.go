@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -591,12 +590,14 @@ func TestLakeCheckCountsADayRetiredMidCheckOnce(t *testing.T) {
 
 // lake check, run over and over while a day is retired and removed file
 // by file, always finds the lake sound, and counts either the whole day
-// or none of it. Each removal after the first waits until a check that
-// began after the removal before it has finished, so that whole checks see
-// the day after every removal however slow the machine, and other checks
-// run across the removals (a fixed pause between removals starved them:
-// a check slower than the pause met a removal on every attempt and gave
-// up, which is Check's answer to a grace shorter than a check).
+// or none of it. Each removal waits until a check has finished since the
+// removal before it waited, so that removals never outrun the checks
+// however slow the machine: checks run all along the removal, some whole
+// between two removals and others across them, though not necessarily one
+// whole check after every removal (that doubled the test's checks and made
+// it the suite's longest). A fixed pause between removals starved them: a
+// check slower than the pause met a removal on every attempt and gave up,
+// which is Check's answer to a grace shorter than a check.
 func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
 	t.Parallel() // paced by its checks, not by the clock
 	dir, _, perDay := retentionLake(t)
@@ -605,27 +606,20 @@ func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
 		all += n
 	}
 	done := make(chan struct{})
-	var removals atomic.Int64      // files removed so far
-	checked := make(chan int64, 1) // see checkUntil
+	checked := make(chan struct{}, 1)
 	stopped := make(chan struct{}) // the checker returned
 	results := make(chan error, 1)
 	go func() {
 		defer close(stopped)
-		results <- checkUntil(done, &removals, checked, dir, all, perDay[day1])
+		results <- checkUntil(done, checked, dir, all, perDay[day1])
 	}()
 	c := newCompactor(t, dir, compact.LakeRetention(24*time.Hour), compact.Grace(0), compact.Clock(dropClock),
 		compact.WithDropHook(func(string) error {
-			n := removals.Add(1)
-			for {
-				select {
-				case began := <-checked:
-					if began >= n { // the check began after this removal
-						return nil
-					}
-				case <-stopped:
-					return nil
-				}
+			select {
+			case <-checked:
+			case <-stopped:
 			}
+			return nil
 		}))
 	_, err := c.Compact(context.Background())
 	close(done)
@@ -639,11 +633,8 @@ func TestLakeCheckIsExactWhileADayIsDropped(t *testing.T) {
 
 // checkUntil runs lake check until done is closed: each must be sound and
 // count the whole first day (rows, and its 3 quarantined records) or none
-// of it (dropped). After each check it leaves on checked how many files
-// had been removed when that check began (removals), replacing what the
-// drop hook has not taken yet: the hook waits for a check that began after
-// its removal.
-func checkUntil(done <-chan struct{}, removals *atomic.Int64, checked chan int64, dir string, all, day int64) error {
+// of it (dropped).
+func checkUntil(done <-chan struct{}, checked chan<- struct{}, dir string, all, day int64) error {
 	for checks := 0; ; checks++ {
 		select {
 		case <-done:
@@ -653,7 +644,6 @@ func checkUntil(done <-chan struct{}, removals *atomic.Int64, checked chan int64
 			return nil
 		default:
 		}
-		began := removals.Load()
 		r, err := lake.Check(context.Background(), lake.Dir(dir), extracttest.Topic)
 		if err != nil {
 			return err
@@ -670,10 +660,9 @@ func checkUntil(done <-chan struct{}, removals *atomic.Int64, checked chan int64
 		if !whole && !gone {
 			return fmt.Errorf("check %d: %d rows, %d quarantined, %d dropped: part of the day", checks, rows, r.Quarantined, r.Dropped)
 		}
-		select { // the checker alone sends: after this, the send cannot block
-		case <-checked:
+		select {
+		case checked <- struct{}{}:
 		default:
 		}
-		checked <- began
 	}
 }
