@@ -45,23 +45,7 @@ func BenchmarkPartition(b *testing.B) {
 	var cpu time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		st, err := lake.Open(b.TempDir())
-		if err != nil {
-			b.Fatal(err)
-		}
-		e, err := New(Brokers("unused"), Lake(st))
-		if err != nil {
-			b.Fatal(err)
-		}
-		schemas, err := lake.LoadSchemas(ctx, st)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if e.cp, _, err = lake.ReadCheckpoint(ctx, st, e.cfg.topic); err != nil {
-			b.Fatal(err)
-		}
-		e.sum.PerType = map[string]int64{}
-		p := e.newPartition(0, 0, -1, schemas, 1)
+		_, p := newLakePartition(b, b.TempDir())
 		b.StartTimer()
 		t0 := cpuTime(b)
 		for i := 0; i < n; i += 500 {
@@ -76,6 +60,31 @@ func BenchmarkPartition(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cpu-µs/event")
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// newLakePartition is partition 0 of an extract into a new lake in dir,
+// as Run starts it (from the lake's checkpoint and schemas), fed by the
+// test without a broker.
+func newLakePartition(tb testing.TB, dir string) (*Extractor, *partition) {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := lake.Open(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := New(Brokers("unused"), Lake(st))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	schemas, err := lake.LoadSchemas(ctx, st)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if e.cp, _, err = lake.ReadCheckpoint(ctx, st, e.cfg.topic); err != nil {
+		tb.Fatal(err)
+	}
+	e.sum.PerType = map[string]int64{}
+	return e, e.newPartition(0, 0, -1, schemas, 1)
 }
 
 // BenchmarkScan measures the JSON scanner alone on the API's events.

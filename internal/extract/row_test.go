@@ -8,7 +8,6 @@ import (
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
-	"github.com/questlog/questlog/internal/lake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -36,25 +35,9 @@ func TestEventTimeColumn(t *testing.T) {
 		{"nested is a string", `{"event_type":"nested","event_time":"2026-01-02T00:00:01Z","s":{"event_time":"not a time"}}`, "nested",
 			time.Date(2026, 1, 2, 0, 0, 1, 0, time.UTC).UnixMicro(), "not a time"},
 	}
-	dir := t.TempDir()
-	st, err := lake.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Brokers("unused"), Lake(st))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	schemas, err := lake.LoadSchemas(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.cp, _, err = lake.ReadCheckpoint(ctx, st, e.cfg.topic); err != nil {
-		t.Fatal(err)
-	}
-	e.sum.PerType = map[string]int64{}
-	p := e.newPartition(0, 0, -1, schemas, 1)
+	dir := t.TempDir()
+	e, p := newLakePartition(t, dir)
 	var recs []*kgo.Record
 	for i, tt := range tests {
 		recs = append(recs, &kgo.Record{Value: []byte(tt.json), Offset: int64(i), Timestamp: time.Now()})
