@@ -395,7 +395,7 @@ func run(ctx context.Context, o options, tmp string) error {
 			return err
 		}
 		res.ServeArgs = serveArgs
-		srv, err := startServe(ctx, bin, serveArgs, serveAddr, filepath.Join(tmp, "serve.log"))
+		srv, err := startServe(ctx, bin, nil, serveArgs, serveAddr, filepath.Join(tmp, "serve.log"))
 		if err != nil {
 			return err
 		}
@@ -939,6 +939,10 @@ func serveArguments(ctx context.Context, bin string, o options, tmp string) (arg
 	return args, httpAddr, nil
 }
 
-func startServe(ctx context.Context, bin string, args []string, addr, logPath string) (*harness.Process, error) {
-	return harness.StartLogged(ctx, exec.CommandContext(ctx, bin, args...), addr, logPath, 15*time.Second, harness.WaitReady)
+func startServe(ctx context.Context, bin string, env, args []string, addr, logPath string) (*harness.Process, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	return harness.StartLogged(ctx, cmd, addr, logPath, 15*time.Second, harness.WaitReady)
 }

@@ -302,11 +302,7 @@ func (b *onePlayerBench) startServe(ctx context.Context, variant int, extra stri
 	args = append(args, strings.Fields(b.o.serveArgs)...)
 	env, more := splitEnv(extra)
 	args = append(args, more...)
-	cmd := exec.CommandContext(ctx, b.bin, args...)
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	p, err := harness.StartLogged(ctx, cmd, httpAddr, filepath.Join(b.tmp, name+".log"), 15*time.Second, harness.WaitReady)
+	p, err := startServe(ctx, b.bin, env, args, httpAddr, filepath.Join(b.tmp, name+".log"))
 	if err != nil {
 		return nil, "", err
 	}

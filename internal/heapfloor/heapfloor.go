@@ -102,16 +102,6 @@ func (f *Floor) Stop() {
 	debug.SetGCPercent(f.before)
 }
 
-// Percent is the GOGC the floor set last (0 on a nil Floor).
-func (f *Floor) Percent() int {
-	if f == nil {
-		return 0
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.percent
-}
-
 // arm has cycle run after the next collection.
 func (f *Floor) arm() {
 	runtime.AddCleanup(new(sentinel), (*Floor).cycle, f)

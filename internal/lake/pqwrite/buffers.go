@@ -41,12 +41,14 @@ func classOf(n int) int {
 // elements, s going back to the pool.
 func (p *slicePool[T]) grow(s []T, extra int) []T {
 	if len(s)+extra <= cap(s) {
-		return s // inlined: a row's values mostly fit
+		return s
 	}
 	return p.realloc(s, extra)
 }
 
-// realloc is grow when s has not the room.
+// realloc is grow when s has not the room. The writer's per-value appends
+// call it themselves when a slice is full, so that a slice with room is
+// appended to without being stored whole (see Writer.String).
 func (p *slicePool[T]) realloc(s []T, extra int) []T {
 	c := classOf(max(2*cap(s), len(s)+extra))
 	var ns []T

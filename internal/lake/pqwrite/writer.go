@@ -147,14 +147,11 @@ func (w *Writer) String(leaf int, b []byte) {
 	}
 	c.ends = append(c.ends, uint32(len(c.data)))
 	if len(c.defs) == cap(c.defs) {
-		c.moreDefs(w.pool)
+		c.defs = w.pool.bytes.realloc(c.defs, 1)
 	}
 	c.defs = append(c.defs, c.maxDef)
 	w.bytes += int64(len(b)) + 5
 }
-
-// moreDefs makes room for one more definition level (see String).
-func (c *column) moreDefs(pool *buffers) { c.defs = pool.bytes.realloc(c.defs, 1) }
 
 // Int sets the integer (or timestamp, in microseconds) column leaf.
 func (w *Writer) Int(leaf int, v int64) { w.num(leaf, uint64(v)) }
@@ -183,7 +180,7 @@ func (w *Writer) num(leaf int, v uint64) {
 	}
 	c.nums = append(c.nums, v)
 	if len(c.defs) == cap(c.defs) {
-		c.moreDefs(w.pool)
+		c.defs = w.pool.bytes.realloc(c.defs, 1)
 	}
 	c.defs = append(c.defs, c.maxDef)
 	w.bytes += 9
@@ -258,7 +255,7 @@ func (w *Writer) EndRow() error {
 			def = c.nullDef
 		}
 		if len(c.defs) == cap(c.defs) {
-			c.moreDefs(w.pool)
+			c.defs = w.pool.bytes.realloc(c.defs, 1)
 		}
 		c.defs = append(c.defs, def)
 		w.bytes++
